@@ -1,0 +1,11 @@
+//! ScoreLab: an interactive teaching tool for score-based generative models.
+//!
+//! Layers (DESIGN §1): [`sim`] (CPU reference science) ← `app` (egui UI) ← shells
+//! (`web.rs` for wasm, `main.rs`/[`cli`] natively).
+
+pub mod app;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+pub mod sim;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

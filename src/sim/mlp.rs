@@ -1,0 +1,302 @@
+//! A plain SiLU MLP in f32 with batched forward/backward and a forward-mode Jacobian.
+//!
+//! Parameter layout (shared with the GPU engine): for each layer ℓ in order,
+//! the weights `W_ℓ` (out × in, row-major) followed by the biases `b_ℓ` (out).
+//! Hidden layers apply SiLU(u) = u·sigmoid(u); the output layer is linear.
+
+use serde::{Deserialize, Serialize};
+
+/// Layer sizes of an MLP: `n_in → width (× depth hidden layers) → n_out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlpShape {
+    /// Input features.
+    pub n_in: usize,
+    /// Hidden width.
+    pub width: usize,
+    /// Number of hidden layers (≥ 1).
+    pub depth: usize,
+    /// Outputs.
+    pub n_out: usize,
+}
+
+impl MlpShape {
+    /// (fan_in, fan_out) of every linear layer, input to output.
+    pub fn layers(&self) -> Vec<(usize, usize)> {
+        let mut v = Vec::with_capacity(self.depth + 1);
+        v.push((self.n_in, self.width));
+        for _ in 1..self.depth {
+            v.push((self.width, self.width));
+        }
+        v.push((self.width, self.n_out));
+        v
+    }
+
+    /// Total parameter count.
+    pub fn n_params(&self) -> usize {
+        self.layers().iter().map(|(i, o)| i * o + o).sum()
+    }
+
+    /// Offset of each layer's weights in the flat parameter vector.
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut off = 0;
+        self.layers()
+            .iter()
+            .map(|(i, o)| {
+                let here = off;
+                off += i * o + o;
+                here
+            })
+            .collect()
+    }
+
+    /// Multiply–adds of one forward pass of one sample.
+    pub fn flops_per_forward(&self) -> usize {
+        2 * self.layers().iter().map(|(i, o)| i * o).sum::<usize>()
+    }
+}
+
+/// SiLU.
+#[inline]
+pub fn silu(u: f32) -> f32 {
+    u / (1.0 + (-u).exp())
+}
+
+/// d SiLU / du = σ(u) (1 + u (1 − σ(u))).
+#[inline]
+pub fn silu_grad(u: f32) -> f32 {
+    let s = 1.0 / (1.0 + (-u).exp());
+    s * (1.0 + u * (1.0 - s))
+}
+
+/// Dot product with 8 independent accumulators (lets LLVM vectorise; the GPU engine sums in
+/// the same lane order when it mirrors this).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+#[inline]
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// Scratch buffers of a batched forward/backward pass (reused between steps).
+#[derive(Clone, Debug, Default)]
+pub struct MlpWorkspace {
+    batch: usize,
+    /// Per layer: layer input (activations), batch × fan_in.
+    inputs: Vec<Vec<f32>>,
+    /// Per hidden layer: pre-activations, batch × width.
+    pre: Vec<Vec<f32>>,
+    /// Output, batch × n_out.
+    out: Vec<f32>,
+    /// Backward scratch.
+    delta: Vec<f32>,
+    delta_prev: Vec<f32>,
+}
+
+/// An MLP: its shape and flat parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mlp {
+    /// Layer sizes.
+    pub shape: MlpShape,
+    /// Flat parameters (see module docs for the layout).
+    pub params: Vec<f32>,
+}
+
+impl Mlp {
+    /// Batched forward pass; `input` is batch × n_in row-major. Returns batch × n_out.
+    pub fn forward<'w>(&self, input: &[f32], batch: usize, ws: &'w mut MlpWorkspace) -> &'w [f32] {
+        let layers = self.shape.layers();
+        let offsets = self.shape.offsets();
+        ws.batch = batch;
+        ws.inputs.resize(layers.len(), Vec::new());
+        ws.pre.resize(layers.len() - 1, Vec::new());
+        ws.inputs[0].clear();
+        ws.inputs[0].extend_from_slice(&input[..batch * self.shape.n_in]);
+        for (l, (&(fan_in, fan_out), &off)) in layers.iter().zip(&offsets).enumerate() {
+            let w = &self.params[off..off + fan_in * fan_out];
+            let b = &self.params[off + fan_in * fan_out..off + fan_in * fan_out + fan_out];
+            let last = l + 1 == layers.len();
+            let (head, tail) = ws.inputs.split_at_mut(l + 1);
+            let x = &head[l];
+            let dst: &mut Vec<f32> = if last { &mut ws.out } else { &mut ws.pre[l] };
+            dst.resize(batch * fan_out, 0.0);
+            for s in 0..batch {
+                let xs = &x[s * fan_in..(s + 1) * fan_in];
+                for o in 0..fan_out {
+                    dst[s * fan_out + o] = b[o] + dot(&w[o * fan_in..(o + 1) * fan_in], xs);
+                }
+            }
+            if !last {
+                let next = &mut tail[0];
+                next.resize(batch * fan_out, 0.0);
+                for (n, &p) in next.iter_mut().zip(ws.pre[l].iter()) {
+                    *n = silu(p);
+                }
+            }
+        }
+        &ws.out
+    }
+
+    /// Backward pass after [`Self::forward`]: given dL/d(output) (batch × n_out),
+    /// accumulates dL/dθ into `grad` (same layout as `params`).
+    pub fn backward(&self, d_out: &[f32], ws: &mut MlpWorkspace, grad: &mut [f32]) {
+        let layers = self.shape.layers();
+        let offsets = self.shape.offsets();
+        let batch = ws.batch;
+        ws.delta.clear();
+        ws.delta.extend_from_slice(&d_out[..batch * self.shape.n_out]);
+        for l in (0..layers.len()).rev() {
+            let (fan_in, fan_out) = layers[l];
+            let off = offsets[l];
+            let x = &ws.inputs[l];
+            {
+                let (gw, gb) = grad[off..off + fan_in * fan_out + fan_out].split_at_mut(fan_in * fan_out);
+                for s in 0..batch {
+                    let xs = &x[s * fan_in..(s + 1) * fan_in];
+                    for o in 0..fan_out {
+                        let d = ws.delta[s * fan_out + o];
+                        gb[o] += d;
+                        axpy(d, xs, &mut gw[o * fan_in..(o + 1) * fan_in]);
+                    }
+                }
+            }
+            if l == 0 {
+                break;
+            }
+            // δ_{ℓ−1} = (W_ℓᵀ δ_ℓ) ⊙ SiLU'(pre_{ℓ−1})
+            let w = &self.params[off..off + fan_in * fan_out];
+            ws.delta_prev.clear();
+            ws.delta_prev.resize(batch * fan_in, 0.0);
+            for s in 0..batch {
+                let dp = &mut ws.delta_prev[s * fan_in..(s + 1) * fan_in];
+                for o in 0..fan_out {
+                    axpy(ws.delta[s * fan_out + o], &w[o * fan_in..(o + 1) * fan_in], dp);
+                }
+                let pre = &ws.pre[l - 1][s * fan_in..(s + 1) * fan_in];
+                for (d, &p) in dp.iter_mut().zip(pre) {
+                    *d *= silu_grad(p);
+                }
+            }
+            std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+        }
+    }
+
+    /// One sample's output and its Jacobian with respect to the input along `k` tangent
+    /// directions (`tangents` is k × n_in). Returns (output, k × n_out Jacobian-vector products).
+    pub fn forward_jvp(&self, input: &[f32], tangents: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
+        let layers = self.shape.layers();
+        let offsets = self.shape.offsets();
+        let mut h = input.to_vec();
+        let mut dh = tangents.to_vec();
+        for (l, (&(fan_in, fan_out), &off)) in layers.iter().zip(&offsets).enumerate() {
+            let w = &self.params[off..off + fan_in * fan_out];
+            let b = &self.params[off + fan_in * fan_out..off + fan_in * fan_out + fan_out];
+            let mut u = vec![0.0f32; fan_out];
+            let mut du = vec![0.0f32; k * fan_out];
+            for o in 0..fan_out {
+                let row = &w[o * fan_in..(o + 1) * fan_in];
+                u[o] = b[o] + dot(row, &h);
+                for j in 0..k {
+                    du[j * fan_out + o] = dot(row, &dh[j * fan_in..(j + 1) * fan_in]);
+                }
+            }
+            if l + 1 < layers.len() {
+                for o in 0..fan_out {
+                    let gr = silu_grad(u[o]);
+                    for j in 0..k {
+                        du[j * fan_out + o] *= gr;
+                    }
+                    u[o] = silu(u[o]);
+                }
+            }
+            h = u;
+            dh = du;
+        }
+        (h, dh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::rng::StreamRng;
+
+    fn random_mlp(shape: MlpShape, seed: u32) -> Mlp {
+        let mut r = StreamRng::new(seed, 0);
+        let params = (0..shape.n_params()).map(|_| (r.normal2().x * 0.5) as f32).collect();
+        Mlp { shape, params }
+    }
+
+    /// Loss L = Σ c ⊙ out for fixed random c: dL/dθ by backprop vs central differences in f64-ish.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let shape = MlpShape { n_in: 5, width: 7, depth: 3, n_out: 2 };
+        let mlp = random_mlp(shape, 1);
+        let batch = 3;
+        let mut r = StreamRng::new(9, 0);
+        let input: Vec<f32> = (0..batch * shape.n_in).map(|_| r.normal2().x as f32).collect();
+        let c: Vec<f32> = (0..batch * 2).map(|_| r.normal2().x as f32).collect();
+        let loss = |m: &Mlp| -> f64 {
+            let mut ws = MlpWorkspace::default();
+            let out = m.forward(&input, batch, &mut ws);
+            out.iter().zip(&c).map(|(o, c)| f64::from(*o) * f64::from(*c)).sum()
+        };
+        let mut ws = MlpWorkspace::default();
+        mlp.forward(&input, batch, &mut ws);
+        let mut grad = vec![0.0f32; shape.n_params()];
+        mlp.backward(&c, &mut ws, &mut grad);
+        let mut worst: f64 = 0.0;
+        for i in 0..shape.n_params() {
+            let h = 1e-2f32;
+            let mut p = mlp.clone();
+            p.params[i] += h;
+            let lp = loss(&p);
+            p.params[i] -= 2.0 * h;
+            let lm = loss(&p);
+            let fd = (lp - lm) / (2.0 * f64::from(h));
+            let err = (fd - f64::from(grad[i])).abs() / (1e-2 + fd.abs());
+            worst = worst.max(err);
+        }
+        assert!(worst < 2e-2, "worst relative gradient error {worst}");
+    }
+
+    #[test]
+    fn jvp_matches_finite_differences() {
+        let shape = MlpShape { n_in: 4, width: 9, depth: 2, n_out: 2 };
+        let mlp = random_mlp(shape, 2);
+        let input = [0.3f32, -0.7, 1.1, 0.2];
+        let tangents = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0, 0.25];
+        let (out, jvp) = mlp.forward_jvp(&input, &tangents, 2);
+        for j in 0..2 {
+            let h = 1e-3f32;
+            let plus: Vec<f32> = input.iter().zip(&tangents[j * 4..]).map(|(x, d)| x + h * d).collect();
+            let minus: Vec<f32> = input.iter().zip(&tangents[j * 4..]).map(|(x, d)| x - h * d).collect();
+            let (op, _) = mlp.forward_jvp(&plus, &tangents, 2);
+            let (om, _) = mlp.forward_jvp(&minus, &tangents, 2);
+            for o in 0..2 {
+                let fd = (op[o] - om[o]) / (2.0 * h);
+                assert!((fd - jvp[j * 2 + o]).abs() < 2e-2 * (1.0 + fd.abs()), "{fd} vs {}", jvp[j * 2 + o]);
+            }
+        }
+        let mut ws = MlpWorkspace::default();
+        let batched = mlp.forward(&input, 1, &mut ws);
+        assert!((batched[0] - out[0]).abs() < 1e-5 && (batched[1] - out[1]).abs() < 1e-5);
+    }
+}

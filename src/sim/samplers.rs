@@ -1,0 +1,685 @@
+//! Samplers over a [`ScoreModel`], step by step (so the app can animate them), each
+//! counting network evaluations (NFE = batched score calls; every particle is evaluated
+//! once per call). Single-particle updates are free functions named after their GPU twins
+//! (`langevin_step`, `reverse_sde_step`, `ancestral_step`, `pf_ode_step`), and return
+//! `(x, x_mean)`; the last step of every sampler outputs the noise-free `x_mean`.
+//!
+//! - Langevin: x ← x + (α/2) s(x, t_end) + √α z at one small noise level (Song & Ermon 2019, §3).
+//! - Annealed Langevin (NCSN Alg. 1): levels t_1 = 1 > … > t_L = t_min, T steps each with
+//!   α_i = ε · s(t_i)² / s(t_L)².
+//! - Reverse SDE, Euler–Maruyama (score_sde Eq. 6): x ← x + [f − g² s] Δt + g √|Δt| z, Δt < 0.
+//! - Ancestral / reverse diffusion (score_sde App. E/F): VE: x + (σ_i² − σ_{i+1}²) s + √(σ_{i+1}²(σ_i² − σ_{i+1}²)/σ_i²) z;
+//!   VP: (x + β_i s)/√(1 − β_i) + √β_i z with β_i = 1 − (α_i/α_{i+1})²; sub-VP: x − f Δt + g² |Δt| s + g √|Δt| z.
+//! - Predictor–corrector (score_sde Alg. 2–4): Langevin corrector with step 2 a (snr ‖z‖/‖s‖)²,
+//!   then the ancestral predictor.
+//! - Probability-flow ODE (score_sde Eq. 13): dx/dt = f − ½ g² s; Euler, Heun, RK4, adaptive RK45.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::rng::{stream, CounterRng};
+use crate::sim::score::ScoreModel;
+use crate::sim::sde::{Sde, SdeKind, SAMPLE_T_EPS};
+use crate::sim::Vec2;
+
+/// Which sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerKind {
+    /// Plain Langevin at a single small noise level (the failure case).
+    Langevin,
+    /// Annealed Langevin dynamics (NCSN Alg. 1).
+    AnnealedLangevin,
+    /// Reverse-time SDE, Euler–Maruyama.
+    ReverseSde,
+    /// Ancestral sampling / reverse diffusion.
+    Ancestral,
+    /// Predictor–corrector (ancestral predictor + Langevin corrector).
+    Pc,
+    /// Probability-flow ODE, Euler.
+    OdeEuler,
+    /// Probability-flow ODE, Heun.
+    OdeHeun,
+    /// Probability-flow ODE, RK4.
+    OdeRk4,
+    /// Probability-flow ODE, adaptive Dormand–Prince RK45.
+    OdeRk45,
+}
+
+impl SamplerKind {
+    /// Every sampler.
+    pub const ALL: [SamplerKind; 9] = [
+        Self::Langevin,
+        Self::AnnealedLangevin,
+        Self::ReverseSde,
+        Self::Ancestral,
+        Self::Pc,
+        Self::OdeEuler,
+        Self::OdeHeun,
+        Self::OdeRk4,
+        Self::OdeRk45,
+    ];
+
+    /// CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Langevin => "langevin",
+            Self::AnnealedLangevin => "annealed-langevin",
+            Self::ReverseSde => "reverse-sde",
+            Self::Ancestral => "ancestral",
+            Self::Pc => "pc",
+            Self::OdeEuler => "ode-euler",
+            Self::OdeHeun => "ode-heun",
+            Self::OdeRk4 => "ode-rk4",
+            Self::OdeRk45 => "ode-rk45",
+        }
+    }
+
+    /// Parse a CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Deterministic (probability-flow ODE) samplers.
+    pub fn is_ode(self) -> bool {
+        matches!(self, Self::OdeEuler | Self::OdeHeun | Self::OdeRk4 | Self::OdeRk45)
+    }
+}
+
+/// Where particles start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Init {
+    /// The SDE prior N(0, prior_std² I).
+    Prior,
+    /// Uniform over a box (NCSN Fig. 3 starts Langevin from uniform noise).
+    Uniform {
+        /// Lower corner.
+        lo: [f64; 2],
+        /// Upper corner.
+        hi: [f64; 2],
+    },
+}
+
+/// Sampler settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerConfig {
+    /// Which sampler.
+    pub kind: SamplerKind,
+    /// Langevin: total steps; annealed: steps per level T; SDE/ODE: time steps N.
+    pub n_steps: usize,
+    /// Annealed Langevin: number of noise levels L.
+    pub n_levels: usize,
+    /// Langevin: step α; annealed: ε in α_i = ε s_i²/s_L².
+    pub step_size: f64,
+    /// Predictor–corrector signal-to-noise ratio.
+    pub snr: f64,
+    /// Final time of SDE/ODE samplers and the noise level of plain Langevin.
+    pub t_end: f64,
+    /// RK45 relative tolerance.
+    pub rtol: f64,
+    /// RK45 absolute tolerance.
+    pub atol: f64,
+    /// Seed.
+    pub seed: u32,
+    /// Starting distribution.
+    pub init: Init,
+}
+
+/// Why a sampler configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SamplerError {
+    /// Out-of-range setting.
+    #[error("invalid sampler setting: {0}")]
+    Bad(String),
+}
+
+/// Most steps any sampler may be asked for (keeps a typo from running for hours).
+pub const MAX_STEPS: usize = 1_000_000;
+
+impl SamplerConfig {
+    /// Good defaults for `kind` on `mixture` (uniform start over the data box for the
+    /// Langevin family, as in NCSN Fig. 3; the prior otherwise).
+    pub fn defaults(kind: SamplerKind, mixture: &GaussianMixture) -> Self {
+        let (lo, hi) = mixture.bounding_box();
+        let init = match kind {
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => Init::Uniform { lo: [lo.x, lo.y], hi: [hi.x, hi.y] },
+            _ => Init::Prior,
+        };
+        let (n_steps, step_size) = match kind {
+            SamplerKind::Langevin => (1000, 0.05),
+            SamplerKind::AnnealedLangevin => (100, 2e-5),
+            SamplerKind::Pc => (500, 0.0),
+            SamplerKind::OdeRk45 => (0, 0.0),
+            SamplerKind::OdeEuler => (1000, 0.0),
+            SamplerKind::OdeHeun | SamplerKind::OdeRk4 => (200, 0.0),
+            SamplerKind::ReverseSde | SamplerKind::Ancestral => (1000, 0.0),
+        };
+        Self {
+            kind,
+            n_steps,
+            n_levels: 30,
+            step_size,
+            snr: 0.16,
+            t_end: SAMPLE_T_EPS,
+            rtol: 1e-5,
+            atol: 1e-5,
+            seed: 0,
+            init,
+        }
+    }
+
+    /// Check ranges.
+    pub fn validate(&self) -> Result<(), SamplerError> {
+        let bad = |m: &str| Err(SamplerError::Bad(m.to_string()));
+        if self.kind != SamplerKind::OdeRk45 && (self.n_steps == 0 || self.n_steps > MAX_STEPS) {
+            return bad(&format!("steps must be in 1..={MAX_STEPS}"));
+        }
+        if self.kind == SamplerKind::AnnealedLangevin
+            && (self.n_levels < 2 || self.n_levels > 10_000 || self.n_steps.saturating_mul(self.n_levels) > MAX_STEPS)
+        {
+            return bad("annealed Langevin needs 2..=10000 levels and levels × steps <= 1e6");
+        }
+        if matches!(self.kind, SamplerKind::Langevin | SamplerKind::AnnealedLangevin)
+            && !(self.step_size.is_finite() && self.step_size > 0.0 && self.step_size < 1e3)
+        {
+            return bad("step size must be a finite number in (0, 1000)");
+        }
+        if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
+            return bad("snr must be in [0, 10]");
+        }
+        if !(self.t_end.is_finite() && self.t_end > 0.0 && self.t_end < 1.0) {
+            return bad("t_end must be in (0, 1)");
+        }
+        if !(self.rtol > 0.0 && self.atol > 0.0 && self.rtol.is_finite() && self.atol.is_finite()) {
+            return bad("rtol and atol must be positive");
+        }
+        if let Init::Uniform { lo, hi } = self.init {
+            if !(lo.iter().chain(&hi).all(|v| v.is_finite()) && lo[0] < hi[0] && lo[1] < hi[1]) {
+                return bad("the uniform start box must have finite corners with lo < hi");
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- single-particle steps
+
+/// Langevin step: x_mean = x + (α/2) s, x = x_mean + √α z (NCSN Alg. 1 inner loop).
+#[inline]
+pub fn langevin_step(x: Vec2, score: Vec2, alpha: f64, z: Vec2) -> (Vec2, Vec2) {
+    let mean = x + 0.5 * alpha * score;
+    (mean + alpha.sqrt() * z, mean)
+}
+
+/// Reverse-SDE Euler–Maruyama step from t with dt < 0.
+#[inline]
+pub fn reverse_sde_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, dt: f64, z: Vec2) -> (Vec2, Vec2) {
+    let g = sde.diffusion(t);
+    let drift = sde.drift(x, t) - g * g * score;
+    let mean = x + drift * dt;
+    (mean + g * (-dt).sqrt() * z, mean)
+}
+
+/// Ancestral / reverse-diffusion step from t to t_next < t.
+#[inline]
+pub fn ancestral_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, t_next: f64, z: Vec2) -> (Vec2, Vec2) {
+    match sde.kind {
+        SdeKind::Ve => {
+            let s2 = sde.ve_sigma(t).powi(2);
+            let n2 = sde.ve_sigma(t_next).powi(2);
+            let mean = x + (s2 - n2) * score;
+            (mean + (n2 * (s2 - n2) / s2).max(0.0).sqrt() * z, mean)
+        }
+        SdeKind::Vp => {
+            let (a, _) = sde.marginal(t);
+            let (an, _) = sde.marginal(t_next);
+            let beta = (1.0 - (a / an).powi(2)).clamp(0.0, 0.999);
+            let mean = (x + beta * score) / (1.0 - beta).sqrt();
+            (mean + beta.sqrt() * z, mean)
+        }
+        SdeKind::Subvp => {
+            let dt = t - t_next;
+            let g = sde.diffusion(t);
+            let mean = x - sde.drift(x, t) * dt + g * g * dt * score;
+            (mean + g * dt.sqrt() * z, mean)
+        }
+    }
+}
+
+/// The probability-flow ODE velocity f − ½ g² s (score_sde Eq. 13).
+#[inline]
+pub fn pf_ode_velocity(sde: &Sde, x: Vec2, score: Vec2, t: f64) -> Vec2 {
+    let g = sde.diffusion(t);
+    sde.drift(x, t) - 0.5 * g * g * score
+}
+
+/// Explicit-Euler probability-flow step (the GPU's `pf_ode_step` for Euler).
+#[inline]
+pub fn pf_ode_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, dt: f64) -> Vec2 {
+    x + pf_ode_velocity(sde, x, score, t) * dt
+}
+
+/// Langevin-corrector step size 2 a (snr ‖z‖/‖s‖)² from batch-mean norms (score_sde Alg. 4).
+pub fn corrector_step_size(snr: f64, a: f64, mean_noise_norm: f64, mean_score_norm: f64) -> f64 {
+    let ratio = snr * mean_noise_norm / mean_score_norm.max(1e-12);
+    2.0 * a * ratio * ratio
+}
+
+// ---------------------------------------------------------------- RK45
+
+/// Dormand–Prince 5(4) with error control (the scheme behind scipy's `RK45`).
+#[derive(Clone, Debug)]
+pub struct Rk45 {
+    /// Current time.
+    pub t: f64,
+    /// Target time.
+    pub t_end: f64,
+    /// Current state.
+    pub y: Vec<f64>,
+    h: f64,
+    rtol: f64,
+    atol: f64,
+    k: [Vec<f64>; 7],
+    fsal: bool,
+    /// Right-hand-side evaluations so far.
+    pub nfev: u64,
+    /// Accepted steps.
+    pub accepted: u64,
+    /// Set when the right-hand side produced NaN/inf or the step size collapsed; the
+    /// integration stops where it was.
+    pub failed: bool,
+}
+
+const DP_C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+const DP_A: [[f64; 6]; 7] = [
+    [0.0; 6],
+    [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+    [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+    [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
+    [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
+    [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+];
+/// 5th-order weights minus 4th-order weights (the error estimate).
+const DP_E: [f64; 7] = [
+    71.0 / 57600.0,
+    0.0,
+    -71.0 / 16695.0,
+    71.0 / 1920.0,
+    -17253.0 / 339200.0,
+    22.0 / 525.0,
+    -1.0 / 40.0,
+];
+
+impl Rk45 {
+    /// Integrate from (t0, y0) towards t_end (either direction).
+    pub fn new(t0: f64, y0: Vec<f64>, t_end: f64, rtol: f64, atol: f64) -> Self {
+        let n = y0.len();
+        let h = 0.01 * (t_end - t0);
+        Self {
+            t: t0,
+            t_end,
+            y: y0,
+            h,
+            rtol,
+            atol,
+            k: std::array::from_fn(|_| vec![0.0; n]),
+            fsal: false,
+            nfev: 0,
+            accepted: 0,
+            failed: false,
+        }
+    }
+
+    /// Reached the end.
+    pub fn done(&self) -> bool {
+        self.failed || (self.t_end - self.t).abs() <= 1e-12 * (1.0 + self.t_end.abs())
+    }
+
+    /// Attempt steps until one is accepted (or the end is reached).
+    pub fn step(&mut self, f: &mut dyn FnMut(f64, &[f64], &mut [f64])) {
+        if self.done() {
+            return;
+        }
+        let n = self.y.len();
+        if !self.fsal {
+            f(self.t, &self.y, &mut self.k[0]);
+            self.nfev += 1;
+            self.fsal = true;
+        }
+        let dir = (self.t_end - self.t).signum();
+        let mut ytmp = vec![0.0; n];
+        loop {
+            let mut h = self.h;
+            if (self.t + h - self.t_end) * dir > 0.0 {
+                h = self.t_end - self.t;
+            }
+            for s in 1..7 {
+                for i in 0..n {
+                    let mut acc = self.y[i];
+                    for (j, a) in DP_A[s][..s].iter().enumerate() {
+                        acc += h * a * self.k[j][i];
+                    }
+                    ytmp[i] = acc;
+                }
+                let (_, tail) = self.k.split_at_mut(s);
+                f(self.t + DP_C[s] * h, &ytmp, &mut tail[0]);
+                self.nfev += 1;
+            }
+            // ytmp now holds the 5th-order solution (row 6 of A are its weights).
+            let mut err2 = 0.0;
+            for i in 0..n {
+                let e: f64 = (0..7).map(|s| DP_E[s] * self.k[s][i]).sum::<f64>() * h;
+                let sc = self.atol + self.rtol * self.y[i].abs().max(ytmp[i].abs());
+                err2 += (e / sc).powi(2);
+            }
+            let err = (err2 / n as f64).sqrt();
+            if !err.is_finite() || h.abs() < 1e-14 || self.nfev > 10_000_000 {
+                self.failed = true;
+                return;
+            }
+            if err <= 1.0 {
+                self.t += h;
+                self.y.copy_from_slice(&ytmp);
+                self.k.swap(0, 6);
+                self.accepted += 1;
+                let fac = if err == 0.0 { 10.0 } else { (0.9 * err.powf(-0.2)).clamp(0.2, 10.0) };
+                self.h = h * fac;
+                if (self.t_end - self.t).abs() < 1e-12 {
+                    self.t = self.t_end;
+                }
+                return;
+            }
+            self.h = h * (0.9 * err.powf(-0.2)).clamp(0.2, 1.0);
+        }
+    }
+
+    /// Integrate to the end.
+    pub fn run(&mut self, f: &mut dyn FnMut(f64, &[f64], &mut [f64])) {
+        while !self.done() {
+            self.step(f);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the sampler
+
+/// A running sampler: particles plus the schedule position.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    /// Settings.
+    pub config: SamplerConfig,
+    /// The SDE whose time axis the schedule uses.
+    pub sde: Sde,
+    /// Current (noisy) particles.
+    pub x: Vec<Vec2>,
+    /// Noise-free means from the last step.
+    pub x_mean: Vec<Vec2>,
+    step: usize,
+    nfe: u64,
+    rng: CounterRng,
+    scores: Vec<Vec2>,
+    tmp: Vec<Vec2>,
+    k_acc: Vec<Vec2>,
+    rk45: Option<Rk45>,
+}
+
+impl Sampler {
+    /// Particles drawn from the configured start, ready to step.
+    pub fn new(config: SamplerConfig, sde: Sde, n_particles: usize) -> Result<Self, SamplerError> {
+        config.validate()?;
+        if n_particles == 0 || n_particles > 10_000_000 {
+            return Err(SamplerError::Bad("particle count must be in 1..=10^7".into()));
+        }
+        let rng = CounterRng::new(config.seed);
+        let x: Vec<Vec2> = (0..n_particles as u32)
+            .map(|i| match config.init {
+                Init::Prior => sde.prior_sample(rng.normal2(0, i, stream::INIT)),
+                Init::Uniform { lo, hi } => {
+                    let u = rng.uniform4(0, i, stream::INIT);
+                    Vec2::new(lo[0] + (hi[0] - lo[0]) * u[0], lo[1] + (hi[1] - lo[1]) * u[1])
+                }
+            })
+            .collect();
+        let rk45 = (config.kind == SamplerKind::OdeRk45).then(|| {
+            Rk45::new(1.0, x.iter().flat_map(|p| [p.x, p.y]).collect(), config.t_end, config.rtol, config.atol)
+        });
+        Ok(Self {
+            sde,
+            x_mean: x.clone(),
+            x,
+            step: 0,
+            nfe: 0,
+            rng,
+            scores: vec![Vec2::zeros(); n_particles],
+            tmp: vec![Vec2::zeros(); n_particles],
+            k_acc: vec![Vec2::zeros(); n_particles],
+            rk45,
+            config,
+        })
+    }
+
+    /// Network evaluations so far (batched calls over all particles).
+    pub fn nfe(&self) -> u64 {
+        self.nfe
+    }
+
+    /// Total number of steps (RK45: unknown in advance, reported as 0).
+    pub fn total_steps(&self) -> usize {
+        match self.config.kind {
+            SamplerKind::AnnealedLangevin => self.config.n_steps * self.config.n_levels,
+            SamplerKind::OdeRk45 => 0,
+            _ => self.config.n_steps,
+        }
+    }
+
+    /// Steps taken.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// Whether the schedule is complete.
+    pub fn done(&self) -> bool {
+        match &self.rk45 {
+            Some(r) => r.done(),
+            None => self.step >= self.total_steps(),
+        }
+    }
+
+    /// The time grid point i of the N-step SDE/ODE schedule: linspace(1, t_end, N + 1).
+    fn grid(&self, i: usize) -> f64 {
+        1.0 + (self.config.t_end - 1.0) * i as f64 / self.config.n_steps as f64
+    }
+
+    /// Annealed-Langevin level times: linspace(1, t_min, L) where t_min = 0 for VE (σ_L = σ_min)
+    /// and t_end otherwise.
+    pub fn level_time(&self, level: usize) -> f64 {
+        let t_min = if self.sde.kind == SdeKind::Ve { 0.0 } else { self.config.t_end };
+        1.0 + (t_min - 1.0) * level as f64 / (self.config.n_levels - 1) as f64
+    }
+
+    /// The current time (or noise level) of the schedule, for display.
+    pub fn current_t(&self) -> f64 {
+        match self.config.kind {
+            SamplerKind::Langevin => self.config.t_end,
+            SamplerKind::AnnealedLangevin => {
+                self.level_time((self.step / self.config.n_steps).min(self.config.n_levels - 1))
+            }
+            SamplerKind::OdeRk45 => self.rk45.as_ref().map_or(1.0, |r| r.t),
+            _ => self.grid(self.step.min(self.config.n_steps)),
+        }
+    }
+
+    /// The samples: the noise-free means once done (the current particles before that).
+    pub fn samples(&self) -> &[Vec2] {
+        if self.done() {
+            &self.x_mean
+        } else {
+            &self.x
+        }
+    }
+
+    fn eval(&mut self, score: &dyn ScoreModel, t: f64) {
+        score.score_batch(&self.x, t, &mut self.scores);
+        self.nfe += 1;
+    }
+
+    /// Advance one step (RK45: one accepted adaptive step). No-op when done.
+    pub fn step(&mut self, score: &dyn ScoreModel) {
+        if self.done() {
+            return;
+        }
+        let i = self.step as u32;
+        let rng = self.rng;
+        let sde = self.sde;
+        match self.config.kind {
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
+                let (t, alpha) = if self.config.kind == SamplerKind::Langevin {
+                    (self.config.t_end, self.config.step_size)
+                } else {
+                    let level = self.step / self.config.n_steps;
+                    let t = self.level_time(level);
+                    let s_l = sde.marginal(self.level_time(self.config.n_levels - 1)).1;
+                    let s_i = sde.marginal(t).1;
+                    (t, self.config.step_size * (s_i / s_l).powi(2))
+                };
+                self.eval(score, t);
+                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
+                    let (nx, nm) = langevin_step(*x, *s, alpha, rng.normal2(i, p as u32, stream::STEP));
+                    *x = nx;
+                    *m = nm;
+                }
+            }
+            SamplerKind::ReverseSde => {
+                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
+                self.eval(score, t);
+                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
+                    let (nx, nm) = reverse_sde_step(&sde, *x, *s, t, tn - t, rng.normal2(i, p as u32, stream::STEP));
+                    *x = nx;
+                    *m = nm;
+                }
+            }
+            SamplerKind::Ancestral | SamplerKind::Pc => {
+                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
+                if self.config.kind == SamplerKind::Pc {
+                    self.corrector(score, t, tn);
+                }
+                self.eval(score, t);
+                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
+                    let (nx, nm) = ancestral_step(&sde, *x, *s, t, tn, rng.normal2(i, p as u32, stream::STEP));
+                    *x = nx;
+                    *m = nm;
+                }
+            }
+            SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
+                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
+                self.ode_fixed_step(score, t, tn);
+            }
+            SamplerKind::OdeRk45 => {
+                let mut rk = self.rk45.take().expect("rk45 state exists for OdeRk45");
+                let n = self.x.len();
+                let mut xs = vec![Vec2::zeros(); n];
+                let mut ss = vec![Vec2::zeros(); n];
+                let before = rk.nfev;
+                rk.step(&mut |t, y, dy| {
+                    for (p, v) in xs.iter_mut().enumerate() {
+                        *v = Vec2::new(y[2 * p], y[2 * p + 1]);
+                    }
+                    score.score_batch(&xs, t, &mut ss);
+                    for p in 0..n {
+                        let v = pf_ode_velocity(&sde, xs[p], ss[p], t);
+                        dy[2 * p] = v.x;
+                        dy[2 * p + 1] = v.y;
+                    }
+                });
+                self.nfe += rk.nfev - before;
+                for (p, x) in self.x.iter_mut().enumerate() {
+                    *x = Vec2::new(rk.y[2 * p], rk.y[2 * p + 1]);
+                }
+                self.x_mean.clone_from(&self.x);
+                self.rk45 = Some(rk);
+            }
+        }
+        self.step += 1;
+    }
+
+    /// Langevin corrector at time t (score_sde `LangevinCorrector`, one step).
+    fn corrector(&mut self, score: &dyn ScoreModel, t: f64, tn: f64) {
+        let i = self.step as u32;
+        self.eval(score, t);
+        let a = match self.sde.kind {
+            SdeKind::Ve => 1.0,
+            _ => (self.sde.marginal(t).0 / self.sde.marginal(tn).0).powi(2),
+        };
+        let n = self.x.len() as f64;
+        for (p, z) in self.tmp.iter_mut().enumerate() {
+            *z = self.rng.normal2(i, p as u32, stream::CORRECTOR);
+        }
+        let noise_norm = self.tmp.iter().map(|z| z.norm()).sum::<f64>() / n;
+        let score_norm = self.scores.iter().map(|s| s.norm()).sum::<f64>() / n;
+        let eps = corrector_step_size(self.config.snr, a, noise_norm, score_norm);
+        for ((x, s), z) in self.x.iter_mut().zip(&self.scores).zip(&self.tmp) {
+            // x + ε s + √(2ε) z is langevin_step with α = 2ε.
+            *x = langevin_step(*x, *s, 2.0 * eps, *z).0;
+        }
+    }
+
+    fn ode_fixed_step(&mut self, score: &dyn ScoreModel, t: f64, tn: f64) {
+        let sde = self.sde;
+        let dt = tn - t;
+        let kind = self.config.kind;
+        self.eval(score, t);
+        if kind == SamplerKind::OdeEuler {
+            for (x, s) in self.x.iter_mut().zip(&self.scores) {
+                *x = pf_ode_step(&sde, *x, *s, t, dt);
+            }
+        } else {
+            // k1 into k_acc (weighted sum), stage points into tmp.
+            let (stages, weights): (&[(f64, f64)], &[f64]) = if kind == SamplerKind::OdeHeun {
+                (&[(1.0, 1.0)], &[0.5, 0.5])
+            } else {
+                (&[(0.5, 0.5), (0.5, 0.5), (1.0, 1.0)], &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0])
+            };
+            let x0 = self.x.clone();
+            let mut k_prev: Vec<Vec2> = x0.iter().zip(&self.scores).map(|(x, s)| pf_ode_velocity(&sde, *x, *s, t)).collect();
+            for (acc, k) in self.k_acc.iter_mut().zip(&k_prev) {
+                *acc = weights[0] * k;
+            }
+            for (si, &(c_t, a)) in stages.iter().enumerate() {
+                let ts = t + c_t * dt;
+                for ((tmp, x), k) in self.tmp.iter_mut().zip(&x0).zip(&k_prev) {
+                    *tmp = x + a * dt * k;
+                }
+                score.score_batch(&self.tmp, ts, &mut self.scores);
+                self.nfe += 1;
+                for (p, k) in k_prev.iter_mut().enumerate() {
+                    *k = pf_ode_velocity(&sde, self.tmp[p], self.scores[p], ts);
+                    self.k_acc[p] += weights[si + 1] * *k;
+                }
+            }
+            for ((x, x0), k) in self.x.iter_mut().zip(&x0).zip(&self.k_acc) {
+                *x = x0 + dt * k;
+            }
+        }
+        self.x_mean.clone_from(&self.x);
+    }
+
+    /// Run to the end.
+    pub fn run(&mut self, score: &dyn ScoreModel) {
+        while !self.done() {
+            self.step(score);
+        }
+    }
+}
+
+/// Run a sampler from scratch and return (samples, NFE).
+pub fn sample(
+    config: SamplerConfig,
+    sde: Sde,
+    n_particles: usize,
+    score: &dyn ScoreModel,
+) -> Result<(Vec<Vec2>, u64), SamplerError> {
+    let mut s = Sampler::new(config, sde, n_particles)?;
+    s.run(score);
+    Ok((s.samples().to_vec(), s.nfe()))
+}
