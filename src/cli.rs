@@ -1,1 +1,567 @@
-//! CLI
+//! The headless CLI: `scorelab train | sample | likelihood | eval`. With no subcommand the
+//! native binary opens the desktop window instead (see `main.rs`).
+//!
+//! Every failure is one line on stderr (`error: …`) and exit code 2; results are files
+//! plus a one-line JSON summary on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::sim::adam::AdamConfig;
+use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
+use crate::sim::metrics;
+use crate::sim::mixture::{presets, GaussianMixture, MixtureSpec};
+use crate::sim::model::{NetConfig, ScoreNet};
+use crate::sim::samplers::{self, SamplerConfig, SamplerKind};
+use crate::sim::score::{ExactScore, ScoreModel};
+use crate::sim::sde::{Sde, SdeKind};
+use crate::sim::train::{TrainConfig, Trainer};
+use crate::sim::Vec2;
+
+/// ScoreLab: score-based generative models on 2D Gaussian mixtures.
+#[derive(Parser, Debug)]
+#[command(name = "scorelab", version, about, long_about = None)]
+pub struct Cli {
+    /// Run a headless command; without one, the desktop window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a score network by denoising score matching; writes MODEL.json.
+    Train(TrainArgs),
+    /// Draw samples with a sampler; writes a CSV with header x,y.
+    Sample(SampleArgs),
+    /// PF-ODE log-likelihood of points; writes x,y,logp_model,logp_true.
+    Likelihood(LikelihoodArgs),
+    /// Print metrics (Fisher divergence per noise level; with --samples, sample metrics) as JSON.
+    Eval(EvalArgs),
+}
+
+/// Where the data distribution comes from.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Mixture JSON file: {"components":[{"weight":0.2,"mean":[-5,-5],"cov":[[1,0],[0,1]]}, …]}.
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub mixture: Option<PathBuf>,
+    /// A named preset: ncsn, ring8, grid25, spiral, two-moons-ish, anisotropic3 [default: ncsn].
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+}
+
+/// SDE family flag.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SdeArg {
+    /// Variance exploding.
+    Ve,
+    /// Variance preserving.
+    Vp,
+    /// sub-VP.
+    Subvp,
+}
+
+impl From<SdeArg> for SdeKind {
+    fn from(s: SdeArg) -> Self {
+        match s {
+            SdeArg::Ve => SdeKind::Ve,
+            SdeArg::Vp => SdeKind::Vp,
+            SdeArg::Subvp => SdeKind::Subvp,
+        }
+    }
+}
+
+/// Compute backend. (The GPU engine arrives with the WGSL pipelines.)
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU reference engine (`sim`).
+    Cpu,
+}
+
+/// `train` flags.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Training steps.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    steps: u32,
+    /// Samples per step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    batch: u32,
+    /// Forward SDE.
+    #[arg(long, value_enum, default_value_t = SdeArg::Ve)]
+    sde: SdeArg,
+    /// Hidden width.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    width: u32,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
+    depth: u32,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
+    lr: f32,
+    /// Seed (weights and batches).
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Output model file.
+    #[arg(long, value_name = "MODEL.json", default_value = "model.json")]
+    out: PathBuf,
+    /// Optional CSV log with columns step,loss (and fisher every 500 steps).
+    #[arg(long, value_name = "TRAIN.csv")]
+    log: Option<PathBuf>,
+}
+
+/// Which score to use.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// `exact` (closed form) or a MODEL.json written by `train`.
+    #[arg(long, default_value = "exact", value_name = "exact|MODEL.json")]
+    score: String,
+    /// SDE for the exact score (a model file carries its own) [default: ve].
+    #[arg(long, value_enum)]
+    sde: Option<SdeArg>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+}
+
+/// Sampler flag values.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum SamplerArg {
+    Langevin,
+    AnnealedLangevin,
+    ReverseSde,
+    Ancestral,
+    Pc,
+    OdeEuler,
+    OdeHeun,
+    OdeRk4,
+    OdeRk45,
+}
+
+/// `sample` flags.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
+    /// Sampler.
+    #[arg(long, value_enum, default_value_t = SamplerArg::AnnealedLangevin)]
+    sampler: SamplerArg,
+    /// Number of samples.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    n: u32,
+    /// Steps (Langevin: total; annealed: per level; SDE/ODE: time steps) [default: per sampler].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    steps: Option<u32>,
+    /// Noise levels of annealed Langevin [default: 30].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    levels: Option<u32>,
+    /// Langevin step α / annealed ε [default: 0.05 / 2e-5].
+    #[arg(long, allow_negative_numbers = true)]
+    step_size: Option<f64>,
+    /// Predictor–corrector signal-to-noise ratio.
+    #[arg(long, default_value_t = 0.16, allow_negative_numbers = true)]
+    snr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Output CSV (header x,y).
+    #[arg(long, value_name = "SAMPLES.csv", default_value = "samples.csv")]
+    out: PathBuf,
+}
+
+/// `likelihood` flags.
+#[derive(Args, Debug)]
+pub struct LikelihoodArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
+    /// Points CSV (header x,y).
+    #[arg(long, value_name = "POINTS.csv")]
+    points: PathBuf,
+    /// Output CSV (x,y,logp_model,logp_true).
+    #[arg(long, value_name = "LOGP.csv", default_value = "logp.csv")]
+    out: PathBuf,
+}
+
+/// `eval` flags.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
+    /// Optional samples CSV to score against the truth.
+    #[arg(long, value_name = "SAMPLES.csv")]
+    samples: Option<PathBuf>,
+    /// Points per noise level for the Fisher divergence.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    fisher_points: u32,
+}
+
+/// A CLI failure: printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// File I/O.
+    #[error("cannot {action} '{path}': {source}")]
+    Io {
+        /// "read" / "write".
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Anything else, already phrased.
+    #[error("{0}")]
+    Msg(String),
+}
+
+fn msg(s: impl Into<String>) -> CliError {
+    CliError::Msg(s.into())
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Io { action: "read", path: path.display().to_string(), source })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|source| CliError::Io { action: "write", path: path.display().to_string(), source })
+}
+
+/// Load the mixture from `--mixture` or `--preset` (default `ncsn`).
+pub fn load_mixture(d: &DataArgs) -> Result<GaussianMixture, CliError> {
+    let (spec, source) = match (&d.mixture, &d.preset) {
+        (Some(path), _) => {
+            let text = read(path)?;
+            let spec: MixtureSpec = serde_json::from_str(&text)
+                .map_err(|e| msg(format!("mixture file '{}' is not a valid mixture JSON: {e}", path.display())))?;
+            (spec, format!("'{}'", path.display()))
+        }
+        (None, name) => {
+            let name = name.as_deref().unwrap_or("ncsn");
+            let spec = presets::by_name(name)
+                .ok_or_else(|| msg(format!("unknown preset '{name}' (known: {})", presets::NAMES.join(", "))))?;
+            (spec, format!("preset '{name}'"))
+        }
+    };
+    GaussianMixture::from_spec(&spec).map_err(|e| msg(format!("invalid mixture in {source}: {e}")))
+}
+
+/// Parse a CSV with header `x,y` (extra columns are ignored). Errors name the line.
+pub fn parse_points_csv(text: &str, what: &str) -> Result<Vec<Vec2>, CliError> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| msg(format!("{what} is empty (expected a header line x,y)")))?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let (ix, iy) = match (cols.iter().position(|c| c == "x"), cols.iter().position(|c| c == "y")) {
+        (Some(ix), Some(iy)) => (ix, iy),
+        _ => return Err(msg(format!("{what}: the first line must be a header with columns x,y (found '{}')", header.trim()))),
+    };
+    let mut out = Vec::new();
+    for (n, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |i: usize| -> Result<f64, CliError> {
+            let f = fields.get(i).ok_or_else(|| msg(format!("{what} line {}: expected {} columns", n + 1, cols.len())))?;
+            let v: f64 = f.parse().map_err(|_| msg(format!("{what} line {}: '{f}' is not a number", n + 1)))?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(msg(format!("{what} line {}: '{f}' is not a finite number", n + 1)))
+            }
+        };
+        out.push(Vec2::new(get(ix)?, get(iy)?));
+        if out.len() > 10_000_000 {
+            return Err(msg(format!("{what}: more than 10^7 rows")));
+        }
+    }
+    if out.is_empty() {
+        return Err(msg(format!("{what} has a header but no rows")));
+    }
+    Ok(out)
+}
+
+fn points_to_csv(points: &[Vec2]) -> String {
+    let mut s = String::with_capacity(points.len() * 24 + 4);
+    s.push_str("x,y\n");
+    for p in points {
+        s.push_str(&format!("{},{}\n", p.x, p.y));
+    }
+    s
+}
+
+/// The score a command uses: exact for the given SDE, or a trained network.
+enum LoadedScore {
+    Exact(ExactScore),
+    Net(Box<ScoreNet>),
+}
+
+impl LoadedScore {
+    fn model(&self) -> &dyn ScoreModel {
+        match self {
+            Self::Exact(e) => e,
+            Self::Net(n) => n.as_ref(),
+        }
+    }
+
+    fn sde(&self) -> Sde {
+        match self {
+            Self::Exact(e) => e.sde,
+            Self::Net(n) => n.sde,
+        }
+    }
+}
+
+fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, CliError> {
+    let Backend::Cpu = a.backend;
+    if a.score == "exact" {
+        let kind: SdeKind = a.sde.map_or(SdeKind::Ve, Into::into);
+        return Ok(LoadedScore::Exact(ExactScore::new(mixture.clone(), Sde::new(kind, mixture.max_pairwise_distance()))));
+    }
+    let path = Path::new(&a.score);
+    let text = read(path)?;
+    let net = ScoreNet::from_json(&text).map_err(|e| msg(format!("cannot load model '{}': {e}", path.display())))?;
+    if let Some(s) = a.sde {
+        if SdeKind::from(s) != net.sde.kind {
+            return Err(msg(format!(
+                "--sde {} conflicts with model '{}', which was trained with --sde {}",
+                SdeKind::from(s).name(),
+                path.display(),
+                net.sde.kind.name()
+            )));
+        }
+    }
+    Ok(LoadedScore::Net(Box::new(net)))
+}
+
+fn fisher_report(score: &dyn ScoreModel, mixture: &GaussianMixture, sde: &Sde, n: usize) -> serde_json::Value {
+    let levels = metrics::fisher_levels();
+    let f = metrics::relative_fisher(score, mixture, sde, &levels, n, 1);
+    json!({
+        "fisher_mean": f.iter().sum::<f64>() / f.len() as f64,
+        "fisher_per_level": f,
+        "fisher_t": levels,
+        "fisher_sigma": levels.iter().map(|&t| sde.effective_sigma(t)).collect::<Vec<_>>(),
+    })
+}
+
+fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
+    let Backend::Cpu = a.backend;
+    let mixture = load_mixture(&a.data)?;
+    if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 1.0) {
+        return Err(msg(format!("--lr {} must be in (0, 1]", a.lr)));
+    }
+    let sde = Sde::new(a.sde.into(), mixture.max_pairwise_distance());
+    let cfg = NetConfig {
+        width: a.width as usize,
+        depth: a.depth as usize,
+        data_std: mixture.data_std(),
+        seed: a.seed,
+        ..NetConfig::default()
+    };
+    let net = ScoreNet::new(cfg, sde).map_err(|e| msg(e.to_string()))?;
+    let tc = TrainConfig { batch: a.batch as usize, adam: AdamConfig { lr: a.lr, ..AdamConfig::default() }, seed: a.seed, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(net, mixture.clone(), tc);
+    let mut log = String::from("step,loss,fisher_mean\n");
+    let start = web_time::Instant::now();
+    let mut last = f64::NAN;
+    let mut diverged = 0u32;
+    for step in 1..=a.steps {
+        match trainer.step() {
+            Ok(l) => last = l,
+            Err(e) => {
+                // Recovery as in the app: keep the last good weights, halve the learning rate.
+                diverged += 1;
+                if diverged > 20 {
+                    return Err(msg(format!("{e}; gave up after 20 divergences")));
+                }
+                let lr = trainer.config.adam.lr * 0.5;
+                trainer.config.adam.lr = lr;
+                trainer.set_lr(lr);
+                eprintln!("warning: {e}; lowering the learning rate to {lr}");
+            }
+        }
+        if a.log.is_some() {
+            let fisher = if step % 500 == 0 || step == a.steps {
+                let f = metrics::relative_fisher(&trainer.ema_net(), &mixture, &sde, &metrics::fisher_levels(), 500, 1);
+                format!("{}", f.iter().sum::<f64>() / f.len() as f64)
+            } else {
+                String::new()
+            };
+            log.push_str(&format!("{step},{last},{fisher}\n"));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let net = trainer.ema_net();
+    let text = serde_json::to_string(&net.to_file(u64::from(a.steps))).map_err(|e| msg(e.to_string()))?;
+    write(&a.out, &text)?;
+    if let Some(path) = &a.log {
+        write(path, &log)?;
+    }
+    let mut report = json!({
+        "out": a.out.display().to_string(),
+        "steps": a.steps,
+        "final_loss": last,
+        "seconds": secs,
+        "steps_per_second": f64::from(a.steps) / secs,
+        "backend": "cpu",
+    });
+    if let (Some(o), serde_json::Value::Object(f)) = (report.as_object_mut(), fisher_report(&net, &mixture, &sde, 2000)) {
+        o.extend(f);
+    }
+    Ok(report)
+}
+
+fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
+    let mixture = load_mixture(&a.score.data)?;
+    let score = load_score(&a.score, &mixture)?;
+    let kind = SamplerKind::parse(&a.sampler.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default())
+        .ok_or_else(|| msg("unknown sampler"))?;
+    let mut cfg = SamplerConfig { seed: a.seed, snr: a.snr, ..SamplerConfig::defaults(kind, &mixture) };
+    if let Some(s) = a.steps {
+        cfg.n_steps = s as usize;
+    }
+    if let Some(l) = a.levels {
+        cfg.n_levels = l as usize;
+    }
+    if let Some(e) = a.step_size {
+        cfg.step_size = e;
+    }
+    let start = web_time::Instant::now();
+    let (xs, nfe) = samplers::sample(cfg, score.sde(), a.n as usize, score.model()).map_err(|e| msg(e.to_string()))?;
+    let secs = start.elapsed().as_secs_f64();
+    write(&a.out, &points_to_csv(&xs))?;
+    let finite = xs.iter().filter(|x| x.x.is_finite() && x.y.is_finite()).count();
+    Ok(json!({
+        "out": a.out.display().to_string(),
+        "sampler": kind.name(),
+        "sde": score.sde().kind.name(),
+        "n": xs.len(),
+        "non_finite": xs.len() - finite,
+        "nfe": nfe,
+        "seconds": secs,
+        "mode_weights": metrics::mode_weights(&mixture, &xs),
+        "true_weights": mixture.weights(),
+    }))
+}
+
+fn likelihood(a: &LikelihoodArgs) -> Result<serde_json::Value, CliError> {
+    let mixture = load_mixture(&a.score.data)?;
+    let score = load_score(&a.score, &mixture)?;
+    let what = format!("points file '{}'", a.points.display());
+    let points = parse_points_csv(&read(&a.points)?, &what)?;
+    let sde = score.sde();
+    let mut out = String::from("x,y,logp_model,logp_true\n");
+    let mut failed = 0;
+    let mut abs_err = 0.0;
+    for p in &points {
+        let truth = mixture.log_prob(*p);
+        match log_likelihood(score.model(), &sde, *p, LikelihoodConfig::default()) {
+            Some(l) => {
+                abs_err += (l.log_prob - truth).abs();
+                out.push_str(&format!("{},{},{},{}\n", p.x, p.y, l.log_prob, truth));
+            }
+            None => {
+                failed += 1;
+                out.push_str(&format!("{},{},NaN,{}\n", p.x, p.y, truth));
+            }
+        }
+    }
+    write(&a.out, &out)?;
+    let ok = points.len() - failed;
+    Ok(json!({
+        "out": a.out.display().to_string(),
+        "n": points.len(),
+        "failed": failed,
+        "mean_abs_error_nats": if ok > 0 { abs_err / ok as f64 } else { f64::NAN },
+    }))
+}
+
+fn eval(a: &EvalArgs) -> Result<serde_json::Value, CliError> {
+    let mixture = load_mixture(&a.score.data)?;
+    let score = load_score(&a.score, &mixture)?;
+    let sde = score.sde();
+    let mut report = fisher_report(score.model(), &mixture, &sde, a.fisher_points as usize);
+    report["sde"] = json!(sde.kind.name());
+    report["score"] = json!(a.score.score);
+    if let Some(path) = &a.samples {
+        let what = format!("samples file '{}'", path.display());
+        let xs = parse_points_csv(&read(path)?, &what)?;
+        let truth = mixture.sample(xs.len().min(2000), &mut crate::sim::rng::StreamRng::new(12_345, 0));
+        report["samples"] = json!({
+            "n": xs.len(),
+            "mode_weights": metrics::mode_weights(&mixture, &xs),
+            "true_weights": mixture.weights(),
+            "mode_weight_tv": metrics::mode_weight_error(&mixture, &xs),
+            "energy_distance": metrics::energy_distance(&xs, &truth),
+            "nll": metrics::nll(&mixture, &xs),
+            "nll_of_true_samples": metrics::nll(&mixture, &truth),
+        });
+    }
+    Ok(report)
+}
+
+/// Run one subcommand; returns its JSON summary.
+pub fn run(cmd: &Command) -> Result<serde_json::Value, CliError> {
+    match cmd {
+        Command::Train(a) => train(a),
+        Command::Sample(a) => sample(a),
+        Command::Likelihood(a) => likelihood(a),
+        Command::Eval(a) => eval(a),
+    }
+}
+
+/// Parse arguments and run. `open_window` is called when no subcommand is given.
+pub fn main_with(open_window: impl FnOnce() -> Result<(), String>) -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error: internal error: {what}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            // clap's message spans several lines; join the complaint (everything before the
+            // blank line / usage) into one.
+            let text = e.render().to_string();
+            let complaint: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let line = complaint.join(" ");
+            eprintln!("error: {} (see --help)", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let result = match &cli.command {
+        None => open_window().map(|_| serde_json::Value::Null).map_err(CliError::Msg),
+        Some(cmd) => run(cmd),
+    };
+    match result {
+        Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
