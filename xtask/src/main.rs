@@ -1,1 +1,271 @@
-fn main(){}
+//! Project tasks: `cargo xtask dist | serve [--port P] | test`.
+//!
+//! - `dist`: adds the wasm32 target when missing, builds the wasm in release, runs
+//!   wasm-bindgen in-process (`wasm-bindgen-cli-support`, pinned to the exact
+//!   `wasm-bindgen` version), runs `wasm-opt` when installed, and writes a self-contained
+//!   static site to `dist/`.
+//! - `serve`: `dist`, then serves `dist/` on http://127.0.0.1:8080 (or `--port`).
+//! - `test`: installs what the tests need when missing (mesa-vulkan-drivers, chromium,
+//!   Node packages), runs every test tier (`cargo test`), builds `dist/` and runs the
+//!   browser tests in headless Chromium.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    cmd.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Install Debian packages that are not installed yet (as root, or through `sudo -n`).
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?}");
+    let is_root = output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if is_root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !is_root {
+            c.args(["-n", "apt-get"]);
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    run(&mut apt(&args)).map_err(|e| format!("{e}; install {missing:?} by hand (they are needed by the tests)"))
+}
+
+/// Oldest wasm-opt we run (108, Debian 12's, is known broken for this output; see `dist`).
+const MIN_WASM_OPT: u32 = 116;
+
+const WASM_OPT_FLAGS: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-reference-types",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-multivalue",
+];
+
+fn gzip_size(path: &Path) -> Option<u64> {
+    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output().ok()?;
+    Some(out.stdout.len() as u64)
+}
+
+fn dist() -> Result<PathBuf> {
+    let root = root();
+    ensure_wasm_target()?;
+    run(cargo().current_dir(&root).args(["build", "--release", "--lib", "-p", "scorelab", "--target", "wasm32-unknown-unknown"]))?;
+    let wasm = root.join("target/wasm32-unknown-unknown/release/scorelab.wasm");
+    let out = root.join("dist");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    eprintln!("xtask: wasm-bindgen {}", wasm.display());
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .web(true)
+        .map_err(|e| e.to_string())?
+        .typescript(false)
+        .out_name("scorelab")
+        .generate(&out)
+        .map_err(|e| format!("wasm-bindgen failed: {e}"))?;
+    let bg = out.join("scorelab_bg.wasm");
+    let wasm_opt_version = output(Command::new("wasm-opt").arg("--version"))
+        .and_then(|v| v.split_whitespace().find_map(|w| w.parse::<u32>().ok()));
+    if std::env::var_os("SCORELAB_NO_WASM_OPT").is_some() {
+        eprintln!("xtask: SCORELAB_NO_WASM_OPT is set; skipping wasm-opt");
+    } else if wasm_opt_version.is_some_and(|v| v < MIN_WASM_OPT) {
+        // Measured here: Debian's binaryen 108 rewrites the externref table that wasm-bindgen
+        // adds for rustc's (default) reference-types output, and the page then dies at start-up
+        // with "WebAssembly.Table.set(): Argument 1 is invalid for table".
+        eprintln!(
+            "xtask: skipping wasm-opt {}: versions before {MIN_WASM_OPT} break wasm-bindgen's externref table",
+            wasm_opt_version.unwrap_or(0)
+        );
+    } else if have("wasm-opt") {
+        let mut c = Command::new("wasm-opt");
+        c.arg("-Oz").args(WASM_OPT_FLAGS).arg(&bg).arg("-o").arg(&bg);
+        run(&mut c)?;
+    } else {
+        eprintln!("xtask: wasm-opt not installed (apt-get install binaryen); the wasm is not size-optimised");
+    }
+    for (from, to) in [("index.html", "index.html"), ("web/style.css", "style.css")] {
+        std::fs::copy(root.join(from), out.join(to)).map_err(|e| format!("cannot copy {from}: {e}"))?;
+    }
+    let js = out.join("scorelab.js");
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask: dist/ ready: wasm {} bytes ({} gzipped), js {} bytes ({} gzipped)",
+        size(&bg),
+        gzip_size(&bg).unwrap_or(0),
+        size(&js),
+        gzip_size(&js).unwrap_or(0)
+    );
+    Ok(out)
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+fn handle(mut stream: TcpStream, dir: &Path) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // Drain headers.
+    let mut line = String::new();
+    while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+        line.clear();
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let rel = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+    let file = dir.join(rel);
+    let safe = !rel.split('/').any(|c| c == "..");
+    let (status, body, ctype) = match (safe, std::fs::read(&file)) {
+        (true, Ok(body)) => ("200 OK", body, content_type(&file)),
+        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+}
+
+/// Serve `dir` on `listener` forever (one thread per connection).
+fn serve_dir(listener: TcpListener, dir: PathBuf) {
+    for stream in listener.incoming().flatten() {
+        let dir = dir.clone();
+        std::thread::spawn(move || handle(stream, &dir));
+    }
+}
+
+fn serve(port: u16) -> Result<()> {
+    let dir = dist()?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    println!("ScoreLab is served at http://127.0.0.1:{port}/ (Ctrl+C to stop)");
+    serve_dir(listener, dir);
+    Ok(())
+}
+
+fn browser_tests(dist: &Path) -> Result<()> {
+    let root = root();
+    let browser_dir = root.join("tests/browser");
+    if !have("node") || !have("npm") {
+        ensure_packages(&["nodejs", "npm"])?;
+    }
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        run(Command::new("npm").current_dir(&browser_dir).args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("cannot listen: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let served = dist.to_path_buf();
+    std::thread::spawn(move || serve_dir(listener, served));
+    let shots = root.join("target/browser");
+    std::fs::create_dir_all(&shots).map_err(|e| e.to_string())?;
+    run(Command::new("node")
+        .current_dir(&browser_dir)
+        .arg("smoke.mjs")
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(&shots))
+}
+
+fn test() -> Result<()> {
+    let root = root();
+    ensure_packages(&["mesa-vulkan-drivers", "chromium"])?;
+    run(cargo().current_dir(&root).args(["test", "--release", "--workspace"]))?;
+    let dist = dist()?;
+    browser_tests(&dist)
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <dist | serve [--port P] | test>".into()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dist") => dist().map(|_| ()),
+        Some("serve") => {
+            let port = match args.iter().position(|a| a == "--port") {
+                Some(i) => match args.get(i + 1).and_then(|p| p.parse::<u16>().ok()) {
+                    Some(p) => Ok(p),
+                    None => Err("--port needs a number in 0..=65535".to_string()),
+                },
+                None => Ok(8080),
+            };
+            port.and_then(serve)
+        }
+        Some("test") => test(),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

@@ -1,0 +1,79 @@
+//! The wasm entry point and the JS embed API (`window.scorelab`, wired up in `index.html`).
+//!
+//! Start-up: `#[wasm_bindgen(start)]` → eframe's `WebRunner` on `#scorelab_canvas` (WebGPU
+//! when the browser has it, WebGL otherwise) → after the first frames the app sets
+//! `data-scorelab-ready="1"` on `<body>`. A start-up failure or a panic is written into the
+//! page (`#scorelab_message`), never a blank page.
+
+use std::cell::RefCell;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::app::ScoreLabApp;
+
+thread_local! {
+    static RUNNER: RefCell<Option<eframe::WebRunner>> = const { RefCell::new(None) };
+}
+
+fn document() -> Option<web_sys::Document> {
+    web_sys::window().and_then(|w| w.document())
+}
+
+/// Show a readable message in the page (start-up failure, crash).
+fn show_message(text: &str) {
+    if let Some(el) = document().and_then(|d| d.get_element_by_id("scorelab_message")) {
+        el.set_text_content(Some(text));
+        let _ = el.set_attribute("class", "visible");
+    }
+}
+
+fn signal_ready() {
+    if let Some(body) = document().and_then(|d| d.body()) {
+        let _ = body.set_attribute("data-scorelab-ready", "1");
+    }
+    if let Some(el) = document().and_then(|d| d.get_element_by_id("scorelab_loading")) {
+        el.remove();
+    }
+}
+
+/// Runs when the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        show_message(&format!("ScoreLab crashed: {info}. Reload the page to start again."));
+    }));
+    let _ = eframe::WebLogger::init(log::LevelFilter::Info);
+    wasm_bindgen_futures::spawn_local(async {
+        let Some(canvas) = document()
+            .and_then(|d| d.get_element_by_id("scorelab_canvas"))
+            .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+        else {
+            show_message("ScoreLab: the page has no <canvas id=\"scorelab_canvas\">.");
+            return;
+        };
+        let runner = eframe::WebRunner::new();
+        let started = runner
+            .start(
+                canvas,
+                eframe::WebOptions::default(),
+                Box::new(|cc| Ok(Box::new(ScoreLabApp::new(cc, Some(Box::new(signal_ready)))))),
+            )
+            .await;
+        match started {
+            Ok(()) => RUNNER.with(|r| *r.borrow_mut() = Some(runner)),
+            Err(e) => {
+                let text = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+                log::error!("ScoreLab failed to start: {text}");
+                show_message(&format!("ScoreLab could not start its renderer: {text}"));
+            }
+        }
+    });
+}
+
+/// The app state as a JSON string (`window.scorelab.state()` parses it).
+#[wasm_bindgen]
+pub fn state() -> String {
+    crate::app::state_json()
+}
