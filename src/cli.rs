@@ -230,11 +230,19 @@ fn msg(s: impl Into<String>) -> CliError {
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Io { action: "read", path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        action: "read",
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text).map_err(|source| CliError::Io { action: "write", path: path.display().to_string(), source })
+    std::fs::write(path, text).map_err(|source| CliError::Io {
+        action: "write",
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Load the mixture from `--mixture` or `--preset` (default `ncsn`).
@@ -242,14 +250,22 @@ pub fn load_mixture(d: &DataArgs) -> Result<GaussianMixture, CliError> {
     let (spec, source) = match (&d.mixture, &d.preset) {
         (Some(path), _) => {
             let text = read(path)?;
-            let spec: MixtureSpec = serde_json::from_str(&text)
-                .map_err(|e| msg(format!("mixture file '{}' is not a valid mixture JSON: {e}", path.display())))?;
+            let spec: MixtureSpec = serde_json::from_str(&text).map_err(|e| {
+                msg(format!(
+                    "mixture file '{}' is not a valid mixture JSON: {e}",
+                    path.display()
+                ))
+            })?;
             (spec, format!("'{}'", path.display()))
         }
         (None, name) => {
             let name = name.as_deref().unwrap_or("ncsn");
-            let spec = presets::by_name(name)
-                .ok_or_else(|| msg(format!("unknown preset '{name}' (known: {})", presets::NAMES.join(", "))))?;
+            let spec = presets::by_name(name).ok_or_else(|| {
+                msg(format!(
+                    "unknown preset '{name}' (known: {})",
+                    presets::NAMES.join(", ")
+                ))
+            })?;
             (spec, format!("preset '{name}'"))
         }
     };
@@ -258,23 +274,50 @@ pub fn load_mixture(d: &DataArgs) -> Result<GaussianMixture, CliError> {
 
 /// Parse a CSV with header `x,y` (extra columns are ignored). Errors name the line.
 pub fn parse_points_csv(text: &str, what: &str) -> Result<Vec<Vec2>, CliError> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| msg(format!("{what} is empty (expected a header line x,y)")))?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
-    let (ix, iy) = match (cols.iter().position(|c| c == "x"), cols.iter().position(|c| c == "y")) {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| msg(format!("{what} is empty (expected a header line x,y)")))?;
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let (ix, iy) = match (
+        cols.iter().position(|c| c == "x"),
+        cols.iter().position(|c| c == "y"),
+    ) {
         (Some(ix), Some(iy)) => (ix, iy),
-        _ => return Err(msg(format!("{what}: the first line must be a header with columns x,y (found '{}')", header.trim()))),
+        _ => {
+            return Err(msg(format!(
+                "{what}: the first line must be a header with columns x,y (found '{}')",
+                header.trim()
+            )))
+        }
     };
     let mut out = Vec::new();
     for (n, line) in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let get = |i: usize| -> Result<f64, CliError> {
-            let f = fields.get(i).ok_or_else(|| msg(format!("{what} line {}: expected {} columns", n + 1, cols.len())))?;
-            let v: f64 = f.parse().map_err(|_| msg(format!("{what} line {}: '{f}' is not a number", n + 1)))?;
+            let f = fields.get(i).ok_or_else(|| {
+                msg(format!(
+                    "{what} line {}: expected {} columns",
+                    n + 1,
+                    cols.len()
+                ))
+            })?;
+            let v: f64 = f
+                .parse()
+                .map_err(|_| msg(format!("{what} line {}: '{f}' is not a number", n + 1)))?;
             if v.is_finite() {
                 Ok(v)
             } else {
-                Err(msg(format!("{what} line {}: '{f}' is not a finite number", n + 1)))
+                Err(msg(format!(
+                    "{what} line {}: '{f}' is not a finite number",
+                    n + 1
+                )))
             }
         };
         out.push(Vec2::new(get(ix)?, get(iy)?));
@@ -323,11 +366,15 @@ fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, C
     let Backend::Cpu = a.backend;
     if a.score == "exact" {
         let kind: SdeKind = a.sde.map_or(SdeKind::Ve, Into::into);
-        return Ok(LoadedScore::Exact(ExactScore::new(mixture.clone(), Sde::new(kind, mixture.max_pairwise_distance()))));
+        return Ok(LoadedScore::Exact(ExactScore::new(
+            mixture.clone(),
+            Sde::new(kind, mixture.max_pairwise_distance()),
+        )));
     }
     let path = Path::new(&a.score);
     let text = read(path)?;
-    let net = ScoreNet::from_json(&text).map_err(|e| msg(format!("cannot load model '{}': {e}", path.display())))?;
+    let net = ScoreNet::from_json(&text)
+        .map_err(|e| msg(format!("cannot load model '{}': {e}", path.display())))?;
     if let Some(s) = a.sde {
         if SdeKind::from(s) != net.sde.kind {
             return Err(msg(format!(
@@ -341,7 +388,12 @@ fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, C
     Ok(LoadedScore::Net(Box::new(net)))
 }
 
-fn fisher_report(score: &dyn ScoreModel, mixture: &GaussianMixture, sde: &Sde, n: usize) -> serde_json::Value {
+fn fisher_report(
+    score: &dyn ScoreModel,
+    mixture: &GaussianMixture,
+    sde: &Sde,
+    n: usize,
+) -> serde_json::Value {
     let levels = metrics::fisher_levels();
     let f = metrics::relative_fisher(score, mixture, sde, &levels, n, 1);
     json!({
@@ -367,7 +419,15 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
         ..NetConfig::default()
     };
     let net = ScoreNet::new(cfg, sde).map_err(|e| msg(e.to_string()))?;
-    let tc = TrainConfig { batch: a.batch as usize, adam: AdamConfig { lr: a.lr, ..AdamConfig::default() }, seed: a.seed, ..TrainConfig::default() };
+    let tc = TrainConfig {
+        batch: a.batch as usize,
+        adam: AdamConfig {
+            lr: a.lr,
+            ..AdamConfig::default()
+        },
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
     let mut trainer = Trainer::new(net, mixture.clone(), tc);
     let mut log = String::from("step,loss,fisher_mean\n");
     let start = web_time::Instant::now();
@@ -390,7 +450,14 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
         }
         if a.log.is_some() {
             let fisher = if step % 500 == 0 || step == a.steps {
-                let f = metrics::relative_fisher(&trainer.ema_net(), &mixture, &sde, &metrics::fisher_levels(), 500, 1);
+                let f = metrics::relative_fisher(
+                    &trainer.ema_net(),
+                    &mixture,
+                    &sde,
+                    &metrics::fisher_levels(),
+                    500,
+                    1,
+                );
                 format!("{}", f.iter().sum::<f64>() / f.len() as f64)
             } else {
                 String::new()
@@ -400,7 +467,8 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
     }
     let secs = start.elapsed().as_secs_f64();
     let net = trainer.ema_net();
-    let text = serde_json::to_string(&net.to_file(u64::from(a.steps))).map_err(|e| msg(e.to_string()))?;
+    let text =
+        serde_json::to_string(&net.to_file(u64::from(a.steps))).map_err(|e| msg(e.to_string()))?;
     write(&a.out, &text)?;
     if let Some(path) = &a.log {
         write(path, &log)?;
@@ -413,7 +481,10 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
         "steps_per_second": f64::from(a.steps) / secs,
         "backend": "cpu",
     });
-    if let (Some(o), serde_json::Value::Object(f)) = (report.as_object_mut(), fisher_report(&net, &mixture, &sde, 2000)) {
+    if let (Some(o), serde_json::Value::Object(f)) = (
+        report.as_object_mut(),
+        fisher_report(&net, &mixture, &sde, 2000),
+    ) {
         o.extend(f);
     }
     Ok(report)
@@ -422,9 +493,18 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
 fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.score.data)?;
     let score = load_score(&a.score, &mixture)?;
-    let kind = SamplerKind::parse(&a.sampler.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default())
-        .ok_or_else(|| msg("unknown sampler"))?;
-    let mut cfg = SamplerConfig { seed: a.seed, snr: a.snr, ..SamplerConfig::defaults(kind, &mixture) };
+    let kind = SamplerKind::parse(
+        &a.sampler
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default(),
+    )
+    .ok_or_else(|| msg("unknown sampler"))?;
+    let mut cfg = SamplerConfig {
+        seed: a.seed,
+        snr: a.snr,
+        ..SamplerConfig::defaults(kind, &mixture)
+    };
     if let Some(s) = a.steps {
         cfg.n_steps = s as usize;
     }
@@ -435,10 +515,14 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
         cfg.step_size = e;
     }
     let start = web_time::Instant::now();
-    let (xs, nfe) = samplers::sample(cfg, score.sde(), a.n as usize, score.model()).map_err(|e| msg(e.to_string()))?;
+    let (xs, nfe) = samplers::sample(cfg, score.sde(), a.n as usize, score.model())
+        .map_err(|e| msg(e.to_string()))?;
     let secs = start.elapsed().as_secs_f64();
     write(&a.out, &points_to_csv(&xs))?;
-    let finite = xs.iter().filter(|x| x.x.is_finite() && x.y.is_finite()).count();
+    let finite = xs
+        .iter()
+        .filter(|x| x.x.is_finite() && x.y.is_finite())
+        .count();
     Ok(json!({
         "out": a.out.display().to_string(),
         "sampler": kind.name(),
@@ -494,7 +578,10 @@ fn eval(a: &EvalArgs) -> Result<serde_json::Value, CliError> {
     if let Some(path) = &a.samples {
         let what = format!("samples file '{}'", path.display());
         let xs = parse_points_csv(&read(path)?, &what)?;
-        let truth = mixture.sample(xs.len().min(2000), &mut crate::sim::rng::StreamRng::new(12_345, 0));
+        let truth = mixture.sample(
+            xs.len().min(2000),
+            &mut crate::sim::rng::StreamRng::new(12_345, 0),
+        );
         report["samples"] = json!({
             "n": xs.len(),
             "mode_weights": metrics::mode_weights(&mixture, &xs),
@@ -550,7 +637,9 @@ pub fn main_with(open_window: impl FnOnce() -> Result<(), String>) -> ExitCode {
         }
     };
     let result = match &cli.command {
-        None => open_window().map(|_| serde_json::Value::Null).map_err(CliError::Msg),
+        None => open_window()
+            .map(|_| serde_json::Value::Null)
+            .map_err(CliError::Msg),
         Some(cmd) => run(cmd),
     };
     match result {

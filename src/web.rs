@@ -42,7 +42,9 @@ fn signal_ready() {
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        show_message(&format!("ScoreLab crashed: {info}. Reload the page to start again."));
+        show_message(&format!(
+            "ScoreLab crashed: {info}. Reload the page to start again."
+        ));
     }));
     let _ = eframe::WebLogger::init(log::LevelFilter::Info);
     wasm_bindgen_futures::spawn_local(async {

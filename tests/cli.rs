@@ -16,8 +16,13 @@ fn tmp(name: &str) -> PathBuf {
 
 fn run_ok(args: &[&str]) -> serde_json::Value {
     let out = bin().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e})"))
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e})"))
 }
 
 /// Runs a command that must fail; returns its single stderr line.
@@ -25,9 +30,16 @@ fn run_err(args: &[&str]) -> String {
     let out = bin().args(args).output().unwrap();
     assert!(!out.status.success(), "{args:?} unexpectedly succeeded");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: expected one line, got:\n{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: expected one line, got:\n{err}"
+    );
     assert!(err.starts_with("error: "), "{args:?}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?}: {err}"
+    );
     err
 }
 
@@ -36,8 +48,21 @@ fn train_sample_likelihood_eval_round_trip() {
     let model = tmp("m.json");
     let log = tmp("train.csv");
     let r = run_ok(&[
-        "train", "--preset", "ncsn", "--steps", "300", "--batch", "128", "--width", "32", "--sde", "vp",
-        "--out", model.to_str().unwrap(), "--log", log.to_str().unwrap(),
+        "train",
+        "--preset",
+        "ncsn",
+        "--steps",
+        "300",
+        "--batch",
+        "128",
+        "--width",
+        "32",
+        "--sde",
+        "vp",
+        "--out",
+        model.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
     ]);
     assert!(r["final_loss"].as_f64().unwrap().is_finite());
     assert_eq!(r["fisher_per_level"].as_array().unwrap().len(), 10);
@@ -45,12 +70,27 @@ fn train_sample_likelihood_eval_round_trip() {
     assert!(log_text.starts_with("step,loss,fisher_mean\n"));
     assert_eq!(log_text.lines().count(), 301);
     // The model file loads back through the library with the same weights it was written with.
-    let net = scorelab::sim::model::ScoreNet::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let net = scorelab::sim::model::ScoreNet::from_json(&std::fs::read_to_string(&model).unwrap())
+        .unwrap();
     assert_eq!(net.config.width, 32);
     assert_eq!(net.sde.kind, scorelab::sim::sde::SdeKind::Vp);
 
     let samples = tmp("s.csv");
-    let r = run_ok(&["sample", "--preset", "ncsn", "--score", model.to_str().unwrap(), "--sampler", "ode-rk4", "--steps", "50", "--n", "300", "--out", samples.to_str().unwrap()]);
+    let r = run_ok(&[
+        "sample",
+        "--preset",
+        "ncsn",
+        "--score",
+        model.to_str().unwrap(),
+        "--sampler",
+        "ode-rk4",
+        "--steps",
+        "50",
+        "--n",
+        "300",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
     assert_eq!(r["n"], 300);
     assert_eq!(r["nfe"], 200);
     let text = std::fs::read_to_string(&samples).unwrap();
@@ -58,16 +98,62 @@ fn train_sample_likelihood_eval_round_trip() {
     assert_eq!(text.lines().count(), 301);
 
     let lp = tmp("lp.csv");
-    let r = run_ok(&["likelihood", "--preset", "ncsn", "--score", "exact", "--sde", "vp", "--points", samples.to_str().unwrap(), "--out", lp.to_str().unwrap()]);
+    let r = run_ok(&[
+        "likelihood",
+        "--preset",
+        "ncsn",
+        "--score",
+        "exact",
+        "--sde",
+        "vp",
+        "--points",
+        samples.to_str().unwrap(),
+        "--out",
+        lp.to_str().unwrap(),
+    ]);
     assert!(r["mean_abs_error_nats"].as_f64().unwrap() < 0.05, "{r}");
-    assert!(std::fs::read_to_string(&lp).unwrap().starts_with("x,y,logp_model,logp_true\n"));
+    assert!(std::fs::read_to_string(&lp)
+        .unwrap()
+        .starts_with("x,y,logp_model,logp_true\n"));
 
-    let r = run_ok(&["eval", "--preset", "ncsn", "--score", "exact", "--samples", samples.to_str().unwrap()]);
+    let r = run_ok(&[
+        "eval",
+        "--preset",
+        "ncsn",
+        "--score",
+        "exact",
+        "--samples",
+        samples.to_str().unwrap(),
+    ]);
     assert_eq!(r["fisher_mean"].as_f64(), Some(0.0));
     assert_eq!(r["samples"]["n"], 300);
 
-    for sampler in ["langevin", "annealed-langevin", "reverse-sde", "ancestral", "pc", "ode-euler", "ode-heun", "ode-rk4", "ode-rk45"] {
-        let r = run_ok(&["sample", "--preset", "ring8", "--sampler", sampler, "--n", "50", "--steps", "20", "--levels", "4", "--out", samples.to_str().unwrap()]);
+    for sampler in [
+        "langevin",
+        "annealed-langevin",
+        "reverse-sde",
+        "ancestral",
+        "pc",
+        "ode-euler",
+        "ode-heun",
+        "ode-rk4",
+        "ode-rk45",
+    ] {
+        let r = run_ok(&[
+            "sample",
+            "--preset",
+            "ring8",
+            "--sampler",
+            sampler,
+            "--n",
+            "50",
+            "--steps",
+            "20",
+            "--levels",
+            "4",
+            "--out",
+            samples.to_str().unwrap(),
+        ]);
         assert_eq!(r["non_finite"], 0, "{sampler}");
     }
 }
@@ -75,11 +161,19 @@ fn train_sample_likelihood_eval_round_trip() {
 #[test]
 fn bad_input_is_one_clear_line() {
     let bad_cov = tmp("bad_cov.json");
-    std::fs::write(&bad_cov, r#"{"components":[{"weight":1,"mean":[0,0],"cov":[[1,2],[2,1]]}]}"#).unwrap();
+    std::fs::write(
+        &bad_cov,
+        r#"{"components":[{"weight":1,"mean":[0,0],"cov":[[1,2],[2,1]]}]}"#,
+    )
+    .unwrap();
     let bad_json = tmp("bad.json");
     std::fs::write(&bad_json, "{\"components\": [").unwrap();
     let nan_weight = tmp("nan.json");
-    std::fs::write(&nan_weight, r#"{"components":[{"weight":-1,"mean":[0,0],"cov":[[1,0],[0,1]]}]}"#).unwrap();
+    std::fs::write(
+        &nan_weight,
+        r#"{"components":[{"weight":-1,"mean":[0,0],"cov":[[1,0],[0,1]]}]}"#,
+    )
+    .unwrap();
     let bad_csv = tmp("bad.csv");
     std::fs::write(&bad_csv, "x,y\n1,2\n3,oops\n").unwrap();
     let no_header = tmp("nohdr.csv");
@@ -102,6 +196,8 @@ fn bad_input_is_one_clear_line() {
     assert!(run_err(&["eval", "--samples", &p(&bad_csv)]).contains("line 3"));
     assert!(run_err(&["eval", "--samples", &p(&no_header)]).contains("header"));
     assert!(run_err(&["likelihood"]).contains("--points"));
-    assert!(run_err(&["sample", "--sampler", "langevin", "--step-size", "-1"]).contains("step size"));
+    assert!(
+        run_err(&["sample", "--sampler", "langevin", "--step-size", "-1"]).contains("step size")
+    );
     assert!(run_err(&["frobnicate"]).contains("frobnicate"));
 }

@@ -28,12 +28,23 @@ fn close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
 fn rotated_mixture() -> GaussianMixture {
     let rot = |deg: f64, l1: f64, l2: f64| {
         let (c, s) = (deg.to_radians().cos(), deg.to_radians().sin());
-        [[l1 * c * c + l2 * s * s, (l1 - l2) * c * s], [(l1 - l2) * c * s, l1 * s * s + l2 * c * c]]
+        [
+            [l1 * c * c + l2 * s * s, (l1 - l2) * c * s],
+            [(l1 - l2) * c * s, l1 * s * s + l2 * c * c],
+        ]
     };
     GaussianMixture::from_spec(&MixtureSpec {
         components: vec![
-            ComponentSpec { weight: 0.6, mean: [-1.5, 0.5], cov: rot(35.0, 2.0, 0.1) },
-            ComponentSpec { weight: 0.4, mean: [1.5, -0.5], cov: rot(-60.0, 0.8, 0.05) },
+            ComponentSpec {
+                weight: 0.6,
+                mean: [-1.5, 0.5],
+                cov: rot(35.0, 2.0, 0.1),
+            },
+            ComponentSpec {
+                weight: 0.4,
+                mean: [1.5, -0.5],
+                cov: rot(-60.0, 0.8, 0.05),
+            },
         ],
     })
     .unwrap()
@@ -42,7 +53,12 @@ fn rotated_mixture() -> GaussianMixture {
 #[test]
 fn exact_perturbed_score_matches_finite_differences_for_every_sde() {
     let m = rotated_mixture();
-    let points = [Vec2::new(0.3, -0.2), Vec2::new(-2.0, 1.0), Vec2::new(2.5, 0.1), Vec2::new(0.0, 3.0)];
+    let points = [
+        Vec2::new(0.3, -0.2),
+        Vec2::new(-2.0, 1.0),
+        Vec2::new(2.5, 0.1),
+        Vec2::new(0.0, 3.0),
+    ];
     for kind in [SdeKind::Ve, SdeKind::Vp, SdeKind::Subvp] {
         let sde = Sde::new(kind, 8.0);
         let exact = ExactScore::new(m.clone(), sde);
@@ -56,10 +72,17 @@ fn exact_perturbed_score_matches_finite_differences_for_every_sde() {
                     let mut e = Vec2::zeros();
                     e[d] = h;
                     let fd = (pt.log_prob(x + e) - pt.log_prob(x - e)) / (2.0 * h);
-                    assert!(close(s[d], fd, 1e-5, 1e-6), "{kind:?} t={t} x={x:?} d={d}: {} vs {fd}", s[d]);
+                    assert!(
+                        close(s[d], fd, 1e-5, 1e-6),
+                        "{kind:?} t={t} x={x:?} d={d}: {} vs {fd}",
+                        s[d]
+                    );
                     fd_div += (exact.score(x + e, t)[d] - exact.score(x - e, t)[d]) / (2.0 * h);
                 }
-                assert!(close(div, fd_div, 1e-4, 1e-4), "{kind:?} t={t}: div {div} vs {fd_div}");
+                assert!(
+                    close(div, fd_div, 1e-4, 1e-4),
+                    "{kind:?} t={t}: div {div} vs {fd_div}"
+                );
             }
         }
     }
@@ -67,32 +90,85 @@ fn exact_perturbed_score_matches_finite_differences_for_every_sde() {
 
 #[test]
 fn mixture_validation_gives_clear_errors() {
-    let ok = ComponentSpec { weight: 1.0, mean: [0.0, 0.0], cov: [[1.0, 0.0], [0.0, 1.0]] };
+    let ok = ComponentSpec {
+        weight: 1.0,
+        mean: [0.0, 0.0],
+        cov: [[1.0, 0.0], [0.0, 1.0]],
+    };
     let with = |f: &dyn Fn(&mut ComponentSpec)| {
         let mut c = ok.clone();
         f(&mut c);
-        GaussianMixture::from_spec(&MixtureSpec { components: vec![c] })
+        GaussianMixture::from_spec(&MixtureSpec {
+            components: vec![c],
+        })
     };
     assert!(with(&|_| {}).is_ok());
-    assert!(matches!(GaussianMixture::from_spec(&MixtureSpec { components: vec![] }), Err(MixtureError::Empty)));
     assert!(matches!(
-        GaussianMixture::from_spec(&MixtureSpec { components: vec![ok.clone(); 33] }),
+        GaussianMixture::from_spec(&MixtureSpec { components: vec![] }),
+        Err(MixtureError::Empty)
+    ));
+    assert!(matches!(
+        GaussianMixture::from_spec(&MixtureSpec {
+            components: vec![ok.clone(); 33]
+        }),
         Err(MixtureError::TooMany(33))
     ));
-    assert!(matches!(with(&|c| c.weight = f64::NAN), Err(MixtureError::BadWeight { .. })));
-    assert!(matches!(with(&|c| c.weight = -1.0), Err(MixtureError::BadWeight { .. })));
-    assert!(matches!(with(&|c| c.weight = 0.0), Err(MixtureError::BadWeight { .. })));
-    assert!(matches!(with(&|c| c.mean[1] = f64::INFINITY), Err(MixtureError::NotFinite { .. })));
-    assert!(matches!(with(&|c| c.cov[0][1] = 0.5), Err(MixtureError::NotSymmetric { .. })));
-    assert!(matches!(with(&|c| c.cov = [[1.0, 2.0], [2.0, 1.0]]), Err(MixtureError::NotPositiveDefinite { .. })));
-    assert!(matches!(with(&|c| c.cov = [[1.0, 1.0], [1.0, 1.0]]), Err(MixtureError::NotPositiveDefinite { .. })));
-    assert!(matches!(with(&|c| c.cov = [[1e-8, 0.0], [0.0, 1.0]]), Err(MixtureError::NearlySingular { .. })));
-    assert!(matches!(with(&|c| c.cov = [[1e-3, 0.0], [0.0, 2e3]]), Err(MixtureError::NearlySingular { .. })));
-    let msg = with(&|c| c.cov = [[1.0, 2.0], [2.0, 1.0]]).unwrap_err().to_string();
-    assert!(msg.contains("component 0") && msg.contains("positive definite"), "{msg}");
+    assert!(matches!(
+        with(&|c| c.weight = f64::NAN),
+        Err(MixtureError::BadWeight { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.weight = -1.0),
+        Err(MixtureError::BadWeight { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.weight = 0.0),
+        Err(MixtureError::BadWeight { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.mean[1] = f64::INFINITY),
+        Err(MixtureError::NotFinite { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.cov[0][1] = 0.5),
+        Err(MixtureError::NotSymmetric { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.cov = [[1.0, 2.0], [2.0, 1.0]]),
+        Err(MixtureError::NotPositiveDefinite { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.cov = [[1.0, 1.0], [1.0, 1.0]]),
+        Err(MixtureError::NotPositiveDefinite { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.cov = [[1e-8, 0.0], [0.0, 1.0]]),
+        Err(MixtureError::NearlySingular { .. })
+    ));
+    assert!(matches!(
+        with(&|c| c.cov = [[1e-3, 0.0], [0.0, 2e3]]),
+        Err(MixtureError::NearlySingular { .. })
+    ));
+    let msg = with(&|c| c.cov = [[1.0, 2.0], [2.0, 1.0]])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("component 0") && msg.contains("positive definite"),
+        "{msg}"
+    );
     // Weights are normalised.
     let m = GaussianMixture::from_spec(&MixtureSpec {
-        components: vec![ComponentSpec { weight: 3.0, ..ok.clone() }, ComponentSpec { weight: 1.0, mean: [4.0, 0.0], ..ok }],
+        components: vec![
+            ComponentSpec {
+                weight: 3.0,
+                ..ok.clone()
+            },
+            ComponentSpec {
+                weight: 1.0,
+                mean: [4.0, 0.0],
+                ..ok
+            },
+        ],
     })
     .unwrap();
     assert!(close(m.weights()[0], 0.75, 0.0, 1e-12));
@@ -103,9 +179,16 @@ fn mixture_sampling_matches_its_moments() {
     let m = rotated_mixture();
     let xs = m.sample(100_000, &mut StreamRng::new(1, 0));
     let mean: Vec2 = xs.iter().sum::<Vec2>() / xs.len() as f64;
-    let cov = xs.iter().map(|x| (x - mean) * (x - mean).transpose()).sum::<scorelab::sim::Mat2>() / xs.len() as f64;
+    let cov = xs
+        .iter()
+        .map(|x| (x - mean) * (x - mean).transpose())
+        .sum::<scorelab::sim::Mat2>()
+        / xs.len() as f64;
     assert!((mean - m.mean()).norm() < 0.02, "{mean:?}");
-    assert!((cov - m.covariance()).norm() < 0.03 * m.covariance().norm(), "{cov:?}");
+    assert!(
+        (cov - m.covariance()).norm() < 0.03 * m.covariance().norm(),
+        "{cov:?}"
+    );
 }
 
 // ------------------------------------------------------------------ Langevin: the NCSN point
@@ -123,7 +206,10 @@ fn annealed_langevin_recovers_ncsn_weights_plain_langevin_does_not() {
     let (xs, nfe) = sample(cfg, sde, 10_000, &exact).unwrap();
     assert_eq!(nfe, 3000);
     let w = mode_weights(&m, &xs);
-    assert!((w[0] - 0.2).abs() < 0.02 && (w[1] - 0.8).abs() < 0.02, "annealed weights {w:?}");
+    assert!(
+        (w[0] - 0.2).abs() < 0.02 && (w[1] - 0.8).abs() < 0.02,
+        "annealed weights {w:?}"
+    );
 
     // Plain Langevin at σ_min = 0.01 (t = 0), α = 0.05, 1000 steps, same uniform start:
     // each chain stays in the basin it starts in, so the weights follow the start box (≈ ½, ½).
@@ -132,10 +218,17 @@ fn annealed_langevin_recovers_ncsn_weights_plain_langevin_does_not() {
     cfg.t_end = 1e-9;
     let (xs, _) = sample(cfg, sde, 10_000, &exact).unwrap();
     let w = mode_weights(&m, &xs);
-    assert!((w[1] - 0.8).abs() > 0.1, "plain Langevin unexpectedly right: {w:?}");
+    assert!(
+        (w[1] - 0.8).abs() > 0.1,
+        "plain Langevin unexpectedly right: {w:?}"
+    );
     // ... yet each mode is sampled well (it is the weights that are wrong, not the shapes).
     let stats = component_stats(&m, &xs);
-    assert!((Vec2::from(stats[1].mean) - Vec2::new(5.0, 5.0)).norm() < 0.1, "{:?}", stats[1].mean);
+    assert!(
+        (Vec2::from(stats[1].mean) - Vec2::new(5.0, 5.0)).norm() < 0.1,
+        "{:?}",
+        stats[1].mean
+    );
 }
 
 // ------------------------------------------------------------------ SDE / ODE samplers
@@ -146,15 +239,40 @@ fn assert_recovers(m: &GaussianMixture, xs: &[Vec2], label: &str) {
     let truth = m.sample(xs.len(), &mut StreamRng::new(99, 0));
     let (a, b) = (component_stats(m, xs), component_stats(m, &truth));
     for (k, (s, t)) in a.iter().zip(&b).enumerate() {
-        assert!((s.weight - t.weight).abs() < 0.03, "{label} comp {k} weight {} vs {}", s.weight, t.weight);
+        assert!(
+            (s.weight - t.weight).abs() < 0.03,
+            "{label} comp {k} weight {} vs {}",
+            s.weight,
+            t.weight
+        );
         let dm = (Vec2::from(s.mean) - Vec2::from(t.mean)).norm();
-        assert!(dm < 0.12, "{label} comp {k} mean {:?} vs {:?}", s.mean, t.mean);
-        let (sc, tc) = (scorelab::sim::Mat2::from(s.cov).transpose(), scorelab::sim::Mat2::from(t.cov).transpose());
-        assert!((sc - tc).norm() < 0.15 * tc.norm(), "{label} comp {k} cov {:?} vs {:?}", s.cov, t.cov);
+        assert!(
+            dm < 0.12,
+            "{label} comp {k} mean {:?} vs {:?}",
+            s.mean,
+            t.mean
+        );
+        let (sc, tc) = (
+            scorelab::sim::Mat2::from(s.cov).transpose(),
+            scorelab::sim::Mat2::from(t.cov).transpose(),
+        );
+        assert!(
+            (sc - tc).norm() < 0.15 * tc.norm(),
+            "{label} comp {k} cov {:?} vs {:?}",
+            s.cov,
+            t.cov
+        );
     }
     let mean: Vec2 = xs.iter().sum::<Vec2>() / xs.len() as f64;
-    assert!((mean - m.mean()).norm() < 0.1, "{label} overall mean {mean:?} vs {:?}", m.mean());
-    assert!(!xs.iter().any(|x| !x.x.is_finite() || !x.y.is_finite()), "{label}: non-finite samples");
+    assert!(
+        (mean - m.mean()).norm() < 0.1,
+        "{label} overall mean {mean:?} vs {:?}",
+        m.mean()
+    );
+    assert!(
+        !xs.iter().any(|x| !x.x.is_finite() || !x.y.is_finite()),
+        "{label}: non-finite samples"
+    );
 }
 
 #[test]
@@ -178,7 +296,10 @@ fn sde_and_ode_samplers_recover_the_mixture() {
     for &(kind, sde_kind) in cases {
         let sde = Sde::new(sde_kind, m.max_pairwise_distance());
         let exact = ExactScore::new(m.clone(), sde);
-        let cfg = SamplerConfig { seed: 7, ..SamplerConfig::defaults(kind, &m) };
+        let cfg = SamplerConfig {
+            seed: 7,
+            ..SamplerConfig::defaults(kind, &m)
+        };
         let (xs, nfe) = sample(cfg.clone(), sde, n, &exact).unwrap();
         let label = format!("{}/{}", kind.name(), sde_kind.name());
         assert_recovers(&m, &xs, &label);
@@ -189,7 +310,10 @@ fn sde_and_ode_samplers_recover_the_mixture() {
             _ => cfg.n_steps as u64,
         };
         assert_eq!(nfe, expected_nfe, "{label} NFE");
-        eprintln!("{label}: NFE {nfe}, mode-weight TV {:.4}", mode_weight_error(&m, &xs));
+        eprintln!(
+            "{label}: NFE {nfe}, mode-weight TV {:.4}",
+            mode_weight_error(&m, &xs)
+        );
     }
 }
 
@@ -199,12 +323,19 @@ fn ode_is_deterministic_and_sde_is_not() {
     let sde = Sde::new(SdeKind::Vp, 1.0);
     let exact = ExactScore::new(m.clone(), sde);
     let run = |kind, seed| {
-        let cfg = SamplerConfig { seed, n_steps: 50, ..SamplerConfig::defaults(kind, &m) };
+        let cfg = SamplerConfig {
+            seed,
+            n_steps: 50,
+            ..SamplerConfig::defaults(kind, &m)
+        };
         sample(cfg, sde, 16, &exact).unwrap().0
     };
     // Same start (same seed) → same ODE path; the SDE with the same start draws new noise per seed only.
     assert_eq!(run(SamplerKind::OdeRk4, 3), run(SamplerKind::OdeRk4, 3));
-    assert_ne!(run(SamplerKind::ReverseSde, 3), run(SamplerKind::ReverseSde, 4));
+    assert_ne!(
+        run(SamplerKind::ReverseSde, 3),
+        run(SamplerKind::ReverseSde, 4)
+    );
 }
 
 // ------------------------------------------------------------------ likelihood
@@ -218,12 +349,16 @@ fn pf_ode_likelihood_with_exact_score_matches_log_density() {
     let mut abs_err = 0.0;
     let mut nfe = 0;
     for x in &points {
-        let l = log_likelihood(&exact, &sde, *x, LikelihoodConfig::default()).expect("ODE stays finite");
+        let l = log_likelihood(&exact, &sde, *x, LikelihoodConfig::default())
+            .expect("ODE stays finite");
         abs_err += (l.log_prob - m.log_prob(*x)).abs();
         nfe += l.nfe;
     }
     let mae = abs_err / points.len() as f64;
-    eprintln!("PF-ODE likelihood MAE {mae:.5} nats, mean NFE {}", nfe / points.len() as u64);
+    eprintln!(
+        "PF-ODE likelihood MAE {mae:.5} nats, mean NFE {}",
+        nfe / points.len() as u64
+    );
     assert!(mae < 0.05, "MAE {mae}");
 }
 
@@ -234,14 +369,29 @@ fn dsm_loss_gradient_matches_finite_differences() {
     let m = preset("anisotropic3");
     for kind in [SdeKind::Ve, SdeKind::Vp] {
         let sde = Sde::new(kind, m.max_pairwise_distance());
-        let cfg = NetConfig { width: 8, depth: 2, n_x_freqs: 2, data_std: m.data_std(), seed: 3, ..NetConfig::default() };
+        let cfg = NetConfig {
+            width: 8,
+            depth: 2,
+            n_x_freqs: 2,
+            data_std: m.data_std(),
+            seed: 3,
+            ..NetConfig::default()
+        };
         let net = ScoreNet::new(cfg, sde).unwrap();
         let mut r = StreamRng::new(4, 0);
         let x0 = m.sample(16, &mut r);
         let t: Vec<f64> = (0..16).map(|i| 0.02 + 0.06 * f64::from(i)).collect();
         let z: Vec<Vec2> = (0..16).map(|_| r.normal2()).collect();
         let loss = |n: &ScoreNet, g: &mut Vec<f32>| {
-            n.dsm_loss_and_grad(&x0, &t, &z, g, &mut MlpWorkspace::default(), &mut Vec::new(), &mut Vec::new())
+            n.dsm_loss_and_grad(
+                &x0,
+                &t,
+                &z,
+                g,
+                &mut MlpWorkspace::default(),
+                &mut Vec::new(),
+                &mut Vec::new(),
+            )
         };
         let mut grad = vec![0.0f32; net.mlp.params.len()];
         loss(&net, &mut grad);
@@ -266,8 +416,24 @@ fn dsm_loss_gradient_matches_finite_differences() {
 fn train(name: &str) -> (GaussianMixture, Sde, ScoreNet, f64) {
     let m = preset(name);
     let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
-    let net = ScoreNet::new(NetConfig { width: 64, depth: 3, data_std: m.data_std(), ..NetConfig::default() }, sde).unwrap();
-    let cfg = TrainConfig { batch: 256, adam: AdamConfig { lr: 2e-3, ..AdamConfig::default() }, ..TrainConfig::default() };
+    let net = ScoreNet::new(
+        NetConfig {
+            width: 64,
+            depth: 3,
+            data_std: m.data_std(),
+            ..NetConfig::default()
+        },
+        sde,
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        batch: 256,
+        adam: AdamConfig {
+            lr: 2e-3,
+            ..AdamConfig::default()
+        },
+        ..TrainConfig::default()
+    };
     let mut tr = Trainer::new(net, m.clone(), cfg);
     for _ in 0..6000 {
         tr.step().unwrap();
@@ -284,10 +450,17 @@ fn cpu_training_reaches_the_fisher_bar_and_samples_the_right_weights() {
     for name in ["ncsn", "ring8"] {
         let (m, sde, net, fisher) = train(name);
         assert!(fisher < 0.1, "{name}: mean relative Fisher {fisher}");
-        let cfg = SamplerConfig { seed: 11, ..SamplerConfig::defaults(SamplerKind::AnnealedLangevin, &m) };
+        let cfg = SamplerConfig {
+            seed: 11,
+            ..SamplerConfig::defaults(SamplerKind::AnnealedLangevin, &m)
+        };
         let (xs, _) = sample(cfg, sde, 4000, &net).unwrap();
         let w = mode_weights(&m, &xs);
-        let worst = w.iter().zip(m.weights()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let worst = w
+            .iter()
+            .zip(m.weights())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         eprintln!("{name}: trained-model annealed Langevin weights {w:.3?}");
         assert!(worst < 0.05, "{name}: weights {w:?} vs {:?}", m.weights());
     }
@@ -301,8 +474,17 @@ fn strong_guidance_puts_samples_in_the_chosen_component() {
     let sde = Sde::new(SdeKind::Vp, 1.0);
     let exact = ExactScore::new(m.clone(), sde);
     for k in 0..2 {
-        let guided = GuidedScore { base: &exact, exact: exact.clone(), component: k, gamma: 5.0 };
-        let cfg = SamplerConfig { seed: 2, n_steps: 500, ..SamplerConfig::defaults(SamplerKind::ReverseSde, &m) };
+        let guided = GuidedScore {
+            base: &exact,
+            exact: exact.clone(),
+            component: k,
+            gamma: 5.0,
+        };
+        let cfg = SamplerConfig {
+            seed: 2,
+            n_steps: 500,
+            ..SamplerConfig::defaults(SamplerKind::ReverseSde, &m)
+        };
         let (xs, _) = sample(cfg, sde, 4000, &guided).unwrap();
         let w = mode_weights(&m, &xs);
         assert!(w[k] >= 0.95, "component {k}: {w:?}");
@@ -317,9 +499,22 @@ fn inpainting_with_exact_conditional_score_matches_the_analytic_conditional() {
     for &c in &[-1.5, 0.0, 2.0] {
         let cond = m.conditional_x2_given_x1(c);
         let n = 4000;
-        let xs = inpaint_x2(&exact, &m, &sde, c, n, 1000, InpaintMethod::ExactConditional, 3);
+        let xs = inpaint_x2(
+            &exact,
+            &m,
+            &sde,
+            c,
+            n,
+            1000,
+            InpaintMethod::ExactConditional,
+            3,
+        );
         let ks = ks_statistic(&xs, |x| cond.cdf(x));
-        assert!(ks < ks_critical_001(n), "c={c}: KS {ks} (critical {})", ks_critical_001(n));
+        assert!(
+            ks < ks_critical_001(n),
+            "c={c}: KS {ks} (critical {})",
+            ks_critical_001(n)
+        );
         // The replacement method is an approximation; it must at least land on the right support.
         let rep = inpaint_x2(&exact, &m, &sde, c, n, 1000, InpaintMethod::Replacement, 3);
         let ks_rep = ks_statistic(&rep, |x| cond.cdf(x));

@@ -29,15 +29,22 @@ impl ScreenFromData {
         let center = 0.5 * (lo + hi);
         let span = (hi - lo).map(|v| v.max(1e-3));
         let ppu = (rect.width() / span.x as f32).min(rect.height() / span.y as f32);
-        Self { rect, center, pixels_per_unit: ppu }
+        Self {
+            rect,
+            center,
+            pixels_per_unit: ppu,
+        }
     }
 
-    fn to_screen(&self, p: Vec2) -> Pos2 {
+    fn screen_from_data(self, p: Vec2) -> Pos2 {
         let c = self.rect.center();
-        Pos2::new(c.x + ((p.x - self.center.x) as f32) * self.pixels_per_unit, c.y - ((p.y - self.center.y) as f32) * self.pixels_per_unit)
+        Pos2::new(
+            c.x + ((p.x - self.center.x) as f32) * self.pixels_per_unit,
+            c.y - ((p.y - self.center.y) as f32) * self.pixels_per_unit,
+        )
     }
 
-    fn to_data(&self, p: Pos2) -> Vec2 {
+    fn data_from_screen(self, p: Pos2) -> Vec2 {
         let c = self.rect.center();
         Vec2::new(
             self.center.x + f64::from((p.x - c.x) / self.pixels_per_unit),
@@ -81,13 +88,20 @@ pub fn canvas_ui(
         for j in 0..n_grid {
             let u = (i as f64 + 0.5) / n_grid as f64;
             let v = (j as f64 + 0.5) / n_grid as f64;
-            points.push(view.to_data(Pos2::new(rect.left() + rect.width() * u as f32, rect.top() + rect.height() * v as f32)));
+            points.push(view.data_from_screen(Pos2::new(
+                rect.left() + rect.width() * u as f32,
+                rect.top() + rect.height() * v as f32,
+            )));
         }
     }
     let mut scores = vec![Vec2::zeros(); points.len()];
     exact.score_batch(&points, t, &mut scores);
     let cell = (rect.width().min(rect.height()) / n_grid as f32) * 0.9;
-    let max_norm = scores.iter().map(|s| s.norm()).fold(0.0, f64::max).max(1e-12);
+    let max_norm = scores
+        .iter()
+        .map(|s| s.norm())
+        .fold(0.0, f64::max)
+        .max(1e-12);
     for (p, s) in points.iter().zip(&scores) {
         // Length ∝ √(|s| / max): compresses the huge dynamic range near the modes.
         let n = s.norm();
@@ -96,11 +110,15 @@ pub fn canvas_ui(
         }
         let len = cell * (n / max_norm).sqrt() as f32;
         let dir = egui::vec2(s.x as f32, -s.y as f32) / n as f32;
-        painter.arrow(view.to_screen(*p), dir * len, Stroke::new(1.2, ARROW_COLOR.gamma_multiply(0.8)));
+        painter.arrow(
+            view.screen_from_data(*p),
+            dir * len,
+            Stroke::new(1.2, ARROW_COLOR.gamma_multiply(0.8)),
+        );
     }
 
     for x in samples {
-        painter.circle_filled(view.to_screen(*x), 1.6, SAMPLE_COLOR);
+        painter.circle_filled(view.screen_from_data(*x), 1.6, SAMPLE_COLOR);
     }
 
     for g in mixture.components() {
@@ -108,12 +126,15 @@ pub fn canvas_ui(
             let pts: Vec<Pos2> = (0..=64)
                 .map(|i| {
                     let a = std::f64::consts::TAU * f64::from(i) / 64.0;
-                    view.to_screen(g.mean + k * (g.chol * Vec2::new(a.cos(), a.sin())))
+                    view.screen_from_data(g.mean + k * (g.chol * Vec2::new(a.cos(), a.sin())))
                 })
                 .collect();
-            painter.add(egui::Shape::line(pts, Stroke::new(if k == 1.0 { 1.6 } else { 0.8 }, ELLIPSE_COLOR)));
+            painter.add(egui::Shape::line(
+                pts,
+                Stroke::new(if k == 1.0 { 1.6 } else { 0.8 }, ELLIPSE_COLOR),
+            ));
         }
-        painter.circle_filled(view.to_screen(g.mean), 6.0, HANDLE_COLOR);
+        painter.circle_filled(view.screen_from_data(g.mean), 6.0, HANDLE_COLOR);
     }
 
     // Dragging a centre handle moves that component's mean.
@@ -124,7 +145,7 @@ pub fn canvas_ui(
                 .components()
                 .iter()
                 .enumerate()
-                .map(|(k, g)| (k, view.to_screen(g.mean).distance(pos)))
+                .map(|(k, g)| (k, view.screen_from_data(g.mean).distance(pos)))
                 .filter(|(_, d)| *d < 14.0)
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(k, _)| k);

@@ -32,7 +32,14 @@ pub struct Scene {
 
 impl Default for Scene {
     fn default() -> Self {
-        Self { mixture: presets::by_name("ncsn").unwrap_or(MixtureSpec { components: Vec::new() }), sde: SdeKind::Ve, t: 0.0, seed: 0 }
+        Self {
+            mixture: presets::by_name("ncsn").unwrap_or(MixtureSpec {
+                components: Vec::new(),
+            }),
+            sde: SdeKind::Ve,
+            t: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -89,7 +96,10 @@ pub struct ScoreLabApp {
 impl ScoreLabApp {
     /// Build from eframe's creation context; `on_first_frame` runs after the first painted frame
     /// (the web shell uses it to signal readiness).
-    pub fn new(cc: &eframe::CreationContext<'_>, on_first_frame: Option<Box<dyn FnOnce()>>) -> Self {
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        on_first_frame: Option<Box<dyn FnOnce()>>,
+    ) -> Self {
         let backend = cc
             .wgpu_render_state
             .as_ref()
@@ -103,7 +113,8 @@ impl ScoreLabApp {
             })
             .unwrap_or_default();
         let scene = Scene::default();
-        let mixture = GaussianMixture::from_spec(&scene.mixture).unwrap_or_else(|_| fallback_mixture());
+        let mixture =
+            GaussianMixture::from_spec(&scene.mixture).unwrap_or_else(|_| fallback_mixture());
         let mut app = Self {
             scene,
             mixture,
@@ -119,7 +130,9 @@ impl ScoreLabApp {
     }
 
     fn resample(&mut self) {
-        self.samples = self.mixture.sample(N_SAMPLES, &mut StreamRng::new(self.scene.seed, 0));
+        self.samples = self
+            .mixture
+            .sample(N_SAMPLES, &mut StreamRng::new(self.scene.seed, 0));
     }
 
     /// Apply an edited mixture: keep it if valid, otherwise keep the last good one and say why.
@@ -145,16 +158,18 @@ impl ScoreLabApp {
         ui.separator();
         ui.horizontal(|ui| {
             ui.label("Preset");
-            egui::ComboBox::from_id_salt("preset").selected_text("choose…").show_ui(ui, |ui| {
-                for name in presets::NAMES {
-                    if ui.selectable_label(false, *name).clicked() {
-                        if let Some(spec) = presets::by_name(name) {
-                            self.set_mixture(spec);
-                            self.canvas.view_box = None;
+            egui::ComboBox::from_id_salt("preset")
+                .selected_text("choose…")
+                .show_ui(ui, |ui| {
+                    for name in presets::NAMES {
+                        if ui.selectable_label(false, *name).clicked() {
+                            if let Some(spec) = presets::by_name(name) {
+                                self.set_mixture(spec);
+                                self.canvas.view_box = None;
+                            }
                         }
                     }
-                }
-            });
+                });
         });
         ui.horizontal(|ui| {
             ui.label("SDE");
@@ -167,12 +182,19 @@ impl ScoreLabApp {
         ui.label(format!("σ(t) = {:.3}", sde.effective_sigma(self.scene.t)));
         ui.separator();
         ui.label("Drag a component's centre to move it.");
-        ui.label(format!("{} components, {} samples", self.mixture.len(), self.samples.len()));
+        ui.label(format!(
+            "{} components, {} samples",
+            self.mixture.len(),
+            self.samples.len()
+        ));
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::from_rgb(220, 80, 60), e);
         }
         ui.separator();
-        ui.small(format!("Renderer: {} · {} ({})", self.backend.backend, self.backend.adapter, self.backend.device_type));
+        ui.small(format!(
+            "Renderer: {} · {} ({})",
+            self.backend.backend, self.backend.adapter, self.backend.device_type
+        ));
     }
 
     fn publish_state(&self) {
@@ -194,7 +216,11 @@ impl ScoreLabApp {
 /// A valid one-component mixture used only if the default preset ever failed validation.
 fn fallback_mixture() -> GaussianMixture {
     let spec = MixtureSpec {
-        components: vec![crate::sim::mixture::ComponentSpec { weight: 1.0, mean: [0.0, 0.0], cov: [[1.0, 0.0], [0.0, 1.0]] }],
+        components: vec![crate::sim::mixture::ComponentSpec {
+            weight: 1.0,
+            mean: [0.0, 0.0],
+            cov: [[1.0, 0.0], [0.0, 1.0]],
+        }],
     };
     match GaussianMixture::from_spec(&spec) {
         Ok(m) => m,
@@ -204,10 +230,20 @@ fn fallback_mixture() -> GaussianMixture {
 
 impl eframe::App for ScoreLabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::Panel::left("controls").default_size(260.0).show(ui, |ui| self.controls_ui(ui));
+        egui::Panel::left("controls")
+            .default_size(260.0)
+            .show(ui, |ui| self.controls_ui(ui));
         egui::CentralPanel::default_margins().show(ui, |ui| {
             let sde = self.sde();
-            let edit = canvas::canvas_ui(ui, &mut self.canvas, &self.mixture, &self.scene.mixture, &self.samples, &sde, self.scene.t);
+            let edit = canvas::canvas_ui(
+                ui,
+                &mut self.canvas,
+                &self.mixture,
+                &self.scene.mixture,
+                &self.samples,
+                &sde,
+                self.scene.t,
+            );
             if let Some(spec) = edit {
                 self.set_mixture(spec);
             }
@@ -226,9 +262,15 @@ impl eframe::App for ScoreLabApp {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn run_native() -> Result<(), String> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1200.0, 800.0]).with_title("ScoreLab"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1200.0, 800.0])
+            .with_title("ScoreLab"),
         ..Default::default()
     };
-    eframe::run_native("ScoreLab", options, Box::new(|cc| Ok(Box::new(ScoreLabApp::new(cc, None)))))
-        .map_err(|e| format!("cannot open the window: {e}"))
+    eframe::run_native(
+        "ScoreLab",
+        options,
+        Box::new(|cc| Ok(Box::new(ScoreLabApp::new(cc, None)))),
+    )
+    .map_err(|e| format!("cannot open the window: {e}"))
 }

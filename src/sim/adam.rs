@@ -20,7 +20,13 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { lr: 2e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, ema_decay: 0.995 }
+        Self {
+            lr: 2e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            ema_decay: 0.995,
+        }
     }
 }
 
@@ -42,7 +48,13 @@ pub struct Adam {
 impl Adam {
     /// Fresh state for `params`.
     pub fn new(config: AdamConfig, params: &[f32]) -> Self {
-        Self { config, m: vec![0.0; params.len()], v: vec![0.0; params.len()], ema: params.to_vec(), t: 0 }
+        Self {
+            config,
+            m: vec![0.0; params.len()],
+            v: vec![0.0; params.len()],
+            ema: params.to_vec(),
+            t: 0,
+        }
     }
 
     /// One update: θ ← θ − lr · m̂ / (√v̂ + eps), then ema ← d·ema + (1−d)·θ.
@@ -52,7 +64,9 @@ impl Adam {
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
         // EMA warm-up as in many implementations: the effective decay starts small.
-        let d = c.ema_decay.min((1.0 + self.t as f32) / (10.0 + self.t as f32));
+        let d = c
+            .ema_decay
+            .min((1.0 + self.t as f32) / (10.0 + self.t as f32));
         for i in 0..params.len() {
             let g = grad[i];
             self.m[i] = c.beta1 * self.m[i] + (1.0 - c.beta1) * g;
@@ -72,7 +86,13 @@ mod tests {
     #[test]
     fn first_step_moves_by_lr_against_the_gradient_sign() {
         let mut p = vec![1.0f32, -2.0];
-        let mut adam = Adam::new(AdamConfig { ema_decay: 0.0, ..AdamConfig::default() }, &p);
+        let mut adam = Adam::new(
+            AdamConfig {
+                ema_decay: 0.0,
+                ..AdamConfig::default()
+            },
+            &p,
+        );
         adam.step(&mut p, &[0.5, -3.0]);
         // With bias correction the first step is exactly lr · sign(g) (up to eps).
         assert!((p[0] - (1.0 - 2e-3)).abs() < 1e-6);
@@ -82,11 +102,20 @@ mod tests {
     #[test]
     fn minimises_a_quadratic() {
         let mut p = vec![3.0f32, -4.0];
-        let mut adam = Adam::new(AdamConfig { lr: 0.05, ..AdamConfig::default() }, &p);
+        let mut adam = Adam::new(
+            AdamConfig {
+                lr: 0.05,
+                ..AdamConfig::default()
+            },
+            &p,
+        );
         for _ in 0..2000 {
             let g = vec![2.0 * (p[0] - 1.0), 2.0 * (p[1] + 0.5)];
             adam.step(&mut p, &g);
         }
-        assert!((p[0] - 1.0).abs() < 1e-2 && (p[1] + 0.5).abs() < 1e-2, "{p:?}");
+        assert!(
+            (p[0] - 1.0).abs() < 1e-2 && (p[1] + 0.5).abs() < 1e-2,
+            "{p:?}"
+        );
     }
 }

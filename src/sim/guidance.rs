@@ -47,7 +47,10 @@ impl ScoreModel for GuidedScore<'_> {
         let pt = self.exact.at(t);
         let (_, d_mix) = pt.score_and_divergence(x);
         let d_k = -pt.components()[self.component].precision.trace();
-        (s + self.gamma * Self::classifier_grad(&pt, self.component, x), d + self.gamma * (d_k - d_mix))
+        (
+            s + self.gamma * Self::classifier_grad(&pt, self.component, x),
+            d + self.gamma * (d_k - d_mix),
+        )
     }
 }
 
@@ -75,8 +78,9 @@ pub fn inpaint_x2(
 ) -> Vec<f64> {
     let rng = CounterRng::new(seed);
     let cond = mixture.conditional_x2_given_x1(c);
-    let mut x: Vec<Vec2> =
-        (0..n as u32).map(|i| sde.prior_sample(rng.normal2(0, i, stream::INIT))).collect();
+    let mut x: Vec<Vec2> = (0..n as u32)
+        .map(|i| sde.prior_sample(rng.normal2(0, i, stream::INIT)))
+        .collect();
     let mut mean = x.clone();
     let mut scores = vec![Vec2::zeros(); n];
     let n_steps = n_steps.max(1);

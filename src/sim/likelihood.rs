@@ -34,12 +34,21 @@ pub struct LikelihoodConfig {
 
 impl Default for LikelihoodConfig {
     fn default() -> Self {
-        Self { t0: 1e-5, rtol: 1e-5, atol: 1e-5 }
+        Self {
+            t0: 1e-5,
+            rtol: 1e-5,
+            atol: 1e-5,
+        }
     }
 }
 
 /// log p_0(x) of the model `score` (None when the ODE blew up: NaN/inf on the way).
-pub fn log_likelihood(score: &dyn ScoreModel, sde: &Sde, x: Vec2, cfg: LikelihoodConfig) -> Option<Likelihood> {
+pub fn log_likelihood(
+    score: &dyn ScoreModel,
+    sde: &Sde,
+    x: Vec2,
+    cfg: LikelihoodConfig,
+) -> Option<Likelihood> {
     let mut rk = Rk45::new(cfg.t0, vec![x.x, x.y, 0.0], 1.0, cfg.rtol, cfg.atol);
     rk.run(&mut |t, y, dy| {
         let p = Vec2::new(y[0], y[1]);
@@ -56,5 +65,10 @@ pub fn log_likelihood(score: &dyn ScoreModel, sde: &Sde, x: Vec2, cfg: Likelihoo
     let x1 = Vec2::new(rk.y[0], rk.y[1]);
     let prior = sde.prior_log_prob(x1);
     let lp = prior + rk.y[2];
-    lp.is_finite().then_some(Likelihood { log_prob: lp, prior_log_prob: prior, x1, nfe: rk.nfev })
+    lp.is_finite().then_some(Likelihood {
+        log_prob: lp,
+        prior_log_prob: prior,
+        x1,
+        nfe: rk.nfev,
+    })
 }

@@ -33,7 +33,10 @@ pub fn relative_fisher(
             let xs: Vec<Vec2> = (0..n_per_level as u32)
                 .map(|i| {
                     let b = rng.bits(level as u32, i, stream::EVAL);
-                    pt.sample_with(crate::sim::rng::unit_closed_open(b[0]), crate::sim::rng::box_muller(b[1], b[2]))
+                    pt.sample_with(
+                        crate::sim::rng::unit_closed_open(b[0]),
+                        crate::sim::rng::box_muller(b[1], b[2]),
+                    )
                 })
                 .collect();
             let mut model = vec![Vec2::zeros(); xs.len()];
@@ -55,12 +58,20 @@ pub fn mode_weights(mixture: &GaussianMixture, samples: &[Vec2]) -> Vec<f64> {
     for x in samples {
         counts[mixture.classify(*x)] += 1;
     }
-    counts.iter().map(|&c| c as f64 / samples.len().max(1) as f64).collect()
+    counts
+        .iter()
+        .map(|&c| c as f64 / samples.len().max(1) as f64)
+        .collect()
 }
 
 /// Total-variation distance ½ Σ |ŵ_k − w_k| between sample mode weights and the true weights.
 pub fn mode_weight_error(mixture: &GaussianMixture, samples: &[Vec2]) -> f64 {
-    mode_weights(mixture, samples).iter().zip(mixture.weights()).map(|(a, b)| (a - b).abs()).sum::<f64>() * 0.5
+    mode_weights(mixture, samples)
+        .iter()
+        .zip(mixture.weights())
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        * 0.5
 }
 
 /// Per-component statistics of samples assigned to each component.
@@ -86,7 +97,11 @@ pub fn component_stats(mixture: &GaussianMixture, samples: &[Vec2]) -> Vec<Compo
         .map(|g| {
             let n = g.len().max(1) as f64;
             let m: Vec2 = g.iter().sum::<Vec2>() / n;
-            let c: Mat2 = g.iter().map(|x| (x - m) * (x - m).transpose()).sum::<Mat2>() / (n - 1.0).max(1.0);
+            let c: Mat2 = g
+                .iter()
+                .map(|x| (x - m) * (x - m).transpose())
+                .sum::<Mat2>()
+                / (n - 1.0).max(1.0);
             ComponentStats {
                 weight: g.len() as f64 / samples.len().max(1) as f64,
                 mean: [m.x, m.y],

@@ -70,7 +70,9 @@ pub enum MixtureError {
         yx: f64,
     },
     /// Covariance not positive definite.
-    #[error("component {index}: covariance is not positive definite (eigenvalues {lo:.3e}, {hi:.3e})")]
+    #[error(
+        "component {index}: covariance is not positive definite (eigenvalues {lo:.3e}, {hi:.3e})"
+    )]
     NotPositiveDefinite {
         /// Component index.
         index: usize,
@@ -126,7 +128,13 @@ impl Gaussian2 {
         let l11 = (cov[(1, 1)] - l10 * l10).max(0.0).sqrt();
         let chol = Mat2::new(l00, 0.0, l10, l11);
         let log_norm = -(std::f64::consts::TAU).ln() - 0.5 * det.ln();
-        Self { mean, cov, precision, chol, log_norm }
+        Self {
+            mean,
+            cov,
+            precision,
+            chol,
+            log_norm,
+        }
     }
 
     /// log N(x; μ, Σ).
@@ -165,14 +173,23 @@ impl GaussianMixture {
         let mut comps = Vec::with_capacity(n);
         for (index, c) in spec.components.iter().enumerate() {
             if !c.weight.is_finite() || c.weight <= 0.0 || c.weight > MAX_ABS_VALUE {
-                return Err(MixtureError::BadWeight { index, value: c.weight });
+                return Err(MixtureError::BadWeight {
+                    index,
+                    value: c.weight,
+                });
             }
             let ok = |v: f64| v.is_finite() && v.abs() <= MAX_ABS_VALUE;
             if !c.mean.iter().all(|&v| ok(v)) {
-                return Err(MixtureError::NotFinite { index, what: "mean" });
+                return Err(MixtureError::NotFinite {
+                    index,
+                    what: "mean",
+                });
             }
             if !c.cov.iter().flatten().all(|&v| ok(v)) {
-                return Err(MixtureError::NotFinite { index, what: "covariance" });
+                return Err(MixtureError::NotFinite {
+                    index,
+                    what: "covariance",
+                });
             }
             let [[xx, xy], [yx, yy]] = c.cov;
             if (xy - yx).abs() > 1e-9 * (1.0 + xx.abs() + yy.abs()) {
@@ -195,7 +212,11 @@ impl GaussianMixture {
 
     fn from_parts(weights: Vec<f64>, components: Vec<Gaussian2>) -> Self {
         let log_weights = weights.iter().map(|w| w.ln()).collect();
-        Self { weights, log_weights, components }
+        Self {
+            weights,
+            log_weights,
+            components,
+        }
     }
 
     /// The spec this mixture round-trips to (normalised weights).
@@ -208,7 +229,10 @@ impl GaussianMixture {
                 .map(|(&weight, g)| ComponentSpec {
                     weight,
                     mean: [g.mean.x, g.mean.y],
-                    cov: [[g.cov[(0, 0)], g.cov[(0, 1)]], [g.cov[(1, 0)], g.cov[(1, 1)]]],
+                    cov: [
+                        [g.cov[(0, 0)], g.cov[(0, 1)]],
+                        [g.cov[(1, 0)], g.cov[(1, 1)]],
+                    ],
                 })
                 .collect(),
         }
@@ -278,7 +302,10 @@ impl GaussianMixture {
         let mut buf = [0.0; MAX_COMPONENTS];
         let r = &mut buf[..self.len()];
         self.responsibilities(x, r);
-        r.iter().zip(&self.components).map(|(&rk, g)| rk * g.score(x)).sum()
+        r.iter()
+            .zip(&self.components)
+            .map(|(&rk, g)| rk * g.score(x))
+            .sum()
     }
 
     /// The score and its divergence tr ∇² log p(x):
@@ -307,7 +334,12 @@ impl GaussianMixture {
         let comps = self
             .components
             .iter()
-            .map(|g| Gaussian2::new(alpha * g.mean, alpha * alpha * g.cov + Mat2::identity() * (std * std)))
+            .map(|g| {
+                Gaussian2::new(
+                    alpha * g.mean,
+                    alpha * alpha * g.cov + Mat2::identity() * (std * std),
+                )
+            })
             .collect();
         Self::from_parts(self.weights.clone(), comps)
     }
@@ -347,7 +379,11 @@ impl GaussianMixture {
 
     /// Mixture mean.
     pub fn mean(&self) -> Vec2 {
-        self.weights.iter().zip(&self.components).map(|(w, g)| *w * g.mean).sum()
+        self.weights
+            .iter()
+            .zip(&self.components)
+            .map(|(w, g)| *w * g.mean)
+            .sum()
     }
 
     /// Mixture covariance.
@@ -371,11 +407,16 @@ impl GaussianMixture {
     /// Approximate maximum pairwise distance between data points (Song & Ermon 2020,
     /// technique 1): max over component pairs of |μ_i − μ_j| + 2(√λ_i + √λ_j).
     pub fn max_pairwise_distance(&self) -> f64 {
-        let spread: Vec<f64> = self.components.iter().map(|g| sym_eigenvalues(&g.cov).1.sqrt()).collect();
+        let spread: Vec<f64> = self
+            .components
+            .iter()
+            .map(|g| sym_eigenvalues(&g.cov).1.sqrt())
+            .collect();
         let mut best: f64 = 0.0;
         for i in 0..self.len() {
             for j in i..self.len() {
-                let d = (self.components[i].mean - self.components[j].mean).norm() + 2.0 * (spread[i] + spread[j]);
+                let d = (self.components[i].mean - self.components[j].mean).norm()
+                    + 2.0 * (spread[i] + spread[j]);
                 best = best.max(d);
             }
         }
@@ -421,7 +462,11 @@ impl Mixture1d {
         Self {
             weights: self.weights.clone(),
             means: self.means.iter().map(|m| alpha * m).collect(),
-            vars: self.vars.iter().map(|v| alpha * alpha * v + std * std).collect(),
+            vars: self
+                .vars
+                .iter()
+                .map(|v| alpha * alpha * v + std * std)
+                .collect(),
         }
     }
 
@@ -436,9 +481,12 @@ impl Mixture1d {
     }
 
     fn log_terms(&self, x: f64) -> impl Iterator<Item = f64> + '_ {
-        self.weights.iter().zip(self.means.iter().zip(&self.vars)).map(move |(w, (m, v))| {
-            w.ln() - 0.5 * (std::f64::consts::TAU * v).ln() - 0.5 * (x - m) * (x - m) / v
-        })
+        self.weights
+            .iter()
+            .zip(self.means.iter().zip(&self.vars))
+            .map(move |(w, (m, v))| {
+                w.ln() - 0.5 * (std::f64::consts::TAU * v).ln() - 0.5 * (x - m) * (x - m) / v
+            })
     }
 
     /// log p(x).
@@ -473,7 +521,11 @@ impl GaussianMixture {
             vars.push(g.cov[(1, 1)] - s21 * s21 / s11);
         }
         let lse = log_sum_exp(&logw);
-        Mixture1d { weights: logw.iter().map(|l| (l - lse).exp()).collect(), means, vars }
+        Mixture1d {
+            weights: logw.iter().map(|l| (l - lse).exp()).collect(),
+            means,
+            vars,
+        }
     }
 }
 
@@ -488,14 +540,17 @@ pub fn normal_cdf(z: f64) -> f64 {
 pub fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 {
         r
     } else {
@@ -508,10 +563,21 @@ pub mod presets {
     use super::{ComponentSpec, MixtureSpec};
 
     /// Names accepted by [`by_name`].
-    pub const NAMES: &[&str] = &["ncsn", "ring8", "grid25", "spiral", "two-moons-ish", "anisotropic3"];
+    pub const NAMES: &[&str] = &[
+        "ncsn",
+        "ring8",
+        "grid25",
+        "spiral",
+        "two-moons-ish",
+        "anisotropic3",
+    ];
 
     fn iso(weight: f64, x: f64, y: f64, var: f64) -> ComponentSpec {
-        ComponentSpec { weight, mean: [x, y], cov: [[var, 0.0], [0.0, var]] }
+        ComponentSpec {
+            weight,
+            mean: [x, y],
+            cov: [[var, 0.0], [0.0, var]],
+        }
     }
 
     /// A preset by name.
@@ -526,7 +592,14 @@ pub mod presets {
                 })
                 .collect(),
             "grid25" => (0..25)
-                .map(|k| iso(1.0, f64::from(k % 5) * 2.0 - 4.0, f64::from(k / 5) * 2.0 - 4.0, 0.04))
+                .map(|k| {
+                    iso(
+                        1.0,
+                        f64::from(k % 5) * 2.0 - 4.0,
+                        f64::from(k / 5) * 2.0 - 4.0,
+                        0.04,
+                    )
+                })
                 .collect(),
             "spiral" => (0..12)
                 .map(|k| {
@@ -542,21 +615,44 @@ pub mod presets {
                     let upper = k < 6;
                     let s = f64::from(k % 6) / 5.0;
                     let a = std::f64::consts::PI * s;
-                    let (x, y) = if upper { (2.0 * a.cos() - 1.0, 2.0 * a.sin() - 0.3) } else { (1.0 - 2.0 * a.cos(), 0.3 - 2.0 * a.sin()) };
-                    let (c, sn) = ((a + std::f64::consts::FRAC_PI_2).cos(), (a + std::f64::consts::FRAC_PI_2).sin());
+                    let (x, y) = if upper {
+                        (2.0 * a.cos() - 1.0, 2.0 * a.sin() - 0.3)
+                    } else {
+                        (1.0 - 2.0 * a.cos(), 0.3 - 2.0 * a.sin())
+                    };
+                    let (c, sn) = (
+                        (a + std::f64::consts::FRAC_PI_2).cos(),
+                        (a + std::f64::consts::FRAC_PI_2).sin(),
+                    );
                     // Stretched along the arc tangent.
                     let (l1, l2) = (0.12, 0.02);
                     let xx = l1 * c * c + l2 * sn * sn;
                     let yy = l1 * sn * sn + l2 * c * c;
                     let xy = (l1 - l2) * c * sn;
-                    ComponentSpec { weight: 1.0, mean: [x, y], cov: [[xx, xy], [xy, yy]] }
+                    ComponentSpec {
+                        weight: 1.0,
+                        mean: [x, y],
+                        cov: [[xx, xy], [xy, yy]],
+                    }
                 })
                 .collect(),
             // Three anisotropic, rotated components (used in the likelihood tests).
             "anisotropic3" => vec![
-                ComponentSpec { weight: 0.5, mean: [-2.0, 1.0], cov: [[1.0, 0.6], [0.6, 0.5]] },
-                ComponentSpec { weight: 0.3, mean: [2.5, 0.5], cov: [[0.3, -0.2], [-0.2, 0.8]] },
-                ComponentSpec { weight: 0.2, mean: [0.0, -2.5], cov: [[1.5, 0.0], [0.0, 0.2]] },
+                ComponentSpec {
+                    weight: 0.5,
+                    mean: [-2.0, 1.0],
+                    cov: [[1.0, 0.6], [0.6, 0.5]],
+                },
+                ComponentSpec {
+                    weight: 0.3,
+                    mean: [2.5, 0.5],
+                    cov: [[0.3, -0.2], [-0.2, 0.8]],
+                },
+                ComponentSpec {
+                    weight: 0.2,
+                    mean: [0.0, -2.5],
+                    cov: [[1.5, 0.0], [0.0, 0.2]],
+                },
             ],
             _ => return None,
         };

@@ -161,13 +161,15 @@ impl Mlp {
         let offsets = self.shape.offsets();
         let batch = ws.batch;
         ws.delta.clear();
-        ws.delta.extend_from_slice(&d_out[..batch * self.shape.n_out]);
+        ws.delta
+            .extend_from_slice(&d_out[..batch * self.shape.n_out]);
         for l in (0..layers.len()).rev() {
             let (fan_in, fan_out) = layers[l];
             let off = offsets[l];
             let x = &ws.inputs[l];
             {
-                let (gw, gb) = grad[off..off + fan_in * fan_out + fan_out].split_at_mut(fan_in * fan_out);
+                let (gw, gb) =
+                    grad[off..off + fan_in * fan_out + fan_out].split_at_mut(fan_in * fan_out);
                 for s in 0..batch {
                     let xs = &x[s * fan_in..(s + 1) * fan_in];
                     for o in 0..fan_out {
@@ -187,7 +189,11 @@ impl Mlp {
             for s in 0..batch {
                 let dp = &mut ws.delta_prev[s * fan_in..(s + 1) * fan_in];
                 for o in 0..fan_out {
-                    axpy(ws.delta[s * fan_out + o], &w[o * fan_in..(o + 1) * fan_in], dp);
+                    axpy(
+                        ws.delta[s * fan_out + o],
+                        &w[o * fan_in..(o + 1) * fan_in],
+                        dp,
+                    );
                 }
                 let pre = &ws.pre[l - 1][s * fan_in..(s + 1) * fan_in];
                 for (d, &p) in dp.iter_mut().zip(pre) {
@@ -240,30 +246,42 @@ mod tests {
 
     fn random_mlp(shape: MlpShape, seed: u32) -> Mlp {
         let mut r = StreamRng::new(seed, 0);
-        let params = (0..shape.n_params()).map(|_| (r.normal2().x * 0.5) as f32).collect();
+        let params = (0..shape.n_params())
+            .map(|_| (r.normal2().x * 0.5) as f32)
+            .collect();
         Mlp { shape, params }
     }
 
     /// Loss L = Σ c ⊙ out for fixed random c: dL/dθ by backprop vs central differences in f64-ish.
     #[test]
     fn backward_matches_finite_differences() {
-        let shape = MlpShape { n_in: 5, width: 7, depth: 3, n_out: 2 };
+        let shape = MlpShape {
+            n_in: 5,
+            width: 7,
+            depth: 3,
+            n_out: 2,
+        };
         let mlp = random_mlp(shape, 1);
         let batch = 3;
         let mut r = StreamRng::new(9, 0);
-        let input: Vec<f32> = (0..batch * shape.n_in).map(|_| r.normal2().x as f32).collect();
+        let input: Vec<f32> = (0..batch * shape.n_in)
+            .map(|_| r.normal2().x as f32)
+            .collect();
         let c: Vec<f32> = (0..batch * 2).map(|_| r.normal2().x as f32).collect();
         let loss = |m: &Mlp| -> f64 {
             let mut ws = MlpWorkspace::default();
             let out = m.forward(&input, batch, &mut ws);
-            out.iter().zip(&c).map(|(o, c)| f64::from(*o) * f64::from(*c)).sum()
+            out.iter()
+                .zip(&c)
+                .map(|(o, c)| f64::from(*o) * f64::from(*c))
+                .sum()
         };
         let mut ws = MlpWorkspace::default();
         mlp.forward(&input, batch, &mut ws);
         let mut grad = vec![0.0f32; shape.n_params()];
         mlp.backward(&c, &mut ws, &mut grad);
         let mut worst: f64 = 0.0;
-        for i in 0..shape.n_params() {
+        for (i, &g) in grad.iter().enumerate() {
             let h = 1e-2f32;
             let mut p = mlp.clone();
             p.params[i] += h;
@@ -271,7 +289,7 @@ mod tests {
             p.params[i] -= 2.0 * h;
             let lm = loss(&p);
             let fd = (lp - lm) / (2.0 * f64::from(h));
-            let err = (fd - f64::from(grad[i])).abs() / (1e-2 + fd.abs());
+            let err = (fd - f64::from(g)).abs() / (1e-2 + fd.abs());
             worst = worst.max(err);
         }
         assert!(worst < 2e-2, "worst relative gradient error {worst}");
@@ -279,20 +297,37 @@ mod tests {
 
     #[test]
     fn jvp_matches_finite_differences() {
-        let shape = MlpShape { n_in: 4, width: 9, depth: 2, n_out: 2 };
+        let shape = MlpShape {
+            n_in: 4,
+            width: 9,
+            depth: 2,
+            n_out: 2,
+        };
         let mlp = random_mlp(shape, 2);
         let input = [0.3f32, -0.7, 1.1, 0.2];
         let tangents = [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0, 0.25];
         let (out, jvp) = mlp.forward_jvp(&input, &tangents, 2);
         for j in 0..2 {
             let h = 1e-3f32;
-            let plus: Vec<f32> = input.iter().zip(&tangents[j * 4..]).map(|(x, d)| x + h * d).collect();
-            let minus: Vec<f32> = input.iter().zip(&tangents[j * 4..]).map(|(x, d)| x - h * d).collect();
+            let plus: Vec<f32> = input
+                .iter()
+                .zip(&tangents[j * 4..])
+                .map(|(x, d)| x + h * d)
+                .collect();
+            let minus: Vec<f32> = input
+                .iter()
+                .zip(&tangents[j * 4..])
+                .map(|(x, d)| x - h * d)
+                .collect();
             let (op, _) = mlp.forward_jvp(&plus, &tangents, 2);
             let (om, _) = mlp.forward_jvp(&minus, &tangents, 2);
             for o in 0..2 {
                 let fd = (op[o] - om[o]) / (2.0 * h);
-                assert!((fd - jvp[j * 2 + o]).abs() < 2e-2 * (1.0 + fd.abs()), "{fd} vs {}", jvp[j * 2 + o]);
+                assert!(
+                    (fd - jvp[j * 2 + o]).abs() < 2e-2 * (1.0 + fd.abs()),
+                    "{fd} vs {}",
+                    jvp[j * 2 + o]
+                );
             }
         }
         let mut ws = MlpWorkspace::default();

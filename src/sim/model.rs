@@ -43,7 +43,16 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self { width: 128, depth: 3, n_time_freqs: 8, time_scale: 1.0, n_x_freqs: 0, x_scale: 1.0, data_std: 1.0, seed: 0 }
+        Self {
+            width: 128,
+            depth: 3,
+            n_time_freqs: 8,
+            time_scale: 1.0,
+            n_x_freqs: 0,
+            x_scale: 1.0,
+            data_std: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -92,15 +101,27 @@ impl NetConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::BadConfig(m));
         if self.width == 0 || self.width > limits::MAX_WIDTH {
-            return bad(format!("width {} must be in 1..={}", self.width, limits::MAX_WIDTH));
+            return bad(format!(
+                "width {} must be in 1..={}",
+                self.width,
+                limits::MAX_WIDTH
+            ));
         }
         if self.depth == 0 || self.depth > limits::MAX_DEPTH {
-            return bad(format!("depth {} must be in 1..={}", self.depth, limits::MAX_DEPTH));
+            return bad(format!(
+                "depth {} must be in 1..={}",
+                self.depth,
+                limits::MAX_DEPTH
+            ));
         }
         if self.n_time_freqs > limits::MAX_FREQS || self.n_x_freqs > limits::MAX_FREQS {
             return bad(format!("at most {} Fourier frequencies", limits::MAX_FREQS));
         }
-        for (name, v) in [("time_scale", self.time_scale), ("x_scale", self.x_scale), ("data_std", self.data_std)] {
+        for (name, v) in [
+            ("time_scale", self.time_scale),
+            ("x_scale", self.x_scale),
+            ("data_std", self.data_std),
+        ] {
             if !v.is_finite() || v <= 0.0 || v > 1e4 {
                 return bad(format!("{name} {v} must be a finite number in (0, 1e4]"));
             }
@@ -115,7 +136,12 @@ impl NetConfig {
 
     /// The MLP's shape.
     pub fn shape(&self) -> MlpShape {
-        MlpShape { n_in: self.n_inputs(), width: self.width, depth: self.depth, n_out: 2 }
+        MlpShape {
+            n_in: self.n_inputs(),
+            width: self.width,
+            depth: self.depth,
+            n_out: 2,
+        }
     }
 }
 
@@ -123,10 +149,14 @@ impl NetConfig {
 pub fn validate_sde(sde: &Sde) -> Result<(), ModelError> {
     let ok = |v: f64| v.is_finite() && v > 0.0 && v <= 1e4;
     if !(ok(sde.sigma_min) && ok(sde.sigma_max) && ok(sde.beta_min) && ok(sde.beta_max)) {
-        return Err(ModelError::BadConfig("SDE parameters must be finite positive numbers <= 1e4".into()));
+        return Err(ModelError::BadConfig(
+            "SDE parameters must be finite positive numbers <= 1e4".into(),
+        ));
     }
     if sde.sigma_min >= sde.sigma_max || sde.beta_min >= sde.beta_max {
-        return Err(ModelError::BadConfig("need sigma_min < sigma_max and beta_min < beta_max".into()));
+        return Err(ModelError::BadConfig(
+            "need sigma_min < sigma_max and beta_min < beta_max".into(),
+        ));
     }
     Ok(())
 }
@@ -192,7 +222,9 @@ impl ScoreNet {
             let scale = (1.0 / fan_in as f64).sqrt() * if l + 1 == n_layers { 0.1 } else { 1.0 };
             for i in 0..fan_in * fan_out {
                 let idx = (off + i) as u32;
-                params[off + i] = (rng.normal2(idx / 2, l as u32, stream::WEIGHTS)[(idx % 2) as usize] * scale) as f32;
+                params[off + i] = (rng.normal2(idx / 2, l as u32, stream::WEIGHTS)
+                    [(idx % 2) as usize]
+                    * scale) as f32;
             }
         }
         Self::with_params(config, sde, params)
@@ -204,7 +236,10 @@ impl ScoreNet {
         validate_sde(&sde)?;
         let shape = config.shape();
         if params.len() != shape.n_params() {
-            return Err(ModelError::WrongParamCount { expected: shape.n_params(), found: params.len() });
+            return Err(ModelError::WrongParamCount {
+                expected: shape.n_params(),
+                found: params.len(),
+            });
         }
         if let Some(i) = params.iter().position(|p| !p.is_finite()) {
             return Err(ModelError::NonFinite(i));
@@ -213,8 +248,16 @@ impl ScoreNet {
         let time_freqs = (0..config.n_time_freqs as u32)
             .map(|j| rng.normal2(j, 0, stream::FOURIER).x * config.time_scale)
             .collect();
-        let x_freqs = (0..config.n_x_freqs as u32).map(|j| rng.normal2(j, 1, stream::FOURIER) * config.x_scale).collect();
-        Ok(Self { config, sde, mlp: Mlp { shape, params }, time_freqs, x_freqs })
+        let x_freqs = (0..config.n_x_freqs as u32)
+            .map(|j| rng.normal2(j, 1, stream::FOURIER) * config.x_scale)
+            .collect();
+        Ok(Self {
+            config,
+            sde,
+            mlp: Mlp { shape, params },
+            time_freqs,
+            x_freqs,
+        })
     }
 
     /// Preconditioning at time t.
@@ -222,7 +265,12 @@ impl ScoreNet {
         let (alpha, std) = self.sde.marginal(t);
         let sigma = std / alpha;
         let c = (sigma * sigma + self.config.data_std * self.config.data_std).sqrt();
-        Precond { alpha, std, sigma, c }
+        Precond {
+            alpha,
+            std,
+            sigma,
+            c,
+        }
     }
 
     /// Write the input features for (x, t) into `out` (length `n_inputs`).
@@ -313,7 +361,10 @@ impl ScoreNet {
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
         let f: ModelFile = serde_json::from_str(text)?;
         if f.format != MODEL_FORMAT || f.version != 1 {
-            return Err(ModelError::WrongFormat { format: f.format, version: f.version });
+            return Err(ModelError::WrongFormat {
+                format: f.format,
+                version: f.version,
+            });
         }
         Self::with_params(f.config, f.sde, f.params)
     }
@@ -381,7 +432,14 @@ mod tests {
     use super::*;
 
     fn net(n_x_freqs: usize) -> ScoreNet {
-        let cfg = NetConfig { width: 16, depth: 2, n_x_freqs, data_std: 2.0, seed: 5, ..NetConfig::default() };
+        let cfg = NetConfig {
+            width: 16,
+            depth: 2,
+            n_x_freqs,
+            data_std: 2.0,
+            seed: 5,
+            ..NetConfig::default()
+        };
         let mut n = ScoreNet::new(cfg, Sde::new(SdeKind::Vp, 10.0)).unwrap();
         // Make G far from zero so the test exercises the network part.
         for (i, p) in n.mlp.params.iter_mut().enumerate() {
@@ -404,7 +462,10 @@ mod tests {
                     e[d] = h;
                     fd += (n.score(x + e, t)[d] - n.score(x - e, t)[d]) / (2.0 * h);
                 }
-                assert!((div - fd).abs() < 2e-2 * (1.0 + fd.abs()), "nx={nx} t={t}: {div} vs {fd}");
+                assert!(
+                    (div - fd).abs() < 2e-2 * (1.0 + fd.abs()),
+                    "nx={nx} t={t}: {div} vs {fd}"
+                );
             }
         }
     }
@@ -423,6 +484,9 @@ mod tests {
         ));
         assert!(ScoreNet::from_json("{\"format\":1").is_err());
         let text = text.replacen("scorelab-model", "other", 1);
-        assert!(matches!(ScoreNet::from_json(&text), Err(ModelError::WrongFormat { .. })));
+        assert!(matches!(
+            ScoreNet::from_json(&text),
+            Err(ModelError::WrongFormat { .. })
+        ));
     }
 }

@@ -123,7 +123,13 @@ pub struct StreamRng {
 impl StreamRng {
     /// A sequence for `(seed, stream)`.
     pub fn new(seed: u32, stream: u32) -> Self {
-        Self { rng: CounterRng::new(seed), stream, counter: 0, buffer: [0; 4], used: 4 }
+        Self {
+            rng: CounterRng::new(seed),
+            stream,
+            counter: 0,
+            buffer: [0; 4],
+            used: 4,
+        }
     }
 
     /// The next hashed word.
@@ -180,8 +186,14 @@ mod tests {
     fn pcg4d_is_a_fixed_function() {
         // Pinned values, computed independently (Python, from the paper's reference code):
         // the WGSL port must produce exactly these words.
-        assert_eq!(pcg4d([7, 0, 0, 0]), [3_988_896_953, 1_168_609_940, 2_463_492_931, 4_294_468_124]);
-        assert_eq!(pcg4d([1, 2, 3, 4]), [908_250_390, 4_044_648_920, 3_775_961_919, 45_698_095]);
+        assert_eq!(
+            pcg4d([7, 0, 0, 0]),
+            [3_988_896_953, 1_168_609_940, 2_463_492_931, 4_294_468_124]
+        );
+        assert_eq!(
+            pcg4d([1, 2, 3, 4]),
+            [908_250_390, 4_044_648_920, 3_775_961_919, 45_698_095]
+        );
     }
 
     #[test]

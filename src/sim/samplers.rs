@@ -82,7 +82,10 @@ impl SamplerKind {
 
     /// Deterministic (probability-flow ODE) samplers.
     pub fn is_ode(self) -> bool {
-        matches!(self, Self::OdeEuler | Self::OdeHeun | Self::OdeRk4 | Self::OdeRk45)
+        matches!(
+            self,
+            Self::OdeEuler | Self::OdeHeun | Self::OdeRk4 | Self::OdeRk45
+        )
     }
 }
 
@@ -142,7 +145,10 @@ impl SamplerConfig {
     pub fn defaults(kind: SamplerKind, mixture: &GaussianMixture) -> Self {
         let (lo, hi) = mixture.bounding_box();
         let init = match kind {
-            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => Init::Uniform { lo: [lo.x, lo.y], hi: [hi.x, hi.y] },
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => Init::Uniform {
+                lo: [lo.x, lo.y],
+                hi: [hi.x, hi.y],
+            },
             _ => Init::Prior,
         };
         let (n_steps, step_size) = match kind {
@@ -175,12 +181,16 @@ impl SamplerConfig {
             return bad(&format!("steps must be in 1..={MAX_STEPS}"));
         }
         if self.kind == SamplerKind::AnnealedLangevin
-            && (self.n_levels < 2 || self.n_levels > 10_000 || self.n_steps.saturating_mul(self.n_levels) > MAX_STEPS)
+            && (self.n_levels < 2
+                || self.n_levels > 10_000
+                || self.n_steps.saturating_mul(self.n_levels) > MAX_STEPS)
         {
             return bad("annealed Langevin needs 2..=10000 levels and levels × steps <= 1e6");
         }
-        if matches!(self.kind, SamplerKind::Langevin | SamplerKind::AnnealedLangevin)
-            && !(self.step_size.is_finite() && self.step_size > 0.0 && self.step_size < 1e3)
+        if matches!(
+            self.kind,
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin
+        ) && !(self.step_size.is_finite() && self.step_size > 0.0 && self.step_size < 1e3)
         {
             return bad("step size must be a finite number in (0, 1000)");
         }
@@ -222,7 +232,14 @@ pub fn reverse_sde_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, dt: f64, z: Vec
 
 /// Ancestral / reverse-diffusion step from t to t_next < t.
 #[inline]
-pub fn ancestral_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, t_next: f64, z: Vec2) -> (Vec2, Vec2) {
+pub fn ancestral_step(
+    sde: &Sde,
+    x: Vec2,
+    score: Vec2,
+    t: f64,
+    t_next: f64,
+    z: Vec2,
+) -> (Vec2, Vec2) {
     match sde.kind {
         SdeKind::Ve => {
             let s2 = sde.ve_sigma(t).powi(2);
@@ -267,6 +284,9 @@ pub fn corrector_step_size(snr: f64, a: f64, mean_noise_norm: f64, mean_score_no
 
 // ---------------------------------------------------------------- RK45
 
+/// An ODE right-hand side: `f(t, y, dy/dt)`.
+pub type OdeRhs<'a> = dyn FnMut(f64, &[f64], &mut [f64]) + 'a;
+
 /// Dormand–Prince 5(4) with error control (the scheme behind scipy's `RK45`).
 #[derive(Clone, Debug)]
 pub struct Rk45 {
@@ -296,9 +316,30 @@ const DP_A: [[f64; 6]; 7] = [
     [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
     [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-    [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
-    [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
-    [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+    [
+        19372.0 / 6561.0,
+        -25360.0 / 2187.0,
+        64448.0 / 6561.0,
+        -212.0 / 729.0,
+        0.0,
+        0.0,
+    ],
+    [
+        9017.0 / 3168.0,
+        -355.0 / 33.0,
+        46732.0 / 5247.0,
+        49.0 / 176.0,
+        -5103.0 / 18656.0,
+        0.0,
+    ],
+    [
+        35.0 / 384.0,
+        0.0,
+        500.0 / 1113.0,
+        125.0 / 192.0,
+        -2187.0 / 6784.0,
+        11.0 / 84.0,
+    ],
 ];
 /// 5th-order weights minus 4th-order weights (the error estimate).
 const DP_E: [f64; 7] = [
@@ -337,7 +378,9 @@ impl Rk45 {
     }
 
     /// Attempt steps until one is accepted (or the end is reached).
-    pub fn step(&mut self, f: &mut dyn FnMut(f64, &[f64], &mut [f64])) {
+    // Stage sums index k[j][i], y[i] and ytmp[i] together; an index loop is the clear form.
+    #[allow(clippy::needless_range_loop)]
+    pub fn step(&mut self, f: &mut OdeRhs<'_>) {
         if self.done() {
             return;
         }
@@ -383,7 +426,11 @@ impl Rk45 {
                 self.y.copy_from_slice(&ytmp);
                 self.k.swap(0, 6);
                 self.accepted += 1;
-                let fac = if err == 0.0 { 10.0 } else { (0.9 * err.powf(-0.2)).clamp(0.2, 10.0) };
+                let fac = if err == 0.0 {
+                    10.0
+                } else {
+                    (0.9 * err.powf(-0.2)).clamp(0.2, 10.0)
+                };
                 self.h = h * fac;
                 if (self.t_end - self.t).abs() < 1e-12 {
                     self.t = self.t_end;
@@ -395,7 +442,7 @@ impl Rk45 {
     }
 
     /// Integrate to the end.
-    pub fn run(&mut self, f: &mut dyn FnMut(f64, &[f64], &mut [f64])) {
+    pub fn run(&mut self, f: &mut OdeRhs<'_>) {
         while !self.done() {
             self.step(f);
         }
@@ -429,7 +476,9 @@ impl Sampler {
     pub fn new(config: SamplerConfig, sde: Sde, n_particles: usize) -> Result<Self, SamplerError> {
         config.validate()?;
         if n_particles == 0 || n_particles > 10_000_000 {
-            return Err(SamplerError::Bad("particle count must be in 1..=10^7".into()));
+            return Err(SamplerError::Bad(
+                "particle count must be in 1..=10^7".into(),
+            ));
         }
         let rng = CounterRng::new(config.seed);
         let x: Vec<Vec2> = (0..n_particles as u32)
@@ -437,12 +486,21 @@ impl Sampler {
                 Init::Prior => sde.prior_sample(rng.normal2(0, i, stream::INIT)),
                 Init::Uniform { lo, hi } => {
                     let u = rng.uniform4(0, i, stream::INIT);
-                    Vec2::new(lo[0] + (hi[0] - lo[0]) * u[0], lo[1] + (hi[1] - lo[1]) * u[1])
+                    Vec2::new(
+                        lo[0] + (hi[0] - lo[0]) * u[0],
+                        lo[1] + (hi[1] - lo[1]) * u[1],
+                    )
                 }
             })
             .collect();
         let rk45 = (config.kind == SamplerKind::OdeRk45).then(|| {
-            Rk45::new(1.0, x.iter().flat_map(|p| [p.x, p.y]).collect(), config.t_end, config.rtol, config.atol)
+            Rk45::new(
+                1.0,
+                x.iter().flat_map(|p| [p.x, p.y]).collect(),
+                config.t_end,
+                config.rtol,
+                config.atol,
+            )
         });
         Ok(Self {
             sde,
@@ -494,7 +552,11 @@ impl Sampler {
     /// Annealed-Langevin level times: linspace(1, t_min, L) where t_min = 0 for VE (σ_L = σ_min)
     /// and t_end otherwise.
     pub fn level_time(&self, level: usize) -> f64 {
-        let t_min = if self.sde.kind == SdeKind::Ve { 0.0 } else { self.config.t_end };
+        let t_min = if self.sde.kind == SdeKind::Ve {
+            0.0
+        } else {
+            self.config.t_end
+        };
         1.0 + (t_min - 1.0) * level as f64 / (self.config.n_levels - 1) as f64
     }
 
@@ -544,8 +606,15 @@ impl Sampler {
                     (t, self.config.step_size * (s_i / s_l).powi(2))
                 };
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
-                    let (nx, nm) = langevin_step(*x, *s, alpha, rng.normal2(i, p as u32, stream::STEP));
+                for (p, ((x, m), s)) in self
+                    .x
+                    .iter_mut()
+                    .zip(self.x_mean.iter_mut())
+                    .zip(&self.scores)
+                    .enumerate()
+                {
+                    let (nx, nm) =
+                        langevin_step(*x, *s, alpha, rng.normal2(i, p as u32, stream::STEP));
                     *x = nx;
                     *m = nm;
                 }
@@ -553,8 +622,21 @@ impl Sampler {
             SamplerKind::ReverseSde => {
                 let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
-                    let (nx, nm) = reverse_sde_step(&sde, *x, *s, t, tn - t, rng.normal2(i, p as u32, stream::STEP));
+                for (p, ((x, m), s)) in self
+                    .x
+                    .iter_mut()
+                    .zip(self.x_mean.iter_mut())
+                    .zip(&self.scores)
+                    .enumerate()
+                {
+                    let (nx, nm) = reverse_sde_step(
+                        &sde,
+                        *x,
+                        *s,
+                        t,
+                        tn - t,
+                        rng.normal2(i, p as u32, stream::STEP),
+                    );
                     *x = nx;
                     *m = nm;
                 }
@@ -565,8 +647,15 @@ impl Sampler {
                     self.corrector(score, t, tn);
                 }
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self.x.iter_mut().zip(self.x_mean.iter_mut()).zip(&self.scores).enumerate() {
-                    let (nx, nm) = ancestral_step(&sde, *x, *s, t, tn, rng.normal2(i, p as u32, stream::STEP));
+                for (p, ((x, m), s)) in self
+                    .x
+                    .iter_mut()
+                    .zip(self.x_mean.iter_mut())
+                    .zip(&self.scores)
+                    .enumerate()
+                {
+                    let (nx, nm) =
+                        ancestral_step(&sde, *x, *s, t, tn, rng.normal2(i, p as u32, stream::STEP));
                     *x = nx;
                     *m = nm;
                 }
@@ -638,10 +727,17 @@ impl Sampler {
             let (stages, weights): (&[(f64, f64)], &[f64]) = if kind == SamplerKind::OdeHeun {
                 (&[(1.0, 1.0)], &[0.5, 0.5])
             } else {
-                (&[(0.5, 0.5), (0.5, 0.5), (1.0, 1.0)], &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0])
+                (
+                    &[(0.5, 0.5), (0.5, 0.5), (1.0, 1.0)],
+                    &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+                )
             };
             let x0 = self.x.clone();
-            let mut k_prev: Vec<Vec2> = x0.iter().zip(&self.scores).map(|(x, s)| pf_ode_velocity(&sde, *x, *s, t)).collect();
+            let mut k_prev: Vec<Vec2> = x0
+                .iter()
+                .zip(&self.scores)
+                .map(|(x, s)| pf_ode_velocity(&sde, *x, *s, t))
+                .collect();
             for (acc, k) in self.k_acc.iter_mut().zip(&k_prev) {
                 *acc = weights[0] * k;
             }

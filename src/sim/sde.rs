@@ -67,7 +67,13 @@ pub const SAMPLE_T_EPS: f64 = 1e-3;
 impl Sde {
     /// An SDE with the default parameters; `sigma_max` only matters for VE.
     pub fn new(kind: SdeKind, sigma_max: f64) -> Self {
-        Self { kind, sigma_min: 0.01, sigma_max: sigma_max.max(0.1), beta_min: 0.1, beta_max: 20.0 }
+        Self {
+            kind,
+            sigma_min: 0.01,
+            sigma_max: sigma_max.max(0.1),
+            beta_min: 0.1,
+            beta_max: 20.0,
+        }
     }
 
     /// VE σ(t).
@@ -163,7 +169,11 @@ impl Sde {
         match self.kind {
             SdeKind::Ve => {
                 let sigma = self.ve_sigma(t);
-                let prev = if t - dt <= 0.0 { 0.0 } else { self.ve_sigma(t - dt) };
+                let prev = if t - dt <= 0.0 {
+                    0.0
+                } else {
+                    self.ve_sigma(t - dt)
+                };
                 (Vec2::zeros(), (sigma * sigma - prev * prev).max(0.0).sqrt())
             }
             SdeKind::Vp => {
@@ -201,9 +211,15 @@ mod tests {
                 let dvar = (s1 * s1 - s0 * s0) / (2.0 * h);
                 let g = sde.diffusion(t);
                 let expected = g * g + 2.0 * dlog_a * s * s;
-                assert!((dvar - expected).abs() <= 1e-5 * (1.0 + expected.abs()), "{kind:?} t={t}: {dvar} vs {expected}");
+                assert!(
+                    (dvar - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                    "{kind:?} t={t}: {dvar} vs {expected}"
+                );
                 let f_coef = sde.drift(Vec2::new(1.0, 0.0), t).x;
-                assert!((dlog_a - f_coef).abs() < 1e-5, "{kind:?}: drift {f_coef} vs dlogα {dlog_a}");
+                assert!(
+                    (dlog_a - f_coef).abs() < 1e-5,
+                    "{kind:?}: drift {f_coef} vs dlogα {dlog_a}"
+                );
             }
         }
     }

@@ -28,7 +28,12 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { batch: 256, adam: AdamConfig::default(), seed: 0, t_eps: TRAIN_T_EPS }
+        Self {
+            batch: 256,
+            adam: AdamConfig::default(),
+            seed: 0,
+            t_eps: TRAIN_T_EPS,
+        }
     }
 }
 
@@ -47,7 +52,13 @@ pub enum TrainError {
 
 /// One training sample: (x_0, t, z) for batch index `i` of step `step` (DESIGN §3: drawn
 /// from the mixture parameters only, so a shader can reproduce it).
-pub fn draw_sample(mixture: &GaussianMixture, rng: &CounterRng, t_eps: f64, step: u32, i: u32) -> (Vec2, f64, Vec2) {
+pub fn draw_sample(
+    mixture: &GaussianMixture,
+    rng: &CounterRng,
+    t_eps: f64,
+    step: u32,
+    i: u32,
+) -> (Vec2, f64, Vec2) {
     let b = rng.bits(step, i, stream::DATA);
     let u_comp = crate::sim::rng::unit_closed_open(b[0]);
     let u_t = crate::sim::rng::unit_closed_open(b[1]);

@@ -17,12 +17,17 @@ use std::process::{Command, ExitCode};
 type Result<T> = std::result::Result<T, String>;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -31,7 +36,10 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn output(cmd: &mut Command) -> Option<String> {
-    cmd.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    cmd.output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 fn cargo() -> Command {
@@ -39,15 +47,23 @@ fn cargo() -> Command {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Install Debian packages that are not installed yet (as root, or through `sudo -n`).
@@ -66,7 +82,11 @@ fn ensure_packages(packages: &[&str]) -> Result<()> {
     eprintln!("xtask: installing {missing:?}");
     let is_root = output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0");
     let apt = |args: &[&str]| {
-        let mut c = if is_root { Command::new("apt-get") } else { Command::new("sudo") };
+        let mut c = if is_root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
         if !is_root {
             c.args(["-n", "apt-get"]);
         }
@@ -76,7 +96,8 @@ fn ensure_packages(packages: &[&str]) -> Result<()> {
     run(&mut apt(&["update", "-q"]))?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(&missing);
-    run(&mut apt(&args)).map_err(|e| format!("{e}; install {missing:?} by hand (they are needed by the tests)"))
+    run(&mut apt(&args))
+        .map_err(|e| format!("{e}; install {missing:?} by hand (they are needed by the tests)"))
 }
 
 /// Oldest wasm-opt we run (108, Debian 12's, is known broken for this output; see `dist`).
@@ -92,18 +113,31 @@ const WASM_OPT_FLAGS: &[&str] = &[
 ];
 
 fn gzip_size(path: &Path) -> Option<u64> {
-    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output().ok()?;
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .ok()?;
     Some(out.stdout.len() as u64)
 }
 
 fn dist() -> Result<PathBuf> {
     let root = root();
     ensure_wasm_target()?;
-    run(cargo().current_dir(&root).args(["build", "--release", "--lib", "-p", "scorelab", "--target", "wasm32-unknown-unknown"]))?;
+    run(cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "--lib",
+        "-p",
+        "scorelab",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]))?;
     let wasm = root.join("target/wasm32-unknown-unknown/release/scorelab.wasm");
     let out = root.join("dist");
     if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+        std::fs::remove_dir_all(&out)
+            .map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     eprintln!("xtask: wasm-bindgen {}", wasm.display());
@@ -130,13 +164,18 @@ fn dist() -> Result<PathBuf> {
         );
     } else if have("wasm-opt") {
         let mut c = Command::new("wasm-opt");
-        c.arg("-Oz").args(WASM_OPT_FLAGS).arg(&bg).arg("-o").arg(&bg);
+        c.arg("-Oz")
+            .args(WASM_OPT_FLAGS)
+            .arg(&bg)
+            .arg("-o")
+            .arg(&bg);
         run(&mut c)?;
     } else {
         eprintln!("xtask: wasm-opt not installed (apt-get install binaryen); the wasm is not size-optimised");
     }
     for (from, to) in [("index.html", "index.html"), ("web/style.css", "style.css")] {
-        std::fs::copy(root.join(from), out.join(to)).map_err(|e| format!("cannot copy {from}: {e}"))?;
+        std::fs::copy(root.join(from), out.join(to))
+            .map_err(|e| format!("cannot copy {from}: {e}"))?;
     }
     let js = out.join("scorelab.js");
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -179,7 +218,11 @@ fn handle(mut stream: TcpStream, dir: &Path) {
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or("/");
-    let rel = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+    let rel = if path == "/" {
+        "index.html"
+    } else {
+        path.trim_start_matches('/')
+    };
     let file = dir.join(rel);
     let safe = !rel.split('/').any(|c| c == "..");
     let (status, body, ctype) = match (safe, std::fs::read(&file)) {
@@ -190,7 +233,9 @@ fn handle(mut stream: TcpStream, dir: &Path) {
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body));
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(&body));
 }
 
 /// Serve `dir` on `listener` forever (one thread per connection).
@@ -203,7 +248,8 @@ fn serve_dir(listener: TcpListener, dir: PathBuf) {
 
 fn serve(port: u16) -> Result<()> {
     let dir = dist()?;
-    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     println!("ScoreLab is served at http://127.0.0.1:{port}/ (Ctrl+C to stop)");
     serve_dir(listener, dir);
     Ok(())
@@ -216,9 +262,12 @@ fn browser_tests(dist: &Path) -> Result<()> {
         ensure_packages(&["nodejs", "npm"])?;
     }
     if !browser_dir.join("node_modules/playwright-core").exists() {
-        run(Command::new("npm").current_dir(&browser_dir).args(["ci", "--no-audit", "--no-fund"]))?;
+        run(Command::new("npm")
+            .current_dir(&browser_dir)
+            .args(["ci", "--no-audit", "--no-fund"]))?;
     }
-    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("cannot listen: {e}"))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("cannot listen: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let served = dist.to_path_buf();
     std::thread::spawn(move || serve_dir(listener, served));
@@ -234,7 +283,9 @@ fn browser_tests(dist: &Path) -> Result<()> {
 fn test() -> Result<()> {
     let root = root();
     ensure_packages(&["mesa-vulkan-drivers", "chromium"])?;
-    run(cargo().current_dir(&root).args(["test", "--release", "--workspace"]))?;
+    run(cargo()
+        .current_dir(&root)
+        .args(["test", "--release", "--workspace"]))?;
     let dist = dist()?;
     browser_tests(&dist)
 }
@@ -268,4 +319,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
