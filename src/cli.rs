@@ -54,25 +54,15 @@ pub struct DataArgs {
     pub preset: Option<String>,
 }
 
-/// SDE family flag.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum SdeArg {
-    /// Variance exploding.
-    Ve,
-    /// Variance preserving.
-    Vp,
-    /// sub-VP.
-    Subvp,
+fn parse_sde(s: &str) -> Result<SdeKind, String> {
+    SdeKind::parse(s).ok_or_else(|| format!("unknown SDE '{s}' (known: ve, vp, subvp)"))
 }
 
-impl From<SdeArg> for SdeKind {
-    fn from(s: SdeArg) -> Self {
-        match s {
-            SdeArg::Ve => SdeKind::Ve,
-            SdeArg::Vp => SdeKind::Vp,
-            SdeArg::Subvp => SdeKind::Subvp,
-        }
-    }
+fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
+    SamplerKind::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown sampler '{s}' (known: {})", names.join(", "))
+    })
 }
 
 /// Compute backend. (The GPU engine arrives with the WGSL pipelines.)
@@ -93,9 +83,9 @@ pub struct TrainArgs {
     /// Samples per step.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch: u32,
-    /// Forward SDE.
-    #[arg(long, value_enum, default_value_t = SdeArg::Ve)]
-    sde: SdeArg,
+    /// Forward SDE: ve, vp or subvp.
+    #[arg(long, value_parser = parse_sde, default_value = "ve")]
+    sde: SdeKind,
     /// Hidden width.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     width: u32,
@@ -127,27 +117,12 @@ pub struct ScoreArgs {
     /// `exact` (closed form) or a MODEL.json written by `train`.
     #[arg(long, default_value = "exact", value_name = "exact|MODEL.json")]
     score: String,
-    /// SDE for the exact score (a model file carries its own) [default: ve].
-    #[arg(long, value_enum)]
-    sde: Option<SdeArg>,
+    /// SDE for the exact score: ve, vp or subvp (a model file carries its own) [default: ve].
+    #[arg(long, value_parser = parse_sde)]
+    sde: Option<SdeKind>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
-}
-
-/// Sampler flag values.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum SamplerArg {
-    Langevin,
-    AnnealedLangevin,
-    ReverseSde,
-    Ancestral,
-    Pc,
-    OdeEuler,
-    OdeHeun,
-    OdeRk4,
-    OdeRk45,
 }
 
 /// `sample` flags.
@@ -155,9 +130,10 @@ pub enum SamplerArg {
 pub struct SampleArgs {
     #[command(flatten)]
     score: ScoreArgs,
-    /// Sampler.
-    #[arg(long, value_enum, default_value_t = SamplerArg::AnnealedLangevin)]
-    sampler: SamplerArg,
+    /// Sampler: langevin, annealed-langevin, reverse-sde, ancestral, pc, ode-euler, ode-heun,
+    /// ode-rk4, ode-rk45.
+    #[arg(long, value_parser = parse_sampler, default_value = "annealed-langevin")]
+    sampler: SamplerKind,
     /// Number of samples.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     n: u32,
@@ -365,7 +341,7 @@ impl LoadedScore {
 fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, CliError> {
     let Backend::Cpu = a.backend;
     if a.score == "exact" {
-        let kind: SdeKind = a.sde.map_or(SdeKind::Ve, Into::into);
+        let kind = a.sde.unwrap_or(SdeKind::Ve);
         return Ok(LoadedScore::Exact(ExactScore::new(
             mixture.clone(),
             Sde::new(kind, mixture.max_pairwise_distance()),
@@ -376,10 +352,10 @@ fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, C
     let net = ScoreNet::from_json(&text)
         .map_err(|e| msg(format!("cannot load model '{}': {e}", path.display())))?;
     if let Some(s) = a.sde {
-        if SdeKind::from(s) != net.sde.kind {
+        if s != net.sde.kind {
             return Err(msg(format!(
                 "--sde {} conflicts with model '{}', which was trained with --sde {}",
-                SdeKind::from(s).name(),
+                s.name(),
                 path.display(),
                 net.sde.kind.name()
             )));
@@ -410,7 +386,7 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
     if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 1.0) {
         return Err(msg(format!("--lr {} must be in (0, 1]", a.lr)));
     }
-    let sde = Sde::new(a.sde.into(), mixture.max_pairwise_distance());
+    let sde = Sde::new(a.sde, mixture.max_pairwise_distance());
     let cfg = NetConfig {
         width: a.width as usize,
         depth: a.depth as usize,
@@ -493,13 +469,7 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
 fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.score.data)?;
     let score = load_score(&a.score, &mixture)?;
-    let kind = SamplerKind::parse(
-        &a.sampler
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default(),
-    )
-    .ok_or_else(|| msg("unknown sampler"))?;
+    let kind = a.sampler;
     let mut cfg = SamplerConfig {
         seed: a.seed,
         snr: a.snr,

@@ -586,13 +586,28 @@ impl Sampler {
         self.nfe += 1;
     }
 
+    /// Apply a stochastic single-particle step `(x, score, z) -> (x, x_mean)` to every
+    /// particle, with z drawn from the counter RNG at (step, particle, STEP).
+    fn update(&mut self, step_fn: impl Fn(Vec2, Vec2, Vec2) -> (Vec2, Vec2)) {
+        let (rng, i) = (self.rng, self.step as u32);
+        for (p, ((x, m), s)) in self
+            .x
+            .iter_mut()
+            .zip(self.x_mean.iter_mut())
+            .zip(&self.scores)
+            .enumerate()
+        {
+            let (nx, nm) = step_fn(*x, *s, rng.normal2(i, p as u32, stream::STEP));
+            *x = nx;
+            *m = nm;
+        }
+    }
+
     /// Advance one step (RK45: one accepted adaptive step). No-op when done.
     pub fn step(&mut self, score: &dyn ScoreModel) {
         if self.done() {
             return;
         }
-        let i = self.step as u32;
-        let rng = self.rng;
         let sde = self.sde;
         match self.config.kind {
             SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
@@ -606,40 +621,12 @@ impl Sampler {
                     (t, self.config.step_size * (s_i / s_l).powi(2))
                 };
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self
-                    .x
-                    .iter_mut()
-                    .zip(self.x_mean.iter_mut())
-                    .zip(&self.scores)
-                    .enumerate()
-                {
-                    let (nx, nm) =
-                        langevin_step(*x, *s, alpha, rng.normal2(i, p as u32, stream::STEP));
-                    *x = nx;
-                    *m = nm;
-                }
+                self.update(|x, s, z| langevin_step(x, s, alpha, z));
             }
             SamplerKind::ReverseSde => {
                 let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self
-                    .x
-                    .iter_mut()
-                    .zip(self.x_mean.iter_mut())
-                    .zip(&self.scores)
-                    .enumerate()
-                {
-                    let (nx, nm) = reverse_sde_step(
-                        &sde,
-                        *x,
-                        *s,
-                        t,
-                        tn - t,
-                        rng.normal2(i, p as u32, stream::STEP),
-                    );
-                    *x = nx;
-                    *m = nm;
-                }
+                self.update(|x, s, z| reverse_sde_step(&sde, x, s, t, tn - t, z));
             }
             SamplerKind::Ancestral | SamplerKind::Pc => {
                 let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
@@ -647,18 +634,7 @@ impl Sampler {
                     self.corrector(score, t, tn);
                 }
                 self.eval(score, t);
-                for (p, ((x, m), s)) in self
-                    .x
-                    .iter_mut()
-                    .zip(self.x_mean.iter_mut())
-                    .zip(&self.scores)
-                    .enumerate()
-                {
-                    let (nx, nm) =
-                        ancestral_step(&sde, *x, *s, t, tn, rng.normal2(i, p as u32, stream::STEP));
-                    *x = nx;
-                    *m = nm;
-                }
+                self.update(|x, s, z| ancestral_step(&sde, x, s, t, tn, z));
             }
             SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
                 let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
