@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::gpu::context::{GpuContext, GpuError};
+use crate::gpu::sampler::{GpuSampler, GpuScore};
+use crate::gpu::trainer::GpuTrainer;
+use crate::gpu::GpuNet;
 use crate::sim::adam::AdamConfig;
 use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
 use crate::sim::metrics;
@@ -65,11 +69,35 @@ fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
     })
 }
 
-/// Compute backend. (The GPU engine arrives with the WGSL pipelines.)
+/// Compute backend.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Backend {
     /// The CPU reference engine (`sim`).
     Cpu,
+    /// The WGSL engine on the best native adapter (lavapipe on machines without a GPU).
+    Gpu,
+}
+
+fn gpu_context() -> Result<GpuContext, CliError> {
+    // Mesa's Vulkan drivers probe Wayland and print "error: XDG_RUNTIME_DIR is invalid or not
+    // set" on headless machines; give them a private runtime dir so the only errors a user
+    // sees are ours. (Single-threaded here: nothing else reads the environment concurrently.)
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("scorelab-runtime-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+    GpuContext::headless().map_err(|e| msg(format!("GPU backend unavailable: {e}")))
+}
+
+fn gpu_err(e: GpuError) -> CliError {
+    msg(format!("GPU engine: {e}"))
 }
 
 /// `train` flags.
@@ -140,7 +168,7 @@ pub struct SampleArgs {
     /// Steps (Langevin: total; annealed: per level; SDE/ODE: time steps) [default: per sampler].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     steps: Option<u32>,
-    /// Noise levels of annealed Langevin [default: 30].
+    /// Noise levels of annealed Langevin [default: 50].
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10_000))]
     levels: Option<u32>,
     /// Langevin step α / annealed ε [default: 0.05 / 2e-5].
@@ -339,7 +367,6 @@ impl LoadedScore {
 }
 
 fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, CliError> {
-    let Backend::Cpu = a.backend;
     if a.score == "exact" {
         let kind = a.sde.unwrap_or(SdeKind::Ve);
         return Ok(LoadedScore::Exact(ExactScore::new(
@@ -380,8 +407,92 @@ fn fisher_report(
     })
 }
 
+/// Mean relative Fisher divergence with the small sample the training log uses.
+fn log_fisher(net: &ScoreNet, mixture: &GaussianMixture, sde: &Sde) -> f64 {
+    let f = metrics::relative_fisher(net, mixture, sde, &metrics::fisher_levels(), 500, 1);
+    f.iter().sum::<f64>() / f.len() as f64
+}
+
+/// CPU training; returns (EMA network, last loss, log rows).
+fn train_cpu(
+    a: &TrainArgs,
+    net: ScoreNet,
+    mixture: &GaussianMixture,
+    sde: &Sde,
+    tc: TrainConfig,
+) -> Result<(ScoreNet, f64, String), CliError> {
+    let mut trainer = Trainer::new(net, mixture.clone(), tc);
+    let mut log = String::new();
+    let mut last = f64::NAN;
+    let mut diverged = 0u32;
+    for step in 1..=a.steps {
+        match trainer.step() {
+            Ok(l) => last = l,
+            Err(e) => {
+                // Recovery as in the app: keep the last good weights, halve the learning rate.
+                diverged += 1;
+                if diverged > 20 {
+                    return Err(msg(format!("{e}; gave up after 20 divergences")));
+                }
+                let lr = trainer.config.adam.lr * 0.5;
+                trainer.config.adam.lr = lr;
+                trainer.set_lr(lr);
+                eprintln!("warning: {e}; lowering the learning rate to {lr}");
+            }
+        }
+        if a.log.is_some() {
+            let fisher = if step % 500 == 0 || step == a.steps {
+                log_fisher(&trainer.ema_net(), mixture, sde).to_string()
+            } else {
+                String::new()
+            };
+            log.push_str(&format!("{step},{last},{fisher}\n"));
+        }
+    }
+    Ok((trainer.ema_net(), last, log))
+}
+
+/// GPU training in chunks of 500 steps (the only readbacks are between chunks, for the log
+/// and the divergence flag).
+fn train_gpu(
+    a: &TrainArgs,
+    net: ScoreNet,
+    mixture: &GaussianMixture,
+    sde: &Sde,
+    tc: TrainConfig,
+) -> Result<(ScoreNet, f64, String), CliError> {
+    let ctx = gpu_context()?;
+    let trainer = GpuTrainer::new(&ctx, &net, mixture, &tc).map_err(gpu_err)?;
+    let mut log = String::new();
+    let mut last = f64::NAN;
+    let mut done = 0u32;
+    while done < a.steps {
+        let k = (a.steps - done).min(500);
+        trainer.train(&ctx, k);
+        if let Some(at) = trainer.diverged_at(&ctx).map_err(gpu_err)? {
+            return Err(msg(format!(
+                "training diverged on the GPU at step {at} (non-finite loss); try a smaller --lr"
+            )));
+        }
+        let losses = trainer.read_losses(&ctx, done, k).map_err(gpu_err)?;
+        last = losses.last().map_or(f64::NAN, |&l| f64::from(l));
+        done += k;
+        if a.log.is_some() {
+            for (j, l) in losses.iter().enumerate() {
+                let step = done - k + j as u32 + 1;
+                let fisher = if step == done {
+                    log_fisher(&trainer.ema_net(&ctx).map_err(gpu_err)?, mixture, sde).to_string()
+                } else {
+                    String::new()
+                };
+                log.push_str(&format!("{step},{l},{fisher}\n"));
+            }
+        }
+    }
+    Ok((trainer.ema_net(&ctx).map_err(gpu_err)?, last, log))
+}
+
 fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
-    let Backend::Cpu = a.backend;
     let mixture = load_mixture(&a.data)?;
     if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 1.0) {
         return Err(msg(format!("--lr {} must be in (0, 1]", a.lr)));
@@ -404,50 +515,17 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
         seed: a.seed,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(net, mixture.clone(), tc);
-    let mut log = String::from("step,loss,fisher_mean\n");
     let start = web_time::Instant::now();
-    let mut last = f64::NAN;
-    let mut diverged = 0u32;
-    for step in 1..=a.steps {
-        match trainer.step() {
-            Ok(l) => last = l,
-            Err(e) => {
-                // Recovery as in the app: keep the last good weights, halve the learning rate.
-                diverged += 1;
-                if diverged > 20 {
-                    return Err(msg(format!("{e}; gave up after 20 divergences")));
-                }
-                let lr = trainer.config.adam.lr * 0.5;
-                trainer.config.adam.lr = lr;
-                trainer.set_lr(lr);
-                eprintln!("warning: {e}; lowering the learning rate to {lr}");
-            }
-        }
-        if a.log.is_some() {
-            let fisher = if step % 500 == 0 || step == a.steps {
-                let f = metrics::relative_fisher(
-                    &trainer.ema_net(),
-                    &mixture,
-                    &sde,
-                    &metrics::fisher_levels(),
-                    500,
-                    1,
-                );
-                format!("{}", f.iter().sum::<f64>() / f.len() as f64)
-            } else {
-                String::new()
-            };
-            log.push_str(&format!("{step},{last},{fisher}\n"));
-        }
-    }
+    let (net, last, rows) = match a.backend {
+        Backend::Cpu => train_cpu(a, net, &mixture, &sde, tc)?,
+        Backend::Gpu => train_gpu(a, net, &mixture, &sde, tc)?,
+    };
     let secs = start.elapsed().as_secs_f64();
-    let net = trainer.ema_net();
     let text =
         serde_json::to_string(&net.to_file(u64::from(a.steps))).map_err(|e| msg(e.to_string()))?;
     write(&a.out, &text)?;
     if let Some(path) = &a.log {
-        write(path, &log)?;
+        write(path, &format!("step,loss,fisher_mean\n{rows}"))?;
     }
     let mut report = json!({
         "out": a.out.display().to_string(),
@@ -455,7 +533,7 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
         "final_loss": last,
         "seconds": secs,
         "steps_per_second": f64::from(a.steps) / secs,
-        "backend": "cpu",
+        "backend": match a.backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu" },
     });
     if let (Some(o), serde_json::Value::Object(f)) = (
         report.as_object_mut(),
@@ -485,8 +563,25 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
         cfg.step_size = e;
     }
     let start = web_time::Instant::now();
-    let (xs, nfe) = samplers::sample(cfg, score.sde(), a.n as usize, score.model())
-        .map_err(|e| msg(e.to_string()))?;
+    let (xs, nfe) = match a.score.backend {
+        Backend::Cpu => samplers::sample(cfg, score.sde(), a.n as usize, score.model())
+            .map_err(|e| msg(e.to_string()))?,
+        Backend::Gpu => {
+            if kind == SamplerKind::OdeRk45 {
+                return Err(msg("ode-rk45 is adaptive and runs on the CPU; on the GPU use ode-rk4 (fixed steps)"));
+            }
+            let ctx = gpu_context()?;
+            let gnet = match &score {
+                LoadedScore::Net(n) => Some(GpuNet::upload(&ctx, n).map_err(gpu_err)?),
+                LoadedScore::Exact(_) => None,
+            };
+            let gs = gnet.as_ref().map_or(GpuScore::Exact, GpuScore::Net);
+            let mut s = GpuSampler::new(&ctx, gs, &mixture, score.sde(), &cfg, a.n as usize)
+                .map_err(gpu_err)?;
+            s.run(&ctx);
+            (s.samples(&ctx).map_err(gpu_err)?, s.nfe())
+        }
+    };
     let secs = start.elapsed().as_secs_f64();
     write(&a.out, &points_to_csv(&xs))?;
     let finite = xs
@@ -496,6 +591,7 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     Ok(json!({
         "out": a.out.display().to_string(),
         "sampler": kind.name(),
+        "backend": match a.score.backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu" },
         "sde": score.sde().kind.name(),
         "n": xs.len(),
         "non_finite": xs.len() - finite,
@@ -509,6 +605,9 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
 fn likelihood(a: &LikelihoodArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.score.data)?;
     let score = load_score(&a.score, &mixture)?;
+    if a.score.backend == Backend::Gpu {
+        return Err(msg("the PF-ODE likelihood (adaptive RK45) runs on the CPU engine only for now; use --backend cpu"));
+    }
     let what = format!("points file '{}'", a.points.display());
     let points = parse_points_csv(&read(&a.points)?, &what)?;
     let sde = score.sde();
@@ -542,7 +641,29 @@ fn eval(a: &EvalArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.score.data)?;
     let score = load_score(&a.score, &mixture)?;
     let sde = score.sde();
-    let mut report = fisher_report(score.model(), &mixture, &sde, a.fisher_points as usize);
+    let mut report = match (&score, a.score.backend) {
+        (LoadedScore::Net(net), Backend::Gpu) => {
+            let ctx = gpu_context()?;
+            let gnet = GpuNet::upload(&ctx, net).map_err(gpu_err)?;
+            let levels = metrics::fisher_levels();
+            let f = crate::gpu::field::relative_fisher(
+                &ctx,
+                &gnet,
+                &mixture,
+                &levels,
+                a.fisher_points as usize,
+                1,
+            )
+            .map_err(gpu_err)?;
+            json!({
+                "fisher_mean": f.iter().sum::<f64>() / f.len() as f64,
+                "fisher_per_level": f,
+                "fisher_t": levels,
+                "fisher_sigma": levels.iter().map(|&t| sde.effective_sigma(t)).collect::<Vec<_>>(),
+            })
+        }
+        _ => fisher_report(score.model(), &mixture, &sde, a.fisher_points as usize),
+    };
     report["sde"] = json!(sde.kind.name());
     report["score"] = json!(a.score.score);
     if let Some(path) = &a.samples {

@@ -6,6 +6,7 @@
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod gpu;
 pub mod sim;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

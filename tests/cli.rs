@@ -201,3 +201,73 @@ fn bad_input_is_one_clear_line() {
     );
     assert!(run_err(&["frobnicate"]).contains("frobnicate"));
 }
+
+#[test]
+fn gpu_backend_round_trip() {
+    // Same rule as tests/gpu_parity.rs: no adapter fails unless explicitly skipped.
+    if std::env::var("SCORELAB_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+        eprintln!("SCORELAB_SKIP_GPU_TESTS=1: skipping");
+        return;
+    }
+    let model = tmp("gpu_m.json");
+    let r = run_ok(&[
+        "train",
+        "--backend",
+        "gpu",
+        "--preset",
+        "ring8",
+        "--steps",
+        "200",
+        "--width",
+        "32",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(r["backend"], "gpu");
+    assert!(r["final_loss"].as_f64().unwrap().is_finite());
+    let samples = tmp("gpu_s.csv");
+    let r = run_ok(&[
+        "sample",
+        "--backend",
+        "gpu",
+        "--preset",
+        "ring8",
+        "--score",
+        model.to_str().unwrap(),
+        "--sampler",
+        "ode-rk4",
+        "--steps",
+        "20",
+        "--n",
+        "500",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (
+            r["backend"].as_str(),
+            r["nfe"].as_u64(),
+            r["non_finite"].as_u64()
+        ),
+        (Some("gpu"), Some(80), Some(0))
+    );
+    let r = run_ok(&[
+        "eval",
+        "--backend",
+        "gpu",
+        "--preset",
+        "ring8",
+        "--score",
+        model.to_str().unwrap(),
+    ]);
+    assert!(r["fisher_mean"].as_f64().unwrap().is_finite());
+    assert!(run_err(&[
+        "likelihood",
+        "--backend",
+        "gpu",
+        "--points",
+        samples.to_str().unwrap()
+    ])
+    .contains("CPU engine"));
+    assert!(run_err(&["sample", "--backend", "gpu", "--sampler", "ode-rk45"]).contains("ode-rk4"));
+}

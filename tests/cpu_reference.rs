@@ -194,7 +194,7 @@ fn mixture_sampling_matches_its_moments() {
 // ------------------------------------------------------------------ Langevin: the NCSN point
 
 /// Annealed Langevin with the exact score on `ncsn` recovers the weights (NCSN Fig. 3c);
-/// settings: VE, σ from σ_max ≈ 18.1 (max pairwise distance) to 0.01 over L = 30 levels,
+/// settings: VE, σ from σ_max ≈ 18.1 (max pairwise distance) to 0.01 over L = 50 levels,
 /// T = 100 steps each, ε = 2e-5, uniform start over [−8, 8]², 10 000 particles.
 #[test]
 fn annealed_langevin_recovers_ncsn_weights_plain_langevin_does_not() {
@@ -202,9 +202,9 @@ fn annealed_langevin_recovers_ncsn_weights_plain_langevin_does_not() {
     let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
     let exact = ExactScore::new(m.clone(), sde);
     let cfg = SamplerConfig::defaults(SamplerKind::AnnealedLangevin, &m);
-    assert_eq!((cfg.n_levels, cfg.n_steps), (30, 100));
+    assert_eq!((cfg.n_levels, cfg.n_steps), (50, 100));
     let (xs, nfe) = sample(cfg, sde, 10_000, &exact).unwrap();
-    assert_eq!(nfe, 3000);
+    assert_eq!(nfe, 5000);
     let w = mode_weights(&m, &xs);
     assert!(
         (w[0] - 0.2).abs() < 0.02 && (w[1] - 0.8).abs() < 0.02,

@@ -260,6 +260,13 @@ impl ScoreNet {
         })
     }
 
+    /// The fixed Fourier frequencies as the GPU reads them: [time (n_time_freqs) | x (2 × n_x_freqs)].
+    pub fn fourier_consts(&self) -> Vec<f32> {
+        let mut v: Vec<f32> = self.time_freqs.iter().map(|&w| w as f32).collect();
+        v.extend(self.x_freqs.iter().flat_map(|b| [b.x as f32, b.y as f32]));
+        v
+    }
+
     /// Preconditioning at time t.
     pub fn precond(&self, t: f64) -> Precond {
         let (alpha, std) = self.sde.marginal(t);

@@ -163,7 +163,7 @@ impl SamplerConfig {
         Self {
             kind,
             n_steps,
-            n_levels: 30,
+            n_levels: 50,
             step_size,
             snr: 0.16,
             t_end: SAMPLE_T_EPS,
@@ -603,6 +603,31 @@ impl Sampler {
         }
     }
 
+    /// The schedule of step `i`: (t, t_next, α). Langevin family: t is the noise level and α the
+    /// step size; SDE/ODE samplers: the step goes from t to t_next; for predictor–corrector α
+    /// is the corrector's coefficient a (1 for VE, (α(t)/α(t_next))² otherwise). The GPU
+    /// sampler uploads exactly these values, so both engines share one schedule.
+    pub fn schedule_at(&self, i: usize) -> (f64, f64, f64) {
+        let sde = &self.sde;
+        match self.config.kind {
+            SamplerKind::Langevin => (self.config.t_end, self.config.t_end, self.config.step_size),
+            SamplerKind::AnnealedLangevin => {
+                let t = self.level_time(i / self.config.n_steps);
+                let s_l = sde.marginal(self.level_time(self.config.n_levels - 1)).1;
+                let s_i = sde.marginal(t).1;
+                (t, t, self.config.step_size * (s_i / s_l).powi(2))
+            }
+            _ => {
+                let (t, tn) = (self.grid(i), self.grid(i + 1));
+                let a = match sde.kind {
+                    SdeKind::Ve => 1.0,
+                    _ => (sde.marginal(t).0 / sde.marginal(tn).0).powi(2),
+                };
+                (t, tn, a)
+            }
+        }
+    }
+
     /// Advance one step (RK45: one accepted adaptive step). No-op when done.
     pub fn step(&mut self, score: &dyn ScoreModel) {
         if self.done() {
@@ -611,27 +636,19 @@ impl Sampler {
         let sde = self.sde;
         match self.config.kind {
             SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
-                let (t, alpha) = if self.config.kind == SamplerKind::Langevin {
-                    (self.config.t_end, self.config.step_size)
-                } else {
-                    let level = self.step / self.config.n_steps;
-                    let t = self.level_time(level);
-                    let s_l = sde.marginal(self.level_time(self.config.n_levels - 1)).1;
-                    let s_i = sde.marginal(t).1;
-                    (t, self.config.step_size * (s_i / s_l).powi(2))
-                };
+                let (t, _, alpha) = self.schedule_at(self.step);
                 self.eval(score, t);
                 self.update(|x, s, z| langevin_step(x, s, alpha, z));
             }
             SamplerKind::ReverseSde => {
-                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
+                let (t, tn, _) = self.schedule_at(self.step);
                 self.eval(score, t);
                 self.update(|x, s, z| reverse_sde_step(&sde, x, s, t, tn - t, z));
             }
             SamplerKind::Ancestral | SamplerKind::Pc => {
-                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
+                let (t, tn, a) = self.schedule_at(self.step);
                 if self.config.kind == SamplerKind::Pc {
-                    self.corrector(score, t, tn);
+                    self.corrector(score, t, a);
                 }
                 self.eval(score, t);
                 self.update(|x, s, z| ancestral_step(&sde, x, s, t, tn, z));
@@ -669,13 +686,9 @@ impl Sampler {
     }
 
     /// Langevin corrector at time t (score_sde `LangevinCorrector`, one step).
-    fn corrector(&mut self, score: &dyn ScoreModel, t: f64, tn: f64) {
+    fn corrector(&mut self, score: &dyn ScoreModel, t: f64, a: f64) {
         let i = self.step as u32;
         self.eval(score, t);
-        let a = match self.sde.kind {
-            SdeKind::Ve => 1.0,
-            _ => (self.sde.marginal(t).0 / self.sde.marginal(tn).0).powi(2),
-        };
         let n = self.x.len() as f64;
         for (p, z) in self.tmp.iter_mut().enumerate() {
             *z = self.rng.normal2(i, p as u32, stream::CORRECTOR);

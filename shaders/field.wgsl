@@ -1,0 +1,27 @@
+// field.wgsl — grid fields for drawing and metrics at noise level S.t. One thread per cell of a
+// grid_nx × grid_ny grid over [grid_lo, grid_hi] (cell centres); aux[5c ..] = learned score
+// (xy), exact score (xy), exact log p_t. With score_kind = exact the learned slot holds the
+// exact score too.
+
+@compute @workgroup_size(64)
+fn field(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    let n = P.grid_nx * P.grid_ny;
+    if (c >= n) {
+        return;
+    }
+    let ix = c % P.grid_nx;
+    let iy = c / P.grid_nx;
+    let f = vec2<f32>((f32(ix) + 0.5) / f32(P.grid_nx), (f32(iy) + 0.5) / f32(P.grid_ny));
+    let x = P.grid_lo + (P.grid_hi - P.grid_lo) * f;
+    let exact = exact_score_logp(x, S.t);
+    var learned = exact.xy;
+    if (P.score_kind == SCORE_NET) {
+        learned = net_score(x, S.t);
+    }
+    aux[5u * c] = learned.x;
+    aux[5u * c + 1u] = learned.y;
+    aux[5u * c + 2u] = exact.x;
+    aux[5u * c + 3u] = exact.y;
+    aux[5u * c + 4u] = exact.z;
+}

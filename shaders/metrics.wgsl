@@ -1,0 +1,81 @@
+// metrics.wgsl — on-GPU truth-gap metrics (sim::metrics).
+// fisher_terms: sample i of level S.step drawn from the exact perturbed mixture p_t (the same
+// draw as sim::metrics::relative_fisher), aux[2i ..] = (‖s_θ − ∇log p_t‖², ‖∇log p_t‖²);
+// sum_pairs (one workgroup) reduces them into aux[2n], aux[2n + 1].
+// mode_histogram (one workgroup): counters[8 + k] = particles assigned to component k
+// (highest posterior under the data mixture, t = 0); integer atomics only.
+
+@compute @workgroup_size(64)
+fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= P.n_particles) {
+        return;
+    }
+    let as_ = marginal(S.t);
+    let b = pcg4d(vec4<u32>(S.seed, S.step, i, STREAM_EVAL));
+    let c = MIX.comps[pick_component(unit_closed_open(b.x))];
+    // Cholesky of the perturbed covariance α²Σ + s²I.
+    let xx = as_.x * as_.x * c.cov.x + as_.y * as_.y;
+    let xy = as_.x * as_.x * c.cov.y;
+    let yy = as_.x * as_.x * c.cov.z + as_.y * as_.y;
+    let l00 = sqrt(xx);
+    let l10 = xy / l00;
+    let l11 = sqrt(max(yy - l10 * l10, 0.0));
+    let z = box_muller(b.y, b.z);
+    let x = as_.x * c.mean + vec2<f32>(l00 * z.x, l10 * z.x + l11 * z.y);
+    let truth = exact_score_logp(x, S.t).xy;
+    let d = net_score(x, S.t) - truth;
+    aux[2u * i] = dot(d, d);
+    aux[2u * i + 1u] = dot(truth, truth);
+}
+
+var<workgroup> sums: array<vec2<f32>, 256>;
+
+@compute @workgroup_size(256)
+fn sum_pairs(@builtin(local_invocation_index) li: u32) {
+    var acc = vec2<f32>(0.0);
+    for (var i = li; i < P.n_particles; i += 256u) {
+        acc += vec2<f32>(aux[2u * i], aux[2u * i + 1u]);
+    }
+    sums[li] = acc;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (li < stride) {
+            sums[li] += sums[li + stride];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        aux[2u * P.n_particles] = sums[0].x;
+        aux[2u * P.n_particles + 1u] = sums[0].y;
+    }
+}
+
+var<workgroup> hist: array<atomic<u32>, 32>;
+
+@compute @workgroup_size(256)
+fn mode_histogram(@builtin(local_invocation_index) li: u32) {
+    if (li < 32u) {
+        atomicStore(&hist[li], 0u);
+    }
+    workgroupBarrier();
+    for (var i = li; i < P.n_particles; i += 256u) {
+        let x = particles[i].zw;
+        var best = 0u;
+        var best_l = -3.4e38;
+        for (var k = 0u; k < MIX.n; k++) {
+            let pr = perturbed_precision(k, 1.0, 0.0);
+            let d = x - MIX.comps[k].mean;
+            let l = MIX.comps[k].log_weight + pr.w - 0.5 * dot(d, vec2<f32>(pr.x * d.x + pr.y * d.y, pr.y * d.x + pr.z * d.y));
+            if (l > best_l) {
+                best_l = l;
+                best = k;
+            }
+        }
+        atomicAdd(&hist[best], 1u);
+    }
+    workgroupBarrier();
+    if (li < 32u) {
+        counters[8u + li] = atomicLoad(&hist[li]);
+    }
+}

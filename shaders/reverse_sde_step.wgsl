@@ -1,0 +1,49 @@
+// reverse_sde_step.wgsl — reverse-time SDE steps (sim::samplers):
+// Euler–Maruyama: x_mean = x + [f − g² s] dt, x = x_mean + g √(−dt) z (dt < 0);
+// ancestral / reverse diffusion from S.t to S.t_next (VE, VP; sub-VP by its discretisation).
+
+@compute @workgroup_size(64)
+fn reverse_sde_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= P.n_particles) {
+        return;
+    }
+    let x = particles[i].xy;
+    let s = score(x, S.t);
+    let z = normal2(S.step, i, STREAM_STEP);
+    let g = diffusion(S.t);
+    let mean = x + (drift(x, S.t) - g * g * s) * S.dt;
+    particles[i] = vec4<f32>(mean + g * sqrt(-S.dt) * z, mean);
+}
+
+@compute @workgroup_size(64)
+fn ancestral_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= P.n_particles) {
+        return;
+    }
+    let x = particles[i].xy;
+    let s = score(x, S.t);
+    let z = normal2(S.step, i, STREAM_STEP);
+    var mean: vec2<f32>;
+    var noise: f32;
+    if (P.sde_kind == SDE_VE) {
+        let s2 = ve_sigma(S.t) * ve_sigma(S.t);
+        let n2 = ve_sigma(S.t_next) * ve_sigma(S.t_next);
+        mean = x + (s2 - n2) * s;
+        noise = sqrt(max(n2 * (s2 - n2) / s2, 0.0));
+    } else if (P.sde_kind == SDE_VP) {
+        let a = marginal(S.t).x;
+        let an = marginal(S.t_next).x;
+        let ratio = a / an;
+        let beta = clamp(1.0 - ratio * ratio, 0.0, 0.999);
+        mean = (x + beta * s) / sqrt(1.0 - beta);
+        noise = sqrt(beta);
+    } else {
+        let dt = S.t - S.t_next;
+        let g = diffusion(S.t);
+        mean = x - drift(x, S.t) * dt + g * g * dt * s;
+        noise = g * sqrt(dt);
+    }
+    particles[i] = vec4<f32>(mean + noise * z, mean);
+}

@@ -1,0 +1,273 @@
+//! The GPU context: an injected `wgpu::Device` + `Queue` (egui's in the app, a headless one in
+//! tests and the CLI), the shared bind-group layouts, and every compute pipeline, labelled
+//! by its WGSL entry point (`"langevin_step"` ↔ `sim::samplers::langevin_step`).
+
+use std::collections::HashMap;
+
+use eframe::egui_wgpu::wgpu;
+
+use crate::gpu::shaders;
+
+/// Why the GPU engine is unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter at all.
+    #[error(
+        "no GPU adapter found ({0}); on Linux without a GPU install mesa-vulkan-drivers (lavapipe)"
+    )]
+    NoAdapter(String),
+    /// An adapter without compute shaders (e.g. WebGL2).
+    #[error("the adapter '{0}' cannot run compute shaders (WebGL2-only?); use the CPU engine")]
+    NoCompute(String),
+    /// Limits too small.
+    #[error("the adapter '{name}' allows {have} storage buffers per shader stage; ScoreLab needs {need}")]
+    Limits {
+        /// Adapter name.
+        name: String,
+        /// Its limit.
+        have: u32,
+        /// What we need.
+        need: u32,
+    },
+    /// Device creation failed.
+    #[error("cannot create a GPU device: {0}")]
+    Device(String),
+    /// A configuration the GPU engine does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Reading a buffer back failed.
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+}
+
+/// Storage buffers bound per stage (weights, adam, scratch, particles, aux, consts, counters).
+pub const STORAGE_BUFFERS: u32 = 7;
+/// Stride of one entry of a sampler schedule (the usual `min_uniform_buffer_offset_alignment`).
+pub const STEP_STRIDE: u64 = 256;
+
+/// Check that an adapter can run the engine (compute shaders, enough storage buffers).
+pub fn check_adapter(adapter: &wgpu::Adapter) -> Result<(), GpuError> {
+    let info = adapter.get_info();
+    if !adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    {
+        return Err(GpuError::NoCompute(info.name));
+    }
+    let have = adapter.limits().max_storage_buffers_per_shader_stage;
+    if have < STORAGE_BUFFERS {
+        return Err(GpuError::Limits {
+            name: info.name,
+            have,
+            need: STORAGE_BUFFERS,
+        });
+    }
+    Ok(())
+}
+
+/// Device, queue and pipelines.
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter description (for status lines and benchmark tables).
+    pub adapter_info: wgpu::AdapterInfo,
+    /// Group 0: params, mixture and the storage buffers.
+    pub layout_main: wgpu::BindGroupLayout,
+    /// Group 1: one schedule entry (dynamic offset).
+    pub layout_step: wgpu::BindGroupLayout,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+}
+
+fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn storage_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: false },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl GpuContext {
+    /// Build the pipelines on an existing device.
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue, adapter_info: wgpu::AdapterInfo) -> Self {
+        let mut entries = vec![uniform_entry(0, false), uniform_entry(1, false)];
+        entries.extend((2..=8).map(storage_entry));
+        let layout_main = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("GpuContext::layout_main"),
+            entries: &entries,
+        });
+        let layout_step = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("GpuContext::layout_step"),
+            entries: &[uniform_entry(0, true)],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("GpuContext::pipeline_layout"),
+            bind_group_layouts: &[Some(&layout_main), Some(&layout_step)],
+            immediate_size: 0,
+        });
+        let mut pipelines = HashMap::new();
+        for (file, source, entry_points) in shaders::STAGES {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(shaders::compose(source).into()),
+            });
+            for &entry in *entry_points {
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                pipelines.insert(entry, pipeline);
+            }
+        }
+        Self {
+            device,
+            queue,
+            adapter_info,
+            layout_main,
+            layout_step,
+            pipelines,
+        }
+    }
+
+    /// A headless context on the best native adapter (tests, CLI, benchmarks).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn headless() -> Result<Self, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        check_adapter(&adapter)?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("scorelab headless"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(Self::new(device, queue, adapter.get_info()))
+    }
+
+    /// The pipeline of a WGSL entry point.
+    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
+        match self.pipelines.get(entry) {
+            Some(p) => p,
+            None => unreachable!(
+                "every entry point in shaders::STAGES has a pipeline; asked for {entry}"
+            ),
+        }
+    }
+
+    /// A zero-initialised storage buffer of `bytes` (at least 16).
+    pub fn storage(&self, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST
+                | extra,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding `data`.
+    pub fn uniform(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (data.len() as u64).max(16).next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buf, 0, data);
+        buf
+    }
+
+    /// Blocking readback of `bytes` from the start of `buffer` (CLI, tests, benchmarks; the
+    /// app path uses non-blocking `map_async` instead).
+    pub fn read_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>, GpuError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("GpuContext::readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Blocking readback of f32s.
+    pub fn read_f32(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset_floats: u64,
+        n: u64,
+    ) -> Result<Vec<f32>, GpuError> {
+        let bytes = self.read_bytes(buffer, offset_floats * 4, n * 4)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Blocking readback of u32s.
+    pub fn read_u32(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        n: u64,
+    ) -> Result<Vec<u32>, GpuError> {
+        let bytes = self.read_bytes(buffer, offset * 4, n * 4)?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+}

@@ -1,0 +1,166 @@
+//! The wgpu engine (DESIGN §1 "gpu"): WGSL compute pipelines mirroring `sim` one to one.
+//! No egui here; wgpu is the one egui re-exports.
+//!
+//! Data flow: a [`context::GpuContext`] (injected device/queue) builds every pipeline once.
+//! [`trainer::GpuTrainer`] keeps the network, Adam state and batch scratch on the GPU and runs
+//! 3 dispatches per training step (`train_step`, `reduce_adam`, `train_finish`) with no
+//! CPU round-trip. [`sampler::GpuSampler`] keeps particles in a storage buffer (also usable
+//! as a vertex buffer) and runs one dispatch per sampler step (four for predictor–corrector),
+//! reading its schedule from a table written once. [`field::GpuField`] evaluates grids and
+//! [`field::relative_fisher`] the truth-gap metric. Readbacks here are blocking and meant for
+//! the CLI, tests and benchmarks.
+
+pub mod context;
+pub mod field;
+pub mod layout;
+pub mod sampler;
+pub mod shaders;
+pub mod trainer;
+
+use eframe::egui_wgpu::wgpu;
+
+use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
+use crate::gpu::layout::{MixtureGpu, Params};
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+
+/// Largest hidden width / input size on the GPU (`MAX_W` in `mlp.wgsl`).
+pub const MAX_GPU_WIDTH: usize = 256;
+
+/// A network's weights and Fourier constants on the GPU.
+#[derive(Clone, Debug)]
+pub struct GpuNet {
+    /// The CPU description (config, SDE, initial weights).
+    pub template: ScoreNet,
+    /// Flat weights (sim::mlp layout).
+    pub weights: wgpu::Buffer,
+    /// Fourier frequencies.
+    pub consts: wgpu::Buffer,
+}
+
+impl GpuNet {
+    /// Upload a network.
+    pub fn upload(ctx: &GpuContext, net: &ScoreNet) -> Result<Self, GpuError> {
+        let n_in = net.config.n_inputs();
+        if net.config.width > MAX_GPU_WIDTH || n_in > MAX_GPU_WIDTH {
+            return Err(GpuError::Unsupported(format!(
+                "the GPU engine supports width and input size up to {MAX_GPU_WIDTH} (got width {}, inputs {n_in})",
+                net.config.width
+            )));
+        }
+        let weights = ctx.storage(
+            "GpuNet::weights",
+            (net.mlp.params.len() * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
+        ctx.queue
+            .write_buffer(&weights, 0, bytemuck::cast_slice(&net.mlp.params));
+        let c = net.fourier_consts();
+        let consts = ctx.storage(
+            "GpuNet::consts",
+            (c.len() * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
+        if !c.is_empty() {
+            ctx.queue.write_buffer(&consts, 0, bytemuck::cast_slice(&c));
+        }
+        Ok(Self {
+            template: net.clone(),
+            weights,
+            consts,
+        })
+    }
+
+    /// Fill the network fields of `params`.
+    pub fn fill_params(&self, p: &mut Params) {
+        let c = &self.template.config;
+        p.n_in = c.n_inputs() as u32;
+        p.width = c.width as u32;
+        p.depth = c.depth as u32;
+        p.n_time_freqs = c.n_time_freqs as u32;
+        p.n_x_freqs = c.n_x_freqs as u32;
+        p.n_params = self.template.mlp.params.len() as u32;
+        p.data_std = c.data_std as f32;
+        p.score_kind = 1;
+    }
+}
+
+/// The buffers behind bind group 0 (unused slots get small dummies).
+pub(crate) struct Bindings<'a> {
+    pub params: &'a wgpu::Buffer,
+    pub mixture: &'a wgpu::Buffer,
+    pub weights: Option<&'a wgpu::Buffer>,
+    pub adam: Option<&'a wgpu::Buffer>,
+    pub scratch: Option<&'a wgpu::Buffer>,
+    pub particles: Option<&'a wgpu::Buffer>,
+    pub aux: &'a wgpu::Buffer,
+    pub consts: Option<&'a wgpu::Buffer>,
+    pub counters: &'a wgpu::Buffer,
+}
+
+impl Bindings<'_> {
+    pub(crate) fn bind_group(&self, ctx: &GpuContext, label: &str) -> wgpu::BindGroup {
+        let dummy = ctx.storage("dummy", 16, wgpu::BufferUsages::empty());
+        let bufs: [&wgpu::Buffer; 9] = [
+            self.params,
+            self.mixture,
+            self.weights.unwrap_or(&dummy),
+            self.adam.unwrap_or(&dummy),
+            self.scratch.unwrap_or(&dummy),
+            self.particles.unwrap_or(&dummy),
+            self.aux,
+            self.consts.unwrap_or(&dummy),
+            self.counters,
+        ];
+        let entries: Vec<wgpu::BindGroupEntry> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &ctx.layout_main,
+            entries: &entries,
+        })
+    }
+}
+
+/// A schedule table (group 1) of `n` entries of [`STEP_STRIDE`] bytes.
+pub(crate) fn step_table(
+    ctx: &GpuContext,
+    label: &str,
+    n: usize,
+) -> (wgpu::Buffer, wgpu::BindGroup) {
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: STEP_STRIDE * n.max(1) as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &ctx.layout_step,
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &buf,
+                offset: 0,
+                size: std::num::NonZeroU64::new(std::mem::size_of::<layout::StepParams>() as u64),
+            }),
+        }],
+    });
+    (buf, bind)
+}
+
+/// The mixture uniform for `m`.
+pub(crate) fn mixture_uniform(ctx: &GpuContext, m: &GaussianMixture) -> wgpu::Buffer {
+    ctx.uniform("mixture", bytemuck::bytes_of(&MixtureGpu::from_mixture(m)))
+}
+
+/// Workgroups of 64 covering `n` threads.
+pub(crate) fn groups64(n: u32) -> u32 {
+    n.div_ceil(64).max(1)
+}

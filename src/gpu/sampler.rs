@@ -1,0 +1,307 @@
+//! Samplers on the GPU (twin of `sim::samplers::Sampler`). Particles live in a storage buffer
+//! of `vec4<f32>` = (x, x_mean) that is also a vertex buffer for drawing. The schedule
+//! ((t, t_next, α) per step, from `Sampler::schedule_at`, the same code the CPU uses) is
+//! written once; each step binds its entry with a dynamic offset, so one dispatch per step
+//! (predictor–corrector: four) and many steps per submit, with no readback in the loop.
+
+use eframe::egui_wgpu::wgpu;
+
+use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
+use crate::gpu::layout::{Params, StepParams};
+use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
+use crate::sim::sde::Sde;
+use crate::sim::Vec2;
+
+/// The score a GPU sampler follows.
+#[derive(Clone, Copy)]
+pub enum GpuScore<'a> {
+    /// The exact perturbed-mixture score.
+    Exact,
+    /// A network on the GPU.
+    Net(&'a GpuNet),
+}
+
+/// Most schedule entries a GPU sampler accepts (the table is 256 bytes per step).
+pub const MAX_GPU_STEPS: usize = 65_536;
+/// Steps encoded per command buffer.
+const STEPS_PER_SUBMIT: usize = 64;
+
+/// A running GPU sampler.
+pub struct GpuSampler {
+    /// Settings.
+    pub config: SamplerConfig,
+    particles: wgpu::Buffer,
+    counters: wgpu::Buffer,
+    params: Params,
+    bind: wgpu::BindGroup,
+    step_bind: wgpu::BindGroup,
+    total: usize,
+    cursor: usize,
+    nfe: u64,
+}
+
+impl GpuSampler {
+    /// Start `n` particles (the same start as the CPU sampler with this config).
+    pub fn new(
+        ctx: &GpuContext,
+        score: GpuScore<'_>,
+        mixture: &GaussianMixture,
+        sde: Sde,
+        config: &SamplerConfig,
+        n: usize,
+    ) -> Result<Self, GpuError> {
+        if config.kind == SamplerKind::OdeRk45 {
+            return Err(GpuError::Unsupported(
+                "ode-rk45 is adaptive and runs on the CPU; on the GPU use ode-rk4 (fixed steps)"
+                    .into(),
+            ));
+        }
+        let cpu = Sampler::new(config.clone(), sde, n)
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        let total = cpu.total_steps();
+        if total > MAX_GPU_STEPS {
+            return Err(GpuError::Unsupported(format!(
+                "the GPU sampler runs at most {MAX_GPU_STEPS} steps (asked {total})"
+            )));
+        }
+        let mut p = Params::with_sde(&sde);
+        if let GpuScore::Net(net) = score {
+            if net.template.sde != sde {
+                return Err(GpuError::Unsupported(
+                    "the network was trained for a different SDE".into(),
+                ));
+            }
+            net.fill_params(&mut p);
+        }
+        p.n_particles = n as u32;
+        p.snr = config.snr as f32;
+        p.seed = config.seed;
+        let init: Vec<[f32; 4]> = cpu
+            .x
+            .iter()
+            .map(|x| [x.x as f32, x.y as f32, x.x as f32, x.y as f32])
+            .collect();
+        let particles = ctx.storage(
+            "GpuSampler::particles",
+            (n * 16) as u64,
+            wgpu::BufferUsages::VERTEX,
+        );
+        ctx.queue
+            .write_buffer(&particles, 0, bytemuck::cast_slice(&init));
+        let aux = ctx.storage(
+            "GpuSampler::aux",
+            ((4 + 4 * n) * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
+        let counters = ctx.storage("GpuSampler::counters", 64 * 4, wgpu::BufferUsages::empty());
+        let params_buf = ctx.uniform("GpuSampler::params", bytemuck::bytes_of(&p));
+        let mixture_buf = mixture_uniform(ctx, mixture);
+        let (weights, consts) = match score {
+            GpuScore::Net(net) => (Some(&net.weights), Some(&net.consts)),
+            GpuScore::Exact => (None, None),
+        };
+        let bind = Bindings {
+            params: &params_buf,
+            mixture: &mixture_buf,
+            weights,
+            adam: None,
+            scratch: None,
+            particles: Some(&particles),
+            aux: &aux,
+            consts,
+            counters: &counters,
+        }
+        .bind_group(ctx, "GpuSampler::bind");
+        let (table, step_bind) = step_table(ctx, "GpuSampler::schedule", total);
+        let method = match config.kind {
+            SamplerKind::OdeHeun => 1,
+            SamplerKind::OdeRk4 => 2,
+            _ => 0,
+        };
+        let mut bytes = vec![0u8; total * STEP_STRIDE as usize];
+        for i in 0..total {
+            let (t, tn, a) = cpu.schedule_at(i);
+            let sp = StepParams {
+                step: i as u32,
+                method,
+                seed: config.seed,
+                _pad: 0,
+                t: t as f32,
+                t_next: tn as f32,
+                alpha: a as f32,
+                dt: (tn - t) as f32,
+            };
+            let at = i * STEP_STRIDE as usize;
+            bytes[at..at + std::mem::size_of::<StepParams>()]
+                .copy_from_slice(bytemuck::bytes_of(&sp));
+        }
+        ctx.queue.write_buffer(&table, 0, &bytes);
+        Ok(Self {
+            config: config.clone(),
+            particles,
+            counters,
+            params: p,
+            bind,
+            step_bind,
+            total,
+            cursor: 0,
+            nfe: 0,
+        })
+    }
+
+    /// Dispatches per step.
+    pub fn dispatches_per_step(&self) -> u32 {
+        if self.config.kind == SamplerKind::Pc {
+            4
+        } else {
+            1
+        }
+    }
+
+    /// Network evaluations per particle so far (same convention as the CPU sampler).
+    pub fn nfe(&self) -> u64 {
+        self.nfe
+    }
+
+    /// Steps taken / total.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.cursor, self.total)
+    }
+
+    /// Whether the schedule is complete.
+    pub fn done(&self) -> bool {
+        self.cursor >= self.total
+    }
+
+    /// Encode up to `k` steps into `encoder`; returns how many were encoded.
+    pub fn encode(
+        &mut self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        k: usize,
+    ) -> usize {
+        let k = k.min(self.total - self.cursor);
+        if k == 0 {
+            return 0;
+        }
+        let groups = groups64(self.params.n_particles);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("GpuSampler::steps"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &self.bind, &[]);
+        let per_eval = match self.config.kind {
+            SamplerKind::OdeHeun => 2,
+            SamplerKind::OdeRk4 => 4,
+            SamplerKind::Pc => 2,
+            _ => 1,
+        };
+        for i in self.cursor..self.cursor + k {
+            pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
+            match self.config.kind {
+                SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
+                    pass.set_pipeline(ctx.pipeline("langevin_step"));
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                SamplerKind::ReverseSde => {
+                    pass.set_pipeline(ctx.pipeline("reverse_sde_step"));
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                SamplerKind::Pc | SamplerKind::Ancestral => {
+                    if self.config.kind == SamplerKind::Pc {
+                        pass.set_pipeline(ctx.pipeline("pc_score"));
+                        pass.dispatch_workgroups(groups, 1, 1);
+                        pass.set_pipeline(ctx.pipeline("pc_norms"));
+                        pass.dispatch_workgroups(1, 1, 1);
+                        pass.set_pipeline(ctx.pipeline("pc_correct"));
+                        pass.dispatch_workgroups(groups, 1, 1);
+                    }
+                    pass.set_pipeline(ctx.pipeline("ancestral_step"));
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
+                    pass.set_pipeline(ctx.pipeline("pf_ode_step"));
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+                SamplerKind::OdeRk45 => unreachable!("refused in GpuSampler::new"),
+            }
+        }
+        self.cursor += k;
+        self.nfe += (per_eval * k) as u64;
+        k
+    }
+
+    /// Submit up to `k` steps (does not wait).
+    pub fn step_n(&mut self, ctx: &GpuContext, k: usize) -> usize {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("GpuSampler::step_n"),
+            });
+        let done = self.encode(ctx, &mut enc, k);
+        ctx.queue.submit([enc.finish()]);
+        done
+    }
+
+    /// Run the whole schedule.
+    pub fn run(&mut self, ctx: &GpuContext) {
+        while !self.done() {
+            self.step_n(ctx, STEPS_PER_SUBMIT);
+        }
+    }
+
+    /// The particle buffer (storage + vertex: `vec4<f32>` = (x, x_mean) per particle).
+    pub fn particles_buffer(&self) -> &wgpu::Buffer {
+        &self.particles
+    }
+
+    /// (x, x_mean) of every particle (blocking).
+    pub fn read_state(&self, ctx: &GpuContext) -> Result<Vec<(Vec2, Vec2)>, GpuError> {
+        let v = ctx.read_f32(&self.particles, 0, 4 * u64::from(self.params.n_particles))?;
+        Ok(v.chunks_exact(4)
+            .map(|c| {
+                (
+                    Vec2::new(f64::from(c[0]), f64::from(c[1])),
+                    Vec2::new(f64::from(c[2]), f64::from(c[3])),
+                )
+            })
+            .collect())
+    }
+
+    /// The samples: noise-free means once done, current particles before (blocking).
+    pub fn samples(&self, ctx: &GpuContext) -> Result<Vec<Vec2>, GpuError> {
+        let done = self.done();
+        Ok(self
+            .read_state(ctx)?
+            .into_iter()
+            .map(|(x, m)| if done { m } else { x })
+            .collect())
+    }
+
+    /// Particles per mixture component (by x_mean), counted on the GPU (`mode_histogram`).
+    pub fn mode_histogram(
+        &self,
+        ctx: &GpuContext,
+        n_components: usize,
+    ) -> Result<Vec<u32>, GpuError> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("GpuSampler::hist"),
+            });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("mode_histogram"),
+                timestamp_writes: None,
+            });
+            pass.set_bind_group(0, &self.bind, &[]);
+            pass.set_bind_group(1, &self.step_bind, &[0]);
+            pass.set_pipeline(ctx.pipeline("mode_histogram"));
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.read_u32(&self.counters, 8, n_components as u64)
+    }
+}

@@ -1,0 +1,217 @@
+//! DSM training on the GPU (twin of `sim::train::Trainer`): per step, `train_step` (one thread
+//! per sample: batch draw, forward, loss, backward into scratch), `reduce_adam` (one thread per
+//! parameter: batch gradient in fixed order, Adam, EMA) and `train_finish` (loss sum, step
+//! counter, divergence flag). Nothing returns to the CPU between steps.
+
+use eframe::egui_wgpu::wgpu;
+
+use crate::gpu::context::{GpuContext, GpuError};
+use crate::gpu::layout::{MixtureGpu, Params};
+use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+use crate::sim::train::TrainConfig;
+
+/// Losses kept on the GPU, by step modulo this (`LOSS_RING` in `reduce_adam.wgsl`).
+pub const LOSS_RING: u32 = 4096;
+/// Steps encoded per command buffer.
+const STEPS_PER_SUBMIT: u32 = 64;
+
+/// A GPU trainer.
+pub struct GpuTrainer {
+    /// The network being trained (current weights live in `net.weights`).
+    pub net: GpuNet,
+    adam: wgpu::Buffer,
+    aux: wgpu::Buffer,
+    counters: wgpu::Buffer,
+    mixture: wgpu::Buffer,
+    params_buf: wgpu::Buffer,
+    params: Params,
+    bind: wgpu::BindGroup,
+    step_bind: wgpu::BindGroup,
+}
+
+impl GpuTrainer {
+    /// Upload `net` (initial weights), Adam state and the mixture.
+    pub fn new(
+        ctx: &GpuContext,
+        net: &ScoreNet,
+        mixture: &GaussianMixture,
+        cfg: &TrainConfig,
+    ) -> Result<Self, GpuError> {
+        if cfg.batch == 0 || cfg.batch > 1 << 20 {
+            return Err(GpuError::Unsupported(format!(
+                "batch {} must be in 1..=2^20",
+                cfg.batch
+            )));
+        }
+        let gnet = GpuNet::upload(ctx, net)?;
+        let mut p = Params::with_sde(&net.sde);
+        gnet.fill_params(&mut p);
+        p.batch = cfg.batch as u32;
+        p.seed = cfg.seed;
+        p.t_eps = cfg.t_eps as f32;
+        p.lr = cfg.adam.lr;
+        p.beta1 = cfg.adam.beta1;
+        p.beta2 = cfg.adam.beta2;
+        p.adam_eps = cfg.adam.eps;
+        p.ema_decay = cfg.adam.ema_decay;
+        p.scratch_stride = p.n_in + 2 * p.depth * p.width + 2;
+        let n = net.mlp.params.len();
+        let adam = ctx.storage(
+            "GpuTrainer::adam",
+            (3 * n * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
+        ctx.queue.write_buffer(
+            &adam,
+            (2 * n * 4) as u64,
+            bytemuck::cast_slice(&net.mlp.params),
+        );
+        let scratch = ctx.storage(
+            "GpuTrainer::scratch",
+            u64::from(p.batch) * u64::from(p.scratch_stride) * 4,
+            wgpu::BufferUsages::empty(),
+        );
+        let aux = ctx.storage(
+            "GpuTrainer::aux",
+            u64::from(p.batch + LOSS_RING) * 4,
+            wgpu::BufferUsages::empty(),
+        );
+        let counters = ctx.storage("GpuTrainer::counters", 64 * 4, wgpu::BufferUsages::empty());
+        let params_buf = ctx.uniform("GpuTrainer::params", bytemuck::bytes_of(&p));
+        let mixture = mixture_uniform(ctx, mixture);
+        let bind = Bindings {
+            params: &params_buf,
+            mixture: &mixture,
+            weights: Some(&gnet.weights),
+            adam: Some(&adam),
+            scratch: Some(&scratch),
+            particles: None,
+            aux: &aux,
+            consts: Some(&gnet.consts),
+            counters: &counters,
+        }
+        .bind_group(ctx, "GpuTrainer::bind");
+        let (_, step_bind) = step_table(ctx, "GpuTrainer::step", 1);
+        Ok(Self {
+            net: gnet,
+            adam,
+            aux,
+            counters,
+            mixture,
+            params_buf,
+            params: p,
+            bind,
+            step_bind,
+        })
+    }
+
+    /// Dispatches per training step.
+    pub const DISPATCHES_PER_STEP: u32 = 3;
+
+    /// Encode `n` training steps into `encoder` (one compute pass).
+    pub fn encode(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, n: u32) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("GpuTrainer::steps"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.set_bind_group(1, &self.step_bind, &[0]);
+        for _ in 0..n {
+            pass.set_pipeline(ctx.pipeline("train_step"));
+            pass.dispatch_workgroups(groups64(self.params.batch), 1, 1);
+            pass.set_pipeline(ctx.pipeline("reduce_adam"));
+            pass.dispatch_workgroups(groups64(self.params.n_params), 1, 1);
+            pass.set_pipeline(ctx.pipeline("train_finish"));
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+    }
+
+    /// Run `n` steps (submitted in chunks; returns without waiting for the GPU).
+    pub fn train(&self, ctx: &GpuContext, n: u32) {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(STEPS_PER_SUBMIT);
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("GpuTrainer::train"),
+                });
+            self.encode(ctx, &mut enc, k);
+            ctx.queue.submit([enc.finish()]);
+            left -= k;
+        }
+    }
+
+    /// Replace the data distribution (e.g. while the user drags a component).
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
+        ctx.queue.write_buffer(
+            &self.mixture,
+            0,
+            bytemuck::bytes_of(&MixtureGpu::from_mixture(m)),
+        );
+    }
+
+    /// Change the learning rate.
+    pub fn set_lr(&mut self, ctx: &GpuContext, lr: f32) {
+        self.params.lr = lr;
+        ctx.queue
+            .write_buffer(&self.params_buf, 0, bytemuck::bytes_of(&self.params));
+    }
+
+    /// Steps taken (blocking readback).
+    pub fn steps(&self, ctx: &GpuContext) -> Result<u32, GpuError> {
+        Ok(ctx.read_u32(&self.counters, 0, 1)?[0])
+    }
+
+    /// The first step whose loss was not finite, if any (blocking readback).
+    pub fn diverged_at(&self, ctx: &GpuContext) -> Result<Option<u32>, GpuError> {
+        let c = ctx.read_u32(&self.counters, 1, 1)?[0];
+        Ok(c.checked_sub(1))
+    }
+
+    /// The loss of step `step` (must be among the last [`LOSS_RING`]).
+    pub fn loss_at(&self, ctx: &GpuContext, step: u32) -> Result<f32, GpuError> {
+        Ok(ctx.read_f32(
+            &self.aux,
+            u64::from(self.params.batch + step % LOSS_RING),
+            1,
+        )?[0])
+    }
+
+    /// Losses of steps `first .. first + n` (n ≤ [`LOSS_RING`]; blocking).
+    pub fn read_losses(&self, ctx: &GpuContext, first: u32, n: u32) -> Result<Vec<f32>, GpuError> {
+        let ring = ctx.read_f32(
+            &self.aux,
+            u64::from(self.params.batch),
+            u64::from(LOSS_RING),
+        )?;
+        Ok((first..first + n.min(LOSS_RING))
+            .map(|s| ring[(s % LOSS_RING) as usize])
+            .collect())
+    }
+
+    /// Current weights (blocking).
+    pub fn read_weights(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
+        ctx.read_f32(&self.net.weights, 0, u64::from(self.params.n_params))
+    }
+
+    /// EMA weights (blocking).
+    pub fn read_ema(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
+        let n = u64::from(self.params.n_params);
+        ctx.read_f32(&self.adam, 2 * n, n)
+    }
+
+    /// First moments (= (1 − β1) · gradient after the first step; used by parity tests).
+    pub fn read_first_moments(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
+        ctx.read_f32(&self.adam, 0, u64::from(self.params.n_params))
+    }
+
+    /// The network with the EMA weights, as a CPU `ScoreNet`.
+    pub fn ema_net(&self, ctx: &GpuContext) -> Result<ScoreNet, GpuError> {
+        let mut n = self.net.template.clone();
+        n.mlp.params = self.read_ema(ctx)?;
+        Ok(n)
+    }
+}

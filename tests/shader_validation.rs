@@ -1,0 +1,136 @@
+//! Tier 2 (DESIGN §4), no GPU needed: every WGSL module parses and validates with naga, and
+//! every GPU-visible struct has the same field offsets and size in WGSL and in Rust.
+
+use std::mem::{offset_of, size_of};
+
+use scorelab::gpu::layout::{ComponentGpu, MixtureGpu, Params, StepParams};
+use scorelab::gpu::shaders;
+
+fn parse(src: &str, name: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
+}
+
+#[test]
+fn every_shader_module_validates() {
+    for (file, source, entries) in shaders::STAGES {
+        let src = shaders::compose(source);
+        let module = parse(&src, file);
+        let mut v = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        v.validate(&module)
+            .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)));
+        for entry in *entries {
+            assert!(
+                module.entry_points.iter().any(|ep| ep.name == *entry),
+                "{file} lacks entry point {entry}"
+            );
+        }
+    }
+    // Every file in shaders/ is used by some stage (or is part of the prelude).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for f in std::fs::read_dir(dir).unwrap() {
+        let name = f.unwrap().file_name().into_string().unwrap();
+        let used = ["common.wgsl", "mixture.wgsl", "mlp.wgsl"].contains(&name.as_str())
+            || shaders::STAGES.iter().any(|(file, _, _)| *file == name);
+        assert!(used, "shaders/{name} is not compiled by any stage");
+    }
+}
+
+fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+    for (_, ty) in module.types.iter() {
+        if ty.name.as_deref() == Some(name) {
+            if let naga::TypeInner::Struct { members, span } = &ty.inner {
+                return (
+                    members
+                        .iter()
+                        .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+                        .collect(),
+                    *span,
+                );
+            }
+        }
+    }
+    panic!("struct {name} not found in common.wgsl");
+}
+
+macro_rules! assert_layout {
+    ($module:expr, $wgsl:literal, $rust:ty, [$($field:ident),* $(,)?]) => {{
+        let (members, span) = wgsl_struct($module, $wgsl);
+        let rust: Vec<(String, u32)> = vec![$((stringify!($field).to_string(), offset_of!($rust, $field) as u32)),*];
+        assert_eq!(members.len(), rust.len(), "{}: member count", $wgsl);
+        for ((wn, wo), (rn, ro)) in members.iter().zip(&rust) {
+            assert_eq!(wo, ro, "{}.{} (Rust {}) offset", $wgsl, wn, rn);
+        }
+        assert_eq!(span as usize, size_of::<$rust>(), "{} size", $wgsl);
+    }};
+}
+
+#[test]
+fn struct_layouts_match_rust() {
+    let src = shaders::compose("");
+    let m = parse(&src, "prelude");
+    assert_layout!(
+        &m,
+        "Params",
+        Params,
+        [
+            n_in,
+            width,
+            depth,
+            n_time_freqs,
+            n_x_freqs,
+            n_params,
+            batch,
+            seed,
+            sde_kind,
+            score_kind,
+            n_particles,
+            scratch_stride,
+            sigma_min,
+            sigma_max,
+            beta_min,
+            beta_max,
+            data_std,
+            t_eps,
+            lr,
+            beta1,
+            beta2,
+            adam_eps,
+            ema_decay,
+            snr,
+            grid_nx,
+            grid_ny,
+            guidance_component,
+            guidance_scale,
+            grid_lo,
+            grid_hi,
+        ]
+    );
+    assert_layout!(
+        &m,
+        "Component",
+        ComponentGpu,
+        [mean, weight, log_weight, cov, chol]
+    );
+    // Mixture: WGSL pads with three scalars where Rust has one `[u32; 3]`; compare the data members.
+    let (members, span) = wgsl_struct(&m, "Mixture");
+    let off = |name: &str| {
+        members
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| *o)
+            .unwrap()
+    };
+    assert_eq!(off("n") as usize, offset_of!(MixtureGpu, n));
+    assert_eq!(off("comps") as usize, offset_of!(MixtureGpu, comps));
+    assert_eq!(span as usize, size_of::<MixtureGpu>());
+    assert_layout!(
+        &m,
+        "StepParams",
+        StepParams,
+        [step, method, seed, _pad, t, t_next, alpha, dt]
+    );
+}
