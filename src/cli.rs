@@ -45,6 +45,13 @@ pub enum Command {
     Likelihood(LikelihoodArgs),
     /// Print metrics (Fisher divergence per noise level; with --samples, sample metrics) as JSON.
     Eval(EvalArgs),
+    /// Benchmarks as JSON (driven by `cargo xtask bench`).
+    #[command(hide = true)]
+    Bench {
+        /// A seconds-long smoke version.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// Where the data distribution comes from.
@@ -79,6 +86,11 @@ pub enum Backend {
 }
 
 fn gpu_context() -> Result<GpuContext, CliError> {
+    ensure_runtime_dir();
+    GpuContext::headless().map_err(|e| msg(format!("GPU backend unavailable: {e}")))
+}
+
+fn ensure_runtime_dir() {
     // Mesa's Vulkan drivers probe Wayland and print "error: XDG_RUNTIME_DIR is invalid or not
     // set" on headless machines; give them a private runtime dir so the only errors a user
     // sees are ours. (Single-threaded here: nothing else reads the environment concurrently.)
@@ -93,7 +105,6 @@ fn gpu_context() -> Result<GpuContext, CliError> {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
-    GpuContext::headless().map_err(|e| msg(format!("GPU backend unavailable: {e}")))
 }
 
 fn gpu_err(e: GpuError) -> CliError {
@@ -196,6 +207,9 @@ pub struct LikelihoodArgs {
     /// Output CSV (x,y,logp_model,logp_true).
     #[arg(long, value_name = "LOGP.csv", default_value = "logp.csv")]
     out: PathBuf,
+    /// GPU backend only: fixed RK4 steps of the PF-ODE (the CPU adapts its steps, RK45).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    steps: u32,
 }
 
 /// `eval` flags.
@@ -605,21 +619,48 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
 fn likelihood(a: &LikelihoodArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.score.data)?;
     let score = load_score(&a.score, &mixture)?;
-    if a.score.backend == Backend::Gpu {
-        return Err(msg("the PF-ODE likelihood (adaptive RK45) runs on the CPU engine only for now; use --backend cpu"));
-    }
     let what = format!("points file '{}'", a.points.display());
     let points = parse_points_csv(&read(&a.points)?, &what)?;
     let sde = score.sde();
+    let model: Vec<Option<f64>> = match a.score.backend {
+        Backend::Cpu => points
+            .iter()
+            .map(|p| {
+                log_likelihood(score.model(), &sde, *p, LikelihoodConfig::default())
+                    .map(|l| l.log_prob)
+            })
+            .collect(),
+        Backend::Gpu => {
+            let ctx = gpu_context()?;
+            let gnet = match &score {
+                LoadedScore::Net(n) => Some(GpuNet::upload(&ctx, n).map_err(gpu_err)?),
+                LoadedScore::Exact(_) => None,
+            };
+            let gs = gnet.as_ref().map_or(GpuScore::Exact, GpuScore::Net);
+            crate::gpu::likelihood::log_likelihood(
+                &ctx,
+                gs,
+                &mixture,
+                sde,
+                &points,
+                LikelihoodConfig::default().t0,
+                a.steps,
+            )
+            .map_err(gpu_err)?
+            .into_iter()
+            .map(|l| l.is_finite().then_some(l))
+            .collect()
+        }
+    };
     let mut out = String::from("x,y,logp_model,logp_true\n");
     let mut failed = 0;
     let mut abs_err = 0.0;
-    for p in &points {
+    for (p, lp) in points.iter().zip(&model) {
         let truth = mixture.log_prob(*p);
-        match log_likelihood(score.model(), &sde, *p, LikelihoodConfig::default()) {
+        match lp {
             Some(l) => {
-                abs_err += (l.log_prob - truth).abs();
-                out.push_str(&format!("{},{},{},{}\n", p.x, p.y, l.log_prob, truth));
+                abs_err += (l - truth).abs();
+                out.push_str(&format!("{},{},{},{}\n", p.x, p.y, l, truth));
             }
             None => {
                 failed += 1;
@@ -693,6 +734,10 @@ pub fn run(cmd: &Command) -> Result<serde_json::Value, CliError> {
         Command::Sample(a) => sample(a),
         Command::Likelihood(a) => likelihood(a),
         Command::Eval(a) => eval(a),
+        Command::Bench { quick } => {
+            ensure_runtime_dir();
+            crate::bench::run(*quick).map_err(|e| msg(format!("benchmark failed: {e}")))
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 
 pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod gpu;
 pub mod sim;

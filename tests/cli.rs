@@ -261,13 +261,22 @@ fn gpu_backend_round_trip() {
         model.to_str().unwrap(),
     ]);
     assert!(r["fisher_mean"].as_f64().unwrap().is_finite());
-    assert!(run_err(&[
+    // The GPU likelihood (fixed-step RK4, exact score) against the truth.
+    let lp = tmp("gpu_lp.csv");
+    let r = run_ok(&[
         "likelihood",
         "--backend",
         "gpu",
+        "--preset",
+        "ring8",
+        "--sde",
+        "vp",
         "--points",
-        samples.to_str().unwrap()
-    ])
-    .contains("CPU engine"));
+        samples.to_str().unwrap(),
+        "--out",
+        lp.to_str().unwrap(),
+    ]);
+    assert!(r["mean_abs_error_nats"].as_f64().unwrap() < 0.05, "{r}");
+    assert_eq!(r["failed"], 0);
     assert!(run_err(&["sample", "--backend", "gpu", "--sampler", "ode-rk45"]).contains("ode-rk4"));
 }

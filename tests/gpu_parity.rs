@@ -359,3 +359,91 @@ fn gpu_training_reaches_the_fisher_bar_and_samples_the_right_weights() {
         assert!(worst < 0.05, "{name}: {w:?} vs {:?}", m.weights());
     }
 }
+
+#[test]
+fn gpu_pf_ode_likelihood_matches_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let m = preset("anisotropic3");
+    let points = m.sample(200, &mut scorelab::sim::rng::StreamRng::new(5, 0));
+    for kind in [SdeKind::Vp, SdeKind::Ve] {
+        let sde = Sde::new(kind, m.max_pairwise_distance());
+        let exact = ExactScore::new(m.clone(), sde);
+        // Exact score: the fixed-step GPU integral against the true log-density and against
+        // the CPU's adaptive RK45 (the acceptance bar of the CPU test: MAE < 0.05 nats).
+        let gpu = scorelab::gpu::likelihood::log_likelihood(
+            ctx,
+            GpuScore::Exact,
+            &m,
+            sde,
+            &points,
+            1e-5,
+            200,
+        )
+        .unwrap();
+        let mut mae_truth = 0.0;
+        let mut mae_rk45 = 0.0;
+        for (g, x) in gpu.iter().zip(&points) {
+            mae_truth += (g - m.log_prob(*x)).abs() / points.len() as f64;
+            let l = scorelab::sim::likelihood::log_likelihood(&exact, &sde, *x, Default::default())
+                .unwrap();
+            mae_rk45 += (g - l.log_prob).abs() / points.len() as f64;
+        }
+        eprintln!("{kind:?}: GPU likelihood (exact score) MAE vs truth {mae_truth:.4}, vs CPU RK45 {mae_rk45:.4}");
+        assert!(
+            mae_truth < 0.05 && mae_rk45 < 0.05,
+            "{kind:?}: {mae_truth} {mae_rk45}"
+        );
+        // Network: GPU vs its CPU twin (same fixed-step RK4), point by point.
+        let net = test_net(sde, m.data_std(), 2);
+        let gnet = GpuNet::upload(ctx, &net).unwrap();
+        let few = &points[..40];
+        let gpu = scorelab::gpu::likelihood::log_likelihood(
+            ctx,
+            GpuScore::Net(&gnet),
+            &m,
+            sde,
+            few,
+            1e-5,
+            100,
+        )
+        .unwrap();
+        for (g, x) in gpu.iter().zip(few) {
+            let c = scorelab::sim::likelihood::log_likelihood_rk4(&net, &sde, *x, 1e-5, 100);
+            assert!(
+                (g - c).abs() <= 1e-3 * c.abs() + 1e-2,
+                "{kind:?}: net log p GPU {g} vs CPU {c} at {x:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn async_readback_delivers_without_blocking_waits() {
+    let Some(ctx) = ctx() else { return };
+    let m = preset("ncsn");
+    let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
+    let net = test_net(sde, m.data_std(), 0);
+    let tr = GpuTrainer::new(
+        ctx,
+        &net,
+        &m,
+        &TrainConfig {
+            batch: 32,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    tr.train(ctx, 3);
+    let rb = scorelab::gpu::context::AsyncReadback::start(ctx, &tr.net.weights, 0, 16);
+    let mut polls = 0;
+    let bytes = loop {
+        if let Some(r) = rb.try_take(ctx) {
+            break r.unwrap();
+        }
+        polls += 1;
+        assert!(polls < 1_000_000, "readback never completed");
+        std::thread::yield_now();
+    };
+    let w: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
+    assert_eq!(w, tr.read_weights(ctx).unwrap()[..4].to_vec());
+}

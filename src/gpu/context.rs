@@ -271,3 +271,57 @@ impl GpuContext {
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 }
+
+/// A small non-blocking readback for the frame loop: [`AsyncReadback::start`] copies into a
+/// staging buffer and maps it asynchronously; later frames call [`AsyncReadback::try_take`]
+/// (which only polls, never waits) until the bytes are there.
+pub struct AsyncReadback {
+    staging: wgpu::Buffer,
+    ready: std::sync::Arc<std::sync::Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+impl AsyncReadback {
+    /// Start reading `bytes` at `offset` of `buffer`.
+    pub fn start(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Self {
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("AsyncReadback::staging"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("AsyncReadback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let ready = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = ready.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(r);
+            }
+        });
+        Self { staging, ready }
+    }
+
+    /// The bytes if the map has completed (polls the device without blocking); `None` while
+    /// pending. An `Err` means the map failed and this readback is finished.
+    pub fn try_take(&self, ctx: &GpuContext) -> Option<Result<Vec<u8>, GpuError>> {
+        let _ = ctx.device.poll(wgpu::PollType::Poll);
+        let state = self.ready.lock().ok()?.take()?;
+        Some(match state {
+            Ok(()) => {
+                let data = self
+                    .staging
+                    .get_mapped_range(..)
+                    .map(|v| v.to_vec())
+                    .map_err(|e| GpuError::Readback(e.to_string()));
+                self.staging.unmap();
+                data
+            }
+            Err(e) => Err(GpuError::Readback(e.to_string())),
+        })
+    }
+}

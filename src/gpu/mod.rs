@@ -13,6 +13,7 @@
 pub mod context;
 pub mod field;
 pub mod layout;
+pub mod likelihood;
 pub mod sampler;
 pub mod shaders;
 pub mod trainer;

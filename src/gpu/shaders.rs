@@ -46,6 +46,11 @@ pub const STAGES: &[(&str, &str, &[&str])] = &[
         &["field"],
     ),
     (
+        "likelihood.wgsl",
+        include_str!("../../shaders/likelihood.wgsl"),
+        &["likelihood_step"],
+    ),
+    (
         "metrics.wgsl",
         include_str!("../../shaders/metrics.wgsl"),
         &["fisher_terms", "sum_pairs", "mode_histogram"],

@@ -72,3 +72,37 @@ pub fn log_likelihood(
         nfe: rk.nfev,
     })
 }
+
+/// log p_0(x) with fixed-step classical RK4 on a uniform grid of `n_steps` from `t0` to 1:
+/// the CPU twin of the GPU `likelihood` kernel (one thread per point cannot adapt its steps
+/// in lockstep with its neighbours, so the GPU uses fixed steps; compare with
+/// [`log_likelihood`]'s adaptive RK45 for accuracy).
+pub fn log_likelihood_rk4(
+    score: &dyn ScoreModel,
+    sde: &Sde,
+    x: Vec2,
+    t0: f64,
+    n_steps: usize,
+) -> f64 {
+    let f = |p: Vec2, t: f64| -> (Vec2, f64) {
+        let (s, div_s) = score.score_and_divergence(p, t);
+        let g = sde.diffusion(t);
+        (
+            pf_ode_velocity(sde, p, s, t),
+            sde.drift_divergence(t) - 0.5 * g * g * div_s,
+        )
+    };
+    let n = n_steps.max(1);
+    let h = (1.0 - t0) / n as f64;
+    let (mut p, mut delta) = (x, 0.0);
+    for i in 0..n {
+        let t = t0 + h * i as f64;
+        let (k1, d1) = f(p, t);
+        let (k2, d2) = f(p + 0.5 * h * k1, t + 0.5 * h);
+        let (k3, d3) = f(p + 0.5 * h * k2, t + 0.5 * h);
+        let (k4, d4) = f(p + h * k3, t + h);
+        p += h * (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0;
+        delta += h * (d1 + 2.0 * d2 + 2.0 * d3 + d4) / 6.0;
+    }
+    sde.prior_log_prob(p) + delta
+}
