@@ -1,5 +1,5 @@
 //! The CPU reference science (DESIGN §1): the ground truth every GPU stage is tested
-//! against and the fallback engine where WebGPU is missing. No egui, no GPU API here.
+//! against and the fallback engine where WebGPU is missing. No UI toolkit and no GPU API here.
 //!
 //! Data flow: a [`mixture::GaussianMixture`] (validated from a [`mixture::MixtureSpec`]) and an
 //! [`sde::Sde`] define p_t; [`score::ExactScore`] gives its exact score and

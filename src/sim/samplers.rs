@@ -658,7 +658,10 @@ impl Sampler {
                 self.ode_fixed_step(score, t, tn);
             }
             SamplerKind::OdeRk45 => {
-                let mut rk = self.rk45.take().expect("rk45 state exists for OdeRk45");
+                let Some(mut rk) = self.rk45.take() else {
+                    // Only reachable if a config were changed to RK45 after construction.
+                    return;
+                };
                 let n = self.x.len();
                 let mut xs = vec![Vec2::zeros(); n];
                 let mut ss = vec![Vec2::zeros(); n];
