@@ -1,7 +1,7 @@
 // metrics.wgsl — on-GPU truth-gap metrics (sim::metrics).
 // fisher_terms: sample i of level S.step drawn from the exact perturbed mixture p_t (the same
 // draw as sim::metrics::relative_fisher), aux[2i ..] = (‖s_θ − ∇log p_t‖², ‖∇log p_t‖²);
-// sum_pairs (one workgroup) reduces them into aux[2n], aux[2n + 1].
+// sum_pairs (one workgroup) reduces them into aux[2n + 2·level], aux[2n + 2·level + 1].
 // mode_histogram (one workgroup): counters[8 + k] = particles assigned to component k
 // (highest posterior under the data mixture, t = 0); integer atomics only.
 
@@ -46,8 +46,8 @@ fn sum_pairs(@builtin(local_invocation_index) li: u32) {
         workgroupBarrier();
     }
     if (li == 0u) {
-        aux[2u * P.n_particles] = sums[0].x;
-        aux[2u * P.n_particles + 1u] = sums[0].y;
+        aux[2u * P.n_particles + 2u * S.step] = sums[0].x;
+        aux[2u * P.n_particles + 2u * S.step + 1u] = sums[0].y;
     }
 }
 

@@ -10,7 +10,23 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::app::ScoreLabApp;
+use crate::app::{AppOptions, EngineChoice, ScoreLabApp};
+
+/// Options from the page URL's query string (`?engine=gpu|cpu`).
+fn options_from_url() -> AppOptions {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let engine = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| match kv {
+            "engine=gpu" => Some(EngineChoice::Gpu),
+            "engine=cpu" => Some(EngineChoice::Cpu),
+            _ => None,
+        });
+    AppOptions { engine }
+}
 
 thread_local! {
     static RUNNER: RefCell<Option<eframe::WebRunner>> = const { RefCell::new(None) };
@@ -60,7 +76,13 @@ pub fn start() {
             .start(
                 canvas,
                 eframe::WebOptions::default(),
-                Box::new(|cc| Ok(Box::new(ScoreLabApp::new(cc, Some(Box::new(signal_ready)))))),
+                Box::new(|cc| {
+                    Ok(Box::new(ScoreLabApp::new(
+                        cc,
+                        Some(Box::new(signal_ready)),
+                        options_from_url(),
+                    )))
+                }),
             )
             .await;
         match started {

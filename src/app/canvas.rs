@@ -3,8 +3,6 @@
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke};
 
 use crate::sim::mixture::{GaussianMixture, MixtureSpec};
-use crate::sim::score::{ExactScore, ScoreModel};
-use crate::sim::sde::Sde;
 use crate::sim::Vec2;
 
 /// Canvas interaction state.
@@ -43,14 +41,6 @@ impl ScreenFromData {
             c.y - ((p.y - self.center.y) as f32) * self.pixels_per_unit,
         )
     }
-
-    fn data_from_screen(self, p: Pos2) -> Vec2 {
-        let c = self.rect.center();
-        Vec2::new(
-            self.center.x + f64::from((p.x - c.x) / self.pixels_per_unit),
-            self.center.y - f64::from((p.y - c.y) / self.pixels_per_unit),
-        )
-    }
 }
 
 const SAMPLE_COLOR: Color32 = Color32::from_rgb(90, 170, 255);
@@ -58,16 +48,26 @@ const ARROW_COLOR: Color32 = Color32::from_rgb(255, 170, 60);
 const ELLIPSE_COLOR: Color32 = Color32::from_rgb(240, 240, 240);
 const HANDLE_COLOR: Color32 = Color32::from_rgb(255, 80, 120);
 
-/// Draw the canvas; returns an edited mixture spec when the user dragged a mean.
+/// Arrows per side of the field grid.
+pub const ARROW_GRID: u32 = 24;
+
+/// What the canvas produced this frame.
+pub struct CanvasOutput {
+    /// An edited mixture (the user dragged a mean).
+    pub edit: Option<MixtureSpec>,
+    /// The data box shown (the field grid to request).
+    pub view: (Vec2, Vec2),
+}
+
+/// Draw the canvas with `arrows` (position, vector) already chosen by the app.
 pub fn canvas_ui(
     ui: &mut egui::Ui,
     state: &mut CanvasState,
     mixture: &GaussianMixture,
     spec: &MixtureSpec,
     samples: &[Vec2],
-    sde: &Sde,
-    t: f64,
-) -> Option<MixtureSpec> {
+    arrows: &[(Vec2, Vec2)],
+) -> CanvasOutput {
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
     let rect = response.rect;
     painter.rect_filled(rect, 0.0, Color32::from_rgb(18, 20, 28));
@@ -80,36 +80,28 @@ pub fn canvas_ui(
     });
     let view = ScreenFromData::fit(rect.shrink(8.0), lo, hi);
 
-    // Score arrows of the exact perturbed score on a grid.
-    let exact = ExactScore::new(mixture.clone(), *sde);
-    let n_grid = 24;
-    let mut points = Vec::with_capacity(n_grid * n_grid);
-    for i in 0..n_grid {
-        for j in 0..n_grid {
-            let u = (i as f64 + 0.5) / n_grid as f64;
-            let v = (j as f64 + 0.5) / n_grid as f64;
-            points.push(view.data_from_screen(Pos2::new(
-                rect.left() + rect.width() * u as f32,
-                rect.top() + rect.height() * v as f32,
-            )));
-        }
-    }
-    let mut scores = vec![Vec2::zeros(); points.len()];
-    exact.score_batch(&points, t, &mut scores);
-    let cell = (rect.width().min(rect.height()) / n_grid as f32) * 0.9;
-    let max_norm = scores
+    // Score arrows (from the engine's latest field) on the grid the canvas asks for: the whole
+    // visible data rectangle, not just the fitted box.
+    let half_visible = Vec2::new(
+        f64::from(rect.width() / 2.0 / view.pixels_per_unit),
+        f64::from(rect.height() / 2.0 / view.pixels_per_unit),
+    );
+    let request_grid = (view.center - half_visible, view.center + half_visible);
+    let cell = (rect.width().min(rect.height()) / ARROW_GRID as f32) * 0.9;
+    let max_norm = arrows
         .iter()
-        .map(|s| s.norm())
+        .map(|(_, v)| v.norm())
+        .filter(|n| n.is_finite())
         .fold(0.0, f64::max)
         .max(1e-12);
-    for (p, s) in points.iter().zip(&scores) {
+    for (p, v) in arrows {
         // Length ∝ √(|s| / max): compresses the huge dynamic range near the modes.
-        let n = s.norm();
+        let n = v.norm();
         if n <= 0.0 || !n.is_finite() {
             continue;
         }
         let len = cell * (n / max_norm).sqrt() as f32;
-        let dir = egui::vec2(s.x as f32, -s.y as f32) / n as f32;
+        let dir = egui::vec2(v.x as f32, -v.y as f32) / n as f32;
         painter.arrow(
             view.screen_from_data(*p),
             dir * len,
@@ -163,5 +155,8 @@ pub fn canvas_ui(
     if response.drag_stopped() {
         state.dragging = None;
     }
-    edit
+    CanvasOutput {
+        edit,
+        view: request_grid,
+    }
 }

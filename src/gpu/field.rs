@@ -3,7 +3,7 @@
 
 use eframe::egui_wgpu::wgpu;
 
-use crate::gpu::context::{GpuContext, GpuError};
+use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
 use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
@@ -25,6 +25,7 @@ pub struct FieldCell {
 /// A grid over a data-space box, evaluated at a chosen noise level.
 pub struct GpuField {
     out: wgpu::Buffer,
+    mixture: wgpu::Buffer,
     table: wgpu::Buffer,
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
@@ -78,11 +79,38 @@ impl GpuField {
         let (table, step_bind) = step_table(ctx, "GpuField::t", 1);
         Ok(Self {
             out,
+            mixture: mixture_buf,
             table,
             bind,
             step_bind,
             n_cells,
         })
+    }
+
+    /// Replace the data distribution.
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
+        ctx.queue.write_buffer(
+            &self.mixture,
+            0,
+            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
+        );
+    }
+
+    /// (buffer, byte length) of the cells, for an async readback.
+    pub fn result_range(&self) -> (&wgpu::Buffer, u64) {
+        (&self.out, u64::from(self.n_cells) * 5 * 4)
+    }
+
+    /// Cells from the output bytes.
+    pub fn decode(bytes: &[u8]) -> Vec<FieldCell> {
+        let v: &[f32] = bytemuck::cast_slice(bytes);
+        v.chunks_exact(5)
+            .map(|c| FieldCell {
+                learned: Vec2::new(f64::from(c[0]), f64::from(c[1])),
+                exact: Vec2::new(f64::from(c[2]), f64::from(c[3])),
+                log_p: f64::from(c[4]),
+            })
+            .collect()
     }
 
     /// Dispatch the field at time `t` (one dispatch; does not wait).
@@ -113,20 +141,140 @@ impl GpuField {
             });
         self.encode(ctx, &mut enc, t);
         ctx.queue.submit([enc.finish()]);
-        let v = ctx.read_f32(&self.out, 0, u64::from(self.n_cells) * 5)?;
-        Ok(v.chunks_exact(5)
-            .map(|c| FieldCell {
-                learned: Vec2::new(f64::from(c[0]), f64::from(c[1])),
-                exact: Vec2::new(f64::from(c[2]), f64::from(c[3])),
-                log_p: f64::from(c[4]),
-            })
-            .collect())
+        let (buf, len) = self.result_range();
+        Ok(Self::decode(&ctx.read_bytes(buf, 0, len)?))
     }
 }
 
-/// Relative Fisher divergence of a GPU network at each `t` (the same draws as
-/// `sim::metrics::relative_fisher` with this `seed`): `fisher_terms` per point, `sum_pairs`
-/// reduces on the GPU, two floats per level come back.
+/// The relative Fisher divergence of a GPU network at fixed levels, encoded in one pass
+/// (`fisher_terms` + `sum_pairs` per level, 2 dispatches each) with 2 floats per level to read
+/// back: blocking via [`FisherProbe::read`], or asynchronously through [`FisherProbe::result_range`].
+pub struct FisherProbe {
+    aux: wgpu::Buffer,
+    mixture: wgpu::Buffer,
+    bind: wgpu::BindGroup,
+    step_bind: wgpu::BindGroup,
+    n: u32,
+    levels: usize,
+}
+
+impl FisherProbe {
+    /// A probe of `net` at times `ts` with `n_per_level` exact samples each (draws as in
+    /// `sim::metrics::relative_fisher` with `seed`).
+    pub fn new(
+        ctx: &GpuContext,
+        net: &GpuNet,
+        mixture: &GaussianMixture,
+        ts: &[f64],
+        n_per_level: usize,
+        seed: u32,
+    ) -> Self {
+        let mut p = Params::with_sde(&net.template.sde);
+        net.fill_params(&mut p);
+        p.n_particles = n_per_level as u32;
+        let aux = ctx.storage(
+            "fisher::aux",
+            ((2 * n_per_level + 2 * ts.len()) * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        );
+        let counters = ctx.storage("fisher::counters", 16, wgpu::BufferUsages::empty());
+        let params_buf = ctx.uniform("fisher::params", bytemuck::bytes_of(&p));
+        let mixture_buf = mixture_uniform(ctx, mixture);
+        let bind = Bindings {
+            params: &params_buf,
+            mixture: &mixture_buf,
+            weights: Some(&net.weights),
+            adam: None,
+            scratch: None,
+            particles: None,
+            aux: &aux,
+            consts: Some(&net.consts),
+            counters: &counters,
+        }
+        .bind_group(ctx, "fisher::bind");
+        let (table, step_bind) = step_table(ctx, "fisher::levels", ts.len());
+        let mut bytes = vec![0u8; ts.len() * STEP_STRIDE as usize];
+        for (level, &t) in ts.iter().enumerate() {
+            let sp = StepParams {
+                step: level as u32,
+                seed,
+                t: t as f32,
+                t_next: t as f32,
+                ..StepParams::default()
+            };
+            let at = level * STEP_STRIDE as usize;
+            bytes[at..at + std::mem::size_of::<StepParams>()]
+                .copy_from_slice(bytemuck::bytes_of(&sp));
+        }
+        ctx.queue.write_buffer(&table, 0, &bytes);
+        Self {
+            aux,
+            mixture: mixture_buf,
+            bind,
+            step_bind,
+            n: p.n_particles,
+            levels: ts.len(),
+        }
+    }
+
+    /// Replace the data distribution.
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
+        ctx.queue.write_buffer(
+            &self.mixture,
+            0,
+            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
+        );
+    }
+
+    /// Encode every level.
+    pub fn encode(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("fisher"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &self.bind, &[]);
+        for level in 0..self.levels {
+            pass.set_bind_group(1, &self.step_bind, &[(level as u64 * STEP_STRIDE) as u32]);
+            pass.set_pipeline(ctx.pipeline("fisher_terms"));
+            pass.dispatch_workgroups(groups64(self.n), 1, 1);
+            pass.set_pipeline(ctx.pipeline("sum_pairs"));
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+    }
+
+    /// (buffer, byte offset, byte length) of the per-level sums, for an async readback.
+    pub fn result_range(&self) -> (&wgpu::Buffer, u64, u64) {
+        (
+            &self.aux,
+            2 * u64::from(self.n) * 4,
+            2 * self.levels as u64 * 4,
+        )
+    }
+
+    /// Per-level relative Fisher divergences from the sums' bytes.
+    pub fn decode(bytes: &[u8]) -> Vec<f64> {
+        let v: &[f32] = bytemuck::cast_slice(bytes);
+        v.chunks_exact(2)
+            .map(|c| f64::from(c[0]) / f64::from(c[1]).max(1e-30))
+            .collect()
+    }
+
+    /// Encode, submit and read back (blocking).
+    pub fn read(&self, ctx: &GpuContext) -> Result<Vec<f64>, GpuError> {
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("fisher"),
+            });
+        self.encode(ctx, &mut enc);
+        ctx.queue.submit([enc.finish()]);
+        let (buf, off, len) = self.result_range();
+        Ok(Self::decode(&ctx.read_bytes(buf, off, len)?))
+    }
+}
+
+/// Relative Fisher divergence of a GPU network at each `t` (blocking; the same draws as
+/// `sim::metrics::relative_fisher` with this `seed`).
 pub fn relative_fisher(
     ctx: &GpuContext,
     net: &GpuNet,
@@ -135,60 +283,5 @@ pub fn relative_fisher(
     n_per_level: usize,
     seed: u32,
 ) -> Result<Vec<f64>, GpuError> {
-    let mut p = Params::with_sde(&net.template.sde);
-    net.fill_params(&mut p);
-    p.n_particles = n_per_level as u32;
-    let aux = ctx.storage(
-        "fisher::aux",
-        ((2 * n_per_level + 2) * 4) as u64,
-        wgpu::BufferUsages::empty(),
-    );
-    let counters = ctx.storage("fisher::counters", 16, wgpu::BufferUsages::empty());
-    let params_buf = ctx.uniform("fisher::params", bytemuck::bytes_of(&p));
-    let mixture_buf = mixture_uniform(ctx, mixture);
-    let bind = Bindings {
-        params: &params_buf,
-        mixture: &mixture_buf,
-        weights: Some(&net.weights),
-        adam: None,
-        scratch: None,
-        particles: None,
-        aux: &aux,
-        consts: Some(&net.consts),
-        counters: &counters,
-    }
-    .bind_group(ctx, "fisher::bind");
-    let (table, step_bind) = step_table(ctx, "fisher::levels", 1);
-    let mut out = Vec::with_capacity(ts.len());
-    for (level, &t) in ts.iter().enumerate() {
-        let sp = StepParams {
-            step: level as u32,
-            seed,
-            t: t as f32,
-            t_next: t as f32,
-            ..StepParams::default()
-        };
-        ctx.queue.write_buffer(&table, 0, bytemuck::bytes_of(&sp));
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("fisher"),
-            });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("fisher"),
-                timestamp_writes: None,
-            });
-            pass.set_bind_group(0, &bind, &[]);
-            pass.set_bind_group(1, &step_bind, &[0]);
-            pass.set_pipeline(ctx.pipeline("fisher_terms"));
-            pass.dispatch_workgroups(groups64(p.n_particles), 1, 1);
-            pass.set_pipeline(ctx.pipeline("sum_pairs"));
-            pass.dispatch_workgroups(1, 1, 1);
-        }
-        ctx.queue.submit([enc.finish()]);
-        let s = ctx.read_f32(&aux, 2 * n_per_level as u64, 2)?;
-        out.push(f64::from(s[0]) / f64::from(s[1]).max(1e-30));
-    }
-    Ok(out)
+    FisherProbe::new(ctx, net, mixture, ts, n_per_level, seed).read(ctx)
 }

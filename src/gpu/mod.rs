@@ -101,16 +101,20 @@ pub(crate) struct Bindings<'a> {
 
 impl Bindings<'_> {
     pub(crate) fn bind_group(&self, ctx: &GpuContext, label: &str) -> wgpu::BindGroup {
-        let dummy = ctx.storage("dummy", 16, wgpu::BufferUsages::empty());
+        // One dummy per unused slot: WebGPU forbids binding the same buffer to two writable
+        // storage slots of a bind group (native Vulkan did not complain; Dawn does).
+        let dummies: Vec<wgpu::Buffer> = (0..5)
+            .map(|_| ctx.storage("dummy", 16, wgpu::BufferUsages::empty()))
+            .collect();
         let bufs: [&wgpu::Buffer; 9] = [
             self.params,
             self.mixture,
-            self.weights.unwrap_or(&dummy),
-            self.adam.unwrap_or(&dummy),
-            self.scratch.unwrap_or(&dummy),
-            self.particles.unwrap_or(&dummy),
+            self.weights.unwrap_or(&dummies[0]),
+            self.adam.unwrap_or(&dummies[1]),
+            self.scratch.unwrap_or(&dummies[2]),
+            self.particles.unwrap_or(&dummies[3]),
             self.aux,
-            self.consts.unwrap_or(&dummy),
+            self.consts.unwrap_or(&dummies[4]),
             self.counters,
         ];
         let entries: Vec<wgpu::BindGroupEntry> = bufs

@@ -153,6 +153,26 @@ impl GpuTrainer {
         );
     }
 
+    /// Encode a copy of the EMA weights into `dst` (a [`GpuNet`] used for drawing/metrics).
+    pub fn encode_copy_ema(&self, encoder: &mut wgpu::CommandEncoder, dst: &GpuNet) {
+        let n = u64::from(self.params.n_params) * 4;
+        encoder.copy_buffer_to_buffer(&self.adam, 2 * n, &dst.weights, 0, n);
+    }
+
+    /// The counters buffer ([0] steps, [1] first non-finite step + 1), for async readbacks.
+    pub fn counters_buffer(&self) -> &wgpu::Buffer {
+        &self.counters
+    }
+
+    /// (buffer, byte offset, byte length) of the loss ring, for async readbacks.
+    pub fn loss_ring_range(&self) -> (&wgpu::Buffer, u64, u64) {
+        (
+            &self.aux,
+            u64::from(self.params.batch) * 4,
+            u64::from(LOSS_RING) * 4,
+        )
+    }
+
     /// Change the learning rate.
     pub fn set_lr(&mut self, ctx: &GpuContext, lr: f32) {
         self.params.lr = lr;
