@@ -27,6 +27,19 @@ fn layer_offset(l: u32) -> u32 {
     return off;
 }
 
+/// Training scratch per sample (train_step writes, reduce_adam reads): [h_0 (n_in) |
+/// h_1..h_depth (width each) | δ_0..δ_{depth−1} (width each) | δ_depth (2)].
+fn h_offset(l: u32) -> u32 {
+    if (l == 0u) {
+        return 0u;
+    }
+    return P.n_in + (l - 1u) * P.width;
+}
+
+fn d_offset(l: u32) -> u32 {
+    return P.n_in + P.depth * P.width + l * P.width;
+}
+
 fn silu(u: f32) -> f32 {
     return u / (1.0 + exp(-u));
 }

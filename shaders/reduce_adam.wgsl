@@ -3,17 +3,6 @@
 // weight EMA (sim::adam). adam = [m (n_params) | v (n_params) | ema (n_params)].
 // train_finish (one thread) sums the per-sample losses, records them and advances the step.
 
-fn h_offset_r(l: u32) -> u32 {
-    if (l == 0u) {
-        return 0u;
-    }
-    return P.n_in + (l - 1u) * P.width;
-}
-
-fn d_offset_r(l: u32) -> u32 {
-    return P.n_in + P.depth * P.width + l * P.width;
-}
-
 @compute @workgroup_size(64)
 fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = gid.x;
@@ -39,12 +28,12 @@ fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
         let j = local % fi;
         for (var b = 0u; b < P.batch; b++) {
             let base = b * P.scratch_stride;
-            g += scratch[base + d_offset_r(l) + o] * scratch[base + h_offset_r(l) + j];
+            g += scratch[base + d_offset(l) + o] * scratch[base + h_offset(l) + j];
         }
     } else {
         let o = local - fi * fo;
         for (var b = 0u; b < P.batch; b++) {
-            g += scratch[b * P.scratch_stride + d_offset_r(l) + o];
+            g += scratch[b * P.scratch_stride + d_offset(l) + o];
         }
     }
     let t = f32(counters[0] + 1u);

@@ -1,19 +1,8 @@
 // train_step.wgsl — one thread per batch sample: draw (x0, t, z) from the mixture uniform with
 // the counter RNG (sim::train::draw_sample), forward, DSM loss, backward. Writes the sample's
 // layer inputs h_ℓ and output deltas δ_ℓ to `scratch` (reduce_adam sums them per weight) and
-// its loss share to aux[i]. Scratch per sample: [h_0 (n_in) | h_1..h_depth (width each) |
-// δ_0..δ_{depth−1} (width each) | δ_depth (2)]; hidden pre-activations wait in the δ slots.
-
-fn h_offset(l: u32) -> u32 {
-    if (l == 0u) {
-        return 0u;
-    }
-    return P.n_in + (l - 1u) * P.width;
-}
-
-fn d_offset(l: u32) -> u32 {
-    return P.n_in + P.depth * P.width + l * P.width;
-}
+// its loss share to aux[i]. Scratch layout: h_offset / d_offset in mlp.wgsl; hidden
+// pre-activations wait in the δ slots until the backward pass overwrites them.
 
 @compute @workgroup_size(64)
 fn train_step(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -44,9 +44,7 @@ impl GpuField {
         hi: Vec2,
     ) -> Result<Self, GpuError> {
         let mut p = Params::with_sde(&sde);
-        if let GpuScore::Net(net) = score {
-            net.fill_params(&mut p);
-        }
+        let (weights, consts) = score.bind(&mut p, &sde)?;
         p.grid_nx = nx.max(1);
         p.grid_ny = ny.max(1);
         p.grid_lo = [lo.x as f32, lo.y as f32];
@@ -60,10 +58,6 @@ impl GpuField {
         let counters = ctx.storage("GpuField::counters", 16, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("GpuField::params", bytemuck::bytes_of(&p));
         let mixture_buf = mixture_uniform(ctx, mixture);
-        let (weights, consts) = match score {
-            GpuScore::Net(net) => (Some(&net.weights), Some(&net.consts)),
-            GpuScore::Exact => (None, None),
-        };
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,

@@ -26,14 +26,7 @@ pub fn log_likelihood(
         return Ok(Vec::new());
     }
     let mut p = Params::with_sde(&sde);
-    if let GpuScore::Net(net) = score {
-        if net.template.sde != sde {
-            return Err(GpuError::Unsupported(
-                "the network was trained for a different SDE".into(),
-            ));
-        }
-        net.fill_params(&mut p);
-    }
+    let (weights, consts) = score.bind(&mut p, &sde)?;
     p.n_particles = points.len() as u32;
     let data: Vec<[f32; 4]> = points
         .iter()
@@ -50,10 +43,6 @@ pub fn log_likelihood(
     let counters = ctx.storage("likelihood::counters", 16, wgpu::BufferUsages::empty());
     let params_buf = ctx.uniform("likelihood::params", bytemuck::bytes_of(&p));
     let mixture_buf = mixture_uniform(ctx, mixture);
-    let (weights, consts) = match score {
-        GpuScore::Net(net) => (Some(&net.weights), Some(&net.consts)),
-        GpuScore::Exact => (None, None),
-    };
     let bind = Bindings {
         params: &params_buf,
         mixture: &mixture_buf,

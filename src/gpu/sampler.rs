@@ -23,6 +23,29 @@ pub enum GpuScore<'a> {
     Net(&'a GpuNet),
 }
 
+impl<'a> GpuScore<'a> {
+    /// (weights, consts) buffers to bind, and fill the network fields of `params` (a network
+    /// trained for another SDE is refused).
+    pub(crate) fn bind(
+        self,
+        params: &mut Params,
+        sde: &Sde,
+    ) -> Result<(Option<&'a wgpu::Buffer>, Option<&'a wgpu::Buffer>), GpuError> {
+        match self {
+            GpuScore::Exact => Ok((None, None)),
+            GpuScore::Net(net) => {
+                if net.template.sde != *sde {
+                    return Err(GpuError::Unsupported(
+                        "the network was trained for a different SDE".into(),
+                    ));
+                }
+                net.fill_params(params);
+                Ok((Some(&net.weights), Some(&net.consts)))
+            }
+        }
+    }
+}
+
 /// Most schedule entries a GPU sampler accepts (the table is 256 bytes per step).
 pub const MAX_GPU_STEPS: usize = 65_536;
 /// Steps encoded per command buffer.
@@ -67,14 +90,7 @@ impl GpuSampler {
             )));
         }
         let mut p = Params::with_sde(&sde);
-        if let GpuScore::Net(net) = score {
-            if net.template.sde != sde {
-                return Err(GpuError::Unsupported(
-                    "the network was trained for a different SDE".into(),
-                ));
-            }
-            net.fill_params(&mut p);
-        }
+        let (weights, consts) = score.bind(&mut p, &sde)?;
         p.n_particles = n as u32;
         p.snr = config.snr as f32;
         p.seed = config.seed;
@@ -98,10 +114,6 @@ impl GpuSampler {
         let counters = ctx.storage("GpuSampler::counters", 64 * 4, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("GpuSampler::params", bytemuck::bytes_of(&p));
         let mixture_buf = mixture_uniform(ctx, mixture);
-        let (weights, consts) = match score {
-            GpuScore::Net(net) => (Some(&net.weights), Some(&net.consts)),
-            GpuScore::Exact => (None, None),
-        };
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,
