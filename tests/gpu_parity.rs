@@ -447,3 +447,56 @@ fn async_readback_delivers_without_blocking_waits() {
     let w: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
     assert_eq!(w, tr.read_weights(ctx).unwrap()[..4].to_vec());
 }
+
+#[test]
+fn divergence_guard_keeps_the_last_good_weights() {
+    let Some(ctx) = ctx() else { return };
+    let m = preset("ncsn");
+    let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
+    let net = test_net(sde, m.data_std(), 0);
+    let tr = GpuTrainer::new(
+        ctx,
+        &net,
+        &m,
+        &TrainConfig {
+            batch: 64,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    let last_bias = net.mlp.params.len() - 1;
+    // A NaN output bias makes the loss NaN (only the gradients of output 1 are NaN, so a
+    // per-weight check alone would still move output 0's weights: the whole step must be refused).
+    ctx.queue.write_buffer(
+        &tr.net.weights,
+        (last_bias * 4) as u64,
+        bytemuck::bytes_of(&f32::NAN),
+    );
+    tr.train(ctx, 3);
+    assert_eq!(
+        tr.diverged_at(ctx).unwrap(),
+        Some(0),
+        "the flag names the first bad step"
+    );
+    let w = tr.read_weights(ctx).unwrap();
+    let ema = tr.read_ema(ctx).unwrap();
+    for i in 0..last_bias {
+        assert_eq!(w[i], net.mlp.params[i], "weight {i} changed by a NaN step");
+        assert_eq!(ema[i], net.mlp.params[i], "EMA {i} changed by a NaN step");
+    }
+    // Repair, clear the flag: training resumes and stays finite.
+    ctx.queue.write_buffer(
+        &tr.net.weights,
+        (last_bias * 4) as u64,
+        bytemuck::bytes_of(&net.mlp.params[last_bias]),
+    );
+    tr.clear_divergence(ctx);
+    tr.train(ctx, 2);
+    assert_eq!(tr.diverged_at(ctx).unwrap(), None);
+    let w = tr.read_weights(ctx).unwrap();
+    assert!(w.iter().all(|v| v.is_finite()));
+    assert!(
+        w.iter().zip(&net.mlp.params).any(|(a, b)| a != b),
+        "training resumed"
+    );
+}

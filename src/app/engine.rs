@@ -291,31 +291,16 @@ impl GpuEngine {
         true
     }
 
-    /// Divergence guard: restart from the last EMA weights (taken before the blow-up) with half
-    /// the learning rate.
+    /// Divergence guard: `reduce_adam` already refused the non-finite updates, so the weights
+    /// are the last good ones; lower the learning rate and clear the flag (no readback).
     fn recover(&mut self, step: u32) -> String {
         self.settings.lr *= 0.5;
-        let mut net = self.ema.template.clone();
-        let restored = self
-            .ctx
-            .read_f32(&self.ema.weights, 0, net.mlp.params.len() as u64)
-            .ok();
-        let finite = restored
-            .as_ref()
-            .is_some_and(|w| w.iter().all(|v| v.is_finite()));
-        if let (true, Some(w)) = (finite, restored) {
-            net.mlp.params = w;
-        }
-        if let Ok(t) = GpuTrainer::new(
-            &self.ctx,
-            &net,
-            &self.mixture,
-            &train_config(&self.settings),
-        ) {
-            self.trainer = t;
-            self.losses_read_to = 0;
-        }
-        format!("Training diverged at step {step} (non-finite loss); restored the last good weights and lowered the learning rate to {:.1e}.", self.settings.lr)
+        self.trainer.set_lr(&self.ctx, self.settings.lr);
+        self.trainer.clear_divergence(&self.ctx);
+        format!(
+            "Training diverged at step {step} (non-finite loss); kept the last good weights and lowered the learning rate to {:.1e}.",
+            self.settings.lr
+        )
     }
 }
 

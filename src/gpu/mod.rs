@@ -3,7 +3,7 @@
 //!
 //! Data flow: a [`context::GpuContext`] (injected device/queue) builds every pipeline once.
 //! [`trainer::GpuTrainer`] keeps the network, Adam state and batch scratch on the GPU and runs
-//! 3 dispatches per training step (`train_step`, `reduce_adam`, `train_finish`) with no
+//! 3 dispatches per training step (`train_step`, `train_finish`, `reduce_adam`) with no
 //! CPU round-trip. [`sampler::GpuSampler`] keeps particles in a storage buffer (also usable
 //! as a vertex buffer) and runs one dispatch per sampler step (four for predictor–corrector),
 //! reading its schedule from a table written once. [`field::GpuField`] evaluates grids and

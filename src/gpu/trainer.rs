@@ -1,7 +1,8 @@
 //! DSM training on the GPU (twin of `sim::train::Trainer`): per step, `train_step` (one thread
-//! per sample: batch draw, forward, loss, backward into scratch), `reduce_adam` (one thread per
-//! parameter: batch gradient in fixed order, Adam, EMA) and `train_finish` (loss sum, step
-//! counter, divergence flag). Nothing returns to the CPU between steps.
+//! per sample: batch draw, forward, loss, backward into scratch), `train_finish` (loss sum, step
+//! counter, divergence flag) and `reduce_adam` (one thread per parameter: batch gradient in
+//! fixed order, Adam, EMA; skipped for a step whose loss is not finite, as on the CPU).
+//! Nothing returns to the CPU between steps.
 
 use eframe::egui_wgpu::wgpu;
 
@@ -121,10 +122,10 @@ impl GpuTrainer {
         for _ in 0..n {
             pass.set_pipeline(ctx.pipeline("train_step"));
             pass.dispatch_workgroups(groups64(self.params.batch), 1, 1);
-            pass.set_pipeline(ctx.pipeline("reduce_adam"));
-            pass.dispatch_workgroups(groups64(self.params.n_params), 1, 1);
             pass.set_pipeline(ctx.pipeline("train_finish"));
             pass.dispatch_workgroups(1, 1, 1);
+            pass.set_pipeline(ctx.pipeline("reduce_adam"));
+            pass.dispatch_workgroups(groups64(self.params.n_params), 1, 1);
         }
     }
 
@@ -178,6 +179,12 @@ impl GpuTrainer {
         self.params.lr = lr;
         ctx.queue
             .write_buffer(&self.params_buf, 0, bytemuck::bytes_of(&self.params));
+    }
+
+    /// Clear the divergence flag (after the caller lowered the learning rate).
+    pub fn clear_divergence(&self, ctx: &GpuContext) {
+        ctx.queue
+            .write_buffer(&self.counters, 4, bytemuck::bytes_of(&0u32));
     }
 
     /// Steps taken (blocking readback).

@@ -447,7 +447,7 @@ fn benchmarks_markdown(r: &serde_json::Value) -> String {
     }
     let d = &r["dispatches"];
     s.push_str(&format!(
-        "\n## Dispatches\n\n- training step: {} dispatches (`train_step`, `reduce_adam`, `train_finish`), {} steps per submit\n- sampler step: {} dispatch ({} for predictor–corrector), {} steps per submit\n- readbacks inside step loops: {}\n",
+        "\n## Dispatches\n\n- training step: {} dispatches (`train_step`, `train_finish`, `reduce_adam`), {} steps per submit\n- sampler step: {} dispatch ({} for predictor–corrector), {} steps per submit\n- readbacks inside step loops: {}\n",
         d["per_training_step"], d["training_steps_per_submit"], d["per_sampler_step"], d["per_pc_step"], d["sampler_steps_per_submit"], d["readbacks_in_step_loops"]
     ));
     s
