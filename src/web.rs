@@ -101,3 +101,45 @@ pub fn start() {
 pub fn state() -> String {
     crate::app::state_json()
 }
+
+/// `setScene(json)`: validated now (throws with the reason), applied at the next frame.
+#[wasm_bindgen]
+pub fn set_scene(json: &str) -> Result<(), JsValue> {
+    let scene = crate::app::api::parse_scene(json).map_err(|e| JsValue::from_str(&e))?;
+    crate::app::api::push(crate::app::api::Command::SetScene(Box::new(scene)));
+    Ok(())
+}
+
+/// `setConfig(partialJson)`: validated now (throws with the reason), applied at the next frame.
+#[wasm_bindgen]
+pub fn set_config(json: &str) -> Result<(), JsValue> {
+    let patch = crate::app::api::parse_config(json).map_err(|e| JsValue::from_str(&e))?;
+    crate::app::api::push(crate::app::api::Command::SetConfig(Box::new(patch)));
+    Ok(())
+}
+
+/// Ask for the particle positions; returns a request id for [`take_answer`].
+#[wasm_bindgen]
+pub fn request_samples() -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::Samples(id));
+    id
+}
+
+/// Ask for a PNG of the plot; returns a request id for [`take_answer`].
+#[wasm_bindgen]
+pub fn request_export_png() -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::ExportPng(id));
+    id
+}
+
+/// The answer to request `id` once it is there (`undefined` before); an error throws.
+#[wasm_bindgen]
+pub fn take_answer(id: u32) -> Result<Option<String>, JsValue> {
+    match crate::app::api::take_answer(id) {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(e)) => Err(JsValue::from_str(&e)),
+    }
+}

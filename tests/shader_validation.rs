@@ -33,10 +33,35 @@ fn every_shader_module_validates() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for f in std::fs::read_dir(dir).unwrap() {
         let name = f.unwrap().file_name().into_string().unwrap();
-        let used = ["common.wgsl", "mixture.wgsl", "mlp.wgsl"].contains(&name.as_str())
+        let used = [
+            "common.wgsl",
+            "mixture.wgsl",
+            "mlp.wgsl",
+            "particles_draw.wgsl",
+        ]
+        .contains(&name.as_str())
             || shaders::STAGES.iter().any(|(file, _, _)| *file == name);
         assert!(used, "shaders/{name} is not compiled by any stage");
     }
+}
+
+/// The render pipeline that draws particles from the sampler's buffer (not a compute stage):
+/// it validates, has both entry points, and its uniform matches the Rust struct's size.
+#[test]
+fn particle_draw_shader_validates() {
+    let src = scorelab::app::particles::SHADER;
+    let module = parse(src, "particles_draw.wgsl");
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("particles_draw.wgsl: {}", e.emit_to_string(src)));
+    for entry in ["vs_main", "fs_main"] {
+        assert!(module.entry_points.iter().any(|ep| ep.name == entry));
+    }
+    let (_, size) = wgsl_struct(&module, "DrawUniform");
+    assert_eq!(size as usize, scorelab::app::particles::DRAW_UNIFORM_SIZE);
 }
 
 fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {

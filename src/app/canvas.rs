@@ -1,25 +1,51 @@
-//! The data-space canvas: transform, ellipses, samples, score arrows, and dragging means.
+//! The data-space canvas: view (pan, zoom), heatmaps, score arrows, samples, particles (a GPU
+//! paint callback), and editing the mixture: drag a centre handle to move a component, drag
+//! its edge handle to stretch and rotate the covariance, scroll over it to change its weight,
+//! double-click empty space to add one, right-click to remove one, click to select it;
+//! in paint mode brush strokes drop small Gaussians. Undo/redo and the Delete key live in the
+//! app (they act on the scene, not on the view).
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke};
+use eframe::egui_wgpu;
 
-use crate::sim::mixture::{GaussianMixture, MixtureSpec};
+use crate::app::particles::{ParticleCallback, ParticleSource};
+use crate::sim::mixture::{ComponentSpec, GaussianMixture, MixtureSpec, MAX_COMPONENTS};
 use crate::sim::Vec2;
+
+/// What a drag is doing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Drag {
+    Move(usize),
+    Axis(usize),
+    Pan,
+    Paint,
+}
 
 /// Canvas interaction state.
 #[derive(Default)]
 pub struct CanvasState {
-    dragging: Option<usize>,
+    dragging: Option<Drag>,
     /// Data-space box shown; fitted to the mixture when `None` (start, preset change), then
-    /// kept fixed so the view does not move under a drag.
+    /// kept fixed so the view does not move under a drag (pan and zoom change it).
     pub view_box: Option<(Vec2, Vec2)>,
+    /// The selected component (weight slider, Delete key).
+    pub selected: Option<usize>,
+    /// Paint mode: drags drop small Gaussians.
+    pub paint: bool,
+    /// The next stroke replaces the mixture (set when paint mode is switched on).
+    pub paint_fresh: bool,
+    last_paint: Option<Vec2>,
+    last_scroll: Option<f64>,
 }
 
 /// Maps data coordinates to screen points (y up in data, down on screen).
 #[derive(Clone, Copy, Debug)]
-struct ScreenFromData {
+pub struct ScreenFromData {
     rect: Rect,
-    center: Vec2,
-    pixels_per_unit: f32,
+    /// Data point at the centre of the rectangle.
+    pub center: Vec2,
+    /// Points per data unit.
+    pub pixels_per_unit: f32,
 }
 
 impl ScreenFromData {
@@ -41,36 +67,192 @@ impl ScreenFromData {
             c.y - ((p.y - self.center.y) as f32) * self.pixels_per_unit,
         )
     }
+
+    fn data_from_screen(self, p: Pos2) -> Vec2 {
+        let c = self.rect.center();
+        Vec2::new(
+            self.center.x + f64::from((p.x - c.x) / self.pixels_per_unit),
+            self.center.y - f64::from((p.y - c.y) / self.pixels_per_unit),
+        )
+    }
 }
 
-const SAMPLE_COLOR: Color32 = Color32::from_rgb(90, 170, 255);
-const ARROW_COLOR: Color32 = Color32::from_rgb(255, 170, 60);
+/// Colour of the data samples.
+pub const SAMPLE_COLOR: Color32 = Color32::from_rgb(90, 170, 255);
+/// Colour of the live particles.
+pub const PARTICLE_COLOR: Color32 = Color32::from_rgb(110, 240, 130);
 const ELLIPSE_COLOR: Color32 = Color32::from_rgb(240, 240, 240);
+const SELECTED_COLOR: Color32 = Color32::from_rgb(255, 220, 90);
 const HANDLE_COLOR: Color32 = Color32::from_rgb(255, 80, 120);
+const BACKGROUND: Color32 = Color32::from_rgb(18, 20, 28);
 
 /// Arrows per side of the field grid.
 pub const ARROW_GRID: u32 = 24;
+/// Centre/edge handle pick radius in points.
+const PICK: f32 = 11.0;
+/// Brush spacing in points; brush Gaussians have σ = 0.6 × spacing.
+const BRUSH_SPACING: f32 = 26.0;
+
+/// What to draw besides the mixture.
+pub struct CanvasLayers<'a> {
+    /// Data samples.
+    pub samples: Option<&'a [Vec2]>,
+    /// (position, vector) arrows.
+    pub arrows: &'a [(Vec2, Vec2)],
+    /// Heatmap textures over data boxes.
+    pub heatmaps: Vec<(egui::TextureId, Vec2, Vec2)>,
+    /// Particles to draw through the paint callback.
+    pub particles: Option<ParticleSource>,
+    /// Draw their trails.
+    pub trails: bool,
+}
 
 /// What the canvas produced this frame.
 pub struct CanvasOutput {
-    /// An edited mixture (the user dragged a mean).
-    pub edit: Option<MixtureSpec>,
-    /// The data box shown (the field grid to request).
+    /// An edited mixture, and whether it starts a new gesture (an undo point).
+    pub edit: Option<(MixtureSpec, bool)>,
+    /// The data box visible (the field grid to request).
     pub view: (Vec2, Vec2),
+    /// The canvas rectangle on screen (points).
+    pub rect: Rect,
+    /// A message for the user (e.g. the component limit).
+    pub message: Option<String>,
 }
 
-/// Draw the canvas with `arrows` (position, vector) already chosen by the app.
+/// Eigen-decomposition of a symmetric 2×2 covariance: (σ_major, unit major axis, σ_minor).
+pub fn principal_axes(cov: [[f64; 2]; 2]) -> (f64, Vec2, f64) {
+    let (a, b, d) = (cov[0][0], 0.5 * (cov[0][1] + cov[1][0]), cov[1][1]);
+    let mean = 0.5 * (a + d);
+    let r = (0.25 * (a - d) * (a - d) + b * b).sqrt();
+    let (l1, l2) = (mean + r, (mean - r).max(0.0));
+    let v = if b.abs() > 1e-12 * (a.abs() + d.abs()) {
+        Vec2::new(l1 - d, b).normalize()
+    } else if a >= d {
+        Vec2::new(1.0, 0.0)
+    } else {
+        Vec2::new(0.0, 1.0)
+    };
+    (l1.sqrt(), v, l2.sqrt())
+}
+
+/// Covariance with standard deviation |axis| along `axis` and `minor_std` across it.
+pub fn cov_from_axis(axis: Vec2, minor_std: f64) -> [[f64; 2]; 2] {
+    let a = axis.norm();
+    let u = if a > 0.0 {
+        axis / a
+    } else {
+        Vec2::new(1.0, 0.0)
+    };
+    let w = Vec2::new(-u.y, u.x);
+    let (a2, b2) = (a * a, minor_std * minor_std);
+    let c = |i: usize, j: usize| a2 * u[i] * u[j] + b2 * w[i] * w[j];
+    [[c(0, 0), c(0, 1)], [c(0, 1), c(1, 1)]]
+}
+
+/// A colour map from dark to bright for heatmaps (0 → background, 1 → warm yellow).
+pub fn heat_color(v: f64) -> Color32 {
+    let stops: [(f64, [f32; 3]); 5] = [
+        (0.0, [18.0, 20.0, 28.0]),
+        (0.35, [52.0, 30.0, 92.0]),
+        (0.65, [128.0, 42.0, 96.0]),
+        (0.85, [196.0, 86.0, 52.0]),
+        (1.0, [232.0, 170.0, 60.0]),
+    ];
+    ramp(&stops, v)
+}
+
+/// Arrow colour by relative magnitude (0 → violet, 1 → yellow).
+pub fn arrow_color(v: f64) -> Color32 {
+    let stops: [(f64, [f32; 3]); 3] = [
+        (0.0, [170.0, 110.0, 230.0]),
+        (0.5, [255.0, 150.0, 80.0]),
+        (1.0, [255.0, 235.0, 120.0]),
+    ];
+    ramp(&stops, v)
+}
+
+fn ramp(stops: &[(f64, [f32; 3])], v: f64) -> Color32 {
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    for w in stops.windows(2) {
+        let ((t0, c0), (t1, c1)) = (w[0], w[1]);
+        if v <= t1 {
+            let f = ((v - t0) / (t1 - t0)) as f32;
+            let mix = |i: usize| (c0[i] + f * (c1[i] - c0[i])).round() as u8;
+            return Color32::from_rgb(mix(0), mix(1), mix(2));
+        }
+    }
+    let c = stops[stops.len() - 1].1;
+    Color32::from_rgb(c[0] as u8, c[1] as u8, c[2] as u8)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Hit {
+    Center(usize),
+    Edge(usize),
+    Inside(usize),
+}
+
+impl Hit {
+    fn component(self) -> usize {
+        match self {
+            Hit::Center(k) | Hit::Edge(k) | Hit::Inside(k) => k,
+        }
+    }
+}
+
+fn hit_test(mixture: &GaussianMixture, view: ScreenFromData, pos: Pos2) -> Option<Hit> {
+    let comps = mixture.components();
+    let nearest = |f: &dyn Fn(usize) -> Pos2| {
+        (0..comps.len())
+            .map(|k| (k, f(k).distance(pos)))
+            .filter(|(_, d)| *d < PICK)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k)
+    };
+    if let Some(k) = nearest(&|k| view.screen_from_data(comps[k].mean)) {
+        return Some(Hit::Center(k));
+    }
+    if let Some(k) = nearest(&|k| view.screen_from_data(edge_point(comps[k].mean, comps[k].cov))) {
+        return Some(Hit::Edge(k));
+    }
+    let x = view.data_from_screen(pos);
+    comps
+        .iter()
+        .enumerate()
+        .map(|(k, g)| {
+            let d = x - g.mean;
+            (k, d.dot(&(g.precision * d)))
+        })
+        .filter(|(_, m2)| *m2 <= 4.0)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| Hit::Inside(k))
+}
+
+fn cov_array(m: &crate::sim::Mat2) -> [[f64; 2]; 2] {
+    [[m[(0, 0)], m[(0, 1)]], [m[(1, 0)], m[(1, 1)]]]
+}
+
+/// The edge handle: 1σ along the major axis.
+fn edge_point(mean: Vec2, cov: crate::sim::Mat2) -> Vec2 {
+    let (s1, v, _) = principal_axes(cov_array(&cov));
+    mean + s1 * v
+}
+
+/// Draw the canvas and handle its input.
 pub fn canvas_ui(
     ui: &mut egui::Ui,
     state: &mut CanvasState,
     mixture: &GaussianMixture,
     spec: &MixtureSpec,
-    samples: &[Vec2],
-    arrows: &[(Vec2, Vec2)],
+    layers: CanvasLayers<'_>,
 ) -> CanvasOutput {
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
     let rect = response.rect;
-    painter.rect_filled(rect, 0.0, Color32::from_rgb(18, 20, 28));
+    painter.rect_filled(rect, 0.0, BACKGROUND);
     // A fixed view around the data: the box of ±3σ, padded, and at least 10×10 units.
     let (lo, hi) = *state.view_box.get_or_insert_with(|| {
         let (lo, hi) = mixture.bounding_box();
@@ -79,84 +261,361 @@ pub fn canvas_ui(
         (mid - half, mid + half)
     });
     let view = ScreenFromData::fit(rect.shrink(8.0), lo, hi);
-
-    // Score arrows (from the engine's latest field) on the grid the canvas asks for: the whole
-    // visible data rectangle, not just the fitted box.
     let half_visible = Vec2::new(
         f64::from(rect.width() / 2.0 / view.pixels_per_unit),
         f64::from(rect.height() / 2.0 / view.pixels_per_unit),
     );
-    let request_grid = (view.center - half_visible, view.center + half_visible);
+    let visible = (view.center - half_visible, view.center + half_visible);
+    let painter = painter.with_clip_rect(rect);
+
+    for (tex, lo, hi) in &layers.heatmaps {
+        let r = Rect::from_two_pos(
+            view.screen_from_data(Vec2::new(lo.x, hi.y)),
+            view.screen_from_data(Vec2::new(hi.x, lo.y)),
+        );
+        painter.image(
+            *tex,
+            r,
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+    }
+
+    // Score arrows: length ∝ √(|s| / max) (compresses the huge range near the modes), colour
+    // by the same relative magnitude.
     let cell = (rect.width().min(rect.height()) / ARROW_GRID as f32) * 0.9;
-    let max_norm = arrows
+    let max_norm = layers
+        .arrows
         .iter()
         .map(|(_, v)| v.norm())
         .filter(|n| n.is_finite())
         .fold(0.0, f64::max)
         .max(1e-12);
-    for (p, v) in arrows {
-        // Length ∝ √(|s| / max): compresses the huge dynamic range near the modes.
+    for (p, v) in layers.arrows {
         let n = v.norm();
         if n <= 0.0 || !n.is_finite() {
             continue;
         }
-        let len = cell * (n / max_norm).sqrt() as f32;
+        let rel = (n / max_norm).sqrt();
+        let len = cell * rel as f32;
         let dir = egui::vec2(v.x as f32, -v.y as f32) / n as f32;
         painter.arrow(
             view.screen_from_data(*p),
             dir * len,
-            Stroke::new(1.2, ARROW_COLOR.gamma_multiply(0.8)),
+            Stroke::new(1.3, arrow_color(rel)),
         );
     }
 
-    for x in samples {
-        painter.circle_filled(view.screen_from_data(*x), 1.6, SAMPLE_COLOR);
+    if let Some(samples) = layers.samples {
+        for x in samples {
+            painter.circle_filled(view.screen_from_data(*x), 1.6, SAMPLE_COLOR);
+        }
     }
 
-    for g in mixture.components() {
-        for k in [1.0, 2.0] {
+    if let Some(source) = layers.particles {
+        let c = PARTICLE_COLOR;
+        painter.add(egui_wgpu::Callback::new_paint_callback(
+            rect,
+            ParticleCallback {
+                source,
+                center: view.center,
+                points_per_unit: view.pixels_per_unit,
+                rect,
+                color: [
+                    f32::from(c.r()) / 255.0,
+                    f32::from(c.g()) / 255.0,
+                    f32::from(c.b()) / 255.0,
+                    1.0,
+                ],
+                radius: 2.2,
+                trails: layers.trails,
+            },
+        ));
+    }
+
+    let total_w: f64 = spec.components.iter().map(|c| c.weight).sum();
+    for (k, g) in mixture.components().iter().enumerate() {
+        let selected = state.selected == Some(k);
+        let color = if selected {
+            SELECTED_COLOR
+        } else {
+            ELLIPSE_COLOR
+        };
+        for s in [1.0, 2.0] {
             let pts: Vec<Pos2> = (0..=64)
                 .map(|i| {
                     let a = std::f64::consts::TAU * f64::from(i) / 64.0;
-                    view.screen_from_data(g.mean + k * (g.chol * Vec2::new(a.cos(), a.sin())))
+                    view.screen_from_data(g.mean + s * (g.chol * Vec2::new(a.cos(), a.sin())))
                 })
                 .collect();
             painter.add(egui::Shape::line(
                 pts,
-                Stroke::new(if k == 1.0 { 1.6 } else { 0.8 }, ELLIPSE_COLOR),
+                Stroke::new(if s == 1.0 { 1.6 } else { 0.8 }, color),
             ));
         }
-        painter.circle_filled(view.screen_from_data(g.mean), 6.0, HANDLE_COLOR);
-    }
-
-    // Dragging a centre handle moves that component's mean.
-    let mut edit = None;
-    if response.drag_started() {
-        if let Some(pos) = response.interact_pointer_pos() {
-            state.dragging = mixture
-                .components()
-                .iter()
-                .enumerate()
-                .map(|(k, g)| (k, view.screen_from_data(g.mean).distance(pos)))
-                .filter(|(_, d)| *d < 14.0)
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(k, _)| k);
+        let c = view.screen_from_data(g.mean);
+        let e = view.screen_from_data(edge_point(g.mean, g.cov));
+        painter.line_segment([c, e], Stroke::new(1.0, color.gamma_multiply(0.6)));
+        painter.circle_stroke(e, 4.5, Stroke::new(1.5, color));
+        painter.circle_filled(c, 6.0, HANDLE_COLOR);
+        if selected {
+            if let Some(w) = spec.components.get(k).map(|c| c.weight / total_w) {
+                painter.text(
+                    c + egui::vec2(9.0, -9.0),
+                    egui::Align2::LEFT_BOTTOM,
+                    format!("w = {w:.2}"),
+                    egui::FontId::proportional(13.0),
+                    SELECTED_COLOR,
+                );
+            }
         }
     }
-    if let (Some(k), true) = (state.dragging, response.dragged()) {
+
+    let mut out = CanvasOutput {
+        edit: None,
+        view: visible,
+        rect,
+        message: None,
+    };
+    handle_input(ui, &response, state, mixture, spec, view, &mut out);
+    out
+}
+
+fn handle_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    state: &mut CanvasState,
+    mixture: &GaussianMixture,
+    spec: &MixtureSpec,
+    view: ScreenFromData,
+    out: &mut CanvasOutput,
+) {
+    let n = spec.components.len().min(mixture.len());
+    if state.selected.is_some_and(|k| k >= n) {
+        state.selected = None;
+    }
+    let press = ui.input(|i| i.pointer.press_origin());
+    if response.drag_started() {
+        let at = press.or(response.interact_pointer_pos());
+        state.dragging = if state.paint {
+            state.last_paint = None;
+            Some(Drag::Paint)
+        } else {
+            match at.and_then(|p| hit_test(mixture, view, p)) {
+                Some(Hit::Center(k)) => Some(Drag::Move(k)),
+                Some(Hit::Edge(k)) => Some(Drag::Axis(k)),
+                _ => Some(Drag::Pan),
+            }
+        };
+        if let Some(Drag::Move(k) | Drag::Axis(k)) = state.dragging {
+            state.selected = Some(k);
+        }
+    }
+    let first = response.drag_started();
+    if response.dragged() {
         let d = response.drag_delta();
-        if d != egui::Vec2::ZERO && k < spec.components.len() {
-            let mut s = spec.clone();
-            s.components[k].mean[0] += f64::from(d.x / view.pixels_per_unit);
-            s.components[k].mean[1] -= f64::from(d.y / view.pixels_per_unit);
-            edit = Some(s);
+        let pointer = response.interact_pointer_pos();
+        match state.dragging {
+            Some(Drag::Move(k)) if k < n && d != egui::Vec2::ZERO => {
+                let mut s = spec.clone();
+                s.components[k].mean[0] += f64::from(d.x / view.pixels_per_unit);
+                s.components[k].mean[1] -= f64::from(d.y / view.pixels_per_unit);
+                out.edit = Some((s, first));
+            }
+            Some(Drag::Axis(k)) if k < n && d != egui::Vec2::ZERO => {
+                if let Some(p) = pointer {
+                    let g = &mixture.components()[k];
+                    let axis = view.data_from_screen(p) - g.mean;
+                    let (_, _, minor) = principal_axes(cov_array(&g.cov));
+                    if axis.norm() > 1e-3 {
+                        let mut s = spec.clone();
+                        s.components[k].cov = cov_from_axis(axis, minor);
+                        out.edit = Some((s, first));
+                    }
+                }
+            }
+            Some(Drag::Pan) if d != egui::Vec2::ZERO => {
+                if let Some((lo, hi)) = state.view_box.as_mut() {
+                    let shift = Vec2::new(
+                        -f64::from(d.x / view.pixels_per_unit),
+                        f64::from(d.y / view.pixels_per_unit),
+                    );
+                    *lo += shift;
+                    *hi += shift;
+                }
+            }
+            Some(Drag::Paint) => {
+                if let Some(p) = pointer.map(|p| view.data_from_screen(p)) {
+                    let spacing = f64::from(BRUSH_SPACING / view.pixels_per_unit);
+                    let far = state.last_paint.is_none_or(|q| (p - q).norm() >= spacing);
+                    if far {
+                        let mut s = if state.paint_fresh {
+                            MixtureSpec {
+                                components: Vec::new(),
+                            }
+                        } else {
+                            spec.clone()
+                        };
+                        if s.components.len() >= MAX_COMPONENTS {
+                            out.message = Some(format!(
+                                "A mixture has at most {MAX_COMPONENTS} components; the brush stopped."
+                            ));
+                        } else {
+                            let sd = 0.6 * spacing;
+                            s.components.push(ComponentSpec {
+                                weight: 1.0,
+                                mean: [p.x, p.y],
+                                cov: [[sd * sd, 0.0], [0.0, sd * sd]],
+                            });
+                            out.edit = Some((s, state.paint_fresh || state.last_paint.is_none()));
+                            state.paint_fresh = false;
+                            state.last_paint = Some(p);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
     if response.drag_stopped() {
         state.dragging = None;
     }
-    CanvasOutput {
-        edit,
-        view: request_grid,
+    let hover = response.hover_pos();
+    let hit = hover.and_then(|p| hit_test(mixture, view, p));
+    if response.clicked() {
+        state.selected = hit.map(Hit::component);
+    }
+    if response.double_clicked() && hit.is_none() && !state.paint {
+        if let Some(p) = hover.map(|p| view.data_from_screen(p)) {
+            if n >= MAX_COMPONENTS {
+                out.message = Some(format!(
+                    "A mixture has at most {MAX_COMPONENTS} components."
+                ));
+            } else {
+                let mut s = spec.clone();
+                let w = s.components.iter().map(|c| c.weight).sum::<f64>() / n.max(1) as f64;
+                s.components.push(ComponentSpec {
+                    weight: w,
+                    mean: [p.x, p.y],
+                    cov: [[0.5, 0.0], [0.0, 0.5]],
+                });
+                state.selected = Some(n);
+                out.edit = Some((s, true));
+            }
+        }
+    }
+    if response.secondary_clicked() {
+        if let Some(k) = hit.map(Hit::component) {
+            match remove_component(spec, k) {
+                Ok(s) => {
+                    state.selected = None;
+                    out.edit = Some((s, true));
+                }
+                Err(m) => out.message = Some(m),
+            }
+        }
+    }
+    if response.hovered() {
+        let (scroll, zoom, time) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.time));
+        match hit {
+            Some(h) if scroll != 0.0 && zoom == 1.0 => {
+                let k = h.component();
+                let mut s = spec.clone();
+                let w = &mut s.components[k].weight;
+                *w = (*w * f64::from(scroll * 0.004).exp()).clamp(1e-3, 1e3);
+                let new_gesture = state.last_scroll.is_none_or(|t| time - t > 0.6);
+                state.last_scroll = Some(time);
+                state.selected = Some(k);
+                out.edit = Some((s, new_gesture));
+            }
+            _ => {
+                let factor = if zoom != 1.0 {
+                    zoom
+                } else {
+                    (scroll * 0.002).exp()
+                };
+                if factor != 1.0 {
+                    if let (Some(p), Some((lo, hi))) = (hover, state.view_box.as_mut()) {
+                        let at = view.data_from_screen(p);
+                        let f = 1.0 / f64::from(factor.clamp(0.2, 5.0));
+                        let span = (*hi - *lo) * f;
+                        if span.x > 0.05 && span.x < 2e3 && span.y > 0.05 && span.y < 2e3 {
+                            *lo = at + (*lo - at) * f;
+                            *hi = at + (*hi - at) * f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `spec` without component `k` (a mixture keeps at least one component).
+pub fn remove_component(spec: &MixtureSpec, k: usize) -> Result<MixtureSpec, String> {
+    if spec.components.len() <= 1 {
+        return Err("A mixture needs at least one component.".into());
+    }
+    let mut s = spec.clone();
+    if k < s.components.len() {
+        s.components.remove(k);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_round_trip_through_the_covariance() {
+        for (axis, minor) in [
+            (Vec2::new(2.0, 0.0), 0.5),
+            (Vec2::new(0.3, -1.7), 0.2),
+            (Vec2::new(-1.0, 1.0), 0.9),
+        ] {
+            let cov = cov_from_axis(axis, minor);
+            assert!((cov[0][1] - cov[1][0]).abs() < 1e-12);
+            let (s1, v, s2) = principal_axes(cov);
+            assert!((s1 - axis.norm()).abs() < 1e-9, "{s1} vs {}", axis.norm());
+            assert!((s2 - minor).abs() < 1e-9);
+            // same axis up to sign
+            assert!((v.dot(&axis.normalize()).abs() - 1.0).abs() < 1e-9);
+        }
+        let (s1, v, s2) = principal_axes([[1.0, 0.0], [0.0, 4.0]]);
+        assert_eq!((s1, s2), (2.0, 1.0));
+        assert_eq!(v, Vec2::new(0.0, 1.0));
+    }
+
+    #[test]
+    fn the_last_component_cannot_be_removed() {
+        let one = MixtureSpec {
+            components: vec![ComponentSpec {
+                weight: 1.0,
+                mean: [0.0, 0.0],
+                cov: [[1.0, 0.0], [0.0, 1.0]],
+            }],
+        };
+        assert!(remove_component(&one, 0).is_err());
+        let mut two = one.clone();
+        two.components.push(ComponentSpec {
+            weight: 2.0,
+            mean: [1.0, 0.0],
+            cov: [[1.0, 0.0], [0.0, 1.0]],
+        });
+        let s = remove_component(&two, 0).expect("two components");
+        assert_eq!(s.components.len(), 1);
+        assert_eq!(s.components[0].weight, 2.0);
+    }
+
+    #[test]
+    fn colour_ramps_are_monotone_in_brightness() {
+        let lum = |c: Color32| u32::from(c.r()) + u32::from(c.g()) + u32::from(c.b());
+        let mut last = 0;
+        for i in 0..=20 {
+            let l = lum(heat_color(f64::from(i) / 20.0));
+            assert!(l >= last);
+            last = l;
+        }
+        assert_eq!(heat_color(f64::NAN), heat_color(0.0));
     }
 }

@@ -11,15 +11,19 @@
 
 use web_time::{Duration, Instant};
 
+use crate::app::particles::ParticleSource;
 use crate::gpu::context::{AsyncReadback, GpuContext, GpuError};
 use crate::gpu::field::{FieldCell, FisherProbe, GpuField};
-use crate::gpu::sampler::GpuScore;
+use crate::gpu::likelihood::GpuLikelihood;
+use crate::gpu::sampler::{GpuSampler, GpuScore};
 use crate::gpu::trainer::{GpuTrainer, LOSS_RING};
 use crate::gpu::GpuNet;
 use crate::sim::adam::AdamConfig;
+use crate::sim::likelihood::log_likelihood_rk4;
 use crate::sim::metrics::{fisher_levels, relative_fisher};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::{NetConfig, ScoreNet};
+use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
 use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::sde::Sde;
 use crate::sim::train::{TrainConfig, Trainer};
@@ -74,6 +78,115 @@ pub struct FieldRequest {
     pub t: f64,
 }
 
+/// Live particles on the canvas: annealed Langevin (NCSN Alg. 1) from the learned model (or
+/// the exact score), restarted from fresh noise a moment after each run finishes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiveSampling {
+    /// Run the particles.
+    pub enabled: bool,
+    /// Follow the exact score instead of the learned one.
+    pub exact: bool,
+    /// Number of particles.
+    pub n: usize,
+    /// Noise levels L.
+    pub levels: usize,
+    /// Steps per level T.
+    pub steps: usize,
+    /// ε in α_i = ε σ_i²/σ_L².
+    pub eps: f64,
+}
+
+impl LiveSampling {
+    /// Defaults for a real GPU.
+    pub fn gpu() -> Self {
+        Self {
+            n: 20_000,
+            ..Self::small()
+        }
+    }
+
+    /// Defaults for the CPU engine and software adapters. L = 20, T = 20, ε = 5e-5: a
+    /// 400-step run that puts ≈0.225 of the mass in the light mode of `ncsn` with the exact
+    /// score (true 0.2; the full L = 50, T = 100 schedule of the sampler panel gets 0.205).
+    pub fn small() -> Self {
+        Self {
+            enabled: true,
+            exact: false,
+            n: 500,
+            levels: 20,
+            steps: 20,
+            eps: 5e-5,
+        }
+    }
+
+    /// The sampler configuration for one run.
+    pub fn config(&self, mixture: &GaussianMixture, seed: u32) -> SamplerConfig {
+        let mut c = SamplerConfig::defaults(SamplerKind::AnnealedLangevin, mixture);
+        c.n_levels = self.levels;
+        c.n_steps = self.steps;
+        c.step_size = self.eps;
+        c.seed = seed;
+        c
+    }
+
+    /// Check ranges (the JS API and the panel both go through here).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_PARTICLES).contains(&self.n) {
+            return Err(format!("particles must be in 1..={MAX_PARTICLES}"));
+        }
+        if !(2..=200).contains(&self.levels) || !(1..=1000).contains(&self.steps) {
+            return Err("live sampling needs 2..=200 levels and 1..=1000 steps per level".into());
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0 && self.eps <= 1.0) {
+            return Err("ε must be in (0, 1]".into());
+        }
+        Ok(())
+    }
+}
+
+/// Most live particles.
+pub const MAX_PARTICLES: usize = 1_000_000;
+/// Trail snapshots kept.
+pub const TRAIL_SLOTS: u32 = 12;
+/// How long a finished run stays on screen before the next one starts from noise.
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// Where the live sampler is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SamplerStatus {
+    /// Runs started so far (the seed of run k is k).
+    pub run: u32,
+    /// Steps taken in this run.
+    pub step: usize,
+    /// Steps in a run.
+    pub total: usize,
+    /// Score evaluations per particle in this run.
+    pub nfe: u64,
+    /// Current SDE time of the schedule.
+    pub t: f64,
+    /// Particles.
+    pub n: usize,
+}
+
+/// What the engine should compute this frame besides training.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FrameRequest {
+    /// Score arrows.
+    pub field: Option<FieldRequest>,
+    /// Learned log-density heatmap (PF-ODE likelihood at the request's t).
+    pub density: Option<FieldRequest>,
+}
+
+/// Particles the canvas should draw.
+pub enum ParticleView<'a> {
+    /// None yet.
+    None,
+    /// On the GPU, with trail snapshots.
+    Gpu(ParticleSource),
+    /// On the CPU: the current positions as (x, y, x_mean, y_mean).
+    Cpu(&'a [[f32; 4]]),
+}
+
 /// What a frame produced (anything may be absent while work is in flight).
 #[derive(Default)]
 pub struct FrameOutput {
@@ -87,6 +200,12 @@ pub struct FrameOutput {
     pub field: Option<(FieldRequest, Vec<FieldCell>)>,
     /// A divergence or engine problem to show (once).
     pub warning: Option<String>,
+    /// The live sampler's progress.
+    pub sampler: Option<SamplerStatus>,
+    /// Particle positions asked for by [`Engine::request_samples`].
+    pub samples: Option<Vec<Vec2>>,
+    /// Learned log-density on a grid (row-major from `lo`), and the request it answers.
+    pub density: Option<(FieldRequest, Vec<f64>)>,
 }
 
 /// A training/evaluation engine.
@@ -96,8 +215,38 @@ pub trait Engine {
     /// Replace the data distribution (training continues).
     fn set_mixture(&mut self, mixture: &GaussianMixture);
     /// One frame of work within about `budget`; `train` false pauses training.
-    fn frame(&mut self, budget: Duration, train: bool, field: Option<FieldRequest>) -> FrameOutput;
+    fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput;
+    /// Run `k` training steps in the next frames even while paused (the Step button).
+    fn queue_steps(&mut self, k: u32);
+    /// Change the live particles (restarts them).
+    fn set_sampling(&mut self, sampling: &LiveSampling);
+    /// Freeze or resume the live particles where they are.
+    fn pause_sampling(&mut self, paused: bool);
+    /// What to draw.
+    fn particles(&self) -> ParticleView<'_>;
+    /// Ask for the particle positions (answered in a later [`FrameOutput::samples`]).
+    fn request_samples(&mut self);
 }
+
+/// Cell centres of a grid request, row-major from `lo`.
+pub fn grid_points(req: &FieldRequest) -> Vec<Vec2> {
+    let (nx, ny) = req.n;
+    (0..ny)
+        .flat_map(|iy| (0..nx).map(move |ix| (ix, iy)))
+        .map(|(ix, iy)| {
+            let f = Vec2::new(
+                (f64::from(ix) + 0.5) / f64::from(nx),
+                (f64::from(iy) + 0.5) / f64::from(ny),
+            );
+            req.lo + (req.hi - req.lo).component_mul(&f)
+        })
+        .collect()
+}
+
+/// RK4 steps of the live learned-density heatmap.
+const DENSITY_STEPS: u32 = 16;
+/// Shortest interval between learned-density evaluations (unless the request changes).
+const DENSITY_EVERY: Duration = Duration::from_millis(1500);
 
 fn new_net(
     settings: &TrainSettings,
@@ -154,6 +303,25 @@ pub struct GpuEngine {
     inflight: Option<Inflight>,
     settings: TrainSettings,
     last_field: Option<(Instant, FieldRequest)>,
+    queued_steps: u32,
+    live: LiveSampling,
+    sampler: Option<LiveGpu>,
+    run: u32,
+    sampling_paused: bool,
+    samples_wanted: bool,
+    samples_rb: Option<(AsyncReadback, bool)>,
+    density: Option<(FieldRequest, GpuLikelihood)>,
+    last_density: Option<(Instant, FieldRequest)>,
+    density_rb: Option<(FieldRequest, AsyncReadback)>,
+}
+
+/// The live sampler and its trail ring (`TRAIL_SLOTS` snapshots, also a vertex buffer).
+struct LiveGpu {
+    sampler: GpuSampler,
+    trails: wgpu::Buffer,
+    head: u32,
+    filled: u32,
+    finished_at: Option<Instant>,
 }
 
 struct Inflight {
@@ -195,7 +363,147 @@ impl GpuEngine {
             inflight: None,
             settings: settings.clone(),
             last_field: None,
+            queued_steps: 0,
+            live: LiveSampling::gpu(),
+            sampler: None,
+            run: 0,
+            sampling_paused: false,
+            samples_wanted: false,
+            samples_rb: None,
+            density: None,
+            last_density: None,
+            density_rb: None,
         })
+    }
+
+    /// Start run `self.run` of the live sampler.
+    fn start_sampler(&mut self) -> Result<(), String> {
+        self.sampler = None;
+        if !self.live.enabled {
+            return Ok(());
+        }
+        self.live.validate()?;
+        let score = if self.live.exact {
+            GpuScore::Exact
+        } else {
+            GpuScore::Net(&self.ema)
+        };
+        let cfg = self.live.config(&self.mixture, self.run);
+        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, self.live.n)
+            .map_err(|e| e.to_string())?;
+        let trails = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("GpuEngine::trails"),
+            size: (u64::from(TRAIL_SLOTS) * self.live.n as u64 * 16).max(16),
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.sampler = Some(LiveGpu {
+            sampler,
+            trails,
+            head: 0,
+            filled: 0,
+            finished_at: None,
+        });
+        Ok(())
+    }
+
+    /// Advance the live sampler inside this frame's encoder and snapshot it for the trails.
+    fn encode_sampler(&mut self, enc: &mut wgpu::CommandEncoder, out: &mut FrameOutput) {
+        if self.sampling_paused {
+            if let Some(l) = &self.sampler {
+                let (step, total) = l.sampler.progress();
+                out.sampler = Some(SamplerStatus {
+                    run: self.run,
+                    step,
+                    total,
+                    nfe: l.sampler.nfe(),
+                    t: l.sampler.current_t(),
+                    n: l.sampler.n_particles(),
+                });
+            }
+            return;
+        }
+        let restart = self
+            .sampler
+            .as_ref()
+            .and_then(|l| l.finished_at)
+            .is_some_and(|at| at.elapsed() >= HOLD);
+        if restart {
+            self.run = self.run.wrapping_add(1);
+            if let Err(e) = self.start_sampler() {
+                out.warning = Some(e);
+            }
+        }
+        let Some(live) = self.sampler.as_mut() else {
+            return;
+        };
+        let (_, total) = live.sampler.progress();
+        // About 2.5 s per run at 60 fps, whatever the schedule length.
+        let k = total.div_ceil(150).clamp(1, 64);
+        live.sampler.encode(&self.ctx, enc, k);
+        if live.sampler.done() && live.finished_at.is_none() {
+            live.finished_at = Some(Instant::now());
+        }
+        let n = live.sampler.n_particles() as u64 * 16;
+        live.head = (live.head + 1) % TRAIL_SLOTS;
+        live.filled = (live.filled + 1).min(TRAIL_SLOTS);
+        enc.copy_buffer_to_buffer(
+            live.sampler.particles_buffer(),
+            0,
+            &live.trails,
+            u64::from(live.head) * n,
+            n,
+        );
+        let (step, total) = live.sampler.progress();
+        out.sampler = Some(SamplerStatus {
+            run: self.run,
+            step,
+            total,
+            nfe: live.sampler.nfe(),
+            t: live.sampler.current_t(),
+            n: live.sampler.n_particles(),
+        });
+    }
+
+    /// Poll the side readbacks (samples, learned density), independent of training pacing.
+    fn poll_side(&mut self, out: &mut FrameOutput) {
+        if let Some((rb, done)) = &self.samples_rb {
+            match rb.try_take(&self.ctx) {
+                Some(Ok(b)) => {
+                    let v: &[f32] = bytemuck::cast_slice(&b);
+                    let done = *done;
+                    out.samples = Some(
+                        v.chunks_exact(4)
+                            .map(|c| {
+                                let (x, y) = if done { (c[2], c[3]) } else { (c[0], c[1]) };
+                                Vec2::new(f64::from(x), f64::from(y))
+                            })
+                            .collect(),
+                    );
+                    self.samples_rb = None;
+                }
+                Some(Err(e)) => {
+                    out.warning = Some(format!("GPU readback failed: {e}"));
+                    self.samples_rb = None;
+                }
+                None => {}
+            }
+        }
+        if let Some((req, rb)) = &self.density_rb {
+            match rb.try_take(&self.ctx) {
+                Some(Ok(b)) => {
+                    if let Some((_, job)) = &self.density {
+                        out.density = Some((*req, job.decode(&b)));
+                    }
+                    self.density_rb = None;
+                }
+                Some(Err(e)) => {
+                    out.warning = Some(format!("GPU readback failed: {e}"));
+                    self.density_rb = None;
+                }
+                None => {}
+            }
+        }
     }
 
     fn poll(&mut self, out: &mut FrameOutput) -> bool {
@@ -320,15 +628,57 @@ impl Engine for GpuEngine {
         if let Some((_, f)) = &self.field {
             f.set_mixture(&self.ctx, mixture);
         }
+        if let Some(l) = &self.sampler {
+            l.sampler.set_mixture(&self.ctx, mixture);
+        }
+        if let Some((_, d)) = &self.density {
+            d.set_mixture(&self.ctx, mixture);
+        }
     }
 
-    fn frame(
-        &mut self,
-        _budget: Duration,
-        train: bool,
-        field: Option<FieldRequest>,
-    ) -> FrameOutput {
+    fn queue_steps(&mut self, k: u32) {
+        self.queued_steps = self.queued_steps.saturating_add(k);
+    }
+
+    fn set_sampling(&mut self, sampling: &LiveSampling) {
+        self.live = sampling.clone();
+        self.run = 0;
+        if let Err(e) = self.start_sampler() {
+            log::warn!("live sampler: {e}");
+        }
+    }
+
+    fn pause_sampling(&mut self, paused: bool) {
+        self.sampling_paused = paused;
+    }
+
+    fn particles(&self) -> ParticleView<'_> {
+        match &self.sampler {
+            Some(l) if l.filled > 0 => ParticleView::Gpu(ParticleSource {
+                buffer: l.trails.clone(),
+                n: l.sampler.n_particles() as u32,
+                slots: TRAIL_SLOTS,
+                head: l.head,
+                filled: l.filled,
+                use_mean: false,
+            }),
+            _ => ParticleView::None,
+        }
+    }
+
+    fn request_samples(&mut self) {
+        self.samples_wanted = true;
+    }
+
+    fn frame(&mut self, _budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
+        if self.sampler.is_none() && self.live.enabled && self.run == 0 {
+            if let Err(e) = self.start_sampler() {
+                out.warning = Some(e);
+                self.live.enabled = false;
+            }
+        }
+        self.poll_side(&mut out);
         if !self.poll(&mut out) {
             return out;
         }
@@ -338,18 +688,25 @@ impl Engine for GpuEngine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("GpuEngine::frame"),
             });
-        if train {
-            self.trainer
-                .encode(&self.ctx, &mut enc, self.steps_per_frame);
-            self.submitted += u64::from(self.steps_per_frame);
+        let steps = if train {
+            self.steps_per_frame
+        } else {
+            let k = self.queued_steps.min(self.steps_per_frame);
+            self.queued_steps -= k;
+            k
+        };
+        if steps > 0 {
+            self.trainer.encode(&self.ctx, &mut enc, steps);
+            self.submitted += u64::from(steps);
         }
         self.trainer.encode_copy_ema(&mut enc, &self.ema);
+        self.encode_sampler(&mut enc, &mut out);
         let mut field_rb = None;
-        let field_due = |last: &Option<(Instant, FieldRequest)>, req: &FieldRequest| {
+        let due = |last: &Option<(Instant, FieldRequest)>, req: &FieldRequest, every: Duration| {
             last.as_ref()
-                .is_none_or(|(at, r)| r != req || at.elapsed() >= FIELD_EVERY)
+                .is_none_or(|(at, r)| r != req || at.elapsed() >= every)
         };
-        let field = field.filter(|req| field_due(&self.last_field, req));
+        let field = req.field.filter(|r| due(&self.last_field, r, FIELD_EVERY));
         if let Some(req) = field {
             self.last_field = Some((Instant::now(), req));
             let rebuild = self
@@ -375,6 +732,31 @@ impl Engine for GpuEngine {
                 field_rb = Some(req);
             }
         }
+        let density = req
+            .density
+            .filter(|r| self.density_rb.is_none() && due(&self.last_density, r, DENSITY_EVERY));
+        let mut density_rb = None;
+        if let Some(req) = density {
+            self.last_density = Some((Instant::now(), req));
+            if self.density.as_ref().is_none_or(|(r, _)| *r != req) {
+                match GpuLikelihood::new(
+                    &self.ctx,
+                    GpuScore::Net(&self.ema),
+                    &self.mixture,
+                    self.sde,
+                    &grid_points(&req),
+                    req.t.clamp(1e-3, 0.99),
+                    DENSITY_STEPS,
+                ) {
+                    Ok(j) => self.density = Some((req, j)),
+                    Err(e) => out.warning = Some(e.to_string()),
+                }
+            }
+            if let Some((_, j)) = &self.density {
+                j.encode(&self.ctx, &mut enc);
+                density_rb = Some(req);
+            }
+        }
         let want_fisher =
             self.submitted >= self.last_fisher_step + FISHER_EVERY || self.last_fisher_step == 0;
         if want_fisher {
@@ -391,6 +773,20 @@ impl Engine for GpuEngine {
                 (req, AsyncReadback::start(&self.ctx, buf, 0, len))
             })
         });
+        if let (Some(req), Some((_, j))) = (density_rb, &self.density) {
+            let (buf, len) = j.result_range();
+            self.density_rb = Some((req, AsyncReadback::start(&self.ctx, buf, 0, len)));
+        }
+        if self.samples_wanted && self.samples_rb.is_none() {
+            if let Some(l) = &self.sampler {
+                self.samples_wanted = false;
+                let len = l.sampler.n_particles() as u64 * 16;
+                self.samples_rb = Some((
+                    AsyncReadback::start(&self.ctx, l.sampler.particles_buffer(), 0, len),
+                    l.sampler.done(),
+                ));
+            }
+        }
         let fisher = want_fisher.then(|| {
             let (buf, off, len) = self.fisher.result_range();
             (
@@ -398,7 +794,6 @@ impl Engine for GpuEngine {
                 AsyncReadback::start(&self.ctx, buf, off, len),
             )
         });
-        let steps = if train { self.steps_per_frame } else { 0 };
         self.inflight = Some(Inflight {
             submitted_at: Instant::now(),
             steps,
@@ -420,7 +815,29 @@ pub struct CpuEngine {
     trainer: Trainer,
     steps: u64,
     last_fisher_step: u64,
+    queued_steps: u32,
+    live: LiveSampling,
+    sampler: Option<Sampler>,
+    finished_at: Option<Instant>,
+    run: u32,
+    sampling_paused: bool,
+    particles: Vec<[f32; 4]>,
+    samples_wanted: bool,
+    density: Option<DensityJob>,
+    last_density: Option<(Instant, FieldRequest)>,
+    last_field: Option<(Instant, FieldRequest)>,
 }
+
+/// A learned-density grid computed a few points per frame.
+struct DensityJob {
+    req: FieldRequest,
+    net: ScoreNet,
+    points: Vec<Vec2>,
+    out: Vec<f64>,
+}
+
+/// CPU time per frame for the live sampler and for the density heatmap.
+const CPU_SIDE_BUDGET: Duration = Duration::from_millis(4);
 
 impl CpuEngine {
     /// A CPU engine.
@@ -434,7 +851,132 @@ impl CpuEngine {
             trainer: Trainer::new(net, mixture.clone(), train_config(settings)),
             steps: 0,
             last_fisher_step: 0,
+            queued_steps: 0,
+            live: LiveSampling::small(),
+            sampler: None,
+            finished_at: None,
+            run: 0,
+            sampling_paused: false,
+            particles: Vec::new(),
+            samples_wanted: false,
+            density: None,
+            last_density: None,
+            last_field: None,
         })
+    }
+
+    fn start_sampler(&mut self) -> Result<(), String> {
+        self.sampler = None;
+        self.finished_at = None;
+        if !self.live.enabled {
+            self.particles.clear();
+            return Ok(());
+        }
+        self.live.validate()?;
+        let cfg = self.live.config(&self.trainer.mixture, self.run);
+        let s = Sampler::new(cfg, self.trainer.net.sde, self.live.n).map_err(|e| e.to_string())?;
+        self.sampler = Some(s);
+        Ok(())
+    }
+
+    fn run_sampler(&mut self, out: &mut FrameOutput) {
+        if (!self.sampling_paused && self.finished_at.is_some_and(|at| at.elapsed() >= HOLD))
+            || (self.sampler.is_none() && self.live.enabled && self.run == 0)
+        {
+            if self.finished_at.is_some() {
+                self.run = self.run.wrapping_add(1);
+            }
+            if let Err(e) = self.start_sampler() {
+                out.warning = Some(e);
+                self.live.enabled = false;
+            }
+        }
+        let paused = self.sampling_paused;
+        let Some(s) = self.sampler.as_mut() else {
+            return;
+        };
+        let start = Instant::now();
+        let exact;
+        let net;
+        let score: &dyn ScoreModel = if self.live.exact {
+            exact = ExactScore::new(self.trainer.mixture.clone(), self.trainer.net.sde);
+            &exact
+        } else {
+            net = self.trainer.ema_net();
+            &net
+        };
+        let k = s.total_steps().div_ceil(150).clamp(1, 64);
+        for _ in 0..k {
+            if paused || s.done() || start.elapsed() >= CPU_SIDE_BUDGET {
+                break;
+            }
+            s.step(score);
+        }
+        if s.done() && self.finished_at.is_none() && !paused {
+            self.finished_at = Some(Instant::now());
+        }
+        self.particles.clear();
+        self.particles.extend(
+            s.x.iter()
+                .zip(&s.x_mean)
+                .map(|(x, m)| [x.x as f32, x.y as f32, m.x as f32, m.y as f32]),
+        );
+        out.sampler = Some(SamplerStatus {
+            run: self.run,
+            step: s.steps_done(),
+            total: s.total_steps(),
+            nfe: s.nfe(),
+            t: s.current_t(),
+            n: s.x.len(),
+        });
+        if self.samples_wanted {
+            self.samples_wanted = false;
+            out.samples = Some(if s.done() {
+                s.x_mean.clone()
+            } else {
+                s.x.clone()
+            });
+        }
+    }
+
+    fn run_density(&mut self, req: Option<FieldRequest>, out: &mut FrameOutput) {
+        if let Some(r) = req {
+            let due = self
+                .last_density
+                .as_ref()
+                .is_none_or(|(at, last)| *last != r || at.elapsed() >= DENSITY_EVERY);
+            let busy_same = self.density.as_ref().is_some_and(|j| j.req == r);
+            if due && !busy_same {
+                self.last_density = Some((Instant::now(), r));
+                self.density = Some(DensityJob {
+                    req: r,
+                    net: self.trainer.ema_net(),
+                    points: grid_points(&r),
+                    out: Vec::new(),
+                });
+            }
+        }
+        let Some(job) = self.density.as_mut() else {
+            return;
+        };
+        let start = Instant::now();
+        let t0 = job.req.t.clamp(1e-3, 0.99);
+        while job.out.len() < job.points.len() && start.elapsed() < CPU_SIDE_BUDGET {
+            let x = job.points[job.out.len()];
+            job.out.push(log_likelihood_rk4(
+                &job.net,
+                &job.net.sde,
+                x,
+                t0,
+                DENSITY_STEPS as usize,
+            ));
+        }
+        if job.out.len() == job.points.len() {
+            if let Some(job) = self.density.take() {
+                self.last_density = Some((Instant::now(), job.req));
+                out.density = Some((job.req, job.out));
+            }
+        }
     }
 }
 
@@ -447,29 +989,70 @@ impl Engine for CpuEngine {
         self.trainer.mixture = mixture.clone();
     }
 
-    fn frame(&mut self, budget: Duration, train: bool, field: Option<FieldRequest>) -> FrameOutput {
+    fn queue_steps(&mut self, k: u32) {
+        self.queued_steps = self.queued_steps.saturating_add(k);
+    }
+
+    fn set_sampling(&mut self, sampling: &LiveSampling) {
+        self.live = sampling.clone();
+        self.run = 0;
+        if let Err(e) = self.start_sampler() {
+            log::warn!("live sampler: {e}");
+        }
+    }
+
+    fn pause_sampling(&mut self, paused: bool) {
+        self.sampling_paused = paused;
+    }
+
+    fn particles(&self) -> ParticleView<'_> {
+        if self.particles.is_empty() {
+            ParticleView::None
+        } else {
+            ParticleView::Cpu(&self.particles)
+        }
+    }
+
+    fn request_samples(&mut self) {
+        self.samples_wanted = true;
+    }
+
+    fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
         let start = Instant::now();
-        if train {
-            while start.elapsed() < budget {
-                match self.trainer.step() {
-                    Ok(l) => {
-                        self.steps += 1;
-                        out.losses.push((self.steps, l));
-                    }
-                    Err(e) => {
-                        let lr = self.trainer.config.adam.lr * 0.5;
-                        self.trainer.config.adam.lr = lr;
-                        self.trainer.set_lr(lr);
-                        out.warning = Some(format!("{e}; lowered the learning rate to {lr:.1e}"));
-                        break;
-                    }
+        let mut left = if train { u32::MAX } else { self.queued_steps };
+        while left > 0 && start.elapsed() < budget {
+            left -= 1;
+            if !train {
+                self.queued_steps -= 1;
+            }
+            match self.trainer.step() {
+                Ok(l) => {
+                    self.steps += 1;
+                    out.losses.push((self.steps, l));
+                }
+                Err(e) => {
+                    let lr = self.trainer.config.adam.lr * 0.5;
+                    self.trainer.config.adam.lr = lr;
+                    self.trainer.set_lr(lr);
+                    out.warning = Some(format!("{e}; lowered the learning rate to {lr:.1e}"));
+                    break;
                 }
             }
         }
         out.steps = Some(self.steps);
+        self.run_sampler(&mut out);
+        self.run_density(req.density, &mut out);
         let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
             || (self.last_fisher_step == 0 && self.steps > 0);
+        let field = req.field.filter(|r| {
+            self.last_field
+                .as_ref()
+                .is_none_or(|(at, last)| last != r || at.elapsed() >= FIELD_EVERY)
+        });
+        if let Some(r) = field {
+            self.last_field = Some((Instant::now(), r));
+        }
         if field.is_some() || need_fisher {
             let net = self.trainer.ema_net();
             if need_fisher {
@@ -487,17 +1070,7 @@ impl Engine for CpuEngine {
             if let Some(req) = field {
                 let exact = ExactScore::new(self.trainer.mixture.clone(), net.sde);
                 let pt = exact.at(req.t);
-                let (nx, ny) = req.n;
-                let pts: Vec<Vec2> = (0..ny)
-                    .flat_map(|iy| (0..nx).map(move |ix| (ix, iy)))
-                    .map(|(ix, iy)| {
-                        let f = Vec2::new(
-                            (f64::from(ix) + 0.5) / f64::from(nx),
-                            (f64::from(iy) + 0.5) / f64::from(ny),
-                        );
-                        req.lo + (req.hi - req.lo).component_mul(&f)
-                    })
-                    .collect();
+                let pts = grid_points(&req);
                 let mut learned = vec![Vec2::zeros(); pts.len()];
                 net.score_batch(&pts, req.t, &mut learned);
                 let cells = pts

@@ -57,12 +57,14 @@ pub struct GpuSampler {
     pub config: SamplerConfig,
     particles: wgpu::Buffer,
     counters: wgpu::Buffer,
+    mixture: wgpu::Buffer,
     params: Params,
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
     total: usize,
     cursor: usize,
     nfe: u64,
+    times: Vec<f64>,
 }
 
 impl GpuSampler {
@@ -133,8 +135,13 @@ impl GpuSampler {
             _ => 0,
         };
         let mut bytes = vec![0u8; total * STEP_STRIDE as usize];
+        let mut times = Vec::with_capacity(total + 1);
         for i in 0..total {
             let (t, tn, a) = cpu.schedule_at(i);
+            times.push(t);
+            if i + 1 == total {
+                times.push(tn);
+            }
             let sp = StepParams {
                 step: i as u32,
                 method,
@@ -154,13 +161,38 @@ impl GpuSampler {
             config: config.clone(),
             particles,
             counters,
+            mixture: mixture_buf,
             params: p,
             bind,
             step_bind,
             total,
             cursor: 0,
             nfe: 0,
+            times,
         })
+    }
+
+    /// Replace the mixture the exact score (and guidance) uses; takes effect at the next
+    /// submit. A network score is unaffected.
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
+        ctx.queue.write_buffer(
+            &self.mixture,
+            0,
+            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
+        );
+    }
+
+    /// SDE time (or noise level's time) of the next step; the final time once done.
+    pub fn current_t(&self) -> f64 {
+        self.times
+            .get(self.cursor.min(self.times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Number of particles.
+    pub fn n_particles(&self) -> usize {
+        self.params.n_particles as usize
     }
 
     /// Dispatches per step.

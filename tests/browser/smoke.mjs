@@ -21,6 +21,7 @@ const SAMPLE_RGB = [90, 170, 255];
 const FISHER_BAR = 0.2;
 const TRAIN_TIMEOUT_MS = 150_000;
 const HANDLE_RGB = [255, 80, 120];
+const PARTICLE_RGB = [110, 240, 130];
 
 let failures = 0;
 function check(cond, what) {
@@ -70,6 +71,63 @@ async function shot(page, name) {
   return decodePng(buf);
 }
 
+const api = (page, fn, arg) => page.evaluate(([f, a]) => window.scorelab[f](a), [fn, arg]);
+
+// Wait for a live-sampler run to finish, then freeze particles and training so the picture
+// holds still; returns the state.
+async function freezeAtEndOfRun(page) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < TRAIN_TIMEOUT_MS) {
+    const s = await state(page);
+    if (s.sampler && s.sampler.step === s.sampler.total) {
+      await api(page, "setConfig", { particles_paused: true, training: false });
+      for (let i = 0; i < 20; i++) await frames(page); // trails settle on the final positions
+      await page.waitForTimeout(600); // arrows refresh (250 ms) from the frozen weights
+      return await state(page);
+    }
+    await page.waitForTimeout(150);
+  }
+  return null;
+}
+
+// Particles near the modes; exportPng() equals the page's own pixels of the plot.
+async function checkParticlesAndExport(page, label) {
+  const s = await freezeAtEndOfRun(page);
+  check(s !== null && s.particles > 0, `[${label}] a live annealed-Langevin run finishes (${s?.particles} particles, NFE ${s?.sampler?.nfe})`);
+  if (!s) return;
+  const [x, y, w, h] = s.plot_rect;
+  const clip = { x: Math.round(x), y: Math.round(y), width: Math.round(x + w) - Math.round(x), height: Math.round(y + h) - Math.round(y) };
+  const pageBuf = await page.screenshot({ clip });
+  writeFileSync(`${outDir}/${label}-plot.png`, pageBuf);
+  const shot = decodePng(pageBuf);
+  const green = findColor(shot, PARTICLE_RGB, 30);
+  const handles = clusters(findColor(shot, HANDLE_RGB, 30), 20).filter((c) => c.n > 20);
+  const near = green.filter(([px, py]) => handles.some((hd) => (px - hd.x) ** 2 + (py - hd.y) ** 2 < 90 ** 2)).length;
+  check(green.length > 200 && near > 0.6 * green.length,
+    `[${label}] particle pixels on the screenshot, mostly near the modes (${green.length} particle-coloured, ${near} within 90 px of a handle)`);
+  const url = await api(page, "exportPng");
+  check(typeof url === "string" && url.startsWith("data:image/png;base64,"), `[${label}] exportPng() returns a PNG data URL`);
+  const exp = decodePng(Buffer.from(url.split(",")[1], "base64"));
+  writeFileSync(`${outDir}/${label}-export.png`, Buffer.from(url.split(",")[1], "base64"));
+  let sum = 0, off = 0;
+  const same = exp.width === shot.width && exp.height === shot.height;
+  if (same) {
+    for (let i = 0; i < exp.data.length; i += 4) {
+      let d = 0;
+      for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs(exp.data[i + c] - shot.data[i + c]));
+      sum += d;
+      if (d > 8) off++;
+    }
+  }
+  const n = exp.width * exp.height;
+  check(same && sum / n < 1.0 && off / n < 0.005,
+    `[${label}] exportPng() is the same picture as the page (${exp.width}×${exp.height} vs ${shot.width}×${shot.height}; mean max-channel diff ${(sum / n).toFixed(3)}, ${(100 * off / n).toFixed(3)}% pixels off by > 8)`);
+  const pts = await api(page, "samples");
+  check(Array.isArray(pts) && pts.length === s.particles && pts.every((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
+    `[${label}] samples() returns the ${s.particles} particle positions (${pts?.length})`);
+  await api(page, "setConfig", { particles_paused: false, training: true });
+}
+
 // ---------------------------------------------------------------- WebGPU
 {
   const { browser, page, errors } = await open("webgpu", WEBGPU);
@@ -86,10 +144,14 @@ async function shot(page, name) {
   check(handles.length === s.scene.mixture.components.length,
     `one handle per component on the screenshot (${handles.length} vs ${s.scene.mixture.components.length})`);
 
+  await checkParticlesAndExport(page, "webgpu");
+  await editingChecks(page, s.scene);
+
   // Real mouse input: drag the first handle found 120 px to the right.
   const before = s.scene.mixture.components.map((c) => c.mean);
-  if (handles.length > 0) {
-    const h = handles[0];
+  const handlesNow = clusters(findColor(decodePng(await page.screenshot()), HANDLE_RGB, 30), 20).filter((c) => c.n > 20);
+  if (handlesNow.length > 0) {
+    const h = handlesNow[0];
     await page.mouse.move(h.x, h.y);
     await page.mouse.down();
     for (let i = 1; i <= 12; i++) { await page.mouse.move(h.x + 10 * i, h.y); await frames(page); }
@@ -117,6 +179,10 @@ async function shot(page, name) {
   check(s0.engine === "WebGPU", `?engine=gpu trains on the WGSL engine (engine ${s0.engine})`);
   const s = await waitFor(page, (x) => x.step >= 20 && x.loss !== null, "20 GPU training steps", 120_000);
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
+  // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
+  // runs WGSL slowly, so: 100 particles on the exact score, training paused.
+  await api(page, "setConfig", { training: false, particles: 100, exact_particles: true });
+  await checkParticlesAndExport(page, "webgpu-engine");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
 }
@@ -131,8 +197,70 @@ async function shot(page, name) {
   check(trained !== null, `the fallback trains: Fisher below ${FISHER_BAR}`);
   const img = await shot(page, "fallback");
   check(findColor(img, SAMPLE_RGB, 30).length > 500, "fallback screenshot shows the samples");
+  check(await page.isVisible("canvas") && s.fallback_reason !== null, "the fallback banner's reason is reported");
+  await checkParticlesAndExport(page, "fallback");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
+}
+
+// Real input on the canvas: double-click adds, Ctrl+Z / Ctrl+Shift+Z undo and redo,
+// right-click removes, scroll changes a weight, the edge handle stretches a covariance;
+// the JS API's setScene validates and replaces the scene.
+async function editingChecks(page, scene0) {
+  const comps = () => state(page).then((s) => s.scene.mixture.components);
+  const n0 = scene0.mixture.components.length;
+  const s = await state(page);
+  const [x, y, w, h] = s.plot_rect;
+  // a spot far from both ncsn modes: the middle of the left edge region, low
+  const spot = { x: x + 0.08 * w, y: y + 0.5 * h };
+  await page.mouse.dblclick(spot.x, spot.y);
+  await frames(page);
+  check((await comps()).length === n0 + 1, `double-click on empty space adds a component (${(await comps()).length})`);
+  await page.keyboard.press("Control+z");
+  await frames(page);
+  check((await comps()).length === n0, `Ctrl+Z undoes it (${(await comps()).length})`);
+  await page.keyboard.press("Control+Shift+z");
+  await frames(page);
+  check((await comps()).length === n0 + 1, `Ctrl+Shift+Z redoes it (${(await comps()).length})`);
+  await page.mouse.click(spot.x, spot.y, { button: "right" });
+  await frames(page);
+  check((await comps()).length === n0, `right-click on a component removes it (${(await comps()).length})`);
+
+  const img = decodePng(await page.screenshot());
+  const handles = clusters(findColor(img, HANDLE_RGB, 30), 20).filter((c) => c.n > 20);
+  const cs = await comps();
+  if (handles.length === 2 && cs.length === 2) {
+    // match handles to components: the screen x order follows the data x order
+    const [hA, hB] = handles.sort((a, b) => a.x - b.x);
+    const [cA, cB] = [...cs.keys()].sort((i, j) => cs[i].mean[0] - cs[j].mean[0]).map((k) => ({ k, c: cs[k] }));
+    const ppu = Math.hypot(hB.x - hA.x, hB.y - hA.y) / Math.hypot(cB.c.mean[0] - cA.c.mean[0], cB.c.mean[1] - cA.c.mean[1]);
+    // scroll over component A: its weight changes, the other's does not
+    await page.mouse.move(hA.x, hA.y);
+    await page.mouse.wheel(0, -240);
+    for (let i = 0; i < 15; i++) await frames(page);
+    const after = await comps();
+    check(after[cA.k].weight > cA.c.weight * 1.05 && after[cB.k].weight === cB.c.weight,
+      `scrolling over a component raises its weight (${cA.c.weight.toFixed(3)} → ${after[cA.k].weight.toFixed(3)}), the other stays`);
+    // the edge handle of A sits 1σ along its major axis (isotropic: +x)
+    const sd = Math.sqrt(cA.c.cov[0][0]);
+    const ex = hA.x + sd * ppu, ey = hA.y;
+    await page.mouse.move(ex, ey);
+    await page.mouse.down();
+    for (let i = 1; i <= 10; i++) { await page.mouse.move(ex + 4 * i, ey - 4 * i); await frames(page); }
+    await page.mouse.up();
+    await frames(page);
+    const cov = (await comps())[cA.k].cov;
+    check(cov[0][1] > 0.05 && Math.abs(cov[0][1] - cov[1][0]) < 1e-12 && cov[0][0] * cov[1][1] - cov[0][1] ** 2 > 0,
+      `dragging the edge handle stretches and rotates the covariance (${JSON.stringify(cov.map((r) => r.map((v) => +v.toFixed(3))))})`);
+  } else {
+    check(false, `two handles to edit (found ${handles.length})`);
+  }
+  let threw = "";
+  try { await api(page, "setScene", { mixture: { components: [{ weight: 1, mean: [0, 0], cov: [[1, 2], [2, 1]] }] } }); } catch (e) { threw = String(e); }
+  check(threw.includes("setScene"), `setScene refuses an indefinite covariance with a message (${threw.slice(0, 120)})`);
+  await api(page, "setScene", scene0);
+  await frames(page); await frames(page);
+  check(JSON.stringify((await state(page)).scene.mixture) === JSON.stringify(scene0.mixture), "setScene restores the original scene");
 }
 
 if (failures > 0) {

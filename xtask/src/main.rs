@@ -173,7 +173,11 @@ fn dist() -> Result<PathBuf> {
     } else {
         eprintln!("xtask: wasm-opt not installed (apt-get install binaryen); the wasm is not size-optimised");
     }
-    for (from, to) in [("index.html", "index.html"), ("web/style.css", "style.css")] {
+    for (from, to) in [
+        ("index.html", "index.html"),
+        ("web/style.css", "style.css"),
+        ("web/embed-example.html", "embed-example.html"),
+    ] {
         std::fs::copy(root.join(from), out.join(to))
             .map_err(|e| format!("cannot copy {from}: {e}"))?;
     }
