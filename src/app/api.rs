@@ -101,6 +101,10 @@ pub struct ConfigPatch {
     pub exact_particles: Option<bool>,
     /// Number of live particles.
     pub particles: Option<usize>,
+    /// Live annealed Langevin: noise levels L (2..=200).
+    pub sampler_levels: Option<usize>,
+    /// Live annealed Langevin: steps per level T (1..=1000).
+    pub sampler_steps: Option<usize>,
     /// Freeze the live particles where they are (true) or let them run (false).
     pub particles_paused: Option<bool>,
     /// "learned" | "exact" | "difference".
@@ -148,6 +152,8 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     range("depth", p.depth, 1, 6)?;
     range("batch", p.batch, 16, 4096)?;
     range("particles", p.particles, 1, MAX_PARTICLES)?;
+    range("sampler_levels", p.sampler_levels, 2, 200)?;
+    range("sampler_steps", p.sampler_steps, 1, 1000)?;
     if let Some(lr) = p.lr {
         if !(lr.is_finite() && (1e-5..=0.1).contains(&lr)) {
             return Err(format!("setConfig: lr must be in [1e-5, 0.1] (got {lr})"));
@@ -240,6 +246,12 @@ pub fn apply_sampling(p: &ConfigPatch, live: &mut LiveSampling) -> bool {
     }
     if let Some(v) = p.particles {
         live.n = v;
+    }
+    if let Some(v) = p.sampler_levels {
+        live.levels = v;
+    }
+    if let Some(v) = p.sampler_steps {
+        live.steps = v;
     }
     *live != before
 }
@@ -380,6 +392,8 @@ mod tests {
             r#"{"lr":5}"#,
             r#"{"t":1.5}"#,
             r#"{"particles":0}"#,
+            r#"{"sampler_levels":1}"#,
+            r#"{"sampler_steps":0}"#,
             r#"{"particles":1e12}"#,
             r#"{"colour":"red"}"#,
             r#"{"layers":{"everything":true}}"#,

@@ -180,8 +180,8 @@ async function checkParticlesAndExport(page, label) {
   const s = await waitFor(page, (x) => x.step >= 20 && x.loss !== null, "20 GPU training steps", 120_000);
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
   // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
-  // runs WGSL slowly, so: 100 particles on the exact score, training paused.
-  await api(page, "setConfig", { training: false, particles: 100, exact_particles: true });
+  // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
+  await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10 });
   await checkParticlesAndExport(page, "webgpu-engine");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
