@@ -324,6 +324,19 @@ struct LiveGpu {
     finished_at: Option<Instant>,
 }
 
+/// Where a GPU sampler is, for the status line and `state()`.
+fn gpu_status(run: u32, s: &GpuSampler) -> SamplerStatus {
+    let (step, total) = s.progress();
+    SamplerStatus {
+        run,
+        step,
+        total,
+        nfe: s.nfe(),
+        t: s.current_t(),
+        n: s.n_particles(),
+    }
+}
+
 struct Inflight {
     submitted_at: Instant,
     steps: u32,
@@ -411,15 +424,7 @@ impl GpuEngine {
     fn encode_sampler(&mut self, enc: &mut wgpu::CommandEncoder, out: &mut FrameOutput) {
         if self.sampling_paused {
             if let Some(l) = &self.sampler {
-                let (step, total) = l.sampler.progress();
-                out.sampler = Some(SamplerStatus {
-                    run: self.run,
-                    step,
-                    total,
-                    nfe: l.sampler.nfe(),
-                    t: l.sampler.current_t(),
-                    n: l.sampler.n_particles(),
-                });
+                out.sampler = Some(gpu_status(self.run, &l.sampler));
             }
             return;
         }
@@ -454,15 +459,7 @@ impl GpuEngine {
             u64::from(live.head) * n,
             n,
         );
-        let (step, total) = live.sampler.progress();
-        out.sampler = Some(SamplerStatus {
-            run: self.run,
-            step,
-            total,
-            nfe: live.sampler.nfe(),
-            t: live.sampler.current_t(),
-            n: live.sampler.n_particles(),
-        });
+        out.sampler = Some(gpu_status(self.run, &live.sampler));
     }
 
     /// Poll the side readbacks (samples, learned density), independent of training pacing.

@@ -83,11 +83,7 @@ impl GpuField {
 
     /// Replace the data distribution.
     pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        ctx.queue.write_buffer(
-            &self.mixture,
-            0,
-            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
-        );
+        crate::gpu::write_mixture(ctx, &self.mixture, m);
     }
 
     /// (buffer, byte length) of the cells, for an async readback.
@@ -213,11 +209,7 @@ impl FisherProbe {
 
     /// Replace the data distribution.
     pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        ctx.queue.write_buffer(
-            &self.mixture,
-            0,
-            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
-        );
+        crate::gpu::write_mixture(ctx, &self.mixture, m);
     }
 
     /// Encode every level.

@@ -102,11 +102,7 @@ impl GpuLikelihood {
 
     /// Replace the mixture (only an exact score reads it).
     pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        ctx.queue.write_buffer(
-            &self.mixture,
-            0,
-            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
-        );
+        crate::gpu::write_mixture(ctx, &self.mixture, m);
     }
 
     /// Reset the points (a queue write, applied at the next submit) and encode the whole

@@ -165,6 +165,12 @@ pub(crate) fn mixture_uniform(ctx: &GpuContext, m: &GaussianMixture) -> wgpu::Bu
     ctx.uniform("mixture", bytemuck::bytes_of(&MixtureGpu::from_mixture(m)))
 }
 
+/// Overwrite a mixture uniform made by [`mixture_uniform`] (applied at the next submit).
+pub(crate) fn write_mixture(ctx: &GpuContext, buf: &wgpu::Buffer, m: &GaussianMixture) {
+    ctx.queue
+        .write_buffer(buf, 0, bytemuck::bytes_of(&MixtureGpu::from_mixture(m)));
+}
+
 /// Workgroups of 64 covering `n` threads.
 pub(crate) fn groups64(n: u32) -> u32 {
     n.div_ceil(64).max(1)

@@ -175,11 +175,7 @@ impl GpuSampler {
     /// Replace the mixture the exact score (and guidance) uses; takes effect at the next
     /// submit. A network score is unaffected.
     pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        ctx.queue.write_buffer(
-            &self.mixture,
-            0,
-            bytemuck::bytes_of(&crate::gpu::layout::MixtureGpu::from_mixture(m)),
-        );
+        crate::gpu::write_mixture(ctx, &self.mixture, m);
     }
 
     /// SDE time (or noise level's time) of the next step; the final time once done.

@@ -7,7 +7,7 @@
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError};
-use crate::gpu::layout::{MixtureGpu, Params};
+use crate::gpu::layout::Params;
 use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
@@ -147,11 +147,7 @@ impl GpuTrainer {
 
     /// Replace the data distribution (e.g. while the user drags a component).
     pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        ctx.queue.write_buffer(
-            &self.mixture,
-            0,
-            bytemuck::bytes_of(&MixtureGpu::from_mixture(m)),
-        );
+        crate::gpu::write_mixture(ctx, &self.mixture, m);
     }
 
     /// Encode a copy of the EMA weights into `dst` (a [`GpuNet`] used for drawing/metrics).
