@@ -12,11 +12,23 @@ use wasm_bindgen::JsCast;
 
 use crate::app::{AppOptions, EngineChoice, ScoreLabApp};
 
-/// Options from the page URL's query string (`?engine=gpu|cpu`).
+/// Options from the page URL: `?engine=gpu|cpu`, and the `#…` share link.
 fn options_from_url() -> AppOptions {
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
+    let location = web_sys::window().map(|w| w.location());
+    let get = |f: fn(&web_sys::Location) -> Result<String, JsValue>| {
+        location
+            .as_ref()
+            .and_then(|l| f(l).ok())
+            .unwrap_or_default()
+    };
+    let search = get(web_sys::Location::search);
+    let hash = get(web_sys::Location::hash);
+    let page_url = format!(
+        "{}{}{}",
+        get(web_sys::Location::origin),
+        get(web_sys::Location::pathname),
+        search
+    );
     let engine = search
         .trim_start_matches('?')
         .split('&')
@@ -25,7 +37,11 @@ fn options_from_url() -> AppOptions {
             "engine=cpu" => Some(EngineChoice::Cpu),
             _ => None,
         });
-    AppOptions { engine }
+    AppOptions {
+        engine,
+        hash: Some(hash),
+        page_url,
+    }
 }
 
 thread_local! {
@@ -142,4 +158,54 @@ pub fn take_answer(id: u32) -> Result<Option<String>, JsValue> {
         Some(Ok(s)) => Ok(Some(s)),
         Some(Err(e)) => Err(JsValue::from_str(&e)),
     }
+}
+
+/// Ask for a live sampler's particle positions (`slot` 0 or 1); returns a request id.
+#[wasm_bindgen]
+pub fn request_samples_of(slot: u32) -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::SamplesOf(
+        id,
+        slot.min(1) as usize,
+    ));
+    id
+}
+
+/// Ask for the drawing network as a model file (JSON text); returns a request id.
+#[wasm_bindgen]
+pub fn request_model() -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::ExportModel(id));
+    id
+}
+
+/// Ask for the learned score field at the shown noise level; returns a request id.
+#[wasm_bindgen]
+pub fn request_field() -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::Field(id));
+    id
+}
+
+/// Ask for the inpainting samples x₂ (answered when the run is complete); returns a request id.
+#[wasm_bindgen]
+pub fn request_inpaint() -> u32 {
+    let id = crate::app::api::next_id();
+    crate::app::api::push(crate::app::api::Command::Inpaint(id));
+    id
+}
+
+/// `importFile(name, text)`: a model or scene JSON file, validated now (throws with the
+/// reason and changes nothing), applied at the next frame.
+#[wasm_bindgen]
+pub fn import_file(name: &str, text: &str) -> Result<(), JsValue> {
+    let file = crate::app::api::parse_import(name, text).map_err(|e| JsValue::from_str(&e))?;
+    crate::app::api::push(crate::app::api::Command::Import(Box::new(file)));
+    Ok(())
+}
+
+/// Show a message in the panel (the page's file picker reports a refused file through this).
+#[wasm_bindgen]
+pub fn file_message(text: &str) {
+    crate::app::api::push(crate::app::api::Command::FileMessage(text.to_string()));
 }

@@ -9,17 +9,23 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::app::engine::{LiveSampling, MAX_PARTICLES};
+use crate::app::engine::{Guide, LiveSampling, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS};
+use crate::app::share::{InpaintSpec, Shared, SplitMode};
 use crate::app::Scene;
 use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+use crate::sim::samplers::SamplerKind;
 use crate::sim::sde::SdeKind;
+
+/// Largest file `importFile` / a dropped file may be (a width-256, depth-6 model is ≈5 MB).
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Longest JSON text accepted by `setScene` / `setConfig`.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 
 /// Layers of the canvas (all drawn at the chosen noise level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Layers {
     /// Samples from the data distribution.
     pub samples: bool,
@@ -113,6 +119,46 @@ pub struct ConfigPatch {
     pub layers: Option<LayersPatch>,
     /// "gpu" | "cpu".
     pub engine: Option<crate::app::EngineChoice>,
+    /// Which live sampler the sampler keys below change (0 or 1; default 0).
+    pub slot: Option<usize>,
+    /// Pick a sampler (with its recommended schedule), e.g. "annealed-langevin", "ode-rk4".
+    pub sampler: Option<SamplerKind>,
+    /// Langevin step α / annealed ε.
+    pub sampler_eps: Option<f64>,
+    /// Predictor–corrector snr.
+    pub sampler_snr: Option<f64>,
+    /// Animation speed (1 = a run in ≈150 frames; 0.05 = slow motion).
+    pub speed: Option<f64>,
+    /// Start a new run after each finished one.
+    pub repeat: Option<bool>,
+    /// Guidance `{component, gamma}` toward a component, or null for none.
+    #[serde(default, deserialize_with = "double_option")]
+    pub guide: Option<Option<Guide>>,
+    /// Start new runs from fresh noise now.
+    pub restart: Option<bool>,
+    /// Take this many sampler steps (while the particles are frozen).
+    pub step_sampler: Option<u32>,
+    /// "off" | "samplers" | "density".
+    pub split: Option<SplitMode>,
+    /// Probability-flow ODE paths from a grid of start points.
+    pub ode_paths: Option<bool>,
+    /// Drop the probe particle at [x, y], or null to remove it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub probe: Option<Option<[f64; 2]>>,
+    /// Inpainting `{c, method: "exact"|"replacement", n, steps, exact}`, or null for none.
+    #[serde(default, deserialize_with = "double_option")]
+    pub inpaint: Option<Option<InpaintSpec>>,
+    /// A fresh network (true).
+    pub reset: Option<bool>,
+}
+
+/// `Some(None)` for an explicit null, `Some(Some(v))` for a value (absent keys stay `None`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Which field the arrows show.
@@ -153,7 +199,27 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     range("batch", p.batch, 16, 4096)?;
     range("particles", p.particles, 1, MAX_PARTICLES)?;
     range("sampler_levels", p.sampler_levels, 2, 200)?;
-    range("sampler_steps", p.sampler_steps, 1, 1000)?;
+    range("sampler_steps", p.sampler_steps, 1, MAX_LIVE_STEPS)?;
+    range("slot", p.slot, 0, SLOTS - 1)?;
+    let real = |name: &str, v: Option<f64>, lo: f64, hi: f64| match v {
+        Some(v) if !(v.is_finite() && (lo..=hi).contains(&v)) => Err(format!(
+            "setConfig: {name} must be in [{lo}, {hi}] (got {v})"
+        )),
+        _ => Ok(()),
+    };
+    real("sampler_eps", p.sampler_eps, 1e-12, 1.0)?;
+    real("sampler_snr", p.sampler_snr, 0.0, 10.0)?;
+    real("speed", p.speed, 0.001, 100.0)?;
+    if let Some(Some(g)) = p.guide {
+        real("guide.gamma", Some(g.gamma), 0.0, 20.0)?;
+    }
+    if let Some(Some(pr)) = p.probe {
+        real("probe x", Some(pr[0]), -1e4, 1e4)?;
+        real("probe y", Some(pr[1]), -1e4, 1e4)?;
+    }
+    if let Some(Some(i)) = &p.inpaint {
+        i.validate().map_err(|e| format!("setConfig: {e}"))?;
+    }
     if let Some(lr) = p.lr {
         if !(lr.is_finite() && (1e-5..=0.1).contains(&lr)) {
             return Err(format!("setConfig: lr must be in [1e-5, 0.1] (got {lr})"));
@@ -190,6 +256,74 @@ pub enum Command {
     Samples(u32),
     /// Screenshot the plot as a PNG data URL; stored under the id.
     ExportPng(u32),
+    /// Particle positions of a live sampler: (id, slot).
+    SamplesOf(u32, usize),
+    /// The drawing network as a model file (JSON); stored under the id.
+    ExportModel(u32),
+    /// The learned score field at the shown noise level, `[[x, y, sx, sy], …]`.
+    Field(u32),
+    /// The inpainting samples x₂ once the run is complete.
+    Inpaint(u32),
+    /// Apply an imported (already validated) file.
+    Import(Box<Imported>),
+    /// Show a message about a file (e.g. a refused drop).
+    FileMessage(String),
+}
+
+/// A validated imported file.
+#[derive(Clone, Debug)]
+pub enum Imported {
+    /// A model file: config, SDE and weights.
+    Model(Box<ScoreNet>),
+    /// A scene file (everything a share link holds).
+    Scene(Box<Shared>),
+}
+
+impl PartialEq for Imported {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Model(a), Self::Model(b)) => {
+                a.mlp.params == b.mlp.params && a.config == b.config
+            }
+            (Self::Scene(a), Self::Scene(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Parse and validate an imported file (model JSON or scene JSON). A refused file leaves
+/// everything as it was; the message says why.
+pub fn parse_import(name: &str, text: &str) -> Result<Imported, String> {
+    if text.len() > MAX_IMPORT_BYTES {
+        return Err(format!(
+            "{name}: {} bytes; at most {MAX_IMPORT_BYTES} are accepted",
+            text.len()
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("{name} is not a ScoreLab file (invalid JSON: {e})"))?;
+    if value.get("format").is_some() || value.get("params").is_some() {
+        let net = ScoreNet::from_json(text).map_err(|e| format!("{name}: model refused: {e}"))?;
+        let max_w = crate::gpu::MAX_GPU_WIDTH;
+        if net.config.width > max_w || !(1..=6).contains(&net.config.depth) {
+            return Err(format!(
+                "{name}: model refused: width ≤ {max_w} and depth 1..=6 are supported (got {}×{})",
+                net.config.width, net.config.depth
+            ));
+        }
+        return Ok(Imported::Model(Box::new(net)));
+    }
+    if value.get("mixture").is_some() {
+        let scene = parse_scene(text).map_err(|e| format!("{name}: {e}"))?;
+        return Ok(Imported::Scene(Box::new(Shared {
+            scene,
+            ..Shared::default()
+        })));
+    }
+    let shared: Shared = serde_json::from_value(value)
+        .map_err(|e| format!("{name} is neither a ScoreLab model nor a scene file: {e}"))?;
+    shared.validate().map_err(|e| format!("{name}: {e}"))?;
+    Ok(Imported::Scene(Box::new(shared)))
 }
 
 static COMMANDS: Mutex<Vec<Command>> = Mutex::new(Vec::new());
@@ -252,6 +386,21 @@ pub fn apply_sampling(p: &ConfigPatch, live: &mut LiveSampling) -> bool {
     }
     if let Some(v) = p.sampler_steps {
         live.steps = v;
+    }
+    if let Some(v) = p.sampler_eps {
+        live.eps = v;
+    }
+    if let Some(v) = p.sampler_snr {
+        live.snr = v;
+    }
+    if let Some(v) = p.speed {
+        live.speed = v;
+    }
+    if let Some(v) = p.repeat {
+        live.repeat = v;
+    }
+    if let Some(g) = p.guide {
+        live.guide = g;
     }
     *live != before
 }
@@ -419,6 +568,56 @@ mod tests {
             r#"{"t":2}"#,
         ] {
             assert!(parse_scene(bad).is_err(), "accepted {bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::sim::model::NetConfig;
+    use crate::sim::sde::Sde;
+
+    #[test]
+    fn model_files_round_trip_and_corrupt_ones_are_refused() {
+        let net = ScoreNet::new(
+            NetConfig {
+                width: 16,
+                depth: 2,
+                ..NetConfig::default()
+            },
+            Sde::new(SdeKind::Vp, 10.0),
+        )
+        .expect("valid net");
+        let text = serde_json::to_string(&net.to_file(12)).expect("serialises");
+        match parse_import("m.json", &text).expect("own model files import") {
+            Imported::Model(m) => assert_eq!(m.mlp.params, net.mlp.params),
+            Imported::Scene(_) => panic!("a model file imported as a scene"),
+        }
+        let cut = &text[..text.len() / 2];
+        let wrong_count = text.replacen("\"params\":[", "\"params\":[0.5,", 1);
+        let nan = text.replacen("\"params\":[", "\"params\":[1e999,", 1);
+        let wrong_format = text.replacen("scorelab-model", "other-model", 1);
+        for (bad, why) in [
+            (cut, "invalid JSON"),
+            (wrong_count.as_str(), "model refused"),
+            (nan.as_str(), "invalid JSON"),
+            (wrong_format.as_str(), "model refused"),
+            ("[1,2,3]", "neither"),
+            ("{\"hello\":1}", "neither"),
+        ] {
+            let e = parse_import("m.json", bad).expect_err("corrupt file accepted");
+            assert!(e.contains(why), "{e:?} should say {why:?}");
+        }
+    }
+
+    #[test]
+    fn scene_files_import() {
+        let sh = Shared::default();
+        let text = serde_json::to_string_pretty(&sh).expect("serialises");
+        match parse_import("s.json", &text).expect("scene imports") {
+            Imported::Scene(s) => assert_eq!(*s, sh),
+            Imported::Model(_) => panic!("a scene imported as a model"),
         }
     }
 }

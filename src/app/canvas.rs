@@ -105,6 +105,23 @@ pub struct CanvasLayers<'a> {
     pub particles: Option<ParticleSource>,
     /// Draw their trails.
     pub trails: bool,
+    /// Lesson overlays (paths, probe, inpainting).
+    pub extras: &'a CanvasExtras,
+    /// A title in the corner (split view).
+    pub title: Option<String>,
+}
+
+/// Overlays drawn on top of everything but the handles.
+#[derive(Clone, Debug, Default)]
+pub struct CanvasExtras {
+    /// Polylines in data space: (points, colour, width).
+    pub curves: Vec<(Vec<Vec2>, Color32, f32)>,
+    /// Dots: (position, colour, radius in points).
+    pub points: Vec<(Vec2, Color32, f32)>,
+    /// A vertical line x₁ = c.
+    pub vline: Option<(f64, Color32)>,
+    /// Text next to a data point.
+    pub labels: Vec<(Vec2, String, Color32)>,
 }
 
 /// What the canvas produced this frame.
@@ -117,6 +134,8 @@ pub struct CanvasOutput {
     pub rect: Rect,
     /// A message for the user (e.g. the component limit).
     pub message: Option<String>,
+    /// A primary click, in data coordinates (the app's click tool decides what it does).
+    pub click: Option<Vec2>,
 }
 
 /// Eigen-decomposition of a symmetric 2×2 covariance: (σ_major, unit major axis, σ_minor).
@@ -333,6 +352,40 @@ pub fn canvas_ui(
         ));
     }
 
+    let ex = layers.extras;
+    if let Some((c, color)) = ex.vline {
+        let x = view.screen_from_data(Vec2::new(c, 0.0)).x;
+        painter.line_segment(
+            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+            Stroke::new(1.5, color),
+        );
+    }
+    for (pts, color, width) in &ex.curves {
+        let line: Vec<Pos2> = pts.iter().map(|p| view.screen_from_data(*p)).collect();
+        painter.add(egui::Shape::line(line, Stroke::new(*width, *color)));
+    }
+    for (p, color, r) in &ex.points {
+        painter.circle_filled(view.screen_from_data(*p), *r, *color);
+    }
+    for (p, text, color) in &ex.labels {
+        painter.text(
+            view.screen_from_data(*p) + egui::vec2(8.0, 8.0),
+            egui::Align2::LEFT_TOP,
+            text,
+            egui::FontId::proportional(13.0),
+            *color,
+        );
+    }
+    if let Some(title) = &layers.title {
+        painter.text(
+            rect.left_top() + egui::vec2(10.0, 8.0),
+            egui::Align2::LEFT_TOP,
+            title,
+            egui::FontId::proportional(15.0),
+            Color32::WHITE,
+        );
+    }
+
     let total_w: f64 = spec.components.iter().map(|c| c.weight).sum();
     for (k, g) in mixture.components().iter().enumerate() {
         let selected = state.selected == Some(k);
@@ -376,6 +429,7 @@ pub fn canvas_ui(
         view: visible,
         rect,
         message: None,
+        click: None,
     };
     handle_input(ui, &response, state, mixture, spec, view, &mut out);
     out
@@ -484,6 +538,7 @@ fn handle_input(
     let hit = hover.and_then(|p| hit_test(mixture, view, p));
     if response.clicked() {
         state.selected = hit.map(Hit::component);
+        out.click = hover.map(|p| view.data_from_screen(p));
     }
     if response.double_clicked() && hit.is_none() && !state.paint {
         if let Some(p) = hover.map(|p| view.data_from_screen(p)) {

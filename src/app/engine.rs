@@ -19,6 +19,7 @@ use crate::gpu::sampler::{GpuSampler, GpuScore};
 use crate::gpu::trainer::{GpuTrainer, LOSS_RING};
 use crate::gpu::GpuNet;
 use crate::sim::adam::AdamConfig;
+use crate::sim::guidance::GuidedScore;
 use crate::sim::likelihood::log_likelihood_rk4;
 use crate::sim::metrics::{fisher_levels, relative_fisher};
 use crate::sim::mixture::GaussianMixture;
@@ -32,6 +33,7 @@ use eframe::egui_wgpu::wgpu;
 
 /// Network/optimiser settings the user can change.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainSettings {
     /// Hidden width.
     pub width: usize,
@@ -52,6 +54,27 @@ impl TrainSettings {
             batch: 512,
             lr: 2e-3,
         }
+    }
+
+    /// Range checks (the panel's slider ranges; the URL hash and the JS API go through here).
+    pub fn validate(&self) -> Result<(), String> {
+        let max_w = crate::gpu::MAX_GPU_WIDTH;
+        if !(8..=max_w).contains(&self.width) {
+            return Err(format!("width must be in 8..={max_w} (got {})", self.width));
+        }
+        if !(1..=6).contains(&self.depth) {
+            return Err(format!("depth must be in 1..=6 (got {})", self.depth));
+        }
+        if !(16..=4096).contains(&self.batch) {
+            return Err(format!("batch must be in 16..=4096 (got {})", self.batch));
+        }
+        if !(self.lr.is_finite() && (1e-5..=0.1).contains(&self.lr)) {
+            return Err(format!(
+                "the learning rate must be in [1e-5, 0.1] (got {})",
+                self.lr
+            ));
+        }
+        Ok(())
     }
 
     /// Smaller defaults for CPU-backed adapters (SwiftShader, lavapipe) and the CPU engine.
@@ -78,9 +101,21 @@ pub struct FieldRequest {
     pub t: f64,
 }
 
-/// Live particles on the canvas: annealed Langevin (NCSN Alg. 1) from the learned model (or
-/// the exact score), restarted from fresh noise a moment after each run finishes.
+/// Guidance toward one component with the exact noisy classifier (score_sde §5).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guide {
+    /// Target component (index into the mixture).
+    pub component: usize,
+    /// Guidance scale γ in s + γ ∇ log p_t(k | x).
+    pub gamma: f64,
+}
+
+/// A live sampler on the canvas: any sampler of `sim::samplers` on the learned model (or the
+/// exact score), animated a few steps per frame; with `repeat` it restarts from fresh noise
+/// a moment after each run finishes.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LiveSampling {
     /// Run the particles.
     pub enabled: bool,
@@ -88,12 +123,28 @@ pub struct LiveSampling {
     pub exact: bool,
     /// Number of particles.
     pub n: usize,
-    /// Noise levels L.
+    /// Which sampler.
+    pub kind: SamplerKind,
+    /// Annealed Langevin: noise levels L.
     pub levels: usize,
-    /// Steps per level T.
+    /// Annealed Langevin: steps per level T; plain Langevin: steps; SDE/ODE samplers: N.
     pub steps: usize,
-    /// ε in α_i = ε σ_i²/σ_L².
+    /// Langevin: step α; annealed: ε in α_i = ε σ_i²/σ_L².
     pub eps: f64,
+    /// Predictor–corrector signal-to-noise ratio.
+    pub snr: f64,
+    /// Animation speed: 1 = a run in about 150 frames; < 1 slow motion.
+    pub speed: f64,
+    /// Start a new run from fresh noise after each finished one.
+    pub repeat: bool,
+    /// Classifier guidance toward a component (CPU engine).
+    pub guide: Option<Guide>,
+}
+
+impl Default for LiveSampling {
+    fn default() -> Self {
+        Self::small()
+    }
 }
 
 impl LiveSampling {
@@ -107,47 +158,113 @@ impl LiveSampling {
 
     /// Defaults for the CPU engine and software adapters. L = 20, T = 20, ε = 5e-5: a
     /// 400-step run that puts ≈0.225 of the mass in the light mode of `ncsn` with the exact
-    /// score (true 0.2; the full L = 50, T = 100 schedule of the sampler panel gets 0.205).
+    /// score (true 0.2; the full L = 50, T = 100 schedule picked in the sampler panel gets 0.205).
     pub fn small() -> Self {
         Self {
             enabled: true,
             exact: false,
             n: 500,
+            kind: SamplerKind::AnnealedLangevin,
             levels: 20,
             steps: 20,
             eps: 5e-5,
+            snr: 0.16,
+            speed: 1.0,
+            repeat: true,
+            guide: None,
+        }
+    }
+
+    /// Switch to `kind` with that sampler's recommended schedule (`SamplerConfig::defaults`);
+    /// keeps the particle count, score choice, speed, looping and guidance.
+    pub fn with_kind(&self, kind: SamplerKind, mixture: &GaussianMixture) -> Self {
+        let d = SamplerConfig::defaults(kind, mixture);
+        Self {
+            kind,
+            levels: d.n_levels,
+            steps: d.n_steps.max(1),
+            eps: if d.step_size > 0.0 {
+                d.step_size
+            } else {
+                self.eps
+            },
+            snr: d.snr,
+            ..self.clone()
         }
     }
 
     /// The sampler configuration for one run.
     pub fn config(&self, mixture: &GaussianMixture, seed: u32) -> SamplerConfig {
-        let mut c = SamplerConfig::defaults(SamplerKind::AnnealedLangevin, mixture);
+        let mut c = SamplerConfig::defaults(self.kind, mixture);
         c.n_levels = self.levels;
         c.n_steps = self.steps;
-        c.step_size = self.eps;
+        if matches!(
+            self.kind,
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin
+        ) {
+            c.step_size = self.eps;
+        }
+        c.snr = self.snr;
         c.seed = seed;
         c
     }
 
-    /// Check ranges (the JS API and the panel both go through here).
+    /// Steps of one run (RK45: unknown, 0).
+    pub fn total_steps(&self) -> usize {
+        match self.kind {
+            SamplerKind::AnnealedLangevin => self.levels * self.steps,
+            SamplerKind::OdeRk45 => 0,
+            _ => self.steps,
+        }
+    }
+
+    /// Check ranges (the JS API, the URL hash and the panel all go through here).
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_PARTICLES).contains(&self.n) {
             return Err(format!("particles must be in 1..={MAX_PARTICLES}"));
         }
-        if !(2..=200).contains(&self.levels) || !(1..=1000).contains(&self.steps) {
-            return Err("live sampling needs 2..=200 levels and 1..=1000 steps per level".into());
+        if !(2..=200).contains(&self.levels) || !(1..=MAX_LIVE_STEPS).contains(&self.steps) {
+            return Err(format!(
+                "live sampling needs 2..=200 levels and 1..={MAX_LIVE_STEPS} steps"
+            ));
+        }
+        if self.total_steps() > MAX_LIVE_STEPS {
+            return Err(format!(
+                "a live run has at most {MAX_LIVE_STEPS} steps (levels × steps for annealed Langevin)"
+            ));
         }
         if !(self.eps.is_finite() && self.eps > 0.0 && self.eps <= 1.0) {
-            return Err("ε must be in (0, 1]".into());
+            return Err("the step size ε must be in (0, 1]".into());
+        }
+        if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
+            return Err("snr must be in [0, 10]".into());
+        }
+        if !(self.speed.is_finite() && (0.001..=100.0).contains(&self.speed)) {
+            return Err("speed must be in [0.001, 100]".into());
+        }
+        if let Some(g) = self.guide {
+            if g.component >= crate::sim::mixture::MAX_COMPONENTS {
+                return Err("the guidance component does not exist".into());
+            }
+            if !(g.gamma.is_finite() && (0.0..=20.0).contains(&g.gamma)) {
+                return Err("the guidance scale γ must be in [0, 20]".into());
+            }
         }
         Ok(())
     }
 }
 
+/// Most steps of one live run.
+pub const MAX_LIVE_STEPS: usize = 20_000;
+/// Live samplers (the split view shows two).
+pub const SLOTS: usize = 2;
+
 /// Most live particles.
 pub const MAX_PARTICLES: usize = 1_000_000;
 /// Trail snapshots kept.
 pub const TRAIL_SLOTS: u32 = 12;
+/// Largest particle count whose finished runs are read back automatically (mode-weight bars).
+const MAX_AUTO_READBACK: usize = 200_000;
 /// How long a finished run stays on screen before the next one starts from noise.
 const HOLD: Duration = Duration::from_millis(1500);
 
@@ -166,6 +283,10 @@ pub struct SamplerStatus {
     pub t: f64,
     /// Particles.
     pub n: usize,
+    /// The sampler.
+    pub kind: SamplerKind,
+    /// The run is complete (samples are the noise-free means).
+    pub done: bool,
 }
 
 /// What the engine should compute this frame besides training.
@@ -187,6 +308,18 @@ pub enum ParticleView<'a> {
     Cpu(&'a [[f32; 4]]),
 }
 
+/// Particle positions read back for a slot.
+pub struct SamplesOut {
+    /// Which live sampler.
+    pub slot: usize,
+    /// Read at the end of a run (these are the run's samples).
+    pub done: bool,
+    /// The run they come from.
+    pub run: u32,
+    /// Positions (noise-free means once done).
+    pub points: Vec<Vec2>,
+}
+
 /// What a frame produced (anything may be absent while work is in flight).
 #[derive(Default)]
 pub struct FrameOutput {
@@ -200,10 +333,12 @@ pub struct FrameOutput {
     pub field: Option<(FieldRequest, Vec<FieldCell>)>,
     /// A divergence or engine problem to show (once).
     pub warning: Option<String>,
-    /// The live sampler's progress.
-    pub sampler: Option<SamplerStatus>,
-    /// Particle positions asked for by [`Engine::request_samples`].
-    pub samples: Option<Vec<Vec2>>,
+    /// The live samplers' progress.
+    pub sampler: [Option<SamplerStatus>; SLOTS],
+    /// Particle positions asked for by [`Engine::request_samples`], and each finished run's.
+    pub samples: Vec<SamplesOut>,
+    /// The drawing (EMA) network, asked for by [`Engine::request_model`].
+    pub model: Option<ScoreNet>,
     /// Learned log-density on a grid (row-major from `lo`), and the request it answers.
     pub density: Option<(FieldRequest, Vec<f64>)>,
 }
@@ -218,14 +353,47 @@ pub trait Engine {
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput;
     /// Run `k` training steps in the next frames even while paused (the Step button).
     fn queue_steps(&mut self, k: u32);
-    /// Change the live particles (restarts them).
-    fn set_sampling(&mut self, sampling: &LiveSampling);
+    /// Change live sampler `slot` (restarts it).
+    fn set_sampling(&mut self, slot: usize, sampling: &LiveSampling);
     /// Freeze or resume the live particles where they are.
     fn pause_sampling(&mut self, paused: bool);
-    /// What to draw.
-    fn particles(&self) -> ParticleView<'_>;
-    /// Ask for the particle positions (answered in a later [`FrameOutput::samples`]).
-    fn request_samples(&mut self);
+    /// Advance every live sampler by `k` steps in the next frames even while paused.
+    fn step_sampling(&mut self, k: u32);
+    /// Start new runs from fresh noise.
+    fn restart_sampling(&mut self);
+    /// What to draw for `slot`.
+    fn particles(&self, slot: usize) -> ParticleView<'_>;
+    /// Ask for the particle positions of `slot` (answered in a later [`FrameOutput::samples`]).
+    fn request_samples(&mut self, slot: usize);
+    /// Ask for the drawing network (answered in a later [`FrameOutput::model`]).
+    fn request_model(&mut self);
+}
+
+/// Whether a live slot starts a run this frame: its first run, or (with `repeat`) a new run
+/// from fresh noise `HOLD` after the last one finished (then `run` moves to the next seed).
+fn slot_due(
+    paused: bool,
+    started: bool,
+    live: &LiveSampling,
+    run: &mut u32,
+    finished_at: Option<Instant>,
+) -> bool {
+    if !paused && live.repeat && finished_at.is_some_and(|at| at.elapsed() >= HOLD) {
+        *run = run.wrapping_add(1);
+        return true;
+    }
+    !started && live.enabled && *run == 0
+}
+
+/// Steps a live sampler takes this frame: `speed` × (1/150 of a run) per frame, accumulated
+/// so slow motion (speed < 1) takes a step every few frames. RK45 has no known length: one
+/// adaptive step per frame at speed 1.
+fn steps_this_frame(live: &LiveSampling, acc: &mut f64) -> usize {
+    let total = live.total_steps().max(150);
+    *acc += total as f64 / 150.0 * live.speed;
+    let k = acc.floor().clamp(0.0, 512.0);
+    *acc -= k;
+    k as usize
 }
 
 /// Cell centres of a grid request, row-major from `lo`.
@@ -304,15 +472,28 @@ pub struct GpuEngine {
     settings: TrainSettings,
     last_field: Option<(Instant, FieldRequest)>,
     queued_steps: u32,
-    live: LiveSampling,
-    sampler: Option<LiveGpu>,
-    run: u32,
+    slots: [GpuSlot; SLOTS],
     sampling_paused: bool,
-    samples_wanted: bool,
-    samples_rb: Option<(AsyncReadback, bool)>,
+    queued_sampler_steps: u32,
+    model_wanted: bool,
+    model_rb: Option<AsyncReadback>,
     density: Option<(FieldRequest, GpuLikelihood)>,
     last_density: Option<(Instant, FieldRequest)>,
     density_rb: Option<(FieldRequest, AsyncReadback)>,
+}
+
+/// One live sampler slot of the GPU engine.
+#[derive(Default)]
+struct GpuSlot {
+    live: LiveSampling,
+    sampler: Option<LiveGpu>,
+    run: u32,
+    acc: f64,
+    samples_wanted: bool,
+    /// (readback, read at the end of a run, run).
+    samples_rb: Option<(AsyncReadback, bool, u32)>,
+    /// The end-of-run readback has been started for this run.
+    final_read: bool,
 }
 
 /// The live sampler and its trail ring (`TRAIL_SLOTS` snapshots, also a vertex buffer).
@@ -325,7 +506,7 @@ struct LiveGpu {
 }
 
 /// Where a GPU sampler is, for the status line and `state()`.
-fn gpu_status(run: u32, s: &GpuSampler) -> SamplerStatus {
+fn gpu_status(run: u32, kind: SamplerKind, s: &GpuSampler) -> SamplerStatus {
     let (step, total) = s.progress();
     SamplerStatus {
         run,
@@ -334,6 +515,8 @@ fn gpu_status(run: u32, s: &GpuSampler) -> SamplerStatus {
         nfe: s.nfe(),
         t: s.current_t(),
         n: s.n_particles(),
+        kind,
+        done: s.done(),
     }
 }
 
@@ -355,8 +538,13 @@ impl GpuEngine {
         mixture: &GaussianMixture,
         sde: Sde,
         settings: &TrainSettings,
+        net: Option<ScoreNet>,
     ) -> Result<Self, String> {
-        let net = new_net(settings, mixture, sde)?;
+        let net = match net {
+            Some(n) => n,
+            None => new_net(settings, mixture, sde)?,
+        };
+        let sde = net.sde;
         let trainer = GpuTrainer::new(&ctx, &net, mixture, &train_config(settings))
             .map_err(|e| e.to_string())?;
         let ema = GpuNet::upload(&ctx, &net).map_err(|e| e.to_string())?;
@@ -377,40 +565,45 @@ impl GpuEngine {
             settings: settings.clone(),
             last_field: None,
             queued_steps: 0,
-            live: LiveSampling::gpu(),
-            sampler: None,
-            run: 0,
+            slots: Default::default(),
             sampling_paused: false,
-            samples_wanted: false,
-            samples_rb: None,
+            queued_sampler_steps: 0,
+            model_wanted: false,
+            model_rb: None,
             density: None,
             last_density: None,
             density_rb: None,
         })
     }
 
-    /// Start run `self.run` of the live sampler.
-    fn start_sampler(&mut self) -> Result<(), String> {
-        self.sampler = None;
-        if !self.live.enabled {
+    /// Start run `slot.run` of live sampler `i`.
+    fn start_sampler(&mut self, i: usize) -> Result<(), String> {
+        let slot = &mut self.slots[i];
+        slot.sampler = None;
+        slot.acc = 0.0;
+        slot.final_read = false;
+        if !slot.live.enabled {
             return Ok(());
         }
-        self.live.validate()?;
-        let score = if self.live.exact {
+        slot.live.validate()?;
+        if slot.live.guide.is_some() {
+            return Err("guidance runs on the CPU engine (Engine: CPU); the GPU sampler has no guidance shader yet".into());
+        }
+        let score = if slot.live.exact {
             GpuScore::Exact
         } else {
             GpuScore::Net(&self.ema)
         };
-        let cfg = self.live.config(&self.mixture, self.run);
-        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, self.live.n)
+        let cfg = slot.live.config(&self.mixture, slot.run);
+        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, slot.live.n)
             .map_err(|e| e.to_string())?;
         let trails = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("GpuEngine::trails"),
-            size: (u64::from(TRAIL_SLOTS) * self.live.n as u64 * 16).max(16),
+            size: (u64::from(TRAIL_SLOTS) * slot.live.n as u64 * 16).max(16),
             usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.sampler = Some(LiveGpu {
+        slot.sampler = Some(LiveGpu {
             sampler,
             trails,
             head: 0,
@@ -420,68 +613,128 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Advance the live sampler inside this frame's encoder and snapshot it for the trails.
-    fn encode_sampler(&mut self, enc: &mut wgpu::CommandEncoder, out: &mut FrameOutput) {
-        if self.sampling_paused {
-            if let Some(l) = &self.sampler {
-                out.sampler = Some(gpu_status(self.run, &l.sampler));
+    /// Advance the live samplers inside this frame's encoder and snapshot them for the trails.
+    fn encode_samplers(&mut self, enc: &mut wgpu::CommandEncoder, out: &mut FrameOutput) {
+        let queued = self.queued_sampler_steps;
+        self.queued_sampler_steps = 0;
+        for i in 0..SLOTS {
+            let slot = &mut self.slots[i];
+            let finished = slot.sampler.as_ref().and_then(|l| l.finished_at);
+            let due = slot_due(
+                self.sampling_paused,
+                slot.sampler.is_some(),
+                &slot.live,
+                &mut slot.run,
+                finished,
+            );
+            if due {
+                if let Err(e) = self.start_sampler(i) {
+                    out.warning = Some(format!("sampler {}: {e}", i + 1));
+                    self.slots[i].live.enabled = false;
+                }
             }
-            return;
-        }
-        let restart = self
-            .sampler
-            .as_ref()
-            .and_then(|l| l.finished_at)
-            .is_some_and(|at| at.elapsed() >= HOLD);
-        if restart {
-            self.run = self.run.wrapping_add(1);
-            if let Err(e) = self.start_sampler() {
-                out.warning = Some(e);
+            let paused = self.sampling_paused;
+            let slot = &mut self.slots[i];
+            let kind = slot.live.kind;
+            let Some(live) = slot.sampler.as_mut() else {
+                continue;
+            };
+            let k = if paused {
+                queued as usize
+            } else {
+                steps_this_frame(&slot.live, &mut slot.acc)
+            };
+            if k > 0 && !live.sampler.done() {
+                live.sampler.encode(&self.ctx, enc, k);
             }
+            if live.sampler.done() && live.finished_at.is_none() {
+                live.finished_at = Some(Instant::now());
+            }
+            if k > 0 || live.filled == 0 {
+                let n = live.sampler.n_particles() as u64 * 16;
+                live.head = (live.head + 1) % TRAIL_SLOTS;
+                live.filled = (live.filled + 1).min(TRAIL_SLOTS);
+                enc.copy_buffer_to_buffer(
+                    live.sampler.particles_buffer(),
+                    0,
+                    &live.trails,
+                    u64::from(live.head) * n,
+                    n,
+                );
+            }
+            out.sampler[i] = Some(gpu_status(slot.run, kind, &live.sampler));
         }
-        let Some(live) = self.sampler.as_mut() else {
-            return;
-        };
-        let (_, total) = live.sampler.progress();
-        // About 2.5 s per run at 60 fps, whatever the schedule length.
-        let k = total.div_ceil(150).clamp(1, 64);
-        live.sampler.encode(&self.ctx, enc, k);
-        if live.sampler.done() && live.finished_at.is_none() {
-            live.finished_at = Some(Instant::now());
-        }
-        let n = live.sampler.n_particles() as u64 * 16;
-        live.head = (live.head + 1) % TRAIL_SLOTS;
-        live.filled = (live.filled + 1).min(TRAIL_SLOTS);
-        enc.copy_buffer_to_buffer(
-            live.sampler.particles_buffer(),
-            0,
-            &live.trails,
-            u64::from(live.head) * n,
-            n,
-        );
-        out.sampler = Some(gpu_status(self.run, &live.sampler));
     }
 
-    /// Poll the side readbacks (samples, learned density), independent of training pacing.
+    /// Start the readbacks asked for (samples, each finished run, the model) after a submit.
+    fn start_side_readbacks(&mut self) {
+        for slot in &mut self.slots {
+            let Some(l) = &slot.sampler else { continue };
+            let done = l.sampler.done();
+            let want_final =
+                done && !slot.final_read && l.sampler.n_particles() <= MAX_AUTO_READBACK;
+            if (slot.samples_wanted || want_final) && slot.samples_rb.is_none() {
+                slot.samples_wanted = false;
+                if done {
+                    slot.final_read = true;
+                }
+                let len = l.sampler.n_particles() as u64 * 16;
+                slot.samples_rb = Some((
+                    AsyncReadback::start(&self.ctx, l.sampler.particles_buffer(), 0, len),
+                    done,
+                    slot.run,
+                ));
+            }
+        }
+        if self.model_wanted && self.model_rb.is_none() {
+            self.model_wanted = false;
+            let len = self.ema.template.mlp.params.len() as u64 * 4;
+            self.model_rb = Some(AsyncReadback::start(&self.ctx, &self.ema.weights, 0, len));
+        }
+    }
+
+    /// Poll the side readbacks (samples, model, learned density), independent of training pacing.
     fn poll_side(&mut self, out: &mut FrameOutput) {
-        if let Some((rb, done)) = &self.samples_rb {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some((rb, done, run)) = &slot.samples_rb else {
+                continue;
+            };
             match rb.try_take(&self.ctx) {
                 Some(Ok(b)) => {
                     let v: &[f32] = bytemuck::cast_slice(&b);
                     let done = *done;
-                    out.samples = Some(
-                        v.chunks_exact(4)
+                    out.samples.push(SamplesOut {
+                        slot: i,
+                        done,
+                        run: *run,
+                        points: v
+                            .chunks_exact(4)
                             .map(|c| {
                                 let (x, y) = if done { (c[2], c[3]) } else { (c[0], c[1]) };
                                 Vec2::new(f64::from(x), f64::from(y))
                             })
                             .collect(),
-                    );
-                    self.samples_rb = None;
+                    });
+                    slot.samples_rb = None;
                 }
                 Some(Err(e)) => {
                     out.warning = Some(format!("GPU readback failed: {e}"));
-                    self.samples_rb = None;
+                    slot.samples_rb = None;
+                }
+                None => {}
+            }
+        }
+        if let Some(rb) = &self.model_rb {
+            match rb.try_take(&self.ctx) {
+                Some(Ok(b)) => {
+                    let mut net = self.ema.template.clone();
+                    net.mlp.params = bytemuck::cast_slice::<u8, f32>(&b).to_vec();
+                    out.model = Some(net);
+                    self.model_rb = None;
+                }
+                Some(Err(e)) => {
+                    out.warning = Some(format!("GPU readback failed: {e}"));
+                    self.model_rb = None;
                 }
                 None => {}
             }
@@ -625,8 +878,10 @@ impl Engine for GpuEngine {
         if let Some((_, f)) = &self.field {
             f.set_mixture(&self.ctx, mixture);
         }
-        if let Some(l) = &self.sampler {
-            l.sampler.set_mixture(&self.ctx, mixture);
+        for slot in &self.slots {
+            if let Some(l) = &slot.sampler {
+                l.sampler.set_mixture(&self.ctx, mixture);
+            }
         }
         if let Some((_, d)) = &self.density {
             d.set_mixture(&self.ctx, mixture);
@@ -637,10 +892,14 @@ impl Engine for GpuEngine {
         self.queued_steps = self.queued_steps.saturating_add(k);
     }
 
-    fn set_sampling(&mut self, sampling: &LiveSampling) {
-        self.live = sampling.clone();
-        self.run = 0;
-        if let Err(e) = self.start_sampler() {
+    fn set_sampling(&mut self, slot: usize, sampling: &LiveSampling) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        s.live = sampling.clone();
+        s.run = 0;
+        s.samples_rb = None;
+        if let Err(e) = self.start_sampler(slot) {
             log::warn!("live sampler: {e}");
         }
     }
@@ -649,8 +908,22 @@ impl Engine for GpuEngine {
         self.sampling_paused = paused;
     }
 
-    fn particles(&self) -> ParticleView<'_> {
-        match &self.sampler {
+    fn step_sampling(&mut self, k: u32) {
+        self.queued_sampler_steps = self.queued_sampler_steps.saturating_add(k);
+    }
+
+    fn restart_sampling(&mut self) {
+        for i in 0..SLOTS {
+            self.slots[i].run = self.slots[i].run.wrapping_add(1);
+            self.slots[i].samples_rb = None;
+            if let Err(e) = self.start_sampler(i) {
+                log::warn!("live sampler: {e}");
+            }
+        }
+    }
+
+    fn particles(&self, slot: usize) -> ParticleView<'_> {
+        match self.slots.get(slot).and_then(|s| s.sampler.as_ref()) {
             Some(l) if l.filled > 0 => ParticleView::Gpu(ParticleSource {
                 buffer: l.trails.clone(),
                 n: l.sampler.n_particles() as u32,
@@ -663,18 +936,18 @@ impl Engine for GpuEngine {
         }
     }
 
-    fn request_samples(&mut self) {
-        self.samples_wanted = true;
+    fn request_samples(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.samples_wanted = true;
+        }
+    }
+
+    fn request_model(&mut self) {
+        self.model_wanted = true;
     }
 
     fn frame(&mut self, _budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
-        if self.sampler.is_none() && self.live.enabled && self.run == 0 {
-            if let Err(e) = self.start_sampler() {
-                out.warning = Some(e);
-                self.live.enabled = false;
-            }
-        }
         self.poll_side(&mut out);
         if !self.poll(&mut out) {
             return out;
@@ -697,7 +970,7 @@ impl Engine for GpuEngine {
             self.submitted += u64::from(steps);
         }
         self.trainer.encode_copy_ema(&mut enc, &self.ema);
-        self.encode_sampler(&mut enc, &mut out);
+        self.encode_samplers(&mut enc, &mut out);
         let mut field_rb = None;
         let due = |last: &Option<(Instant, FieldRequest)>, req: &FieldRequest, every: Duration| {
             last.as_ref()
@@ -774,16 +1047,7 @@ impl Engine for GpuEngine {
             let (buf, len) = j.result_range();
             self.density_rb = Some((req, AsyncReadback::start(&self.ctx, buf, 0, len)));
         }
-        if self.samples_wanted && self.samples_rb.is_none() {
-            if let Some(l) = &self.sampler {
-                self.samples_wanted = false;
-                let len = l.sampler.n_particles() as u64 * 16;
-                self.samples_rb = Some((
-                    AsyncReadback::start(&self.ctx, l.sampler.particles_buffer(), 0, len),
-                    l.sampler.done(),
-                ));
-            }
-        }
+        self.start_side_readbacks();
         let fisher = want_fisher.then(|| {
             let (buf, off, len) = self.fisher.result_range();
             (
@@ -813,16 +1077,26 @@ pub struct CpuEngine {
     steps: u64,
     last_fisher_step: u64,
     queued_steps: u32,
+    slots: [CpuSlot; SLOTS],
+    sampling_paused: bool,
+    queued_sampler_steps: u32,
+    model_wanted: bool,
+    density: Option<DensityJob>,
+    last_density: Option<(Instant, FieldRequest)>,
+    last_field: Option<(Instant, FieldRequest)>,
+}
+
+/// One live sampler slot of the CPU engine.
+#[derive(Default)]
+struct CpuSlot {
     live: LiveSampling,
     sampler: Option<Sampler>,
     finished_at: Option<Instant>,
     run: u32,
-    sampling_paused: bool,
+    acc: f64,
     particles: Vec<[f32; 4]>,
     samples_wanted: bool,
-    density: Option<DensityJob>,
-    last_density: Option<(Instant, FieldRequest)>,
-    last_field: Option<(Instant, FieldRequest)>,
+    final_sent: bool,
 }
 
 /// A learned-density grid computed a few points per frame.
@@ -833,8 +1107,10 @@ struct DensityJob {
     out: Vec<f64>,
 }
 
-/// CPU time per frame for the live sampler and for the density heatmap.
+/// CPU time per frame for the live samplers and for the density heatmap.
 const CPU_SIDE_BUDGET: Duration = Duration::from_millis(4);
+/// CPU time per frame for the live samplers while training is paused.
+const CPU_SAMPLER_BUDGET_IDLE: Duration = Duration::from_millis(30);
 
 impl CpuEngine {
     /// A CPU engine.
@@ -842,97 +1118,139 @@ impl CpuEngine {
         mixture: &GaussianMixture,
         sde: Sde,
         settings: &TrainSettings,
+        net: Option<ScoreNet>,
     ) -> Result<Self, String> {
-        let net = new_net(settings, mixture, sde)?;
+        let net = match net {
+            Some(n) => n,
+            None => new_net(settings, mixture, sde)?,
+        };
         Ok(Self {
             trainer: Trainer::new(net, mixture.clone(), train_config(settings)),
             steps: 0,
             last_fisher_step: 0,
             queued_steps: 0,
-            live: LiveSampling::small(),
-            sampler: None,
-            finished_at: None,
-            run: 0,
+            slots: Default::default(),
             sampling_paused: false,
-            particles: Vec::new(),
-            samples_wanted: false,
+            queued_sampler_steps: 0,
+            model_wanted: false,
             density: None,
             last_density: None,
             last_field: None,
         })
     }
 
-    fn start_sampler(&mut self) -> Result<(), String> {
-        self.sampler = None;
-        self.finished_at = None;
-        if !self.live.enabled {
-            self.particles.clear();
+    fn start_sampler(&mut self, i: usize) -> Result<(), String> {
+        let slot = &mut self.slots[i];
+        slot.sampler = None;
+        slot.finished_at = None;
+        slot.acc = 0.0;
+        slot.final_sent = false;
+        if !slot.live.enabled {
+            slot.particles.clear();
             return Ok(());
         }
-        self.live.validate()?;
-        let cfg = self.live.config(&self.trainer.mixture, self.run);
-        let s = Sampler::new(cfg, self.trainer.net.sde, self.live.n).map_err(|e| e.to_string())?;
-        self.sampler = Some(s);
+        slot.live.validate()?;
+        if let Some(g) = slot.live.guide {
+            if g.component >= self.trainer.mixture.len() {
+                return Err(format!(
+                    "guidance toward component {} but the mixture has {}",
+                    g.component + 1,
+                    self.trainer.mixture.len()
+                ));
+            }
+        }
+        let cfg = slot.live.config(&self.trainer.mixture, slot.run);
+        let s = Sampler::new(cfg, self.trainer.net.sde, slot.live.n).map_err(|e| e.to_string())?;
+        slot.sampler = Some(s);
         Ok(())
     }
 
-    fn run_sampler(&mut self, out: &mut FrameOutput) {
-        if (!self.sampling_paused && self.finished_at.is_some_and(|at| at.elapsed() >= HOLD))
-            || (self.sampler.is_none() && self.live.enabled && self.run == 0)
-        {
-            if self.finished_at.is_some() {
-                self.run = self.run.wrapping_add(1);
-            }
-            if let Err(e) = self.start_sampler() {
-                out.warning = Some(e);
-                self.live.enabled = false;
-            }
-        }
-        let paused = self.sampling_paused;
-        let Some(s) = self.sampler.as_mut() else {
-            return;
-        };
+    fn run_samplers(&mut self, budget: Duration, out: &mut FrameOutput) {
         let start = Instant::now();
-        let exact;
-        let net;
-        let score: &dyn ScoreModel = if self.live.exact {
-            exact = ExactScore::new(self.trainer.mixture.clone(), self.trainer.net.sde);
-            &exact
-        } else {
-            net = self.trainer.ema_net();
-            &net
-        };
-        let k = s.total_steps().div_ceil(150).clamp(1, 64);
-        for _ in 0..k {
-            if paused || s.done() || start.elapsed() >= CPU_SIDE_BUDGET {
-                break;
+        let queued = std::mem::take(&mut self.queued_sampler_steps);
+        let mut net: Option<ScoreNet> = None;
+        for i in 0..SLOTS {
+            let slot = &mut self.slots[i];
+            let due = slot_due(
+                self.sampling_paused,
+                slot.sampler.is_some(),
+                &slot.live,
+                &mut slot.run,
+                slot.finished_at,
+            );
+            if due {
+                if let Err(e) = self.start_sampler(i) {
+                    out.warning = Some(format!("sampler {}: {e}", i + 1));
+                    self.slots[i].live.enabled = false;
+                }
             }
-            s.step(score);
-        }
-        if s.done() && self.finished_at.is_none() && !paused {
-            self.finished_at = Some(Instant::now());
-        }
-        self.particles.clear();
-        self.particles.extend(
-            s.x.iter()
-                .zip(&s.x_mean)
-                .map(|(x, m)| [x.x as f32, x.y as f32, m.x as f32, m.y as f32]),
-        );
-        out.sampler = Some(SamplerStatus {
-            run: self.run,
-            step: s.steps_done(),
-            total: s.total_steps(),
-            nfe: s.nfe(),
-            t: s.current_t(),
-            n: s.x.len(),
-        });
-        if self.samples_wanted {
-            self.samples_wanted = false;
-            out.samples = Some(if s.done() {
-                s.x_mean.clone()
+            let paused = self.sampling_paused;
+            let slot = &mut self.slots[i];
+            let Some(s) = slot.sampler.as_mut() else {
+                continue;
+            };
+            let exact = ExactScore::new(self.trainer.mixture.clone(), self.trainer.net.sde);
+            let base: &dyn ScoreModel = if slot.live.exact {
+                &exact
             } else {
-                s.x.clone()
+                net.get_or_insert_with(|| self.trainer.ema_net())
+            };
+            let guided;
+            let score: &dyn ScoreModel = match slot.live.guide {
+                Some(g) if g.component < self.trainer.mixture.len() => {
+                    guided = GuidedScore {
+                        base,
+                        exact: ExactScore::new(self.trainer.mixture.clone(), self.trainer.net.sde),
+                        component: g.component,
+                        gamma: g.gamma,
+                    };
+                    &guided
+                }
+                _ => base,
+            };
+            let k = if paused {
+                queued as usize
+            } else {
+                steps_this_frame(&slot.live, &mut slot.acc)
+            };
+            for _ in 0..k {
+                if s.done() || start.elapsed() >= budget {
+                    break;
+                }
+                s.step(score);
+            }
+            if s.done() && slot.finished_at.is_none() {
+                slot.finished_at = Some(Instant::now());
+            }
+            slot.particles.clear();
+            slot.particles.extend(
+                s.x.iter()
+                    .zip(&s.x_mean)
+                    .map(|(x, m)| [x.x as f32, x.y as f32, m.x as f32, m.y as f32]),
+            );
+            out.sampler[i] = Some(SamplerStatus {
+                run: slot.run,
+                step: s.steps_done(),
+                total: s.total_steps(),
+                nfe: s.nfe(),
+                t: s.current_t(),
+                n: s.x.len(),
+                kind: slot.live.kind,
+                done: s.done(),
             });
+            let final_now = s.done() && !slot.final_sent;
+            if slot.samples_wanted || final_now {
+                slot.samples_wanted = false;
+                if s.done() {
+                    slot.final_sent = true;
+                }
+                out.samples.push(SamplesOut {
+                    slot: i,
+                    done: s.done(),
+                    run: slot.run,
+                    points: s.samples().to_vec(),
+                });
+            }
         }
     }
 
@@ -990,10 +1308,13 @@ impl Engine for CpuEngine {
         self.queued_steps = self.queued_steps.saturating_add(k);
     }
 
-    fn set_sampling(&mut self, sampling: &LiveSampling) {
-        self.live = sampling.clone();
-        self.run = 0;
-        if let Err(e) = self.start_sampler() {
+    fn set_sampling(&mut self, slot: usize, sampling: &LiveSampling) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        s.live = sampling.clone();
+        s.run = 0;
+        if let Err(e) = self.start_sampler(slot) {
             log::warn!("live sampler: {e}");
         }
     }
@@ -1002,16 +1323,34 @@ impl Engine for CpuEngine {
         self.sampling_paused = paused;
     }
 
-    fn particles(&self) -> ParticleView<'_> {
-        if self.particles.is_empty() {
-            ParticleView::None
-        } else {
-            ParticleView::Cpu(&self.particles)
+    fn step_sampling(&mut self, k: u32) {
+        self.queued_sampler_steps = self.queued_sampler_steps.saturating_add(k);
+    }
+
+    fn restart_sampling(&mut self) {
+        for i in 0..SLOTS {
+            self.slots[i].run = self.slots[i].run.wrapping_add(1);
+            if let Err(e) = self.start_sampler(i) {
+                log::warn!("live sampler: {e}");
+            }
         }
     }
 
-    fn request_samples(&mut self) {
-        self.samples_wanted = true;
+    fn particles(&self, slot: usize) -> ParticleView<'_> {
+        match self.slots.get(slot) {
+            Some(s) if !s.particles.is_empty() => ParticleView::Cpu(&s.particles),
+            _ => ParticleView::None,
+        }
+    }
+
+    fn request_samples(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.samples_wanted = true;
+        }
+    }
+
+    fn request_model(&mut self) {
+        self.model_wanted = true;
     }
 
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
@@ -1038,7 +1377,15 @@ impl Engine for CpuEngine {
             }
         }
         out.steps = Some(self.steps);
-        self.run_sampler(&mut out);
+        if std::mem::take(&mut self.model_wanted) {
+            out.model = Some(self.trainer.ema_net());
+        }
+        let side = if train {
+            CPU_SIDE_BUDGET
+        } else {
+            CPU_SAMPLER_BUDGET_IDLE
+        };
+        self.run_samplers(side, &mut out);
         self.run_density(req.density, &mut out);
         let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
             || (self.last_fisher_step == 0 && self.steps > 0);

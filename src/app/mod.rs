@@ -8,7 +8,11 @@
 pub mod api;
 pub mod canvas;
 pub mod engine;
+pub mod explain;
+pub mod files;
+pub mod lessons;
 pub mod particles;
+pub mod share;
 
 use std::sync::{Arc, Mutex};
 
@@ -20,12 +24,15 @@ use web_time::{Duration, Instant};
 use crate::app::api::{ArrowMode, Command, ConfigPatch, Layers};
 use crate::app::engine::{
     CpuEngine, Engine, FieldRequest, FrameRequest, GpuEngine, LiveSampling, ParticleView,
-    SamplerStatus, TrainSettings, TRAIL_SLOTS,
+    SamplerStatus, TrainSettings, SLOTS, TRAIL_SLOTS,
 };
+use crate::app::lessons::{Lessons, RunStats};
 use crate::app::particles::ParticleSource;
+use crate::app::share::{EmbedFlags, Panels, Shared, SplitMode};
 use crate::gpu::context::{check_adapter, GpuContext};
 use crate::gpu::field::FieldCell;
 use crate::sim::mixture::{presets, GaussianMixture, MixtureSpec};
+use crate::sim::model::ScoreNet;
 use crate::sim::rng::StreamRng;
 use crate::sim::sde::{Sde, SdeKind};
 use crate::sim::Vec2;
@@ -90,11 +97,24 @@ struct StateSnapshot<'a> {
     fisher_step: Option<u64>,
     n_samples: usize,
     training: bool,
-    /// Live particles (0 when off).
+    /// Live particles of sampler 1 (0 when off).
     particles: usize,
-    /// The live sampler's run, step, NFE and time.
+    /// Sampler 1's run, step, NFE and time.
     sampler: Option<SamplerStatus>,
+    /// Every live sampler's status (the split view shows two).
+    samplers: &'a [Option<SamplerStatus>; SLOTS],
     sampling: &'a LiveSampling,
+    /// Every live sampler's settings.
+    samplings: &'a [LiveSampling; SLOTS],
+    /// Mode weights and NLL of each sampler's last finished run.
+    runs: [Option<&'a RunStats>; SLOTS],
+    split: SplitMode,
+    /// The share link of the current state (`#s=…`, with the embed flags).
+    link: String,
+    /// Why the link the page was opened with was refused, if it was.
+    link_error: Option<&'a str>,
+    panels: Panels,
+    lessons: serde_json::Value,
     sampling_paused: bool,
     settings: &'a TrainSettings,
     layers: &'a Layers,
@@ -119,11 +139,15 @@ pub enum EngineChoice {
     Cpu,
 }
 
-/// Start-up options from the shell (e.g. the page's `?engine=gpu`).
+/// Start-up options from the shell (e.g. the page's `?engine=gpu`, its `#s=…` hash).
 #[derive(Clone, Debug, Default)]
 pub struct AppOptions {
     /// Force an engine instead of the automatic choice.
     pub engine: Option<EngineChoice>,
+    /// The URL hash the page was opened with (a share link).
+    pub hash: Option<String>,
+    /// The page's address without the hash (for "Copy link").
+    pub page_url: String,
 }
 
 /// Training history for the charts.
@@ -199,20 +223,34 @@ pub struct ScoreLabApp {
     choice: EngineChoice,
     engine: Option<Box<dyn Engine>>,
     settings: TrainSettings,
-    live: LiveSampling,
+    live: [LiveSampling; SLOTS],
+    split: SplitMode,
     sampling_paused: bool,
     training: bool,
     history: History,
     field: Option<(FieldRequest, Vec<FieldCell>)>,
     arrows: ArrowMode,
     layers: Layers,
-    sampler: Option<SamplerStatus>,
-    cpu_particles: Option<CpuParticleUpload>,
+    sampler: [Option<SamplerStatus>; SLOTS],
+    runs: [Option<RunStats>; SLOTS],
+    cpu_particles: [Option<CpuParticleUpload>; SLOTS],
+    lessons: Lessons,
+    flags: EmbedFlags,
+    link_error: Option<String>,
+    page_url: String,
+    help_open: bool,
+    /// The network to start the next engine from (an imported model).
+    import_net: Option<ScoreNet>,
+    pending_models: Vec<u32>,
+    pending_fields: Vec<(u32, u64)>,
+    field_seq: u64,
+    /// Messages from the last export / import.
+    file_message: Option<String>,
     true_density: Option<Heatmap>,
     learned_density: Option<Heatmap>,
     undo: Vec<MixtureSpec>,
     redo: Vec<MixtureSpec>,
-    pending_samples: Vec<u32>,
+    pending_samples: Vec<(u32, usize)>,
     plot_rect: egui::Rect,
     last_frame: Option<Instant>,
     fps: f64,
@@ -292,15 +330,27 @@ impl ScoreLabApp {
             choice,
             engine: None,
             settings,
-            live: LiveSampling::small(),
+            live: [LiveSampling::small(), second_sampler()],
+            split: SplitMode::Off,
             sampling_paused: false,
             training: true,
             history: History::default(),
             field: None,
             arrows: ArrowMode::Learned,
             layers: Layers::default(),
-            sampler: None,
-            cpu_particles: None,
+            sampler: [None; SLOTS],
+            runs: [None, None],
+            cpu_particles: [None, None],
+            lessons: Lessons::default(),
+            flags: EmbedFlags::default(),
+            link_error: None,
+            page_url: options.page_url.clone(),
+            help_open: false,
+            import_net: None,
+            pending_models: Vec::new(),
+            pending_fields: Vec::new(),
+            field_seq: 0,
+            file_message: None,
             true_density: None,
             learned_density: None,
             undo: Vec::new(),
@@ -310,21 +360,123 @@ impl ScoreLabApp {
             last_frame: None,
             fps: 0.0,
         };
-        app.live = app.default_sampling();
+        app.live[0] = app.default_sampling(0);
+        app.live[1] = app.default_sampling(1);
         app.resample();
+        if let Some(hash) = options
+            .hash
+            .as_deref()
+            .filter(|h| !h.trim_start_matches('#').is_empty())
+        {
+            match share::parse_hash(hash) {
+                Ok(link) => {
+                    app.flags = link.flags;
+                    if let Some(shared) = link.shared {
+                        app.apply_shared(*Box::new(shared), false);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("share link refused: {e}");
+                    app.link_error = Some(format!(
+                        "This link could not be read ({e}); ScoreLab started with the defaults."
+                    ));
+                }
+            }
+        }
         app.rebuild_engine();
         app
     }
 
-    /// Live-sampling defaults for the engine in use (fewer particles on CPU paths).
-    fn default_sampling(&self) -> LiveSampling {
-        let mut l = if self.choice == EngineChoice::Gpu && self.gpu.is_some() && !self.software {
-            LiveSampling::gpu()
-        } else {
+    /// The state a share link holds.
+    fn shared(&self) -> Shared {
+        Shared {
+            scene: self.scene.clone(),
+            settings: self.settings.clone(),
+            samplers: if self.split == SplitMode::Samplers {
+                self.live.to_vec()
+            } else {
+                vec![self.live[0].clone()]
+            },
+            split: self.split,
+            layers: self.layers,
+            arrows: self.arrows,
+            training: self.training,
+            ode_paths: self.lessons.ode_paths,
+            probe: self.lessons.probe_at.map(|p| [p.x, p.y]),
+            inpaint: self.lessons.inpaint,
+            view: self
+                .canvas
+                .view_box
+                .map(|(lo, hi)| [lo.x, lo.y, hi.x, hi.y]),
+        }
+    }
+
+    /// Restore a shared state (a link or a scene file). `rebuild` restarts the engine.
+    fn apply_shared(&mut self, sh: Shared, rebuild: bool) {
+        match GaussianMixture::from_spec(&sh.scene.mixture) {
+            Ok(m) => self.mixture = m,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        }
+        self.scene = sh.scene;
+        self.settings = sh.settings;
+        for (i, l) in sh.samplers.into_iter().take(SLOTS).enumerate() {
+            self.live[i] = l;
+        }
+        self.split = sh.split;
+        self.layers = sh.layers;
+        self.arrows = sh.arrows;
+        self.training = sh.training;
+        self.lessons.ode_paths = sh.ode_paths;
+        self.lessons
+            .set_probe(sh.probe.map(|p| Vec2::new(p[0], p[1])));
+        self.lessons.set_inpaint(sh.inpaint);
+        self.canvas.view_box = sh
+            .view
+            .map(|v| (Vec2::new(v[0], v[1]), Vec2::new(v[2], v[3])));
+        self.canvas.selected = None;
+        self.runs = [None, None];
+        self.resample();
+        if rebuild {
+            self.rebuild_engine();
+        }
+    }
+
+    /// The share link of the current state.
+    fn link(&self) -> String {
+        format!(
+            "{}{}",
+            self.page_url,
+            share::to_hash(&self.shared(), &self.flags)
+        )
+    }
+
+    /// Whether the GPU engine runs on a real (hardware) adapter.
+    fn fast_gpu(&self) -> bool {
+        self.choice == EngineChoice::Gpu && self.gpu.is_some() && !self.software
+    }
+
+    /// Live-sampling defaults of `slot` for the engine in use (fewer particles on CPU paths).
+    fn default_sampling(&self, slot: usize) -> LiveSampling {
+        let cur = &self.live[slot];
+        let base = if slot == 0 {
             LiveSampling::small()
+        } else {
+            second_sampler()
         };
-        l.enabled = self.live.enabled;
-        l.exact = self.live.exact;
+        let mut l = base.with_kind(cur.kind, &self.mixture);
+        if slot == 0 && cur.kind == base.kind {
+            l = base;
+        }
+        l.n = if self.fast_gpu() {
+            LiveSampling::gpu().n
+        } else {
+            LiveSampling::small().n
+        };
+        l.enabled = cur.enabled;
+        l.exact = cur.exact;
         l
     }
 
@@ -501,33 +653,12 @@ impl ScoreLabApp {
             ui.checkbox(&mut self.layers.particles, "particles");
             ui.checkbox(&mut self.layers.trails, "trails");
         });
-        let mut live = self.live.clone();
-        ui.horizontal(|ui| {
-            let label = if self.sampling_paused { "Resume" } else { "Freeze" };
-            if ui.button(label).on_hover_text("Freeze the particles where they are").clicked() {
-                self.sampling_paused = !self.sampling_paused;
-                if let Some(e) = self.engine.as_mut() {
-                    e.pause_sampling(self.sampling_paused);
-                }
-            }
-            ui.checkbox(&mut live.enabled, "run")
-                .on_hover_text("Annealed Langevin (NCSN Alg. 1): L noise levels from large to small, T Langevin steps at each; restarts from noise after each run.");
-            ui.selectable_value(&mut live.exact, false, "learned score");
-            ui.selectable_value(&mut live.exact, true, "exact");
-        });
-        let max_n = if self.choice == EngineChoice::Gpu && self.gpu.is_some() {
-            engine::MAX_PARTICLES
-        } else {
-            20_000
-        };
-        ui.add(
-            egui::Slider::new(&mut live.n, 100..=max_n)
-                .logarithmic(true)
-                .text("particles"),
-        );
-        if live != self.live {
-            self.set_sampling(live);
-        }
+        ui.separator();
+        self.sampler_ui(ui);
+        ui.separator();
+        self.paths_ui(ui);
+        ui.separator();
+        self.conditional_ui(ui);
         ui.separator();
         if self.gpu.is_some() {
             let before = self.choice;
@@ -537,7 +668,8 @@ impl ScoreLabApp {
                 ui.selectable_value(&mut self.choice, EngineChoice::Cpu, "CPU");
             });
             if self.choice != before {
-                self.live = self.default_sampling();
+                self.live[0] = self.default_sampling(0);
+                self.live[1] = self.default_sampling(1);
                 self.rebuild_engine();
             }
         }
@@ -594,7 +726,11 @@ impl ScoreLabApp {
             "step {} · {:.0} steps/s",
             self.history.steps, self.history.steps_per_s
         ));
-        self.charts_ui(ui);
+        if self.flags.panels().charts {
+            self.charts_ui(ui);
+        }
+        ui.separator();
+        self.share_ui(ui);
         ui.separator();
         ui.label("Drag a centre to move a component, its edge handle to stretch and turn it; scroll over it to change its weight. Double-click adds one, right-click or Delete removes one. Drag the background to pan, scroll to zoom.");
         ui.label(format!(
@@ -610,16 +746,17 @@ impl ScoreLabApp {
         }
     }
 
-    fn set_sampling(&mut self, live: LiveSampling) {
+    fn set_sampling(&mut self, slot: usize, live: LiveSampling) {
         if let Err(e) = live.validate() {
             self.error = Some(e);
             return;
         }
-        self.live = live;
+        self.live[slot] = live;
         if let Some(e) = self.engine.as_mut() {
-            e.set_sampling(&self.live);
+            e.set_sampling(slot, &self.live[slot]);
         }
-        self.sampler = None;
+        self.sampler[slot] = None;
+        self.runs[slot] = None;
     }
 
     fn remove_selected(&mut self) {
@@ -668,10 +805,14 @@ impl ScoreLabApp {
 
     fn status_line(&self) -> String {
         let engine = self.engine.as_ref().map_or("none", |e| e.label());
-        let sampler = self.sampler.map_or("particles off".to_string(), |s| {
+        let sampler = self.sampler[0].map_or("particles off".to_string(), |s| {
             format!(
-                "{} particles · NFE {} · run {} at t = {:.3}",
-                s.n, s.nfe, s.run, s.t
+                "{} · {} particles · NFE {} · run {} at t = {:.3}",
+                s.kind.name(),
+                s.n,
+                s.nfe,
+                s.run,
+                s.t
             )
         });
         format!(
@@ -694,18 +835,23 @@ impl ScoreLabApp {
         } else {
             None
         };
+        let net = self.import_net.take();
         let engine: Result<Box<dyn Engine>, String> = match gpu {
             Some((device, queue, info)) => {
                 let ctx = GpuContext::new(device.clone(), queue.clone(), info.clone());
-                GpuEngine::new(ctx, &self.mixture, sde, &self.settings)
+                GpuEngine::new(ctx, &self.mixture, sde, &self.settings, net)
                     .map(|e| Box::new(e) as Box<dyn Engine>)
             }
-            None => CpuEngine::new(&self.mixture, sde, &self.settings)
+            None => CpuEngine::new(&self.mixture, sde, &self.settings, net)
                 .map(|e| Box::new(e) as Box<dyn Engine>),
         };
         match engine {
             Ok(mut e) => {
-                e.set_sampling(&self.live);
+                for slot in 0..SLOTS {
+                    let mut live = self.live[slot].clone();
+                    live.enabled &= slot == 0 || self.split == SplitMode::Samplers;
+                    e.set_sampling(slot, &live);
+                }
                 e.pause_sampling(self.sampling_paused);
                 self.engine = Some(e);
             }
@@ -718,7 +864,9 @@ impl ScoreLabApp {
         self.history = History::default();
         self.field = None;
         self.learned_density = None;
-        self.sampler = None;
+        self.sampler = [None; SLOTS];
+        self.runs = [None, None];
+        self.lessons.model_changed();
     }
 
     fn software_note(&self) -> Option<&'static str> {
@@ -768,8 +916,12 @@ impl ScoreLabApp {
                 .learned_density
                 .then(|| Self::grid(view, cols, t)),
         };
-        if !self.pending_samples.is_empty() {
-            engine.request_samples();
+        for &(_, slot) in &self.pending_samples {
+            engine.request_samples(slot);
+        }
+        if !self.pending_models.is_empty() || self.lessons.wants_model() {
+            engine.request_model();
+            self.lessons.model_requested();
         }
         let out = engine.frame(Duration::from_millis(8), self.training, &req);
         if let Some(steps) = out.steps {
@@ -794,21 +946,54 @@ impl ScoreLabApp {
         }
         if let Some(field) = out.field {
             self.field = Some(field);
+            self.field_seq += 1;
         }
-        if out.sampler.is_some() {
-            self.sampler = out.sampler;
+        for (slot, st) in out.sampler.iter().enumerate() {
+            if st.is_some() {
+                self.sampler[slot] = *st;
+            }
         }
-        if let Some(samples) = out.samples {
+        for got in out.samples {
+            if got.done {
+                self.runs[got.slot] = Some(RunStats::new(
+                    &self.mixture,
+                    got.run,
+                    self.live[got.slot].kind,
+                    &got.points,
+                ));
+            }
             let json = serde_json::to_string(
-                &samples
+                &got.points
                     .iter()
                     .map(|p| [p.x as f32, p.y as f32])
                     .collect::<Vec<_>>(),
             )
             .unwrap_or_else(|_| "[]".into());
-            for id in self.pending_samples.drain(..) {
-                api::answer(id, Ok(json.clone()));
+            self.pending_samples.retain(|&(id, slot)| {
+                if slot == got.slot {
+                    api::answer(id, Ok(json.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if let Some(net) = out.model {
+            let text = serde_json::to_string(&net.to_file(self.history.steps))
+                .map_err(|e| format!("cannot write the model: {e}"));
+            for id in self.pending_models.drain(..) {
+                if id == 0 {
+                    self.file_message = Some(match &text {
+                        Ok(t) => {
+                            files::save("scorelab-model.json", "application/json", t.as_bytes())
+                        }
+                        Err(e) => e.clone(),
+                    });
+                } else {
+                    api::answer(id, text.clone());
+                }
             }
+            self.lessons.set_model(net);
         }
         if let Some((req, lp)) = out.density {
             let key = self.frame;
@@ -892,19 +1077,19 @@ impl ScoreLabApp {
     }
 
     /// The particles to draw (uploading the CPU engine's into a vertex buffer).
-    fn particle_source(&mut self) -> Option<ParticleSource> {
+    fn particle_source(&mut self, slot: usize) -> Option<ParticleSource> {
         if !self.layers.particles {
             return None;
         }
         let engine = self.engine.as_ref()?;
-        match engine.particles() {
+        match engine.particles(slot) {
             ParticleView::None => None,
             ParticleView::Gpu(src) => Some(src),
             ParticleView::Cpu(points) => {
                 let (device, queue) = self.render.as_ref()?;
                 let n = points.len() as u32;
-                if self.cpu_particles.as_ref().is_none_or(|u| u.n != n) {
-                    self.cpu_particles = Some(CpuParticleUpload {
+                if self.cpu_particles[slot].as_ref().is_none_or(|u| u.n != n) {
+                    self.cpu_particles[slot] = Some(CpuParticleUpload {
                         buffer: device.create_buffer(&wgpu::BufferDescriptor {
                             label: Some("cpu_particles"),
                             size: (u64::from(n) * 16 * u64::from(TRAIL_SLOTS)).max(16),
@@ -916,7 +1101,7 @@ impl ScoreLabApp {
                         filled: 0,
                     });
                 }
-                let up = self.cpu_particles.as_mut()?;
+                let up = self.cpu_particles[slot].as_mut()?;
                 up.head = (up.head + 1) % TRAIL_SLOTS;
                 up.filled = (up.filled + 1).min(TRAIL_SLOTS);
                 queue.write_buffer(
@@ -955,13 +1140,8 @@ impl ScoreLabApp {
                     }
                 }
                 Command::SetConfig(patch) => self.apply_config(&patch),
-                Command::Samples(id) => {
-                    if self.engine.is_some() && self.live.enabled {
-                        self.pending_samples.push(id);
-                    } else {
-                        api::answer(id, Err("the live particles are off".into()));
-                    }
-                }
+                Command::Samples(id) => self.ask_samples(id, 0),
+                Command::SamplesOf(id, slot) => self.ask_samples(id, slot),
                 Command::ExportPng(id) => {
                     ctx.request_screenshot(move |img| {
                         if let Ok(mut s) = SHOT.lock() {
@@ -969,7 +1149,81 @@ impl ScoreLabApp {
                         }
                     });
                 }
+                Command::ExportModel(id) => {
+                    if self.engine.is_some() {
+                        self.pending_models.push(id);
+                    } else {
+                        api::answer(id, Err("no training engine is running".into()));
+                    }
+                }
+                Command::Field(id) => self.pending_fields.push((id, self.field_seq)),
+                Command::Inpaint(id) => self.lessons.ask_inpaint(id),
+                Command::Import(file) => self.apply_import(*file),
+                Command::FileMessage(m) => self.file_message = Some(m),
             }
+        }
+    }
+
+    fn ask_samples(&mut self, id: u32, slot: usize) {
+        let on = self.live[slot].enabled && (slot == 0 || self.split == SplitMode::Samplers);
+        if self.engine.is_some() && on {
+            self.pending_samples.push((id, slot));
+        } else {
+            api::answer(id, Err(format!("live sampler {} is off", slot + 1)));
+        }
+    }
+
+    /// Apply a validated imported file: a model replaces the network (its config and SDE
+    /// come along); a scene replaces everything a share link holds.
+    fn apply_import(&mut self, file: api::Imported) {
+        match file {
+            api::Imported::Model(net) => {
+                self.settings.width = net.config.width;
+                self.settings.depth = net.config.depth;
+                self.scene.sde = net.sde.kind;
+                self.import_net = Some(*net);
+                self.rebuild_engine();
+                self.file_message =
+                    Some("Model imported: the network now has the imported weights.".into());
+            }
+            api::Imported::Scene(sh) => {
+                self.apply_shared(*sh, true);
+                self.file_message = Some("Scene imported.".into());
+            }
+        }
+    }
+
+    /// Answer `field()` requests from the latest learned field.
+    fn answer_fields(&mut self) {
+        if self.pending_fields.is_empty() {
+            return;
+        }
+        let Some((req, cells)) = &self.field else {
+            return;
+        };
+        // Only a field computed after the request (and at the shown t) answers it.
+        if req.t != self.scene.t {
+            return;
+        }
+        let seq = self.field_seq;
+        let ids: Vec<u32> = self
+            .pending_fields
+            .iter()
+            .filter(|(_, asked)| *asked < seq)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        self.pending_fields.retain(|(_, asked)| *asked >= seq);
+        let rows: Vec<[f64; 4]> = engine::grid_points(req)
+            .iter()
+            .zip(cells)
+            .map(|(p, c)| [p.x, p.y, c.learned.x, c.learned.y])
+            .collect();
+        let json = serde_json::to_string(&rows).map_err(|e| e.to_string());
+        for id in ids {
+            api::answer(id, json.clone());
         }
     }
 
@@ -987,7 +1241,7 @@ impl ScoreLabApp {
         if let Some(v) = p.lr {
             settings.lr = v;
         }
-        let mut rebuild = settings != self.settings;
+        let mut rebuild = settings != self.settings || p.reset == Some(true);
         self.settings = settings;
         if let Some(sde) = p.sde {
             rebuild |= sde != self.scene.sde;
@@ -996,7 +1250,8 @@ impl ScoreLabApp {
         if let Some(choice) = p.engine {
             if choice != self.choice {
                 self.choice = choice;
-                self.live = self.default_sampling();
+                self.live[0] = self.default_sampling(0);
+                self.live[1] = self.default_sampling(1);
                 rebuild = true;
             }
         }
@@ -1018,14 +1273,61 @@ impl ScoreLabApp {
         if let Some(l) = &p.layers {
             l.apply(&mut self.layers);
         }
-        let mut live = self.live.clone();
-        let live_changed = api::apply_sampling(p, &mut live);
+        if let Some(split) = p.split {
+            self.set_split(split);
+        }
+        if let Some(v) = p.ode_paths {
+            self.lessons.ode_paths = v;
+        }
+        if let Some(pr) = p.probe {
+            self.lessons.set_probe(pr.map(|q| Vec2::new(q[0], q[1])));
+        }
+        if let Some(i) = p.inpaint {
+            self.lessons.set_inpaint(i);
+        }
+        let slot = p.slot.unwrap_or(0).min(SLOTS - 1);
+        let mut live = self.live[slot].clone();
+        if let Some(kind) = p.sampler {
+            live = live.with_kind(kind, &self.mixture);
+        }
+        let live_changed = api::apply_sampling(p, &mut live) || p.sampler.is_some();
         if rebuild {
-            self.live = live;
+            self.live[slot] = live;
             self.rebuild_engine();
         } else if live_changed {
-            self.set_sampling(live);
+            self.set_sampling(slot, live);
         }
+        if let Some(k) = p.step_sampler {
+            if let Some(e) = self.engine.as_mut() {
+                e.step_sampling(k);
+            }
+        }
+        if p.restart == Some(true) {
+            self.restart_sampling();
+        }
+    }
+
+    /// New runs from fresh noise.
+    fn restart_sampling(&mut self) {
+        if let Some(e) = self.engine.as_mut() {
+            e.restart_sampling();
+        }
+        self.runs = [None, None];
+    }
+
+    /// Switch the split view (starting or stopping the second sampler).
+    fn set_split(&mut self, split: SplitMode) {
+        if split == self.split {
+            return;
+        }
+        self.split = split;
+        let mut live = self.live[1].clone();
+        live.enabled &= split == SplitMode::Samplers;
+        if let Some(e) = self.engine.as_mut() {
+            e.set_sampling(1, &live);
+        }
+        self.sampler[1] = None;
+        self.runs[1] = None;
     }
 
     /// Cut a finished screenshot to the plot and answer its export request.
@@ -1050,6 +1352,10 @@ impl ScoreLabApp {
             }
         }
         let png = api::encode_png((x1 - x0) as u32, (y1 - y0) as u32, &rgba);
+        if id == 0 {
+            self.file_message = Some(files::save("scorelab.png", "image/png", &png));
+            return;
+        }
         api::answer(
             id,
             Ok(format!("data:image/png;base64,{}", api::base64(&png))),
@@ -1073,13 +1379,21 @@ impl ScoreLabApp {
             fisher_step: self.history.fisher.last().map(|f| f[0] as u64),
             n_samples: self.samples.len(),
             training: self.training,
-            particles: if self.live.enabled {
-                self.sampler.map_or(0, |s| s.n)
+            particles: if self.live[0].enabled {
+                self.sampler[0].map_or(0, |s| s.n)
             } else {
                 0
             },
-            sampler: self.sampler,
-            sampling: &self.live,
+            sampler: self.sampler[0],
+            samplers: &self.sampler,
+            sampling: &self.live[0],
+            samplings: &self.live,
+            runs: [self.runs[0].as_ref(), self.runs[1].as_ref()],
+            split: self.split,
+            link: self.link(),
+            link_error: self.link_error.as_deref(),
+            panels: self.flags.panels(),
+            lessons: self.lessons.state_json(),
             sampling_paused: self.sampling_paused,
             settings: &self.settings,
             layers: &self.layers,
@@ -1120,6 +1434,74 @@ impl ScoreLabApp {
         if delete {
             self.remove_selected();
         }
+        // Single-key shortcuts (not while a text field has the keyboard).
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let keys = [
+            egui::Key::Num1,
+            egui::Key::Num2,
+            egui::Key::Num3,
+            egui::Key::Num4,
+            egui::Key::Num5,
+            egui::Key::Num6,
+            egui::Key::Num7,
+            egui::Key::Num8,
+            egui::Key::Num9,
+        ];
+        let (play, step, restart, help, pick) = ctx.input_mut(|i| {
+            let none = egui::Modifiers::NONE;
+            let pick = keys.iter().position(|k| i.consume_key(none, *k));
+            (
+                i.consume_key(none, egui::Key::Space),
+                i.consume_key(none, egui::Key::S),
+                i.consume_key(none, egui::Key::R),
+                i.consume_key(none, egui::Key::H)
+                    || i.consume_key(egui::Modifiers::SHIFT, egui::Key::Slash)
+                    || i.consume_key(none, egui::Key::Questionmark),
+                pick,
+            )
+        });
+        if play {
+            self.toggle_play();
+        }
+        if step {
+            self.step_once();
+        }
+        if restart {
+            self.restart_sampling();
+        }
+        if help {
+            self.help_open = !self.help_open;
+        }
+        if let Some(k) = pick.and_then(|k| crate::sim::samplers::SamplerKind::ALL.get(k)) {
+            self.pick_sampler(0, *k);
+        }
+    }
+
+    /// Play / pause the live samplers.
+    fn toggle_play(&mut self) {
+        self.sampling_paused = !self.sampling_paused;
+        if let Some(e) = self.engine.as_mut() {
+            e.pause_sampling(self.sampling_paused);
+        }
+    }
+
+    /// One sampler step (pauses first).
+    fn step_once(&mut self) {
+        if !self.sampling_paused {
+            self.toggle_play();
+        }
+        if let Some(e) = self.engine.as_mut() {
+            e.step_sampling(1);
+        }
+    }
+
+    /// Switch `slot` to sampler `kind` with its recommended schedule.
+    fn pick_sampler(&mut self, slot: usize, kind: crate::sim::samplers::SamplerKind) {
+        let mut live = self.live[slot].with_kind(kind, &self.mixture);
+        live.enabled = true;
+        self.set_sampling(slot, live);
     }
 }
 
@@ -1199,8 +1581,10 @@ impl eframe::App for ScoreLabApp {
         let ctx = ui.ctx().clone();
         self.finish_export(ctx.pixels_per_point());
         self.apply_commands(&ctx);
+        self.take_dropped_files(&ctx);
         self.keyboard(&ctx);
-        if let Some(reason) = self.fallback_reason.clone() {
+        let panels = self.flags.panels();
+        if let Some(reason) = self.fallback_reason.clone().filter(|_| panels.banner) {
             egui::Panel::top("fallback_banner").show(ui, |ui| {
                 ui.colored_label(
                     egui::Color32::from_rgb(240, 190, 80),
@@ -1208,56 +1592,116 @@ impl eframe::App for ScoreLabApp {
                 );
             });
         }
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.small(self.status_line());
-        });
+        if let Some(e) = self.link_error.clone() {
+            egui::Panel::top("link_error").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.colored_label(egui::Color32::from_rgb(235, 110, 90), e);
+                    if ui.small_button("dismiss").clicked() {
+                        self.link_error = None;
+                    }
+                });
+            });
+        }
+        if panels.status {
+            egui::Panel::bottom("status").show(ui, |ui| {
+                ui.small(self.status_line());
+            });
+        }
         // A fixed width: the canvas must not shift when the panel's content changes (e.g. the
         // weight row of a selected component), or it would jump under the user's pointer.
-        egui::Panel::left("controls")
-            .exact_size(300.0)
-            .resizable(false)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.controls_ui(ui));
-            });
+        if panels.controls {
+            egui::Panel::left("controls")
+                .exact_size(300.0)
+                .resizable(false)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| self.controls_ui(ui));
+                });
+        }
         let arrows = self.arrows();
-        let particles = self.particle_source();
-        let mut heatmaps = Vec::new();
-        if self.layers.true_density {
-            if let Some(h) = &self.true_density {
-                heatmaps.push((h.texture.id(), h.req.lo, h.req.hi));
+        let split = self.split;
+        let n_canvas = if split == SplitMode::Off { 1 } else { 2 };
+        let mut sides = Vec::new();
+        for side in 0..n_canvas {
+            let particle_slot = if split == SplitMode::Samplers {
+                side
+            } else {
+                0
+            };
+            let particles = self.particle_source(particle_slot);
+            let (show_true, show_learned) = match (split, side) {
+                (SplitMode::Density, 0) => (true, false),
+                (SplitMode::Density, _) => (false, true),
+                _ => (self.layers.true_density, self.layers.learned_density),
+            };
+            let mut heatmaps = Vec::new();
+            if show_true {
+                if let Some(h) = &self.true_density {
+                    heatmaps.push((h.texture.id(), h.req.lo, h.req.hi));
+                }
             }
-        }
-        if self.layers.learned_density {
-            if let Some(h) = &self.learned_density {
-                heatmaps.push((h.texture.id(), h.req.lo, h.req.hi));
+            if show_learned {
+                if let Some(h) = &self.learned_density {
+                    heatmaps.push((h.texture.id(), h.req.lo, h.req.hi));
+                }
             }
+            sides.push((particles, heatmaps, self.side_title(side)));
         }
-        let mut out = None;
+        let extras = self.lessons.overlay(&self.mixture);
+        let mut outs = Vec::new();
         egui::CentralPanel::default_margins().show(ui, |ui| {
-            out = Some(canvas::canvas_ui(
-                ui,
-                &mut self.canvas,
-                &self.mixture,
-                &self.scene.mixture,
-                canvas::CanvasLayers {
-                    samples: self.layers.samples.then_some(&self.samples[..]),
-                    arrows: &arrows,
-                    heatmaps,
-                    particles,
-                    trails: self.layers.trails,
-                },
-            ));
+            let mut draw = |ui: &mut egui::Ui, particles, heatmaps, title: Option<String>| {
+                canvas::canvas_ui(
+                    ui,
+                    &mut self.canvas,
+                    &self.mixture,
+                    &self.scene.mixture,
+                    canvas::CanvasLayers {
+                        samples: self.layers.samples.then_some(&self.samples[..]),
+                        arrows: &arrows,
+                        heatmaps,
+                        particles,
+                        trails: self.layers.trails,
+                        extras: &extras,
+                        title,
+                    },
+                )
+            };
+            if sides.len() == 1 {
+                if let Some((p, h, t)) = sides.pop() {
+                    outs.push(draw(ui, p, h, t));
+                }
+            } else {
+                let w = (ui.available_width() - 8.0) / 2.0;
+                let h = ui.available_height();
+                ui.horizontal(|ui| {
+                    for (p, hm, t) in sides.drain(..) {
+                        ui.allocate_ui(egui::vec2(w, h), |ui| outs.push(draw(ui, p, hm, t)));
+                    }
+                });
+            }
         });
-        if let Some(out) = out {
-            if let Some((spec, gesture)) = out.edit {
-                self.set_mixture(spec, gesture);
+        if let Some(first) = outs.first() {
+            self.plot_rect = outs.iter().fold(first.rect, |r, o| r.union(o.rect));
+            let view = first.view;
+            for out in outs {
+                if let Some((spec, gesture)) = out.edit {
+                    self.set_mixture(spec, gesture);
+                }
+                if let Some(m) = out.message {
+                    self.error = Some(m);
+                }
+                if let Some(p) = out.click {
+                    self.lessons.canvas_click(p);
+                }
             }
-            if let Some(m) = out.message {
-                self.error = Some(m);
-            }
-            self.plot_rect = out.rect;
-            self.update_true_density(&ctx, out.view);
-            self.run_engine(&ctx, out.view);
+            self.update_true_density(&ctx, view);
+            self.run_engine(&ctx, view);
+            self.answer_fields();
+            let sde = self.sde();
+            self.lessons.frame(&self.mixture, &sde, self.live[0].exact);
+        }
+        if self.help_open {
+            self.help_window(&ctx);
         }
         ctx.request_repaint();
         self.frame += 1;
@@ -1268,6 +1712,16 @@ impl eframe::App for ScoreLabApp {
             }
         }
     }
+}
+
+/// The second live sampler's default (split view): plain Langevin, the failure case beside
+/// annealed Langevin (NCSN Fig. 3).
+fn second_sampler() -> LiveSampling {
+    let mut l = LiveSampling::small();
+    l.kind = crate::sim::samplers::SamplerKind::Langevin;
+    l.steps = 1000;
+    l.eps = 0.05;
+    l
 }
 
 /// Open the native window.

@@ -55,12 +55,120 @@ impl ScoreModel for GuidedScore<'_> {
 }
 
 /// Inpainting method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InpaintMethod {
     /// Overwrite x₁ with a noised observation each step; x₂ follows the (possibly learned) joint score.
     Replacement,
     /// Exact score of the perturbed conditional p_t(x₂ | x₁ = c).
+    #[serde(rename = "exact")]
     ExactConditional,
+}
+
+/// Inpainting x₂ | x₁ = c step by step (the app animates it; [`inpaint_x2`] runs it to the end).
+#[derive(Clone, Debug)]
+pub struct Inpainter {
+    /// The observed coordinate x₁ = c.
+    pub c: f64,
+    /// Method.
+    pub method: InpaintMethod,
+    sde: Sde,
+    rng: CounterRng,
+    cond: crate::sim::mixture::Mixture1d,
+    /// Current particles (x₁ is the noised observation for replacement, 0 for exact).
+    pub x: Vec<Vec2>,
+    /// Noise-free means of the last step.
+    pub mean: Vec<Vec2>,
+    scores: Vec<Vec2>,
+    step: usize,
+    n_steps: usize,
+}
+
+impl Inpainter {
+    /// `n` particles from the prior, `n_steps` reverse-SDE (Euler–Maruyama) steps.
+    pub fn new(
+        mixture: &GaussianMixture,
+        sde: &Sde,
+        c: f64,
+        n: usize,
+        n_steps: usize,
+        method: InpaintMethod,
+        seed: u32,
+    ) -> Self {
+        let rng = CounterRng::new(seed);
+        let x: Vec<Vec2> = (0..n as u32)
+            .map(|i| sde.prior_sample(rng.normal2(0, i, stream::INIT)))
+            .collect();
+        Self {
+            c,
+            method,
+            sde: *sde,
+            rng,
+            cond: mixture.conditional_x2_given_x1(c),
+            mean: x.clone(),
+            scores: vec![Vec2::zeros(); n],
+            x,
+            step: 0,
+            n_steps: n_steps.max(1),
+        }
+    }
+
+    /// All steps taken.
+    pub fn done(&self) -> bool {
+        self.step >= self.n_steps
+    }
+
+    /// Steps taken and the total.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.step, self.n_steps)
+    }
+
+    /// The analytic conditional p(x₂ | x₁ = c) of the data.
+    pub fn conditional(&self) -> &crate::sim::mixture::Mixture1d {
+        &self.cond
+    }
+
+    /// One reverse-SDE step; `score` is only used by [`InpaintMethod::Replacement`].
+    pub fn step(&mut self, score: &dyn ScoreModel) {
+        if self.done() {
+            return;
+        }
+        let (step, n_steps, c, rng, sde) = (self.step, self.n_steps, self.c, self.rng, self.sde);
+        let t = 1.0 + (SAMPLE_T_EPS - 1.0) * step as f64 / n_steps as f64;
+        let tn = 1.0 + (SAMPLE_T_EPS - 1.0) * (step + 1) as f64 / n_steps as f64;
+        let (a, s) = sde.marginal(t);
+        match self.method {
+            InpaintMethod::Replacement => {
+                for (i, p) in self.x.iter_mut().enumerate() {
+                    p.x = a * c + s * rng.normal2(step as u32, i as u32, stream::CORRECTOR).x;
+                }
+                score.score_batch(&self.x, t, &mut self.scores);
+            }
+            InpaintMethod::ExactConditional => {
+                let pc = self.cond.perturbed(a, s);
+                for (p, sc) in self.x.iter_mut().zip(self.scores.iter_mut()) {
+                    p.x = 0.0;
+                    *sc = Vec2::new(0.0, pc.score(p.y));
+                }
+            }
+        }
+        for (i, (p, m)) in self.x.iter_mut().zip(self.mean.iter_mut()).enumerate() {
+            let z = rng.normal2(step as u32, i as u32, stream::STEP);
+            let (nx, nm) = reverse_sde_step(&sde, *p, self.scores[i], t, tn - t, z);
+            *p = nx;
+            *m = nm;
+        }
+        self.step += 1;
+    }
+
+    /// The x₂ samples: the noise-free means once done, the current x₂ before.
+    pub fn x2(&self) -> Vec<f64> {
+        if self.done() {
+            self.mean.iter().map(|m| m.y).collect()
+        } else {
+            self.x.iter().map(|m| m.y).collect()
+        }
+    }
 }
 
 /// Sample x₂ | x₁ = c with `n_steps` reverse-SDE (Euler–Maruyama) steps; returns the x₂ values.
@@ -76,41 +184,11 @@ pub fn inpaint_x2(
     method: InpaintMethod,
     seed: u32,
 ) -> Vec<f64> {
-    let rng = CounterRng::new(seed);
-    let cond = mixture.conditional_x2_given_x1(c);
-    let mut x: Vec<Vec2> = (0..n as u32)
-        .map(|i| sde.prior_sample(rng.normal2(0, i, stream::INIT)))
-        .collect();
-    let mut mean = x.clone();
-    let mut scores = vec![Vec2::zeros(); n];
-    let n_steps = n_steps.max(1);
-    for step in 0..n_steps {
-        let t = 1.0 + (SAMPLE_T_EPS - 1.0) * step as f64 / n_steps as f64;
-        let tn = 1.0 + (SAMPLE_T_EPS - 1.0) * (step + 1) as f64 / n_steps as f64;
-        let (a, s) = sde.marginal(t);
-        match method {
-            InpaintMethod::Replacement => {
-                for (i, p) in x.iter_mut().enumerate() {
-                    p.x = a * c + s * rng.normal2(step as u32, i as u32, stream::CORRECTOR).x;
-                }
-                score.score_batch(&x, t, &mut scores);
-            }
-            InpaintMethod::ExactConditional => {
-                let pc = cond.perturbed(a, s);
-                for (p, sc) in x.iter_mut().zip(scores.iter_mut()) {
-                    p.x = 0.0;
-                    *sc = Vec2::new(0.0, pc.score(p.y));
-                }
-            }
-        }
-        for (i, (p, m)) in x.iter_mut().zip(mean.iter_mut()).enumerate() {
-            let z = rng.normal2(step as u32, i as u32, stream::STEP);
-            let (nx, nm) = reverse_sde_step(sde, *p, scores[i], t, tn - t, z);
-            *p = nx;
-            *m = nm;
-        }
+    let mut job = Inpainter::new(mixture, sde, c, n, n_steps, method, seed);
+    while !job.done() {
+        job.step(score);
     }
-    mean.iter().map(|m| m.y).collect()
+    job.x2()
 }
 
 /// The exact score object for a mixture and SDE (convenience for guidance callers).

@@ -277,11 +277,14 @@ fn browser_tests(dist: &Path) -> Result<()> {
     std::thread::spawn(move || serve_dir(listener, served));
     let shots = root.join("target/browser");
     std::fs::create_dir_all(&shots).map_err(|e| e.to_string())?;
-    run(Command::new("node")
-        .current_dir(&browser_dir)
-        .arg("smoke.mjs")
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .arg(&shots))
+    for script in ["smoke.mjs", "lessons.mjs"] {
+        run(Command::new("node")
+            .current_dir(&browser_dir)
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .arg(&shots))?;
+    }
+    Ok(())
 }
 
 fn test() -> Result<()> {

@@ -1,0 +1,42 @@
+//! Student-facing explanations: one tooltip per sampler and per view, each with its update
+//! equation and what to look for on the canvas.
+
+use crate::sim::samplers::SamplerKind;
+
+/// The tooltip of a sampler.
+pub fn sampler(kind: SamplerKind) -> &'static str {
+    match kind {
+        SamplerKind::Langevin => "Plain Langevin (one noise level σ_min):\n  x ← x + (α/2)·s(x, σ_min) + √α·z\n\nLook for: the particles find the modes, but the split between them is wrong. Between the modes the data density is ~0, so the score there is never learned, and a chain almost never crosses from one mode to the other. Each mode keeps the share of particles that started near it, not its true weight (Song & Ermon 2019, Fig. 3).",
+        SamplerKind::AnnealedLangevin => "Annealed Langevin (NCSN Alg. 1): for levels σ₁ > … > σ_L, take T steps of\n  x ← x + (α_i/2)·s(x, σ_i) + √α_i·z,   α_i = ε·σ_i²/σ_L²\n\nLook for: at large σ the perturbed density is one broad blob, so particles move freely between the modes and settle in proportion to the weights. As σ shrinks, each mode sharpens and the particles stay where they are. The weights come out right (ncsn: 0.2 / 0.8).",
+        SamplerKind::ReverseSde => "Reverse-time SDE, Euler–Maruyama (score_sde Eq. 6), t from 1 to ε:\n  x ← x + [f(x,t) − g(t)²·s(x,t)]·Δt + g(t)·√|Δt|·z\n\nLook for: noise from the prior is turned back into data. The score term pulls towards high density, and the injected noise keeps the samples spread like the data.",
+        SamplerKind::Ancestral => "Ancestral sampling / reverse diffusion (score_sde App. F): the discrete reverse Markov chain of the forward noising.\n  VE: x ← x + (σ_i² − σ_{i+1}²)·s + √(σ_{i+1}²(σ_i² − σ_{i+1}²)/σ_i²)·z\n\nLook for: the same picture as the reverse SDE, from a slightly different discretisation.",
+        SamplerKind::Pc => "Predictor–corrector (score_sde Alg. 2): at each t, one Langevin corrector step\n  x ← x + ε·s + √(2ε)·z,  ε = 2a·(snr·‖z‖/‖s‖)²\nthen one ancestral predictor step to the next t.\n\nLook for: the corrector pulls particles back onto the current noise level's density, so errors of the predictor don't pile up. It costs two score evaluations per step.",
+        SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 | SamplerKind::OdeRk45 => "Probability-flow ODE (score_sde Eq. 13):\n  dx/dt = f(x,t) − ½·g(t)²·s(x,t)\nintegrated from t = 1 to ε (Euler, Heun, RK4, or adaptive RK45).\n\nLook for: there is no noise at all. Each starting point has exactly one path, so the trails are smooth curves that never cross, and running the same start twice gives the same sample. The marginals match the SDE's, so the samples still follow the data. Being invertible, the ODE also gives exact likelihoods (the probe).\n\nCaveat: the ODE keeps any error of its start. On VE the start N(0, σ_max²) is not quite the true p₁ when the data sit off the origin (ncsn comes out ≈ 0.26 / 0.74). The SDE samplers' noise corrects this; the ODE's cannot. VP starts almost exactly at p₁.",
+    }
+}
+
+/// Tooltip of the noise-level slider.
+pub const NOISE: &str = "The noise level every layer is drawn at (log scale). σ is the noise-to-signal ratio s(t)/α(t) of the forward SDE. Slide it up and watch the modes merge into one blob: that blob is easy to sample, which is why samplers start at large σ and anneal down.";
+/// Tooltip of the split view.
+pub const SPLIT: &str = "Two samplers side by side on the same mixture and model (each with its own mode-weight bars), or the true log-density next to the model's own PF-ODE log-density at the same noise level.";
+/// Tooltip of the probability-flow paths.
+pub const ODE_PATHS: &str = "Deterministic probability-flow ODE paths from a grid of prior points at t = 1 down to the data. Where paths bunch up, density is high. The paths never cross, because the ODE is a smooth, invertible map from noise to data.";
+/// Tooltip of the probe.
+pub const PROBE: &str = "Click the canvas to drop a probe. Its path is drawn both ways: data → noise along the forward ODE (orange) and back noise → data along the reverse ODE (cyan). The two curves coincide because the map is invertible. That invertibility is what gives the exact log-likelihood log p̂(x) = log p₁(x₁) + ∫ ∇·f̃ dt, shown next to the true log p(x).";
+/// Tooltip of inpainting.
+pub const INPAINT: &str = "Observe x₁ = c (the vertical line) and sample x₂. 'exact' runs the reverse SDE with the exact score of the perturbed conditional p_t(x₂ | x₁ = c): its histogram matches the analytic conditional (the curve). 'replacement' runs the joint reverse SDE and overwrites x₁ with a noised copy of c at every step. It is cheap, but biased: the sampled x₂ does not see the observation consistently.";
+/// Tooltip of guidance.
+pub const GUIDE: &str = "Classifier guidance toward one component: s̃ = s + γ·∇ₓ log p_t(k | x), with the exact noisy classifier of the mixture. γ = 0 is unconditional; γ = 1 samples p(x | k); γ > 1 over-sharpens.";
+/// The keyboard shortcuts (help overlay).
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("space", "play / pause the particles"),
+    ("s", "one sampler step (pauses)"),
+    ("r", "restart the samplers from the prior"),
+    ("1 … 9", "pick a sampler: 1 Langevin, 2 annealed Langevin, 3 reverse SDE, 4 ancestral, 5 predictor–corrector, 6 ODE Euler, 7 ODE Heun, 8 ODE RK4, 9 ODE RK45"),
+    ("h or ?", "this help"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo an edit of the mixture"),
+    ("Delete", "remove the selected component"),
+    ("drag", "move a centre, stretch with the edge ring, pan the background"),
+    ("scroll / pinch", "weight of the component under the pointer, or zoom"),
+    ("double-click", "add a component"),
+];

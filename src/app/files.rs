@@ -1,0 +1,67 @@
+//! Saving exports and picking files to import: a browser download / file picker on the web,
+//! the working directory / dropped files natively. Returns messages for the panel.
+
+/// Save `bytes` as `name`: a download in the browser, a file in the working directory natively.
+/// Returns what happened, for the panel.
+pub fn save(name: &str, mime: &str, bytes: &[u8]) -> String {
+    match save_impl(name, mime, bytes) {
+        Ok(m) => m,
+        Err(e) => format!("Could not save {name}: {e}"),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn save_impl(name: &str, mime: &str, bytes: &[u8]) -> Result<String, String> {
+    use wasm_bindgen::JsCast;
+    let err = |e: wasm_bindgen::JsValue| format!("{e:?}");
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).map_err(err)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(err)?;
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let a = doc
+        .create_element("a")
+        .map_err(err)?
+        .dyn_into::<web_sys::HtmlAnchorElement>()
+        .map_err(|_| "no anchor element".to_string())?;
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(format!("Downloaded {name}."))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn save_impl(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String> {
+    let path = std::env::current_dir()
+        .map_err(|e| e.to_string())?
+        .join(name);
+    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    Ok(format!("Saved {}.", path.display()))
+}
+
+/// Open the browser's file picker (the page's `scorelabPickFile`, defined in `index.html`,
+/// hands the chosen file to `importFile`). Natively: drop a file onto the window.
+pub fn pick_file() -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let f = web_sys::window()
+            .and_then(|w| js_sys::Reflect::get(&w, &"scorelabPickFile".into()).ok())
+            .and_then(|f| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f).ok());
+        match f {
+            Some(f) => f
+                .call0(&wasm_bindgen::JsValue::NULL)
+                .err()
+                .map(|e| format!("Could not open the file picker: {e:?}")),
+            None => Some("This page has no file picker; drop the file onto the canvas.".into()),
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Some("Drop a model or scene JSON file onto the window to import it.".into())
+    }
+}
