@@ -647,9 +647,9 @@ impl ScoreLabApp {
         });
         ui.horizontal(|ui| {
             let play = if self.sampling_paused {
-                "▶ Play"
+                "Play"
             } else {
-                "⏸ Pause"
+                "Pause"
             };
             if ui.button(play).on_hover_text("space").clicked() {
                 self.toggle_play();
