@@ -391,7 +391,7 @@ impl Lessons {
     }
 
     /// What to draw over the canvas.
-    pub fn overlay(&self, _mixture: &GaussianMixture) -> CanvasExtras {
+    pub fn overlay(&self) -> CanvasExtras {
         let mut ex = CanvasExtras::default();
         if let Some((_, paths)) = &self.paths {
             for p in paths {

@@ -372,7 +372,7 @@ impl ScoreLabApp {
                 Ok(link) => {
                     app.flags = link.flags;
                     if let Some(shared) = link.shared {
-                        app.apply_shared(*Box::new(shared), false);
+                        app.apply_shared(shared, false);
                     }
                 }
                 Err(e) => {
@@ -1646,7 +1646,7 @@ impl eframe::App for ScoreLabApp {
             }
             sides.push((particles, heatmaps, self.side_title(side)));
         }
-        let extras = self.lessons.overlay(&self.mixture);
+        let extras = self.lessons.overlay();
         let mut outs = Vec::new();
         egui::CentralPanel::default_margins().show(ui, |ui| {
             let mut draw = |ui: &mut egui::Ui, particles, heatmaps, title: Option<String>| {
