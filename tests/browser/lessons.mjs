@@ -204,8 +204,9 @@ const { browser, page, errors } = await launch();
     for (let i = 0; i < 3; i++) await frames(page);
     const st = await state(page);
     const f0 = st.frame;
-    await page.waitForTimeout(400);
-    const f1 = (await state(page)).frame;
+    let f1 = f0;
+    // frames must keep coming (slow under load: wait up to 10 s)
+    for (let i = 0; i < 40 && f1 <= f0; i++) { await page.waitForTimeout(250); f1 = (await state(page)).frame; }
     check(typeof st.link_error === "string" && st.link_error.length > 10 && f1 > f0 && st.scene.mixture.components.length === 2,
       `hostile hash (${what}) shows a message and leaves a working app with the default scene ("${st.link_error?.slice(0, 90)}")`);
   }
