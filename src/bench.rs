@@ -1,28 +1,34 @@
-//! Benchmarks behind `cargo xtask bench` (native only): training steps/s of the GPU engine
-//! and the CPU `sim` for the same MLP, sampler network evaluations per second by particle
-//! count, and dispatch/submit counts. Wall-clock medians over repeated runs; GPU timings
-//! wait for the queue (a blocking readback) so they cover the work, not just the encoding.
+//! Benchmarks behind `cargo xtask bench`: training steps/s of the GPU engine and the CPU
+//! `sim` for the same MLP, sampler network evaluations per second by particle count, the
+//! tiled reference SGEMM, and dispatch/submit counts. Wall-clock medians over repeated runs;
+//! native GPU timings wait for the queue (a blocking readback) so they cover the work, not
+//! just the encoding. The set-up and the CPU timers are shared with the in-browser
+//! benchmark (`web_bench.rs`), which waits for the GPU asynchronously instead.
 
-use serde_json::{json, Value};
 use web_time::Instant;
 
-use crate::gpu::context::GpuContext;
-use crate::gpu::sampler::{GpuSampler, GpuScore};
-use crate::gpu::trainer::GpuTrainer;
-use crate::gpu::GpuNet;
-use crate::sim::adam::AdamConfig;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::{
+    context::GpuContext,
+    matmul::GpuMatmul,
+    sampler::{GpuSampler, GpuScore},
+    trainer::GpuTrainer,
+    GpuNet,
+};
 use crate::sim::mixture::{presets, GaussianMixture};
 use crate::sim::model::{NetConfig, ScoreNet};
 use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
 use crate::sim::sde::{Sde, SdeKind};
 use crate::sim::train::{TrainConfig, Trainer};
+#[cfg(not(target_arch = "wasm32"))]
+use serde_json::{json, Value};
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn setup(width: usize) -> (GaussianMixture, Sde, ScoreNet) {
+pub fn setup(width: usize) -> (GaussianMixture, Sde, ScoreNet) {
     let spec = presets::by_name("ring8").unwrap_or_else(|| unreachable!("ring8 is a preset"));
     let m =
         GaussianMixture::from_spec(&spec).unwrap_or_else(|e| unreachable!("ring8 is valid: {e}"));
@@ -40,6 +46,7 @@ fn setup(width: usize) -> (GaussianMixture, Sde, ScoreNet) {
     (m, sde, net)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Seconds per training step (median of `reps` timings of `steps` steps).
 fn time_gpu_train(
     ctx: &GpuContext,
@@ -51,7 +58,6 @@ fn time_gpu_train(
     let (m, _, net) = setup(width);
     let cfg = TrainConfig {
         batch,
-        adam: AdamConfig::default(),
         ..TrainConfig::default()
     };
     let tr = GpuTrainer::new(ctx, &net, &m, &cfg).map_err(|e| e.to_string())?;
@@ -67,7 +73,7 @@ fn time_gpu_train(
     Ok(median(t))
 }
 
-fn time_cpu_train(width: usize, batch: usize, steps: u32, reps: usize) -> f64 {
+pub fn time_cpu_train(width: usize, batch: usize, steps: u32, reps: usize) -> f64 {
     let (m, _, net) = setup(width);
     let cfg = TrainConfig {
         batch,
@@ -86,13 +92,14 @@ fn time_cpu_train(width: usize, batch: usize, steps: u32, reps: usize) -> f64 {
     median(t)
 }
 
-fn sampler_cfg(m: &GaussianMixture) -> SamplerConfig {
+pub fn sampler_cfg(m: &GaussianMixture) -> SamplerConfig {
     SamplerConfig {
         n_steps: 1000,
         ..SamplerConfig::defaults(SamplerKind::AnnealedLangevin, m)
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Seconds per annealed-Langevin step with the network.
 fn time_gpu_sampler(ctx: &GpuContext, width: usize, n: usize, steps: usize) -> Result<f64, String> {
     let (m, sde, net) = setup(width);
@@ -107,7 +114,7 @@ fn time_gpu_sampler(ctx: &GpuContext, width: usize, n: usize, steps: usize) -> R
     Ok(start.elapsed().as_secs_f64() / steps as f64)
 }
 
-fn time_cpu_sampler(width: usize, n: usize, steps: usize) -> f64 {
+pub fn time_cpu_sampler(width: usize, n: usize, steps: usize) -> f64 {
     let (m, sde, net) = setup(width);
     let mut s = Sampler::new(sampler_cfg(&m), sde, n)
         .unwrap_or_else(|e| unreachable!("bench sampler config is valid: {e}"));
@@ -119,6 +126,33 @@ fn time_cpu_sampler(width: usize, n: usize, steps: usize) -> f64 {
     start.elapsed().as_secs_f64() / steps as f64
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+/// GFLOP/s of the tiled reference SGEMM, (m×k)·(k×n), median of `reps` timings of `per` multiplies.
+pub fn time_gpu_matmul(
+    ctx: &GpuContext,
+    m: u32,
+    n: u32,
+    k: u32,
+    per: u32,
+    reps: usize,
+) -> Result<f64, String> {
+    let rng = crate::sim::rng::CounterRng::new(1);
+    let a: Vec<f32> = (0..m * k).map(|i| rng.normal2(0, i, 0).x as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| rng.normal2(1, i, 0).x as f32).collect();
+    let mm = GpuMatmul::new(ctx, m, n, k, &a, &b).map_err(|e| e.to_string())?;
+    mm.run(ctx, 1);
+    ctx.read_f32(mm.output(), 0, 1).map_err(|e| e.to_string())?;
+    let mut t = Vec::new();
+    for _ in 0..reps {
+        let start = Instant::now();
+        mm.run(ctx, per);
+        ctx.read_f32(mm.output(), 0, 1).map_err(|e| e.to_string())?; // waits for the queue
+        t.push(start.elapsed().as_secs_f64() / f64::from(per));
+    }
+    Ok(mm.flops() / median(t) / 1e9)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 /// Run the benchmark; `quick` shrinks it to a smoke test (CI).
 pub fn run(quick: bool) -> Result<Value, String> {
     let ctx = GpuContext::headless().map_err(|e| e.to_string())?;
@@ -183,6 +217,21 @@ pub fn run(quick: bool) -> Result<Value, String> {
             }));
         }
     }
+    // The reference: the MLP's hidden layer as a dense SGEMM (rows = batch/particles,
+    // width × width), on the same adapter.
+    let mut matmul = Vec::new();
+    for &width in widths {
+        let rows = if quick { 4096 } else { 65536 };
+        let w = width as u32;
+        let per = if quick {
+            2
+        } else {
+            ((4e9 / (2.0 * f64::from(rows) * f64::from(w * w))) as u32).clamp(2, 50)
+        };
+        let gflops = time_gpu_matmul(&ctx, rows, w, w, per, if quick { 1 } else { 3 })?;
+        eprintln!("bench: tiled matmul {rows}×{w}·{w}×{w}: {gflops:.2} GFLOP/s");
+        matmul.push(json!({ "m": rows, "n": w, "k": w, "gpu_gflops": gflops }));
+    }
     Ok(json!({
         "adapter": { "name": info.name, "backend": format!("{:?}", info.backend), "device_type": format!("{:?}", info.device_type), "driver": info.driver, "driver_info": info.driver_info },
         "dispatches": {
@@ -195,6 +244,7 @@ pub fn run(quick: bool) -> Result<Value, String> {
         },
         "train": train,
         "sample": sample,
+        "matmul": matmul,
         "quick": quick,
     }))
 }

@@ -4,7 +4,6 @@
 //! (`web.rs` for wasm, `main.rs`/[`cli`] natively).
 
 pub mod app;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
@@ -12,3 +11,5 @@ pub mod gpu;
 pub mod sim;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_bench;

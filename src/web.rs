@@ -62,6 +62,13 @@ fn show_message(text: &str) {
 
 fn signal_ready() {
     if let Some(body) = document().and_then(|d| d.body()) {
+        // When (page clock, ms) the first frames were painted: the load benchmark reads it.
+        if let Some(now) = web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now())
+        {
+            let _ = body.set_attribute("data-scorelab-ready-ms", &format!("{now:.1}"));
+        }
         let _ = body.set_attribute("data-scorelab-ready", "1");
     }
     if let Some(el) = document().and_then(|d| d.get_element_by_id("scorelab_loading")) {
@@ -79,6 +86,12 @@ pub fn start() {
         ));
     }));
     let _ = eframe::WebLogger::init(log::LevelFilter::Info);
+    let bench_page = document()
+        .and_then(|d| d.body())
+        .is_some_and(|b| b.has_attribute("data-scorelab-bench"));
+    if bench_page {
+        return; // web/bench.html drives `web_bench` itself.
+    }
     wasm_bindgen_futures::spawn_local(async {
         let Some(canvas) = document()
             .and_then(|d| d.get_element_by_id("scorelab_canvas"))

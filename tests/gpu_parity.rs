@@ -500,3 +500,36 @@ fn divergence_guard_keeps_the_last_good_weights() {
         "training resumed"
     );
 }
+
+/// The benchmarks' reference SGEMM equals the CPU product, including ragged edges (sizes that
+/// are not multiples of the 64×64 tile or the 16-wide K slice).
+#[test]
+fn tiled_matmul_matches_cpu() {
+    use scorelab::gpu::matmul::{matmul_reference, GpuMatmul};
+    let Some(ctx) = ctx() else { return };
+    let rng = CounterRng::new(3);
+    for &(m, n, k) in &[
+        (100u32, 70u32, 37u32),
+        (128, 128, 64),
+        (1, 1, 1),
+        (65, 129, 17),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| rng.normal2(0, i, 0).x as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| rng.normal2(1, i, 0).y as f32).collect();
+        let mm = GpuMatmul::new(ctx, m, n, k, &a, &b).unwrap();
+        mm.run(ctx, 2);
+        let got = mm.read(ctx).unwrap();
+        let want = matmul_reference(m as usize, n as usize, k as usize, &a, &b);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{m}×{k}·{k}×{n}: worst relative error {worst}"
+        );
+    }
+    assert!(GpuMatmul::new(ctx, 0, 4, 4, &[], &[]).is_err());
+    assert!(GpuMatmul::new(ctx, 2, 2, 2, &[1.0; 3], &[1.0; 4]).is_err());
+}

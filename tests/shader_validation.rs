@@ -11,6 +11,18 @@ fn parse(src: &str, name: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
 }
 
+/// Parse and validate a standalone module (one that is not composed with the prelude).
+fn parse_valid(src: &str, name: &str) -> naga::Module {
+    let module = parse(src, name);
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    module
+}
+
 #[test]
 fn every_shader_module_validates() {
     for (file, source, entries) in shaders::STAGES {
@@ -38,6 +50,7 @@ fn every_shader_module_validates() {
             "mixture.wgsl",
             "mlp.wgsl",
             "particles_draw.wgsl",
+            "matmul.wgsl",
         ]
         .contains(&name.as_str())
             || shaders::STAGES.iter().any(|(file, _, _)| *file == name);
@@ -50,13 +63,7 @@ fn every_shader_module_validates() {
 #[test]
 fn particle_draw_shader_validates() {
     let src = scorelab::app::particles::SHADER;
-    let module = parse(src, "particles_draw.wgsl");
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("particles_draw.wgsl: {}", e.emit_to_string(src)));
+    let module = parse_valid(src, "particles_draw.wgsl");
     for entry in ["vs_main", "fs_main"] {
         assert!(module.entry_points.iter().any(|ep| ep.name == entry));
     }
@@ -158,4 +165,11 @@ fn struct_layouts_match_rust() {
         StepParams,
         [step, method, seed, _pad, t, t_next, alpha, dt]
     );
+}
+
+/// The benchmarks' reference SGEMM (standalone, not part of the shared prelude) validates.
+#[test]
+fn matmul_shader_validates() {
+    let module = parse_valid(scorelab::gpu::matmul::SHADER, "matmul.wgsl");
+    assert!(module.entry_points.iter().any(|ep| ep.name == "matmul"));
 }

@@ -320,9 +320,23 @@ pub struct SamplesOut {
     pub points: Vec<Vec2>,
 }
 
+/// Where an engine's frame spent its (CPU-side) time, in ms. On the GPU engine this is the
+/// time to encode and submit; the GPU's own time shows in the frame interval.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct FrameTiming {
+    /// Training steps.
+    pub train_ms: f64,
+    /// Live samplers (and their trails).
+    pub sample_ms: f64,
+    /// Score field, learned density, Fisher metric and readbacks.
+    pub field_ms: f64,
+}
+
 /// What a frame produced (anything may be absent while work is in flight).
 #[derive(Default)]
 pub struct FrameOutput {
+    /// Where the frame's engine time went.
+    pub timing: FrameTiming,
     /// Training steps completed so far.
     pub steps: Option<u64>,
     /// New (step, loss) pairs.
@@ -341,6 +355,10 @@ pub struct FrameOutput {
     pub model: Option<ScoreNet>,
     /// Learned log-density on a grid (row-major from `lo`), and the request it answers.
     pub density: Option<(FieldRequest, Vec<f64>)>,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// A training/evaluation engine.
@@ -367,6 +385,10 @@ pub trait Engine {
     fn request_samples(&mut self, slot: usize);
     /// Ask for the drawing network (answered in a later [`FrameOutput::model`]).
     fn request_model(&mut self);
+    /// Dispatches, submits and bytes moved so far (GPU engine only).
+    fn gpu_counts(&self) -> Option<crate::gpu::context::GpuCounts> {
+        None
+    }
 }
 
 /// Whether a live slot starts a run this frame: its first run, or (with `repeat`) a new run
@@ -948,8 +970,10 @@ impl Engine for GpuEngine {
 
     fn frame(&mut self, _budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
+        let t0 = Instant::now();
         self.poll_side(&mut out);
         if !self.poll(&mut out) {
+            out.timing.field_ms = ms_since(t0);
             return out;
         }
         let mut enc = self
@@ -970,7 +994,9 @@ impl Engine for GpuEngine {
             self.submitted += u64::from(steps);
         }
         self.trainer.encode_copy_ema(&mut enc, &self.ema);
+        let t1 = Instant::now();
         self.encode_samplers(&mut enc, &mut out);
+        let t2 = Instant::now();
         let mut field_rb = None;
         let due = |last: &Option<(Instant, FieldRequest)>, req: &FieldRequest, every: Duration| {
             last.as_ref()
@@ -1033,7 +1059,7 @@ impl Engine for GpuEngine {
             self.fisher.encode(&self.ctx, &mut enc);
             self.last_fisher_step = self.submitted;
         }
-        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.submit(enc);
         let (ring, off, len) = self.trainer.loss_ring_range();
         let counters = AsyncReadback::start(&self.ctx, self.trainer.counters_buffer(), 0, 8);
         let losses = AsyncReadback::start(&self.ctx, ring, off, len);
@@ -1065,7 +1091,16 @@ impl Engine for GpuEngine {
             got_counters: None,
             got_losses: None,
         });
+        out.timing = FrameTiming {
+            train_ms: (t1 - t0).as_secs_f64() * 1e3,
+            sample_ms: (t2 - t1).as_secs_f64() * 1e3,
+            field_ms: ms_since(t2),
+        };
         out
+    }
+
+    fn gpu_counts(&self) -> Option<crate::gpu::context::GpuCounts> {
+        Some(self.ctx.counts())
     }
 }
 
@@ -1377,6 +1412,7 @@ impl Engine for CpuEngine {
             }
         }
         out.steps = Some(self.steps);
+        out.timing.train_ms = ms_since(start);
         if std::mem::take(&mut self.model_wanted) {
             out.model = Some(self.trainer.ema_net());
         }
@@ -1385,7 +1421,10 @@ impl Engine for CpuEngine {
         } else {
             CPU_SAMPLER_BUDGET_IDLE
         };
+        let t1 = Instant::now();
         self.run_samplers(side, &mut out);
+        let t2 = Instant::now();
+        out.timing.sample_ms = (t2 - t1).as_secs_f64() * 1e3;
         self.run_density(req.density, &mut out);
         let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
             || (self.last_fisher_step == 0 && self.steps > 0);
@@ -1429,6 +1468,7 @@ impl Engine for CpuEngine {
                 out.field = Some((req, cells));
             }
         }
+        out.timing.field_ms = ms_since(t2);
         out
     }
 }

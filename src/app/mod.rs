@@ -12,6 +12,7 @@ pub mod explain;
 pub mod files;
 pub mod lessons;
 pub mod particles;
+pub mod perf;
 pub mod share;
 
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,8 @@ struct StateSnapshot<'a> {
     fallback_reason: Option<&'a str>,
     frame: u64,
     fps: f64,
+    /// The frame budget over the last frames (`app::perf`).
+    perf: perf::PerfSummary,
     step: u64,
     steps_per_s: f64,
     loss: Option<f64>,
@@ -254,6 +257,7 @@ pub struct ScoreLabApp {
     plot_rect: egui::Rect,
     last_frame: Option<Instant>,
     fps: f64,
+    perf: perf::PerfWindow,
 }
 
 impl ScoreLabApp {
@@ -359,6 +363,7 @@ impl ScoreLabApp {
             plot_rect: egui::Rect::NOTHING,
             last_frame: None,
             fps: 0.0,
+            perf: perf::PerfWindow::default(),
         };
         app.live[0] = app.default_sampling(0);
         app.live[1] = app.default_sampling(1);
@@ -923,7 +928,13 @@ impl ScoreLabApp {
             engine.request_model();
             self.lessons.model_requested();
         }
+        let engine_start = Instant::now();
         let out = engine.frame(Duration::from_millis(8), self.training, &req);
+        self.perf.engine(
+            engine_start.elapsed().as_secs_f64() * 1e3,
+            out.timing,
+            engine.gpu_counts(),
+        );
         if let Some(steps) = out.steps {
             self.history.steps = steps;
         }
@@ -1228,6 +1239,8 @@ impl ScoreLabApp {
     }
 
     fn apply_config(&mut self, p: &ConfigPatch) {
+        // A new configuration starts a new frame-budget window (the benchmark reads it).
+        self.perf.clear();
         let mut settings = self.settings.clone();
         if let Some(v) = p.width {
             settings.width = v;
@@ -1372,6 +1385,7 @@ impl ScoreLabApp {
             fallback_reason: self.fallback_reason.as_deref(),
             frame: self.frame,
             fps: self.fps,
+            perf: self.perf.summary(),
             step: self.history.steps,
             steps_per_s: self.history.steps_per_s,
             loss: self.history.loss_ema,
@@ -1569,6 +1583,10 @@ fn fallback_mixture() -> GaussianMixture {
 impl eframe::App for ScoreLabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
+        self.perf.begin(
+            self.last_frame
+                .map(|prev| now.duration_since(prev).as_secs_f64() * 1e3),
+        );
         if let Some(prev) = self.last_frame {
             let dt = now.duration_since(prev).as_secs_f64().max(1e-6);
             self.fps = if self.fps == 0.0 {
@@ -1705,6 +1723,7 @@ impl eframe::App for ScoreLabApp {
         }
         ctx.request_repaint();
         self.frame += 1;
+        self.perf.end(now.elapsed().as_secs_f64() * 1e3);
         self.publish_state();
         if self.frame == 2 {
             if let Some(f) = self.on_first_frame.take() {

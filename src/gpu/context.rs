@@ -3,6 +3,7 @@
 //! by its WGSL entry point (`"langevin_step"` ↔ `sim::samplers::langevin_step`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use eframe::egui_wgpu::wgpu;
 
@@ -66,6 +67,40 @@ pub fn check_adapter(adapter: &wgpu::Adapter) -> Result<(), GpuError> {
     Ok(())
 }
 
+/// Running totals of the work handed to the GPU through this context (the frame budget in
+/// `docs/BENCHMARKS.md` reports their per-frame differences).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GpuCounts {
+    /// Compute dispatches encoded.
+    pub dispatches: u64,
+    /// Queue submits.
+    pub submits: u64,
+    /// Bytes written CPU → GPU (buffer writes, uniform uploads).
+    pub bytes_up: u64,
+    /// Bytes copied GPU → CPU (readbacks).
+    pub bytes_down: u64,
+}
+
+impl std::ops::Sub for GpuCounts {
+    type Output = GpuCounts;
+    fn sub(self, o: GpuCounts) -> GpuCounts {
+        GpuCounts {
+            dispatches: self.dispatches.saturating_sub(o.dispatches),
+            submits: self.submits.saturating_sub(o.submits),
+            bytes_up: self.bytes_up.saturating_sub(o.bytes_up),
+            bytes_down: self.bytes_down.saturating_sub(o.bytes_down),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dispatches: AtomicU64,
+    submits: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
 /// Device, queue and pipelines.
 pub struct GpuContext {
     /// The device.
@@ -79,6 +114,7 @@ pub struct GpuContext {
     /// Group 1: one schedule entry (dynamic offset).
     pub layout_step: wgpu::BindGroupLayout,
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    counters: Counters,
 }
 
 fn uniform_entry(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
@@ -150,6 +186,7 @@ impl GpuContext {
             layout_main,
             layout_step,
             pipelines,
+            counters: Counters::default(),
         }
     }
 
@@ -173,6 +210,42 @@ impl GpuContext {
         }))
         .map_err(|e| GpuError::Device(e.to_string()))?;
         Ok(Self::new(device, queue, adapter.get_info()))
+    }
+
+    /// The totals so far (dispatches, submits, bytes each way).
+    pub fn counts(&self) -> GpuCounts {
+        let c = &self.counters;
+        GpuCounts {
+            dispatches: c.dispatches.load(Ordering::Relaxed),
+            submits: c.submits.load(Ordering::Relaxed),
+            bytes_up: c.bytes_up.load(Ordering::Relaxed),
+            bytes_down: c.bytes_down.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Submit one command buffer (counted).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.counters.submits.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// `queue.write_buffer`, counted.
+    pub fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        self.counters
+            .bytes_up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.queue.write_buffer(buffer, offset, data);
+    }
+
+    /// Count bytes the caller copied back to the CPU.
+    fn count_down(&self, bytes: u64) {
+        self.counters.bytes_down.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `pass.dispatch_workgroups(x, y, z)`, counted.
+    pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, x: u32, y: u32, z: u32) {
+        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        pass.dispatch_workgroups(x, y, z);
     }
 
     /// The pipeline of a WGSL entry point.
@@ -206,7 +279,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.queue.write_buffer(&buf, 0, data);
+        self.write_buffer(&buf, 0, data);
         buf
     }
 
@@ -230,7 +303,8 @@ impl GpuContext {
                 label: Some("readback"),
             });
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        self.count_down(bytes);
+        self.submit(enc);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -295,7 +369,8 @@ impl AsyncReadback {
                 label: Some("AsyncReadback"),
             });
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
+        ctx.count_down(bytes);
+        ctx.submit(enc);
         let ready = std::sync::Arc::new(std::sync::Mutex::new(None));
         let slot = ready.clone();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {

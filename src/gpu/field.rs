@@ -119,7 +119,7 @@ impl GpuField {
         pass.set_bind_group(0, &self.bind, &[]);
         pass.set_bind_group(1, &self.step_bind, &[0]);
         pass.set_pipeline(ctx.pipeline("field"));
-        pass.dispatch_workgroups(groups64(self.n_cells), 1, 1);
+        ctx.dispatch(&mut pass, groups64(self.n_cells), 1, 1);
     }
 
     /// Evaluate at `t` and read back (blocking), row-major from the lower-left cell.
@@ -130,7 +130,7 @@ impl GpuField {
                 label: Some("GpuField::eval"),
             });
         self.encode(ctx, &mut enc, t);
-        ctx.queue.submit([enc.finish()]);
+        ctx.submit(enc);
         let (buf, len) = self.result_range();
         Ok(Self::decode(&ctx.read_bytes(buf, 0, len)?))
     }
@@ -196,7 +196,7 @@ impl FisherProbe {
             bytes[at..at + std::mem::size_of::<StepParams>()]
                 .copy_from_slice(bytemuck::bytes_of(&sp));
         }
-        ctx.queue.write_buffer(&table, 0, &bytes);
+        ctx.write_buffer(&table, 0, &bytes);
         Self {
             aux,
             mixture: mixture_buf,
@@ -222,9 +222,9 @@ impl FisherProbe {
         for level in 0..self.levels {
             pass.set_bind_group(1, &self.step_bind, &[(level as u64 * STEP_STRIDE) as u32]);
             pass.set_pipeline(ctx.pipeline("fisher_terms"));
-            pass.dispatch_workgroups(groups64(self.n), 1, 1);
+            ctx.dispatch(&mut pass, groups64(self.n), 1, 1);
             pass.set_pipeline(ctx.pipeline("sum_pairs"));
-            pass.dispatch_workgroups(1, 1, 1);
+            ctx.dispatch(&mut pass, 1, 1, 1);
         }
     }
 
@@ -253,7 +253,7 @@ impl FisherProbe {
                 label: Some("fisher"),
             });
         self.encode(ctx, &mut enc);
-        ctx.queue.submit([enc.finish()]);
+        ctx.submit(enc);
         let (buf, off, len) = self.result_range();
         Ok(Self::decode(&ctx.read_bytes(buf, off, len)?))
     }

@@ -87,7 +87,7 @@ impl GpuLikelihood {
             bytes[at..at + std::mem::size_of::<StepParams>()]
                 .copy_from_slice(bytemuck::bytes_of(&sp));
         }
-        ctx.queue.write_buffer(&table, 0, &bytes);
+        ctx.write_buffer(&table, 0, &bytes);
         Ok(Self {
             sde,
             init,
@@ -121,7 +121,7 @@ impl GpuLikelihood {
         pass.set_pipeline(ctx.pipeline("likelihood_step"));
         for i in 0..self.n_steps {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
-            pass.dispatch_workgroups(groups64(self.init.len() as u32), 1, 1);
+            ctx.dispatch(&mut pass, groups64(self.init.len() as u32), 1, 1);
         }
     }
 
@@ -174,7 +174,7 @@ pub fn log_likelihood(
             label: Some("likelihood"),
         });
     job.encode(ctx, &mut enc);
-    ctx.queue.submit([enc.finish()]);
+    ctx.submit(enc);
     let (buf, len) = job.result_range();
     Ok(job.decode(&ctx.read_bytes(buf, 0, len)?))
 }

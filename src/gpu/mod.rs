@@ -14,6 +14,7 @@ pub mod context;
 pub mod field;
 pub mod layout;
 pub mod likelihood;
+pub mod matmul;
 pub mod sampler;
 pub mod shaders;
 pub mod trainer;
@@ -63,7 +64,7 @@ impl GpuNet {
             wgpu::BufferUsages::empty(),
         );
         if !c.is_empty() {
-            ctx.queue.write_buffer(&consts, 0, bytemuck::cast_slice(&c));
+            ctx.write_buffer(&consts, 0, bytemuck::cast_slice(&c));
         }
         Ok(Self {
             template: net.clone(),

@@ -156,7 +156,7 @@ impl GpuSampler {
             bytes[at..at + std::mem::size_of::<StepParams>()]
                 .copy_from_slice(bytemuck::bytes_of(&sp));
         }
-        ctx.queue.write_buffer(&table, 0, &bytes);
+        ctx.write_buffer(&table, 0, &bytes);
         Ok(Self {
             config: config.clone(),
             particles,
@@ -243,27 +243,27 @@ impl GpuSampler {
             match self.config.kind {
                 SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
                     pass.set_pipeline(ctx.pipeline("langevin_step"));
-                    pass.dispatch_workgroups(groups, 1, 1);
+                    ctx.dispatch(&mut pass, groups, 1, 1);
                 }
                 SamplerKind::ReverseSde => {
                     pass.set_pipeline(ctx.pipeline("reverse_sde_step"));
-                    pass.dispatch_workgroups(groups, 1, 1);
+                    ctx.dispatch(&mut pass, groups, 1, 1);
                 }
                 SamplerKind::Pc | SamplerKind::Ancestral => {
                     if self.config.kind == SamplerKind::Pc {
                         pass.set_pipeline(ctx.pipeline("pc_score"));
-                        pass.dispatch_workgroups(groups, 1, 1);
+                        ctx.dispatch(&mut pass, groups, 1, 1);
                         pass.set_pipeline(ctx.pipeline("pc_norms"));
-                        pass.dispatch_workgroups(1, 1, 1);
+                        ctx.dispatch(&mut pass, 1, 1, 1);
                         pass.set_pipeline(ctx.pipeline("pc_correct"));
-                        pass.dispatch_workgroups(groups, 1, 1);
+                        ctx.dispatch(&mut pass, groups, 1, 1);
                     }
                     pass.set_pipeline(ctx.pipeline("ancestral_step"));
-                    pass.dispatch_workgroups(groups, 1, 1);
+                    ctx.dispatch(&mut pass, groups, 1, 1);
                 }
                 SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
                     pass.set_pipeline(ctx.pipeline("pf_ode_step"));
-                    pass.dispatch_workgroups(groups, 1, 1);
+                    ctx.dispatch(&mut pass, groups, 1, 1);
                 }
                 SamplerKind::OdeRk45 => unreachable!("refused in GpuSampler::new"),
             }
@@ -281,7 +281,7 @@ impl GpuSampler {
                 label: Some("GpuSampler::step_n"),
             });
         let done = self.encode(ctx, &mut enc, k);
-        ctx.queue.submit([enc.finish()]);
+        ctx.submit(enc);
         done
     }
 
@@ -339,9 +339,9 @@ impl GpuSampler {
             pass.set_bind_group(0, &self.bind, &[]);
             pass.set_bind_group(1, &self.step_bind, &[0]);
             pass.set_pipeline(ctx.pipeline("mode_histogram"));
-            pass.dispatch_workgroups(1, 1, 1);
+            ctx.dispatch(&mut pass, 1, 1, 1);
         }
-        ctx.queue.submit([enc.finish()]);
+        ctx.submit(enc);
         ctx.read_u32(&self.counters, 8, n_components as u64)
     }
 }

@@ -64,7 +64,7 @@ impl GpuTrainer {
             (3 * n * 4) as u64,
             wgpu::BufferUsages::empty(),
         );
-        ctx.queue.write_buffer(
+        ctx.write_buffer(
             &adam,
             (2 * n * 4) as u64,
             bytemuck::cast_slice(&net.mlp.params),
@@ -121,11 +121,11 @@ impl GpuTrainer {
         pass.set_bind_group(1, &self.step_bind, &[0]);
         for _ in 0..n {
             pass.set_pipeline(ctx.pipeline("train_step"));
-            pass.dispatch_workgroups(groups64(self.params.batch), 1, 1);
+            ctx.dispatch(&mut pass, groups64(self.params.batch), 1, 1);
             pass.set_pipeline(ctx.pipeline("train_finish"));
-            pass.dispatch_workgroups(1, 1, 1);
+            ctx.dispatch(&mut pass, 1, 1, 1);
             pass.set_pipeline(ctx.pipeline("reduce_adam"));
-            pass.dispatch_workgroups(groups64(self.params.n_params), 1, 1);
+            ctx.dispatch(&mut pass, groups64(self.params.n_params), 1, 1);
         }
     }
 
@@ -140,7 +140,7 @@ impl GpuTrainer {
                     label: Some("GpuTrainer::train"),
                 });
             self.encode(ctx, &mut enc, k);
-            ctx.queue.submit([enc.finish()]);
+            ctx.submit(enc);
             left -= k;
         }
     }

@@ -177,6 +177,8 @@ fn dist() -> Result<PathBuf> {
         ("index.html", "index.html"),
         ("web/style.css", "style.css"),
         ("web/embed-example.html", "embed-example.html"),
+        ("web/bench.html", "bench.html"),
+        ("web/bench.js", "bench.js"),
     ] {
         std::fs::copy(root.join(from), out.join(to))
             .map_err(|e| format!("cannot copy {from}: {e}"))?;
@@ -390,13 +392,139 @@ fn bench(quick: bool) -> Result<()> {
         serde_json::to_string_pretty(&report).unwrap_or_default(),
     )
     .map_err(|e| e.to_string())?;
-    std::fs::write(
-        root.join("docs/BENCHMARKS.md"),
-        benchmarks_markdown(&report),
-    )
-    .map_err(|e| e.to_string())?;
+    write_markdown()?;
     eprintln!("xtask: wrote docs/BENCHMARKS.md and docs/benchmarks.json");
     Ok(())
+}
+
+/// TensorFlow.js files the benchmark page loads from `vendor/tfjs/` (package, file).
+const TFJS_FILES: &[(&str, &str)] = &[
+    ("tfjs", "tf.min.js"),
+    ("tfjs-backend-webgpu", "tf-backend-webgpu.min.js"),
+    ("tfjs-backend-wasm", "tf-backend-wasm.min.js"),
+    ("tfjs-backend-wasm", "tfjs-backend-wasm.wasm"),
+    ("tfjs-backend-wasm", "tfjs-backend-wasm-simd.wasm"),
+    ("tfjs-backend-wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
+];
+
+/// `bench --browser`: web/bench.html and the app page in headless Chromium (WebGPU), with
+/// TensorFlow.js from npm as the peer (bench/browser), driven by bench/browser/run.mjs.
+fn bench_browser(quick: bool) -> Result<()> {
+    let root = root();
+    ensure_packages(&["mesa-vulkan-drivers", "chromium"])?;
+    if !have("node") || !have("npm") {
+        ensure_packages(&["nodejs", "npm"])?;
+    }
+    let bench_dir = root.join("bench/browser");
+    if !bench_dir
+        .join("node_modules/@tensorflow/tfjs-backend-webgpu")
+        .exists()
+        || !bench_dir.join("node_modules/playwright-core").exists()
+    {
+        run(Command::new("npm")
+            .current_dir(&bench_dir)
+            .args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    let dist = dist()?;
+    let vendor = dist.join("vendor/tfjs");
+    std::fs::create_dir_all(&vendor).map_err(|e| e.to_string())?;
+    for (pkg, file) in TFJS_FILES {
+        let from = bench_dir.join(format!("node_modules/@tensorflow/{pkg}/dist/{file}"));
+        std::fs::copy(&from, vendor.join(file))
+            .map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+    }
+    let listener =
+        TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("cannot listen: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let served = dist.clone();
+    std::thread::spawn(move || serve_dir(listener, served));
+    let out = root.join(if quick {
+        "target/browser-bench-quick.json"
+    } else {
+        "target/browser-bench.json"
+    });
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&bench_dir)
+        .arg("run.mjs")
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(&out);
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(&mut cmd)?;
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", out.display()))?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let (wasm, js) = (dist.join("scorelab_bg.wasm"), dist.join("scorelab.js"));
+    report["size"] = serde_json::json!({
+        "wasm_bytes": size(&wasm), "wasm_gzip_bytes": gzip_size(&wasm).unwrap_or(0),
+        "js_bytes": size(&js), "js_gzip_bytes": gzip_size(&js).unwrap_or(0),
+        "html_gzip_bytes": gzip_size(&dist.join("index.html")).unwrap_or(0),
+    });
+    report["machine"] = serde_json::json!(machine_description());
+    // The smoke check: every part produced numbers for our engines and for at least one peer.
+    let engines: Vec<&str> = report["bench"]["train"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["engine"].as_str())
+        .collect();
+    let mut problems = Vec::new();
+    for want in ["scorelab-webgpu", "scorelab-cpu-wasm"] {
+        if !engines.contains(&want) {
+            problems.push(format!("no training row for {want}"));
+        }
+    }
+    if !engines.iter().any(|e| e.starts_with("tfjs-")) {
+        problems.push("no TensorFlow.js training row".into());
+    }
+    if report["load"]["first_frame_ms"].as_f64().is_none() {
+        problems.push("no first-frame time".into());
+    }
+    if report["frames"].as_array().is_none_or(|f| f.is_empty()) {
+        problems.push("no frame-budget rows".into());
+    }
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    if !problems.is_empty() {
+        return Err(format!(
+            "browser benchmark incomplete: {}; errors reported by the page: {}",
+            problems.join("; "),
+            report["bench"]["errors"]
+        ));
+    }
+    if quick {
+        eprintln!("xtask: browser benchmark smoke OK ({})", out.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(root.join("docs")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        root.join("docs/browser-bench.json"),
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    write_markdown()?;
+    eprintln!("xtask: wrote docs/BENCHMARKS.md and docs/browser-bench.json");
+    Ok(())
+}
+
+/// docs/BENCHMARKS.md from docs/benchmarks.json (native) and docs/browser-bench.json.
+fn write_markdown() -> Result<()> {
+    let root = root();
+    let read = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(root.join("docs").join(name)).ok()?).ok()
+    };
+    let mut md = read("benchmarks.json")
+        .map(|r| benchmarks_markdown(&r))
+        .unwrap_or_else(|| "# Benchmarks\n\n(no native run yet: `cargo xtask bench`)\n".into());
+    if let Some(b) = read("browser-bench.json") {
+        md.push_str(&browser_markdown(&b));
+    }
+    std::fs::write(root.join("docs/BENCHMARKS.md"), md).map_err(|e| e.to_string())
 }
 
 fn benchmarks_markdown(r: &serde_json::Value) -> String {
@@ -452,6 +580,34 @@ fn benchmarks_markdown(r: &serde_json::Value) -> String {
             f(&row["gpu_gflops"])
         ));
     }
+    if let Some(mm) = r["matmul"].as_array().filter(|m| !m.is_empty()) {
+        s.push_str("\n## Tiled matmul reference (`shaders/matmul.wgsl`, same adapter)\n\nThe MLP's hidden layer as a dense SGEMM (rows × width · width × width). Fused kernels as a fraction of it: the best sampler row and the training rows of the same width.\n\n| shape | tiled GFLOP/s | fused sampler GFLOP/s | sampler / tiled | best training GFLOP/s | training / tiled |\n|---|---|---|---|---|---|\n");
+        for m in mm {
+            let w = &m["n"];
+            let tiled = f(&m["gpu_gflops"]);
+            let best = |rows: &serde_json::Value| {
+                rows.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|x| &x["width"] == w)
+                    .map(|x| f(&x["gpu_gflops"]))
+                    .fold(f64::NAN, f64::max)
+            };
+            let (sampler, train) = (best(&r["sample"]), best(&r["train"]));
+            s.push_str(&format!(
+                "| {}×{}·{}×{} | {:.2} | {:.2} | {:.0}% | {:.2} | {:.0}% |\n",
+                m["m"],
+                m["k"],
+                m["k"],
+                m["n"],
+                tiled,
+                sampler,
+                100.0 * sampler / tiled,
+                train,
+                100.0 * train / tiled
+            ));
+        }
+    }
     let d = &r["dispatches"];
     s.push_str(&format!(
         "\n## Dispatches\n\n- training step: {} dispatches (`train_step`, `train_finish`, `reduce_adam`), {} steps per submit\n- sampler step: {} dispatch ({} for predictor–corrector), {} steps per submit\n- readbacks inside step loops: {}\n",
@@ -460,8 +616,155 @@ fn benchmarks_markdown(r: &serde_json::Value) -> String {
     s
 }
 
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+fn browser_markdown(r: &serde_json::Value) -> String {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let b = &r["bench"];
+    let mut s = String::new();
+    let adapter = &b["adapter"];
+    let wa = &b["webgpu_adapter"];
+    s.push_str(&format!(
+        "\n# In the browser\n\nGenerated by `cargo xtask bench --browser` (raw numbers in `browser-bench.json`): `web/bench.html` and the app page in headless Chromium {} with WebGPU.\n\n- Machine: {}\n- WebGPU adapter: {} / {} {} ({}; wgpu sees {:?}, {})\n- TensorFlow.js {}\n\n",
+        r["chromium"].as_str().unwrap_or("?"),
+        r["machine"].as_str().unwrap_or("?"),
+        wa["vendor"].as_str().unwrap_or("?"),
+        wa["architecture"].as_str().unwrap_or("?"),
+        wa["device"].as_str().unwrap_or(""),
+        wa["description"].as_str().unwrap_or(""),
+        adapter["name"].as_str().unwrap_or("?"),
+        adapter["device_type"].as_str().unwrap_or("?"),
+        b["tfjs_version"].as_str().unwrap_or("not loaded"),
+    ));
+    let train: Vec<&serde_json::Value> = b["train"].as_array().into_iter().flatten().collect();
+    let rate = |engine: &str| {
+        train
+            .iter()
+            .find(|t| t["engine"] == engine)
+            .map(|t| f(&t["steps_per_s"]))
+            .unwrap_or(f64::NAN)
+    };
+    let cfg = &b["config"];
+    s.push_str(&format!(
+        "## Training in the browser (same MLP: width {}, depth {}, batch {}; DSM; Adam + EMA)\n\n| engine | steps/s | GFLOP/s | × TF.js webgpu | × TF.js webgl | × TF.js wasm |\n|---|---|---|---|---|---|\n",
+        cfg["width"], b["depth"], cfg["batch"]
+    ));
+    for t in &train {
+        let v = f(&t["steps_per_s"]);
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.2} | {:.2}× | {:.2}× | {:.2}× |\n",
+            t["engine"].as_str().unwrap_or("?"),
+            v,
+            f(&t["gflops"]),
+            v / rate("tfjs-webgpu"),
+            v / rate("tfjs-webgl"),
+            v / rate("tfjs-wasm")
+        ));
+    }
+    s.push_str("\n## Sampler step in the browser (annealed Langevin with the network; TF.js: the same MLP's inference + update)\n\n| engine | particles | ms/step | NFE/s | GFLOP/s | × TF.js webgpu |\n|---|---|---|---|---|---|\n");
+    let samples: Vec<&serde_json::Value> = b["sample"].as_array().into_iter().flatten().collect();
+    for x in &samples {
+        let peer = samples
+            .iter()
+            .find(|y| y["engine"] == "tfjs-webgpu" && y["particles"] == x["particles"])
+            .map(|y| f(&y["step_ms"]))
+            .unwrap_or(f64::NAN);
+        s.push_str(&format!(
+            "| {} | {} | {:.2} | {:.3e} | {:.2} | {:.2}× |\n",
+            x["engine"].as_str().unwrap_or("?"),
+            x["particles"],
+            f(&x["step_ms"]),
+            f(&x["nfe_per_s"]),
+            f(&x["gflops"]),
+            peer / f(&x["step_ms"])
+        ));
+    }
+    s.push_str("\n## Dense matmul on the same adapter (the reference)\n\n| kernel | shape | GFLOP/s |\n|---|---|---|\n");
+    let mut tiled = f64::NAN;
+    for m in b["matmul"].as_array().into_iter().flatten() {
+        let g = f(&m["gflops"]);
+        if m["engine"].as_str().is_some_and(|e| e.contains("tiled")) {
+            tiled = g;
+        }
+        s.push_str(&format!(
+            "| {} | {}×{}·{}×{} | {:.2} |\n",
+            m["engine"].as_str().unwrap_or("?"),
+            m["m"],
+            m["k"],
+            m["k"],
+            m["n"],
+            g
+        ));
+    }
+    let fused = samples
+        .iter()
+        .filter(|x| x["engine"] == "scorelab-webgpu")
+        .map(|x| f(&x["gflops"]))
+        .fold(f64::NAN, f64::max);
+    let size = &r["size"];
+    let gz = f(&size["wasm_gzip_bytes"]) + f(&size["js_gzip_bytes"]);
+    let load = &r["load"];
+    let first = f(&load["first_frame_after_files_ms"]);
+    let gpu_x = rate("scorelab-webgpu") / rate("tfjs-webgpu");
+    let cpu_x = rate("scorelab-cpu-wasm") / rate("tfjs-wasm");
+    s.push_str(&format!(
+        "\n## Targets (issue 6), from this run\n\n| target | measured | |\n|---|---|---|\n| WebGPU training ≥ 10× TF.js webgpu | {gpu_x:.2}× | {} |\n| CPU engine (wasm) training ≥ TF.js wasm | {cpu_x:.2}× | {} |\n| fused sampler ≥ 25% of the tiled matmul's FLOP/s | {:.0}% ({fused:.2} of {tiled:.2} GFLOP/s) | {} |\n| wasm + JS ≤ 2 MB gzipped | {:.2} MB (wasm {:.2} + JS {:.3}) | {} |\n| first frame ≤ 1 s after the files arrive | {:.0} ms (files at {:.0} ms) | {} |\n| Fisher divergence < {} on the default preset | {:.1} s after navigation ({} engine, step {}) | reported |\n",
+        verdict(gpu_x >= 10.0),
+        verdict(cpu_x >= 1.0),
+        100.0 * fused / tiled,
+        verdict(fused / tiled >= 0.25),
+        gz / 1e6,
+        f(&size["wasm_gzip_bytes"]) / 1e6,
+        f(&size["js_gzip_bytes"]) / 1e6,
+        verdict(gz <= 2e6),
+        first,
+        f(&load["files_arrived_ms"]),
+        verdict(first <= 1000.0),
+        load["fisher_bar"],
+        f(&load["fisher_below_bar_ms"]) / 1e3,
+        load["engine"].as_str().unwrap_or("?"),
+        load["fisher_step"],
+    ));
+    s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only). On the GPU engine the split is encoding time; GPU execution shows in the interval.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let opt = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
+    for row in r["frames"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
+            row["engine"].as_str().unwrap_or("?"),
+            row["width"],
+            row["particles"],
+            row["frames"],
+            f(&row["frame_ms_median"]),
+            f(&row["frame_ms_p95"]),
+            f(&row["ui_ms"]),
+            f(&row["train_ms"]),
+            f(&row["sample_ms"]),
+            f(&row["field_ms"]),
+            f(&row["egui_ms"]),
+            opt(&row["dispatches"]),
+            opt(&row["submits"]),
+            opt(&row["bytes_up"]),
+            opt(&row["bytes_down"]),
+            f(&row["steps_per_s"]),
+        ));
+    }
+    if let Some(errs) = b["errors"].as_array().filter(|e| !e.is_empty()) {
+        s.push_str("\n## Errors reported by the page\n\n");
+        for e in errs {
+            s.push_str(&format!("- {}\n", e.as_str().unwrap_or("?")));
+        }
+    }
+    s
+}
+
 fn usage() -> String {
-    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick]>".into()
+    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick] [--browser]>".into()
 }
 
 fn main() -> ExitCode {
@@ -479,7 +782,14 @@ fn main() -> ExitCode {
             port.and_then(serve)
         }
         Some("test") => test(),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            if args.iter().any(|a| a == "--browser") {
+                bench_browser(quick)
+            } else {
+                bench(quick)
+            }
+        }
         _ => Err(usage()),
     };
     match result {

@@ -1,0 +1,112 @@
+// Driver of `cargo xtask bench --browser`: headless Debian Chromium with WebGPU (SwiftShader
+// here, the real GPU elsewhere). Three parts, all in one browser session each:
+//  1. load: navigation → page files arrived → first frame → Fisher divergence < 0.2 on the
+//     default preset (the app's default engine for the adapter);
+//  2. frame budget: scorelab.state().perf (app/perf.rs) at several particle counts and
+//     widths, on the CPU engine and on the WebGPU engine (?engine=gpu);
+//  3. bench.html: training and sampling vs TensorFlow.js, and the tiled matmul.
+// usage: node run.mjs http://127.0.0.1:PORT/ OUT.json [--quick]
+import { chromium } from "playwright-core";
+import { writeFileSync } from "node:fs";
+
+const [url, outPath, ...flags] = process.argv.slice(2);
+const QUICK = flags.includes("--quick");
+const ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-quic", "--enable-unsafe-webgpu",
+  "--use-angle=swiftshader", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
+const FISHER_BAR = 0.2;
+
+async function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ARGS });
+}
+const state = (page) => page.evaluate(() => window.scorelab.state());
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function load(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
+  const ready = Date.now() - t0;
+  const timing = await page.evaluate(() => {
+    const res = performance.getEntriesByType("resource").filter((e) => /scorelab(_bg)?\.(js|wasm)$/.test(e.name));
+    const nav = performance.getEntriesByType("navigation")[0];
+    return {
+      files_arrived_ms: Math.max(nav?.responseEnd ?? 0, ...res.map((e) => e.responseEnd)),
+      transfer_bytes: res.reduce((a, e) => a + (e.transferSize || e.encodedBodySize || 0), 0),
+      ready_ms: Number(document.body.dataset.scorelabReadyMs),
+    };
+  });
+  // The app stamps the page clock when its second frame has been painted (web.rs).
+  const firstFrame = timing.ready_ms;
+  let fisherMs = null, s = null;
+  const deadline = Date.now() + (QUICK ? 60_000 : 300_000);
+  while (Date.now() < deadline) {
+    s = await state(page);
+    if (s.fisher != null && s.fisher < FISHER_BAR) { fisherMs = await page.evaluate(() => performance.now()); break; }
+    await sleep(250);
+  }
+  const out = {
+    engine: s?.engine, backend: s?.backend, adapter: s?.adapter,
+    files_arrived_ms: timing.files_arrived_ms,
+    first_frame_ms: firstFrame, first_frame_after_files_ms: firstFrame - timing.files_arrived_ms,
+    ready_wall_ms: ready,
+    fisher_below_bar_ms: fisherMs, fisher_bar: FISHER_BAR, fisher_step: s?.fisher_step, fisher: s?.fisher,
+  };
+  console.log(`load: ${JSON.stringify(out)}`);
+  await page.close();
+  return out;
+}
+
+async function frameBudget(browser, query, engineLabel) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(url + query);
+  await page.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
+  const widths = QUICK ? [32] : [32, 64, 128];
+  const counts = QUICK ? [1000] : [1000, 10000, 100000];
+  const rows = [];
+  for (const width of widths) {
+    for (const particles of counts) {
+      await page.evaluate((c) => window.scorelab.setConfig(c), { width, particles });
+      await sleep(QUICK ? 2000 : 1500); // let the rebuild settle, then measure a clean window
+      await page.evaluate((c) => window.scorelab.setConfig(c), { particles });
+      await sleep(QUICK ? 2000 : 5000);
+      const s = await state(page);
+      const row = { engine: s.engine, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
+      rows.push(row);
+      console.log(`frame ${engineLabel} width ${width} particles ${particles}: median ${row.frame_ms_median.toFixed(1)} ms, p95 ${row.frame_ms_p95.toFixed(1)} ms over ${row.frames} frames; ui ${row.ui_ms.toFixed(1)} (train ${row.train_ms.toFixed(1)}, sample ${row.sample_ms.toFixed(1)}, field ${row.field_ms.toFixed(1)}, egui ${row.egui_ms.toFixed(1)}); dispatches ${row.dispatches ?? "-"}, submits ${row.submits ?? "-"}`);
+    }
+  }
+  await page.close();
+  return rows;
+}
+
+async function benchPage(browser) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "log") console.log(`  page: ${m.text().slice(0, 200)}`); });
+  await page.goto(`${url}bench.html?auto=1${QUICK ? "&quick=1" : ""}`);
+  await page.waitForFunction(() => document.body.dataset.benchDone === "1", null, { timeout: QUICK ? 300_000 : 1_800_000, polling: 1000 });
+  const r = await page.evaluate(() => window.benchResult);
+  r.page_errors = errors;
+  await page.close();
+  return r;
+}
+
+const browser = await launch();
+const result = { quick: QUICK, chromium: browser.version() };
+try {
+  result.load = await load(browser);
+  result.frames = [
+    ...(await frameBudget(browser, "", "default")),
+    ...(await frameBudget(browser, "?engine=gpu", "webgpu")),
+  ];
+  result.bench = await benchPage(browser);
+} finally {
+  await browser.close();
+}
+writeFileSync(outPath, JSON.stringify(result, null, 1));
+const fatal = result.bench?.fatal;
+if (fatal) { console.error(`bench page failed: ${fatal}`); process.exit(1); }
+console.log(`wrote ${outPath}`);
