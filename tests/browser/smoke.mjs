@@ -133,6 +133,8 @@ async function checkParticlesAndExport(page, label) {
   const { browser, page, errors } = await open("webgpu", WEBGPU);
   const s = await state(page);
   check(s.backend === "BrowserWebGpu", `backend is BrowserWebGpu (got ${s.backend}, adapter "${s.adapter}")`);
+  const build = await page.evaluate(() => document.body.dataset.scorelabBuild);
+  check(build === "scorelab", `a WebGPU browser loads the WebGPU-only build (scorelab_bg.wasm; got ${build})`);
   check(s.frame > 0, `frames are being drawn (frame ${s.frame})`);
   check(!(await page.isVisible("#scorelab_message")), "no error message shown in the page");
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR}`);
@@ -192,6 +194,8 @@ async function checkParticlesAndExport(page, label) {
   const { browser, page, errors } = await open("fallback", []);
   const s = await state(page);
   check(s.backend && s.backend !== "BrowserWebGpu", `without WebGPU the page still starts (backend ${s.backend})`);
+  const build = await page.evaluate(() => document.body.dataset.scorelabBuild);
+  check(build === "scorelab_webgl", `without WebGPU the page loads the WebGL build (scorelab_webgl_bg.wasm; got ${build})`);
   check(s.engine === "CPU" && typeof s.fallback_reason === "string", `the CPU engine runs and says why (${s.fallback_reason})`);
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR} on the CPU engine`);
   check(trained !== null, `the fallback trains: Fisher below ${FISHER_BAR}`);
