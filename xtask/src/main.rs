@@ -713,11 +713,14 @@ fn browser_markdown(r: &serde_json::Value) -> String {
         ));
     }
     s.push_str("\n## Dense matmul on the same adapter (the reference)\n\n| kernel | shape | GFLOP/s |\n|---|---|---|\n");
-    let mut tiled = f64::NAN;
+    let (mut tiled, mut best_webgpu) = (f64::NAN, f64::NAN);
     for m in b["matmul"].as_array().into_iter().flatten() {
         let g = f(&m["gflops"]);
         if m["engine"].as_str().is_some_and(|e| e.contains("tiled")) {
             tiled = g;
+        }
+        if m["engine"].as_str().is_some_and(|e| e.contains("webgpu")) {
+            best_webgpu = best_webgpu.max(g);
         }
         s.push_str(&format!(
             "| {} | {}×{}·{}×{} | {:.2} |\n",
@@ -743,10 +746,11 @@ fn browser_markdown(r: &serde_json::Value) -> String {
     let gpu_x = rate("scorelab-webgpu") / rate("tfjs-webgpu");
     let cpu_x = rate("scorelab-cpu-wasm") / rate("tfjs-wasm");
     s.push_str(&format!(
-        "\n## Targets (issue 6), from this run\n\n| target | measured | |\n|---|---|---|\n| WebGPU training ≥ 10× TF.js webgpu | {gpu_x:.2}× | {} |\n| CPU engine (wasm) training ≥ TF.js wasm | {cpu_x:.2}× | {} |\n| fused sampler ≥ 25% of the tiled matmul's FLOP/s | {:.0}% ({fused:.2} of {tiled:.2} GFLOP/s) | {} |\n| wasm + JS ≤ 2 MB gzipped (WebGPU build) | {:.2} MB (wasm {:.2} + JS {:.3}); the WebGL fallback build: {gz_webgl_mb:.2} MB | {} |\n| first frame ≤ 1 s after the files arrive | {:.0} ms (files at {:.0} ms) | {} |\n| Fisher divergence < {} on the default preset | {:.1} s after navigation ({} engine, step {}) | reported |\n",
+        "\n## Targets (issue 6), from this run\n\n| target | measured | |\n|---|---|---|\n| WebGPU training ≥ 10× TF.js webgpu | {gpu_x:.2}× | {} |\n| CPU engine (wasm) training ≥ TF.js wasm | {cpu_x:.2}× | {} |\n| fused sampler ≥ 25% of the tiled matmul's FLOP/s | {:.0}% ({fused:.2} of {tiled:.2} GFLOP/s); of the best WebGPU matmul here (ours or TF.js's): {:.0}% | {} |\n| wasm + JS ≤ 2 MB gzipped (WebGPU build) | {:.2} MB (wasm {:.2} + JS {:.3}); the WebGL fallback build: {gz_webgl_mb:.2} MB | {} |\n| first frame ≤ 1 s after the files arrive | {:.0} ms (files at {:.0} ms) | {} |\n| Fisher divergence < {} on the default preset | {:.1} s after navigation ({} engine, step {}) | reported |\n",
         verdict(gpu_x >= 10.0),
         verdict(cpu_x >= 1.0),
         100.0 * fused / tiled,
+        100.0 * fused / best_webgpu,
         verdict(fused / tiled >= 0.25),
         gz / 1e6,
         f(&size["wasm_gzip_bytes"]) / 1e6,
@@ -793,7 +797,7 @@ fn browser_markdown(r: &serde_json::Value) -> String {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick] [--browser]>".into()
+    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick] [--browser] | bench --markdown>".into()
 }
 
 fn main() -> ExitCode {
@@ -813,7 +817,9 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => {
             let quick = args.iter().any(|a| a == "--quick");
-            if args.iter().any(|a| a == "--browser") {
+            if args.iter().any(|a| a == "--markdown") {
+                write_markdown() // only regenerate docs/BENCHMARKS.md from the JSON files
+            } else if args.iter().any(|a| a == "--browser") {
                 bench_browser(quick)
             } else {
                 bench(quick)
