@@ -688,8 +688,9 @@ impl GpuEngine {
         }
     }
 
-    /// Start the readbacks asked for (samples, each finished run, the model) after a submit.
-    fn start_side_readbacks(&mut self) {
+    /// Record the readbacks asked for (samples, each finished run, the model) into `enc`;
+    /// `frame` maps them after its submit.
+    fn start_side_readbacks(&mut self, enc: &mut wgpu::CommandEncoder) {
         for slot in &mut self.slots {
             let Some(l) = &slot.sampler else { continue };
             let done = l.sampler.done();
@@ -702,7 +703,7 @@ impl GpuEngine {
                 }
                 let len = l.sampler.n_particles() as u64 * 16;
                 slot.samples_rb = Some((
-                    AsyncReadback::start(&self.ctx, l.sampler.particles_buffer(), 0, len),
+                    AsyncReadback::record(&self.ctx, enc, l.sampler.particles_buffer(), 0, len),
                     done,
                     slot.run,
                 ));
@@ -711,7 +712,13 @@ impl GpuEngine {
         if self.model_wanted && self.model_rb.is_none() {
             self.model_wanted = false;
             let len = self.ema.template.mlp.params.len() as u64 * 4;
-            self.model_rb = Some(AsyncReadback::start(&self.ctx, &self.ema.weights, 0, len));
+            self.model_rb = Some(AsyncReadback::record(
+                &self.ctx,
+                enc,
+                &self.ema.weights,
+                0,
+                len,
+            ));
         }
     }
 
@@ -1059,28 +1066,47 @@ impl Engine for GpuEngine {
             self.fisher.encode(&self.ctx, &mut enc);
             self.last_fisher_step = self.submitted;
         }
-        self.ctx.submit(enc);
+        // Every readback of this frame is a copy in the same encoder: one submit per frame.
         let (ring, off, len) = self.trainer.loss_ring_range();
-        let counters = AsyncReadback::start(&self.ctx, self.trainer.counters_buffer(), 0, 8);
-        let losses = AsyncReadback::start(&self.ctx, ring, off, len);
+        let ctx = &self.ctx;
+        let counters = AsyncReadback::record(ctx, &mut enc, self.trainer.counters_buffer(), 0, 8);
+        let losses = AsyncReadback::record(ctx, &mut enc, ring, off, len);
         let field = field_rb.and_then(|req| {
             self.field.as_ref().map(|(_, f)| {
                 let (buf, len) = f.result_range();
-                (req, AsyncReadback::start(&self.ctx, buf, 0, len))
+                (req, AsyncReadback::record(ctx, &mut enc, buf, 0, len))
             })
         });
         if let (Some(req), Some((_, j))) = (density_rb, &self.density) {
             let (buf, len) = j.result_range();
-            self.density_rb = Some((req, AsyncReadback::start(&self.ctx, buf, 0, len)));
+            self.density_rb = Some((req, AsyncReadback::record(ctx, &mut enc, buf, 0, len)));
         }
-        self.start_side_readbacks();
+        self.start_side_readbacks(&mut enc);
         let fisher = want_fisher.then(|| {
             let (buf, off, len) = self.fisher.result_range();
             (
                 self.submitted,
-                AsyncReadback::start(&self.ctx, buf, off, len),
+                AsyncReadback::record(&self.ctx, &mut enc, buf, off, len),
             )
         });
+        self.ctx.submit(enc);
+        // Map after the submit that holds the copies (map() is a no-op for older ones).
+        counters.map();
+        losses.map();
+        for (_, rb) in field.iter().chain(&self.density_rb) {
+            rb.map();
+        }
+        if let Some((_, rb)) = &fisher {
+            rb.map();
+        }
+        for slot in &self.slots {
+            if let Some((rb, _, _)) = &slot.samples_rb {
+                rb.map();
+            }
+        }
+        if let Some(rb) = &self.model_rb {
+            rb.map();
+        }
         self.inflight = Some(Inflight {
             submitted_at: Instant::now(),
             steps,

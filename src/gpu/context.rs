@@ -346,39 +346,66 @@ impl GpuContext {
     }
 }
 
-/// A small non-blocking readback for the frame loop: [`AsyncReadback::start`] copies into a
-/// staging buffer and maps it asynchronously; later frames call [`AsyncReadback::try_take`]
-/// (which only polls, never waits) until the bytes are there.
+/// A small non-blocking readback for the frame loop: [`AsyncReadback::record`] copies into a
+/// staging buffer inside the caller's encoder and [`AsyncReadback::map`] (after that encoder
+/// is submitted) maps it asynchronously, so a frame's readbacks ride on its one submit;
+/// [`AsyncReadback::start`] does both with a submit of its own. Later frames call
+/// [`AsyncReadback::try_take`] (which only polls, never waits) until the bytes are there.
 pub struct AsyncReadback {
     staging: wgpu::Buffer,
     ready: std::sync::Arc<std::sync::Mutex<Option<Result<(), wgpu::BufferAsyncError>>>>,
+    mapped: std::sync::atomic::AtomicBool,
 }
 
 impl AsyncReadback {
-    /// Start reading `bytes` at `offset` of `buffer`.
-    pub fn start(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Self {
+    /// Record a copy of `bytes` at `offset` of `buffer` into `enc`; call [`Self::map`] once
+    /// `enc` has been submitted.
+    pub fn record(
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Self {
         let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("AsyncReadback::staging"),
             size: bytes.max(4),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        ctx.count_down(bytes);
+        Self {
+            staging,
+            ready: std::sync::Arc::new(std::sync::Mutex::new(None)),
+            mapped: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Ask for the mapping (after the submit that holds the copy); a no-op the second time.
+    pub fn map(&self) {
+        if self.mapped.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let slot = self.ready.clone();
+        self.staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(r);
+            }
+        });
+    }
+
+    /// Start reading `bytes` at `offset` of `buffer` (its own submit).
+    pub fn start(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Self {
         let mut enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("AsyncReadback"),
             });
-        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        ctx.count_down(bytes);
+        let r = Self::record(ctx, &mut enc, buffer, offset, bytes);
         ctx.submit(enc);
-        let ready = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let slot = ready.clone();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            if let Ok(mut s) = slot.lock() {
-                *s = Some(r);
-            }
-        });
-        Self { staging, ready }
+        r.map();
+        r
     }
 
     /// The bytes if the map has completed (polls the device without blocking); `None` while
