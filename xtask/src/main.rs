@@ -764,8 +764,9 @@ fn browser_markdown(r: &serde_json::Value) -> String {
         load["engine"].as_str().unwrap_or("?"),
         load["fisher_step"],
     ));
-    s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only). On the GPU engine the split is encoding time; GPU execution shows in the interval.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only; means over all frames, including those where the engine waits for the last frame's readbacks and encodes nothing; a frame that works makes one submit). On the GPU engine the split is encoding time; GPU execution shows in the interval.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let opt = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
+    let opt1 = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.1}"));
     for row in r["frames"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
@@ -780,8 +781,8 @@ fn browser_markdown(r: &serde_json::Value) -> String {
             f(&row["sample_ms"]),
             f(&row["field_ms"]),
             f(&row["egui_ms"]),
-            opt(&row["dispatches"]),
-            opt(&row["submits"]),
+            opt1(&row["dispatches"]),
+            opt1(&row["submits"]),
             opt(&row["bytes_up"]),
             opt(&row["bytes_down"]),
             f(&row["steps_per_s"]),
