@@ -49,7 +49,7 @@ async fn wait_for(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<(), JsValue
             label: Some("web_bench::wait"),
         });
     enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, 4);
-    ctx.queue.submit([enc.finish()]);
+    ctx.submit(enc);
     let mut resolve = None;
     let promise = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
     let resolve = resolve.ok_or_else(|| js_err("Promise did not run its executor"))?;
