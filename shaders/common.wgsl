@@ -38,8 +38,6 @@ struct Params {
     score_kind: u32,
     n_particles: u32,
     scratch_stride: u32,
-    sigma_min: f32,
-    sigma_max: f32,
     beta_min: f32,
     beta_max: f32,
     data_std: f32,
@@ -67,12 +65,16 @@ struct Component {
     chol: vec4<f32>,
 }
 
-// Mirrors layout::MixtureGpu.
+// Mirrors layout::MixtureGpu: the components and the SDE's data frame (sim::sde), which
+// travel together so a drag moves both in one write.
 struct Mixture {
     n: u32,
+    scale: f32,
+    center: vec2<f32>,
+    sigma_min: f32,
+    sigma_max: f32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
     comps: array<Component, 32>,
 }
 
@@ -149,7 +151,7 @@ fn expm1_(x: f32) -> f32 {
 }
 
 fn ve_sigma(t: f32) -> f32 {
-    return P.sigma_min * exp(t * log(P.sigma_max / P.sigma_min));
+    return MIX.sigma_min * exp(t * log(MIX.sigma_max / MIX.sigma_min));
 }
 
 fn beta_t(t: f32) -> f32 {
@@ -160,7 +162,7 @@ fn beta_integral(t: f32) -> f32 {
     return P.beta_min * t + 0.5 * t * t * (P.beta_max - P.beta_min);
 }
 
-/// (α(t), s(t)).
+/// (α(t), s(t)), s in data units (VP / sub-VP: the frame's scale d × the unit-frame s).
 fn marginal(t: f32) -> vec2<f32> {
     if (P.sde_kind == SDE_VE) {
         return vec2<f32>(1.0, ve_sigma(t));
@@ -168,31 +170,35 @@ fn marginal(t: f32) -> vec2<f32> {
     let b = beta_integral(t);
     let a = exp(-0.5 * b);
     if (P.sde_kind == SDE_VP) {
-        return vec2<f32>(a, sqrt(-expm1_(-b)));
+        return vec2<f32>(a, MIX.scale * sqrt(-expm1_(-b)));
     }
-    return vec2<f32>(a, -expm1_(-b));
+    return vec2<f32>(a, MIX.scale * -expm1_(-b));
+}
+
+/// The mean of x_t given x_0: m + α (x_0 − m) (sim::sde::Sde::forward_mean).
+fn forward_mean(x0: vec2<f32>, a: f32) -> vec2<f32> {
+    return MIX.center + a * (x0 - MIX.center);
 }
 
 fn drift(x: vec2<f32>, t: f32) -> vec2<f32> {
     if (P.sde_kind == SDE_VE) {
         return vec2<f32>(0.0);
     }
-    return -0.5 * beta_t(t) * x;
+    return -0.5 * beta_t(t) * (x - MIX.center);
 }
 
 fn diffusion(t: f32) -> f32 {
     if (P.sde_kind == SDE_VE) {
-        return ve_sigma(t) * sqrt(2.0 * log(P.sigma_max / P.sigma_min));
+        return ve_sigma(t) * sqrt(2.0 * log(MIX.sigma_max / MIX.sigma_min));
     }
     if (P.sde_kind == SDE_VP) {
-        return sqrt(beta_t(t));
+        return MIX.scale * sqrt(beta_t(t));
     }
-    return sqrt(beta_t(t) * -expm1_(-2.0 * beta_integral(t)));
+    return MIX.scale * sqrt(beta_t(t) * -expm1_(-2.0 * beta_integral(t)));
 }
 
-fn prior_std() -> f32 {
-    if (P.sde_kind == SDE_VE) {
-        return P.sigma_max;
-    }
-    return 1.0;
+/// VP ancestral β_i = 1 − (α(t)/α(t_next))² = −expm1(−Δ∫β) (sim::sde::Sde::vp_step_beta).
+fn vp_step_beta(t: f32, t_next: f32) -> f32 {
+    let db = (t - t_next) * (P.beta_min + 0.5 * (P.beta_max - P.beta_min) * (t + t_next));
+    return -expm1_(-db);
 }

@@ -17,7 +17,7 @@ fn exact_score_div(x: vec2<f32>, t: f32) -> vec3<f32> {
     var m = -3.4e38;
     for (var k = 0u; k < MIX.n; k++) {
         let pr = perturbed_precision(k, as_.x, as_.y);
-        let d = x - as_.x * MIX.comps[k].mean;
+        let d = x - forward_mean(MIX.comps[k].mean, as_.x);
         let pd = vec2<f32>(pr.x * d.x + pr.y * d.y, pr.y * d.x + pr.z * d.y);
         logits[k] = MIX.comps[k].log_weight + pr.w - 0.5 * dot(d, pd);
         grads[k] = -pd;
@@ -42,7 +42,7 @@ fn net_score_div(x: vec2<f32>, t: f32) -> vec3<f32> {
     let pc = precond(t);
     features(x, pc);
     let k_u = 1.0 / (pc.alpha * pc.c);
-    let u = x * k_u;
+    let u = (x - MIX.center) * k_u;
     for (var j = 0u; j < P.n_in; j++) {
         tang[j] = 0.0;
         tang[512u + j] = 0.0;

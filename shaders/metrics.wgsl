@@ -22,7 +22,7 @@ fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
     let l10 = xy / l00;
     let l11 = sqrt(max(yy - l10 * l10, 0.0));
     let z = box_muller(b.y, b.z);
-    let x = as_.x * c.mean + vec2<f32>(l00 * z.x, l10 * z.x + l11 * z.y);
+    let x = forward_mean(c.mean, as_.x) + vec2<f32>(l00 * z.x, l10 * z.x + l11 * z.y);
     let truth = exact_score_logp(x, S.t).xy;
     let d = net_score(x, S.t) - truth;
     aux[2u * i] = dot(d, d);

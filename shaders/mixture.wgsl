@@ -1,5 +1,5 @@
 // mixture.wgsl — sampling from the mixture uniform and its exact perturbed score
-// (src/sim/mixture.rs): p_t = Σ w_k N(α μ_k, α² Σ_k + s² I).
+// (src/sim/mixture.rs): p_t = Σ w_k N(m + α (μ_k − m), α² Σ_k + s² I), m the frame's centre.
 
 fn pick_component(u: f32) -> u32 {
     var acc = 0.0;
@@ -18,13 +18,17 @@ fn mixture_sample_with(u: f32, z: vec2<f32>) -> vec2<f32> {
 }
 
 /// Perturbed component k at (α, s): returns the precision (xx, xy, yy) and log-normaliser in w.
+/// The determinant comes from the Cholesky factor, det = (l00 l11)², l11² = yy − xy²/xx: no
+/// cancellation of xx·yy − xy² in f32 for thin components near the validation limit.
 fn perturbed_precision(k: u32, a: f32, s: f32) -> vec4<f32> {
     let c = MIX.comps[k];
     let xx = a * a * c.cov.x + s * s;
     let xy = a * a * c.cov.y;
     let yy = a * a * c.cov.z + s * s;
-    let det = xx * yy - xy * xy;
-    return vec4<f32>(yy / det, -xy / det, xx / det, -log(TAU) - 0.5 * log(det));
+    let l10 = xy / sqrt(xx);
+    let l11_sq = max(yy - l10 * l10, 1e-30);
+    let det = xx * l11_sq;
+    return vec4<f32>(yy / det, -xy / det, 1.0 / l11_sq, -log(TAU) - 0.5 * (log(xx) + log(l11_sq)));
 }
 
 /// Exact ∇ₓ log p_t(x) (xy) and log p_t(x) (z) at (α, s) = marginal(t).
@@ -35,7 +39,7 @@ fn exact_score_logp(x: vec2<f32>, t: f32) -> vec3<f32> {
     var m = -3.4e38;
     for (var k = 0u; k < MIX.n; k++) {
         let pr = perturbed_precision(k, as_.x, as_.y);
-        let d = x - as_.x * MIX.comps[k].mean;
+        let d = x - forward_mean(MIX.comps[k].mean, as_.x);
         let pd = vec2<f32>(pr.x * d.x + pr.y * d.y, pr.y * d.x + pr.z * d.y);
         logits[k] = MIX.comps[k].log_weight + pr.w - 0.5 * dot(d, pd);
         grads[k] = -pd;
@@ -55,7 +59,7 @@ fn exact_score_logp(x: vec2<f32>, t: f32) -> vec3<f32> {
 fn classifier_grad(x: vec2<f32>, t: f32, k: u32) -> vec2<f32> {
     let as_ = marginal(t);
     let pr = perturbed_precision(k, as_.x, as_.y);
-    let d = x - as_.x * MIX.comps[k].mean;
+    let d = x - forward_mean(MIX.comps[k].mean, as_.x);
     let gk = -vec2<f32>(pr.x * d.x + pr.y * d.y, pr.y * d.x + pr.z * d.y);
     return gk - exact_score_logp(x, t).xy;
 }

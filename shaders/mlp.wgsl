@@ -81,7 +81,7 @@ fn precond(t: f32) -> Precond {
 
 /// Network input features of (x, t) into act[0 .. n_in].
 fn features(x: vec2<f32>, pc: Precond) {
-    let u = x / (pc.alpha * pc.c);
+    let u = (x - MIX.center) / (pc.alpha * pc.c);
     let c_noise = 0.25 * log(pc.sigma);
     act[0] = u.x;
     act[1] = u.y;
@@ -126,9 +126,9 @@ fn mlp_forward() -> vec2<f32> {
     return vec2<f32>(act[r], act[r + 1u]);
 }
 
-/// s_θ = (1/α)(−x/(α c²) + G/c)  (sim::model::ScoreNet::score_from_output).
+/// s_θ = (1/α)(−(x − m)/(α c²) + G/c)  (sim::model::ScoreNet::score_from_output).
 fn score_from_output(x: vec2<f32>, g: vec2<f32>, pc: Precond) -> vec2<f32> {
-    return (-x / (pc.alpha * pc.c * pc.c) + g / pc.c) / pc.alpha;
+    return (-(x - MIX.center) / (pc.alpha * pc.c * pc.c) + g / pc.c) / pc.alpha;
 }
 
 fn net_score(x: vec2<f32>, t: f32) -> vec2<f32> {

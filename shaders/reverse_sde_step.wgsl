@@ -33,12 +33,11 @@ fn ancestral_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         mean = x + (s2 - n2) * s;
         noise = sqrt(max(n2 * (s2 - n2) / s2, 0.0));
     } else if (P.sde_kind == SDE_VP) {
-        let a = marginal(S.t).x;
-        let an = marginal(S.t_next).x;
-        let ratio = a / an;
-        let beta = clamp(1.0 - ratio * ratio, 0.0, 0.999);
-        mean = (x + beta * s) / sqrt(1.0 - beta);
-        noise = sqrt(beta);
+        // DDPM's step in the frame y = (x − m)/d, mapped back (sim::samplers::ancestral_step).
+        let beta = clamp(vp_step_beta(S.t, S.t_next), 0.0, 0.999);
+        let d = MIX.scale;
+        mean = MIX.center + ((x - MIX.center) + beta * d * d * s) / sqrt(1.0 - beta);
+        noise = d * sqrt(beta);
     } else {
         let dt = S.t - S.t_next;
         let g = diffusion(S.t);

@@ -16,7 +16,7 @@ fn train_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = P.t_eps + (1.0 - P.t_eps) * unit_closed_open(b.y);
     let z = normal2(step, i, STREAM_NOISE);
     let pc = precond(t);
-    let x = pc.alpha * x0 + pc.stdev * z;
+    let x = forward_mean(x0, pc.alpha) + pc.stdev * z;
     features(x, pc);
 
     let base = i * P.scratch_stride;

@@ -385,7 +385,7 @@ fn load_score(a: &ScoreArgs, mixture: &GaussianMixture) -> Result<LoadedScore, C
         let kind = a.sde.unwrap_or(SdeKind::Ve);
         return Ok(LoadedScore::Exact(ExactScore::new(
             mixture.clone(),
-            Sde::new(kind, mixture.max_pairwise_distance()),
+            Sde::for_mixture(kind, mixture),
         )));
     }
     let path = Path::new(&a.score);
@@ -511,7 +511,7 @@ fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
     if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 1.0) {
         return Err(msg(format!("--lr {} must be in (0, 1]", a.lr)));
     }
-    let sde = Sde::new(a.sde, mixture.max_pairwise_distance());
+    let sde = Sde::for_mixture(a.sde, &mixture);
     let cfg = NetConfig {
         width: a.width as usize,
         depth: a.depth as usize,
@@ -598,20 +598,22 @@ fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     };
     let secs = start.elapsed().as_secs_f64();
     write(&a.out, &points_to_csv(&xs))?;
-    let finite = xs
-        .iter()
-        .filter(|x| x.x.is_finite() && x.y.is_finite())
-        .count();
+    let census = metrics::ModeCensus::of(&mixture, &xs);
+    if let Some(m) = census.message() {
+        eprintln!("scorelab: {m}");
+    }
     Ok(json!({
         "out": a.out.display().to_string(),
         "sampler": kind.name(),
         "backend": match a.score.backend { Backend::Cpu => "cpu", Backend::Gpu => "gpu" },
         "sde": score.sde().kind.name(),
         "n": xs.len(),
-        "non_finite": xs.len() - finite,
+        "non_finite": census.diverged,
+        "diverged": census.diverged,
+        "diverged_message": census.message(),
         "nfe": nfe,
         "seconds": secs,
-        "mode_weights": metrics::mode_weights(&mixture, &xs),
+        "mode_weights": census.fractions(),
         "true_weights": mixture.weights(),
     }))
 }
@@ -709,14 +711,23 @@ fn eval(a: &EvalArgs) -> Result<serde_json::Value, CliError> {
     report["score"] = json!(a.score.score);
     if let Some(path) = &a.samples {
         let what = format!("samples file '{}'", path.display());
-        let xs = parse_points_csv(&read(path)?, &what)?;
+        let all = parse_points_csv(&read(path)?, &what)?;
+        let census = metrics::ModeCensus::of(&mixture, &all);
+        // Diverged samples are counted, never a mode; the distances are of the finite ones.
+        let xs: Vec<_> = all
+            .iter()
+            .copied()
+            .filter(|x| x.iter().all(|v| v.is_finite()))
+            .collect();
         let truth = mixture.sample(
-            xs.len().min(2000),
+            xs.len().clamp(1, 2000),
             &mut crate::sim::rng::StreamRng::new(12_345, 0),
         );
         report["samples"] = json!({
-            "n": xs.len(),
-            "mode_weights": metrics::mode_weights(&mixture, &xs),
+            "n": all.len(),
+            "diverged": census.diverged,
+            "diverged_message": census.message(),
+            "mode_weights": census.fractions(),
             "true_weights": mixture.weights(),
             "mode_weight_tv": metrics::mode_weight_error(&mixture, &xs),
             "energy_distance": metrics::energy_distance(&xs, &truth),

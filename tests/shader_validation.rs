@@ -121,8 +121,6 @@ fn struct_layouts_match_rust() {
             score_kind,
             n_particles,
             scratch_stride,
-            sigma_min,
-            sigma_max,
             beta_min,
             beta_max,
             data_std,
@@ -147,7 +145,8 @@ fn struct_layouts_match_rust() {
         ComponentGpu,
         [mean, weight, log_weight, cov, chol]
     );
-    // Mixture: WGSL pads with three scalars where Rust has one `[u32; 3]`; compare the data members.
+    // Mixture: WGSL pads with two scalars where Rust has one `[u32; 2]`; compare the data members
+    // (the components and the SDE's data frame).
     let (members, span) = wgsl_struct(&m, "Mixture");
     let off = |name: &str| {
         members
@@ -157,6 +156,10 @@ fn struct_layouts_match_rust() {
             .unwrap()
     };
     assert_eq!(off("n") as usize, offset_of!(MixtureGpu, n));
+    assert_eq!(off("scale") as usize, offset_of!(MixtureGpu, scale));
+    assert_eq!(off("center") as usize, offset_of!(MixtureGpu, center));
+    assert_eq!(off("sigma_min") as usize, offset_of!(MixtureGpu, sigma_min));
+    assert_eq!(off("sigma_max") as usize, offset_of!(MixtureGpu, sigma_max));
     assert_eq!(off("comps") as usize, offset_of!(MixtureGpu, comps));
     assert_eq!(span as usize, size_of::<MixtureGpu>());
     assert_layout!(

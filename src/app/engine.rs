@@ -365,8 +365,9 @@ fn ms_since(t: Instant) -> f64 {
 pub trait Engine {
     /// Short name for the status line ("WebGPU", "CPU").
     fn label(&self) -> &'static str;
-    /// Replace the data distribution (training continues).
-    fn set_mixture(&mut self, mixture: &GaussianMixture);
+    /// Replace the data distribution and the SDE's data frame that follows it (`sim::sde`):
+    /// training continues in the new frame, live samplers, fields and the exact score follow.
+    fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde);
     /// One frame of work within about `budget`; `train` false pauses training.
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput;
     /// Run `k` training steps in the next frames even while paused (the Step button).
@@ -758,6 +759,8 @@ impl GpuEngine {
                 Some(Ok(b)) => {
                     let mut net = self.ema.template.clone();
                     net.mlp.params = bytemuck::cast_slice::<u8, f32>(&b).to_vec();
+                    // The frame it is being trained in now (it follows the mixture).
+                    net.sde = self.sde;
                     out.model = Some(net);
                     self.model_rb = None;
                 }
@@ -900,20 +903,21 @@ impl Engine for GpuEngine {
         }
     }
 
-    fn set_mixture(&mut self, mixture: &GaussianMixture) {
+    fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde) {
         self.mixture = mixture.clone();
-        self.trainer.set_mixture(&self.ctx, mixture);
-        self.fisher.set_mixture(&self.ctx, mixture);
+        self.sde = *sde;
+        self.trainer.set_mixture(&self.ctx, mixture, sde);
+        self.fisher.set_mixture(&self.ctx, mixture, sde);
         if let Some((_, f)) = &self.field {
-            f.set_mixture(&self.ctx, mixture);
+            f.set_mixture(&self.ctx, mixture, sde);
         }
         for slot in &self.slots {
             if let Some(l) = &slot.sampler {
-                l.sampler.set_mixture(&self.ctx, mixture);
+                l.sampler.set_mixture(&self.ctx, mixture, sde);
             }
         }
-        if let Some((_, d)) = &self.density {
-            d.set_mixture(&self.ctx, mixture);
+        if let Some((_, d)) = &mut self.density {
+            d.set_mixture(&self.ctx, mixture, sde);
         }
     }
 
@@ -1361,8 +1365,14 @@ impl Engine for CpuEngine {
         "CPU"
     }
 
-    fn set_mixture(&mut self, mixture: &GaussianMixture) {
+    fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde) {
         self.trainer.mixture = mixture.clone();
+        self.trainer.net.sde = *sde;
+        for slot in &mut self.slots {
+            if let Some(s) = &mut slot.sampler {
+                s.sde = *sde;
+            }
+        }
     }
 
     fn queue_steps(&mut self, k: u32) {

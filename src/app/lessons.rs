@@ -281,7 +281,7 @@ impl Lessons {
                 let starts: Vec<Vec2> = (0..PATH_GRID * PATH_GRID)
                     .map(|i| {
                         let f = |j: usize| (j as f64 / (PATH_GRID - 1) as f64 - 0.5) * 4.0 * sd;
-                        Vec2::new(f(i % PATH_GRID), f(i / PATH_GRID))
+                        sde.center() + Vec2::new(f(i % PATH_GRID), f(i / PATH_GRID))
                     })
                     .collect();
                 let paths = pf_ode_paths(score, sde, &starts, 1.0, SAMPLE_T_EPS, PATH_STEPS);

@@ -244,6 +244,10 @@ pub struct ScoreLabApp {
     help_open: bool,
     /// The network to start the next engine from (an imported model).
     import_net: Option<ScoreNet>,
+    /// The SDE (data frame) of an imported model, kept until the mixture is edited: a model
+    /// is evaluated in the frame it was trained in (files from before frames existed were
+    /// trained at the origin with unit scale).
+    model_frame: Option<Sde>,
     pending_models: Vec<u32>,
     pending_fields: Vec<(u32, u64)>,
     field_seq: u64,
@@ -351,6 +355,7 @@ impl ScoreLabApp {
             page_url: options.page_url.clone(),
             help_open: false,
             import_net: None,
+            model_frame: None,
             pending_models: Vec::new(),
             pending_fields: Vec::new(),
             field_seq: 0,
@@ -504,10 +509,13 @@ impl ScoreLabApp {
                     self.redo.clear();
                 }
                 self.scene.mixture = spec;
-                if let Some(e) = self.engine.as_mut() {
-                    e.set_mixture(&m);
-                }
                 self.mixture = m;
+                // The frame follows the data from the first edit on (sim::sde).
+                self.model_frame = None;
+                let sde = self.sde();
+                if let Some(e) = self.engine.as_mut() {
+                    e.set_mixture(&self.mixture, &sde);
+                }
                 self.error = None;
                 self.resample();
             }
@@ -529,8 +537,13 @@ impl ScoreLabApp {
         }
     }
 
+    /// The SDE every engine, picture and exact score uses: the current mixture's frame
+    /// (`Sde::for_mixture`), or an imported model's own until the mixture is edited.
     fn sde(&self) -> Sde {
-        Sde::new(self.scene.sde, self.mixture.max_pairwise_distance())
+        match self.model_frame {
+            Some(s) if s.kind == self.scene.sde => s,
+            _ => Sde::for_mixture(self.scene.sde, &self.mixture),
+        }
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui) {
@@ -1192,6 +1205,7 @@ impl ScoreLabApp {
                 self.settings.width = net.config.width;
                 self.settings.depth = net.config.depth;
                 self.scene.sde = net.sde.kind;
+                self.model_frame = Some(net.sde);
                 self.import_net = Some(*net);
                 self.rebuild_engine();
                 self.file_message =

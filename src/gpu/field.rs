@@ -57,7 +57,7 @@ impl GpuField {
         );
         let counters = ctx.storage("GpuField::counters", 16, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("GpuField::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture);
+        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,
@@ -82,8 +82,8 @@ impl GpuField {
     }
 
     /// Replace the data distribution.
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        crate::gpu::write_mixture(ctx, &self.mixture, m);
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+        crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
     }
 
     /// (buffer, byte length) of the cells, for an async readback.
@@ -169,7 +169,7 @@ impl FisherProbe {
         );
         let counters = ctx.storage("fisher::counters", 16, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("fisher::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture);
+        let mixture_buf = mixture_uniform(ctx, mixture, &net.template.sde);
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,
@@ -208,8 +208,8 @@ impl FisherProbe {
     }
 
     /// Replace the data distribution.
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        crate::gpu::write_mixture(ctx, &self.mixture, m);
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+        crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
     }
 
     /// Encode every level.

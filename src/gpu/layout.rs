@@ -35,10 +35,6 @@ pub struct Params {
     pub n_particles: u32,
     /// Floats of training scratch per sample.
     pub scratch_stride: u32,
-    /// VE σ_min.
-    pub sigma_min: f32,
-    /// VE σ_max.
-    pub sigma_max: f32,
     /// VP β_min.
     pub beta_min: f32,
     /// VP β_max.
@@ -89,21 +85,30 @@ pub struct ComponentGpu {
     pub chol: [f32; 4],
 }
 
-/// The mixture uniform (`Mixture` in WGSL, group 0 binding 1).
+/// The mixture uniform (`Mixture` in WGSL, group 0 binding 1): the components and the SDE's
+/// data frame (`sim::sde`), which change together when the user drags.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MixtureGpu {
     /// Component count.
     pub n: u32,
+    /// The frame's scale d.
+    pub scale: f32,
+    /// The frame's centre m.
+    pub center: [f32; 2],
+    /// VE σ_min.
+    pub sigma_min: f32,
+    /// VE σ_max.
+    pub sigma_max: f32,
     /// Padding to 16 bytes.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
     /// Components (first `n` used).
     pub comps: [ComponentGpu; MAX_COMPONENTS],
 }
 
 impl MixtureGpu {
-    /// Pack a validated mixture.
-    pub fn from_mixture(m: &GaussianMixture) -> Self {
+    /// Pack a validated mixture and the frame of `sde`.
+    pub fn new(m: &GaussianMixture, sde: &Sde) -> Self {
         let mut comps = [ComponentGpu::default(); MAX_COMPONENTS];
         for (c, (g, &w)) in comps.iter_mut().zip(m.components().iter().zip(m.weights())) {
             *c = ComponentGpu {
@@ -126,7 +131,11 @@ impl MixtureGpu {
         }
         Self {
             n: m.len() as u32,
-            _pad: [0; 3],
+            scale: sde.scale as f32,
+            center: [sde.center[0] as f32, sde.center[1] as f32],
+            sigma_min: sde.sigma_min as f32,
+            sigma_max: sde.sigma_max as f32,
+            _pad: [0; 2],
             comps,
         }
     }
@@ -164,12 +173,11 @@ pub fn sde_code(kind: SdeKind) -> u32 {
 }
 
 impl Params {
-    /// Parameters with the SDE fields filled in.
+    /// Parameters with the SDE's family fields filled in (its frame and σ range travel in the
+    /// mixture uniform, [`MixtureGpu::new`]).
     pub fn with_sde(sde: &Sde) -> Self {
         Self {
             sde_kind: sde_code(sde.kind),
-            sigma_min: sde.sigma_min as f32,
-            sigma_max: sde.sigma_max as f32,
             beta_min: sde.beta_min as f32,
             beta_max: sde.beta_max as f32,
             data_std: 1.0,

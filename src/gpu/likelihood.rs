@@ -59,7 +59,7 @@ impl GpuLikelihood {
         let aux = ctx.storage("likelihood::aux", 16, wgpu::BufferUsages::empty());
         let counters = ctx.storage("likelihood::counters", 16, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("likelihood::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture);
+        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,
@@ -73,14 +73,14 @@ impl GpuLikelihood {
         }
         .bind_group(ctx, "likelihood::bind");
         let n = n_steps.max(1) as usize;
-        let h = (1.0 - t0) / n as f64;
+        let grid = sde.ode_time_grid(t0, n);
         let (table, step_bind) = step_table(ctx, "likelihood::schedule", n);
         let mut bytes = vec![0u8; n * STEP_STRIDE as usize];
         for i in 0..n {
             let sp = StepParams {
                 step: i as u32,
-                t: (t0 + h * i as f64) as f32,
-                dt: h as f32,
+                t: grid[i] as f32,
+                dt: (grid[i + 1] - grid[i]) as f32,
                 ..StepParams::default()
             };
             let at = i * STEP_STRIDE as usize;
@@ -100,9 +100,11 @@ impl GpuLikelihood {
         })
     }
 
-    /// Replace the mixture (only an exact score reads it).
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        crate::gpu::write_mixture(ctx, &self.mixture, m);
+    /// Replace the mixture (only an exact score reads it) and the SDE's data frame (both
+    /// scores and the prior term follow it).
+    pub fn set_mixture(&mut self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+        crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
+        self.sde = *sde;
     }
 
     /// Reset the points (a queue write, applied at the next submit) and encode the whole

@@ -25,6 +25,7 @@ use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{MixtureGpu, Params};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
+use crate::sim::sde::Sde;
 
 /// Largest hidden width / input size on the GPU (`MAX_W` in `mlp.wgsl`).
 pub const MAX_GPU_WIDTH: usize = 256;
@@ -161,15 +162,15 @@ pub(crate) fn step_table(
     (buf, bind)
 }
 
-/// The mixture uniform for `m`.
-pub(crate) fn mixture_uniform(ctx: &GpuContext, m: &GaussianMixture) -> wgpu::Buffer {
-    ctx.uniform("mixture", bytemuck::bytes_of(&MixtureGpu::from_mixture(m)))
+/// The mixture uniform for `m` in the frame of `sde`.
+pub(crate) fn mixture_uniform(ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) -> wgpu::Buffer {
+    ctx.uniform("mixture", bytemuck::bytes_of(&MixtureGpu::new(m, sde)))
 }
 
 /// Overwrite a mixture uniform made by [`mixture_uniform`] (applied at the next submit).
-pub(crate) fn write_mixture(ctx: &GpuContext, buf: &wgpu::Buffer, m: &GaussianMixture) {
+pub(crate) fn write_mixture(ctx: &GpuContext, buf: &wgpu::Buffer, m: &GaussianMixture, sde: &Sde) {
     ctx.queue
-        .write_buffer(buf, 0, bytemuck::bytes_of(&MixtureGpu::from_mixture(m)));
+        .write_buffer(buf, 0, bytemuck::bytes_of(&MixtureGpu::new(m, sde)));
 }
 
 /// Workgroups of 64 covering `n` threads.

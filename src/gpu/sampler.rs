@@ -34,7 +34,8 @@ impl<'a> GpuScore<'a> {
         match self {
             GpuScore::Exact => Ok((None, None)),
             GpuScore::Net(net) => {
-                if net.template.sde != *sde {
+                // The frame and σ range travel in the mixture uniform; the family must match.
+                if !net.template.sde.same_family(sde) {
                     return Err(GpuError::Unsupported(
                         "the network was trained for a different SDE".into(),
                     ));
@@ -115,7 +116,7 @@ impl GpuSampler {
         );
         let counters = ctx.storage("GpuSampler::counters", 64 * 4, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("GpuSampler::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture);
+        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture_buf,
@@ -172,10 +173,10 @@ impl GpuSampler {
         })
     }
 
-    /// Replace the mixture the exact score (and guidance) uses; takes effect at the next
-    /// submit. A network score is unaffected.
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        crate::gpu::write_mixture(ctx, &self.mixture, m);
+    /// Replace the mixture the exact score (and guidance) uses and the SDE's data frame (both
+    /// scores follow it); takes effect at the next submit. The schedule is kept.
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+        crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
     }
 
     /// SDE time (or noise level's time) of the next step; the final time once done.

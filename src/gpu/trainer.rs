@@ -11,6 +11,7 @@ use crate::gpu::layout::Params;
 use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
+use crate::sim::sde::Sde;
 use crate::sim::train::TrainConfig;
 
 /// Losses kept on the GPU, by step modulo this (`LOSS_RING` in `reduce_adam.wgsl`).
@@ -81,7 +82,7 @@ impl GpuTrainer {
         );
         let counters = ctx.storage("GpuTrainer::counters", 64 * 4, wgpu::BufferUsages::empty());
         let params_buf = ctx.uniform("GpuTrainer::params", bytemuck::bytes_of(&p));
-        let mixture = mixture_uniform(ctx, mixture);
+        let mixture = mixture_uniform(ctx, mixture, &net.sde);
         let bind = Bindings {
             params: &params_buf,
             mixture: &mixture,
@@ -145,9 +146,10 @@ impl GpuTrainer {
         }
     }
 
-    /// Replace the data distribution (e.g. while the user drags a component).
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture) {
-        crate::gpu::write_mixture(ctx, &self.mixture, m);
+    /// Replace the data distribution and the SDE's data frame (e.g. while the user drags a
+    /// component: the network is trained in the frame it is given).
+    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+        crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
     }
 
     /// Encode a copy of the EMA weights into `dst` (a [`GpuNet`] used for drawing/metrics).

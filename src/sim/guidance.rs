@@ -140,12 +140,15 @@ impl Inpainter {
         match self.method {
             InpaintMethod::Replacement => {
                 for (i, p) in self.x.iter_mut().enumerate() {
-                    p.x = a * c + s * rng.normal2(step as u32, i as u32, stream::CORRECTOR).x;
+                    let m = sde.center().x;
+                    p.x = m
+                        + a * (c - m)
+                        + s * rng.normal2(step as u32, i as u32, stream::CORRECTOR).x;
                 }
                 score.score_batch(&self.x, t, &mut self.scores);
             }
             InpaintMethod::ExactConditional => {
-                let pc = self.cond.perturbed(a, s);
+                let pc = self.cond.perturbed(sde.center().y, a, s);
                 for (p, sc) in self.x.iter_mut().zip(self.scores.iter_mut()) {
                     p.x = 0.0;
                     *sc = Vec2::new(0.0, pc.score(p.y));

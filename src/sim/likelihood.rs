@@ -73,7 +73,8 @@ pub fn log_likelihood(
     })
 }
 
-/// log p_0(x) with fixed-step classical RK4 on a uniform grid of `n_steps` from `t0` to 1:
+/// log p_0(x) with fixed-step classical RK4 over `n_steps` of [`Sde::ode_time_grid`] from `t0`
+/// to 1:
 /// the CPU twin of the GPU `likelihood` kernel (one thread per point cannot adapt its steps
 /// in lockstep with its neighbours, so the GPU uses fixed steps; compare with
 /// [`log_likelihood`]'s adaptive RK45 for accuracy).
@@ -92,11 +93,10 @@ pub fn log_likelihood_rk4(
             sde.drift_divergence(t) - 0.5 * g * g * div_s,
         )
     };
-    let n = n_steps.max(1);
-    let h = (1.0 - t0) / n as f64;
+    let grid = sde.ode_time_grid(t0, n_steps);
     let (mut p, mut delta) = (x, 0.0);
-    for i in 0..n {
-        let t = t0 + h * i as f64;
+    for w in grid.windows(2) {
+        let (t, h) = (w[0], w[1] - w[0]);
         let (k1, d1) = f(p, t);
         let (k2, d2) = f(p + 0.5 * h * k1, t + 0.5 * h);
         let (k3, d3) = f(p + 0.5 * h * k2, t + 0.5 * h);

@@ -29,7 +29,7 @@ pub fn relative_fisher(
         .enumerate()
         .map(|(level, &t)| {
             let (a, s) = sde.marginal(t);
-            let pt = mixture.perturbed(a, s);
+            let pt = mixture.perturbed(sde.center(), a, s);
             let xs: Vec<Vec2> = (0..n_per_level as u32)
                 .map(|i| {
                     let b = rng.bits(level as u32, i, stream::EVAL);
@@ -52,16 +52,77 @@ pub fn relative_fisher(
         .collect()
 }
 
-/// Fraction of samples assigned (by highest posterior under the true mixture) to each component.
-pub fn mode_weights(mixture: &GaussianMixture, samples: &[Vec2]) -> Vec<f64> {
-    let mut counts = vec![0usize; mixture.len()];
-    for x in samples {
-        counts[mixture.classify(*x)] += 1;
+/// Where the samples went: per-component counts (highest posterior under the true mixture)
+/// of the finite samples, and how many were not finite (diverged particles are never a mode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ModeCensus {
+    /// Finite samples assigned to each component.
+    pub counts: Vec<usize>,
+    /// Samples with a NaN or infinite coordinate.
+    pub diverged: usize,
+    /// All samples.
+    pub total: usize,
+}
+
+impl ModeCensus {
+    /// Count `samples` against `mixture`.
+    pub fn of(mixture: &GaussianMixture, samples: &[Vec2]) -> Self {
+        let mut counts = vec![0usize; mixture.len()];
+        let mut diverged = 0;
+        for x in samples {
+            if x.iter().all(|v| v.is_finite()) {
+                counts[mixture.classify(*x)] += 1;
+            } else {
+                diverged += 1;
+            }
+        }
+        Self {
+            counts,
+            diverged,
+            total: samples.len(),
+        }
     }
-    counts
-        .iter()
-        .map(|&c| c as f64 / samples.len().max(1) as f64)
-        .collect()
+
+    /// From per-component counts of finite particles (e.g. a GPU histogram) and the total.
+    pub fn from_counts(counts: Vec<usize>, total: usize) -> Self {
+        let finite: usize = counts.iter().sum();
+        Self {
+            counts,
+            diverged: total.saturating_sub(finite),
+            total,
+        }
+    }
+
+    /// Finite samples.
+    pub fn finite(&self) -> usize {
+        self.total - self.diverged
+    }
+
+    /// Fractions of the *finite* samples in each component (all 0 when none is finite).
+    pub fn fractions(&self) -> Vec<f64> {
+        let n = self.finite();
+        self.counts
+            .iter()
+            .map(|&c| if n == 0 { 0.0 } else { c as f64 / n as f64 })
+            .collect()
+    }
+
+    /// "k of n diverged" with what to do, or None when every sample is finite.
+    pub fn message(&self) -> Option<String> {
+        (self.diverged > 0).then(|| {
+            format!(
+                "{} of {} particles diverged (NaN/inf) and are not counted in the mode weights; \
+                 try a smaller step size or more steps",
+                self.diverged, self.total
+            )
+        })
+    }
+}
+
+/// Fraction of the finite samples assigned (by highest posterior under the true mixture) to
+/// each component; non-finite samples count nowhere (see [`ModeCensus`]).
+pub fn mode_weights(mixture: &GaussianMixture, samples: &[Vec2]) -> Vec<f64> {
+    ModeCensus::of(mixture, samples).fractions()
 }
 
 /// Total-variation distance ½ Σ |ŵ_k − w_k| between sample mode weights and the true weights.
@@ -112,19 +173,23 @@ pub fn component_stats(mixture: &GaussianMixture, samples: &[Vec2]) -> Vec<Compo
 }
 
 /// Energy distance 2E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ (uses at most 2000 points of each set).
+/// The within-set means skip the zero diagonal (X' ≠ X: U-statistics), so two samples of the
+/// same distribution score 0 on average instead of a bias of ≈ E‖X−X'‖ (1/n + 1/m).
 pub fn energy_distance(a: &[Vec2], b: &[Vec2]) -> f64 {
     let a = &a[..a.len().min(2000)];
     let b = &b[..b.len().min(2000)];
-    let mean_dist = |p: &[Vec2], q: &[Vec2]| -> f64 {
+    let sum_dist = |p: &[Vec2], q: &[Vec2]| -> f64 {
         let mut s = 0.0;
         for x in p {
             for y in q {
                 s += (x - y).norm();
             }
         }
-        s / (p.len() * q.len()).max(1) as f64
+        s
     };
-    2.0 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
+    let cross = sum_dist(a, b) / (a.len() * b.len()).max(1) as f64;
+    let within = |p: &[Vec2]| sum_dist(p, p) / (p.len() * p.len().saturating_sub(1)).max(1) as f64;
+    2.0 * cross - within(a) - within(b)
 }
 
 /// Mean negative log-likelihood of samples under the true mixture (nats).

@@ -1,16 +1,17 @@
 //! The noise-conditional score network s_θ(x, t) and its file format.
 //!
 //! Parameterisation (DESIGN §2: "predict the noise; score = −ε/std"): with
-//! x_t = α x_0 + s z, let σ = s/α (the noise level in data units), x̂ = x/α,
-//! c = √(σ² + d²) (d = data std) and G = MLP(features). Then
+//! x_t = m + α (x_0 − m) + s z (m: the SDE frame's centre, `sim::sde`), let σ = s/α (the noise
+//! level in data units), x̂ − m = (x − m)/α, c = √(σ² + d²) (d = data std) and
+//! G = MLP(features). Then
 //!
-//!   s_θ(x, t) = (1/α) (−x̂/c² + G/c),     ε_θ(x, t) = −s · s_θ(x, t).
+//!   s_θ(x, t) = (1/α) (−(x̂ − m)/c² + G/c),     ε_θ(x, t) = −s · s_θ(x, t).
 //!
-//! With G = 0 this is the exact score of a Gaussian N(0, d² I) fit to the data, so the
-//! network only learns the residual, at unit scale at every noise level (the input is x̂/c,
-//! the "c_in" of Karras et al. 2022). Features: x̂/c, the noise embedding
+//! With G = 0 this is the exact score of a Gaussian N(m, d² I) fit to the data, so the
+//! network only learns the residual, at unit scale at every noise level (the input is (x̂ − m)/c,
+//! the "c_in" of Karras et al. 2022). Features: (x̂ − m)/c, the noise embedding
 //! c_noise = ln(σ)/4, Gaussian Fourier features sin/cos(2π w_j c_noise) with fixed
-//! w_j ~ N(0, time_scale²), and optionally Fourier features of x̂/c.
+//! w_j ~ N(0, time_scale²), and optionally Fourier features of (x̂ − m)/c.
 
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +130,7 @@ impl NetConfig {
         Ok(())
     }
 
-    /// Network input size: x̂/c (2), c_noise (1), time features, x features.
+    /// Network input size: (x̂ − m)/c (2), c_noise (1), time features, x features.
     pub fn n_inputs(&self) -> usize {
         3 + 2 * self.n_time_freqs + 2 * self.n_x_freqs
     }
@@ -282,7 +283,7 @@ impl ScoreNet {
 
     /// Write the input features for (x, t) into `out` (length `n_inputs`).
     pub fn features(&self, x: Vec2, p: &Precond, out: &mut [f32]) {
-        let u = x / (p.alpha * p.c);
+        let u = (x - self.sde.center()) / (p.alpha * p.c);
         let c_noise = 0.25 * p.sigma.ln();
         out[0] = u.x as f32;
         out[1] = u.y as f32;
@@ -302,10 +303,10 @@ impl ScoreNet {
         }
     }
 
-    /// Score from the MLP output G: (1/α)(−x̂/c² + G/c).
+    /// Score from the MLP output G: (1/α)(−(x̂ − m)/c² + G/c), x̂ − m = (x − m)/α.
     #[inline]
-    pub fn score_from_output(x: Vec2, g: Vec2, p: &Precond) -> Vec2 {
-        (-x / (p.alpha * p.c * p.c) + g / p.c) / p.alpha
+    pub fn score_from_output(&self, x: Vec2, g: Vec2, p: &Precond) -> Vec2 {
+        (-(x - self.sde.center()) / (p.alpha * p.c * p.c) + g / p.c) / p.alpha
     }
 
     /// Mean DSM loss E‖ε_θ(x_t, t) − z‖² over a batch and its gradient (added to `grad`).
@@ -328,7 +329,7 @@ impl ScoreNet {
         let mut xt = Vec::with_capacity(batch);
         for i in 0..batch {
             let p = self.precond(t[i]);
-            let x = p.alpha * x0[i] + p.std * z[i];
+            let x = self.sde.forward_mean(x0[i], p.alpha) + p.std * z[i];
             self.features(x, &p, &mut input[i * n_in..(i + 1) * n_in]);
             pre.push(p);
             xt.push(x);
@@ -340,7 +341,7 @@ impl ScoreNet {
         for i in 0..batch {
             let p = &pre[i];
             let g = Vec2::new(f64::from(out[2 * i]), f64::from(out[2 * i + 1]));
-            let eps = -p.std * Self::score_from_output(xt[i], g, p);
+            let eps = -p.std * self.score_from_output(xt[i], g, p);
             let r = eps - z[i];
             loss += r.norm_squared() * inv_b;
             // dε/dG = −s/(α c) = −σ/c.
@@ -398,7 +399,7 @@ impl ScoreModel for ScoreNet {
             let g = self.mlp.forward(&input, xc.len(), &mut ws);
             for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
                 let gv = Vec2::new(f64::from(g[2 * i]), f64::from(g[2 * i + 1]));
-                *o = Self::score_from_output(*x, gv, &p);
+                *o = self.score_from_output(*x, gv, &p);
             }
         }
     }
@@ -410,7 +411,7 @@ impl ScoreModel for ScoreNet {
         self.features(x, &p, &mut input);
         // Tangents of the features along e_x and e_y: du/dx = I/(α c); x-Fourier chain rule.
         let k_u = 1.0 / (p.alpha * p.c);
-        let u = x * k_u;
+        let u = (x - self.sde.center()) * k_u;
         let mut tangents = vec![0.0f32; 2 * n_in];
         tangents[0] = k_u as f32;
         tangents[n_in + 1] = k_u as f32;
@@ -426,7 +427,7 @@ impl ScoreModel for ScoreNet {
         }
         let (g, jg) = self.mlp.forward_jvp(&input, &tangents, 2);
         let gv = Vec2::new(f64::from(g[0]), f64::from(g[1]));
-        let score = Self::score_from_output(x, gv, &p);
+        let score = self.score_from_output(x, gv, &p);
         // ∂s_d/∂x_d = (1/α)(−1/(α c²) + ∂G_d/∂x_d / c).
         let tr_jg = f64::from(jg[0]) + f64::from(jg[3]);
         let div = (2.0 * (-1.0 / (p.alpha * p.c * p.c)) + tr_jg / p.c) / p.alpha;

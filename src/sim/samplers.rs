@@ -6,10 +6,14 @@
 //!
 //! - Langevin: x ← x + (α/2) s(x, t_end) + √α z at one small noise level (Song & Ermon 2019, §3).
 //! - Annealed Langevin (NCSN Alg. 1): levels t_1 = 1 > … > t_L = t_min, T steps each with
-//!   α_i = ε · s(t_i)² / s(t_L)².
+//!   α_i = ε · s(t_i)² / s(t_L)², where t_min is the time whose VE-equivalent noise s/α is the
+//!   SDE's σ_min ([`Sde::t_of_sigma_min`]): the smallest level is a real noise scale relative
+//!   to the data on every SDE (sub-VP's s(t) is ≈ 1e-4 d at t = 1e-3, so a t_min of 1e-3 made
+//!   the first levels' steps 10⁸ ε and every particle diverged).
 //! - Reverse SDE, Euler–Maruyama (score_sde Eq. 6): x ← x + [f − g² s] Δt + g √|Δt| z, Δt < 0.
 //! - Ancestral / reverse diffusion (score_sde App. E/F): VE: x + (σ_i² − σ_{i+1}²) s + √(σ_{i+1}²(σ_i² − σ_{i+1}²)/σ_i²) z;
-//!   VP: (x + β_i s)/√(1 − β_i) + √β_i z with β_i = 1 − (α_i/α_{i+1})²; sub-VP: x − f Δt + g² |Δt| s + g √|Δt| z.
+//!   VP (in the SDE's frame, `sim::sde`): m + ((x − m) + β_i d² s)/√(1 − β_i) + d √β_i z with
+//!   β_i = 1 − (α_i/α_{i+1})²; sub-VP: x − f Δt + g² |Δt| s + g √|Δt| z.
 //! - Predictor–corrector (score_sde Alg. 2–4): Langevin corrector with step 2 a (snr ‖z‖/‖s‖)²,
 //!   then the ancestral predictor.
 //! - Probability-flow ODE (score_sde Eq. 13): dx/dt = f − ½ g² s; Euler, Heun, RK4, adaptive RK45.
@@ -153,8 +157,8 @@ impl SamplerConfig {
             _ => Init::Prior,
         };
         let (n_steps, step_size) = match kind {
-            SamplerKind::Langevin => (1000, 0.05),
-            SamplerKind::AnnealedLangevin => (100, 2e-5),
+            SamplerKind::Langevin => (1000, langevin_step_size(mixture)),
+            SamplerKind::AnnealedLangevin => (100, annealed_step_size(mixture)),
             SamplerKind::Pc => (500, 0.0),
             SamplerKind::OdeRk45 => (0, 0.0),
             SamplerKind::OdeEuler => (1000, 0.0),
@@ -213,6 +217,33 @@ impl SamplerConfig {
     }
 }
 
+/// The smallest variance along any axis of any component (the scale a Langevin step must
+/// resolve).
+pub fn narrowest_variance(mixture: &GaussianMixture) -> f64 {
+    mixture
+        .components()
+        .iter()
+        .map(|g| crate::sim::mixture::sym_eigenvalues(&g.cov).0)
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-12)
+}
+
+/// Plain Langevin's default step: 0.05 × the narrowest component variance (0.05 on unit
+/// components, the value NCSN-style demos use). The unadjusted Langevin chain's stationary
+/// variance on N(0, v) with step h is v/(1 − h/4v), so this keeps the spread within 1.3% at
+/// any data scale (a fixed 0.05 gave +45% on grid25 and diverged for variances below
+/// 0.0125), and a particle relaxes in ≈ 2v/h = 40 of the 1000 default steps.
+pub fn langevin_step_size(mixture: &GaussianMixture) -> f64 {
+    0.05 * narrowest_variance(mixture)
+}
+
+/// Annealed Langevin's default ε: NCSN's ε = 2e-5 at σ_L = 0.01 is α_L = 0.2 σ_L², kept
+/// relative to the σ_min that [`Sde::for_mixture`] gives this mixture.
+pub fn annealed_step_size(mixture: &GaussianMixture) -> f64 {
+    let sigma_min = crate::sim::sde::sigma_min_for(mixture);
+    0.2 * sigma_min * sigma_min
+}
+
 // ---------------------------------------------------------------- single-particle steps
 
 /// Langevin step: x_mean = x + (α/2) s, x = x_mean + √α z (NCSN Alg. 1 inner loop).
@@ -249,11 +280,11 @@ pub fn ancestral_step(
             (mean + (n2 * (s2 - n2) / s2).max(0.0).sqrt() * z, mean)
         }
         SdeKind::Vp => {
-            let (a, _) = sde.marginal(t);
-            let (an, _) = sde.marginal(t_next);
-            let beta = (1.0 - (a / an).powi(2)).clamp(0.0, 0.999);
-            let mean = (x + beta * score) / (1.0 - beta).sqrt();
-            (mean + beta.sqrt() * z, mean)
+            // DDPM's step in the frame y = (x − m)/d (score_y = d·score_x), mapped back.
+            let beta = sde.vp_step_beta(t, t_next).clamp(0.0, 0.999);
+            let (m, d) = (sde.center(), sde.scale);
+            let mean = m + ((x - m) + beta * d * d * score) / (1.0 - beta).sqrt();
+            (mean + d * beta.sqrt() * z, mean)
         }
         SdeKind::Subvp => {
             let dt = t - t_next;
@@ -550,14 +581,10 @@ impl Sampler {
         1.0 + (self.config.t_end - 1.0) * i as f64 / self.config.n_steps as f64
     }
 
-    /// Annealed-Langevin level times: linspace(1, t_min, L) where t_min = 0 for VE (σ_L = σ_min)
-    /// and t_end otherwise.
+    /// Annealed-Langevin level times: linspace(1, t_min, L) with t_min the time where the
+    /// VE-equivalent noise is σ_min ([`Sde::t_of_sigma_min`]; 0 for VE, σ_L = σ_min).
     pub fn level_time(&self, level: usize) -> f64 {
-        let t_min = if self.sde.kind == SdeKind::Ve {
-            0.0
-        } else {
-            self.config.t_end
-        };
+        let t_min = self.sde.t_of_sigma_min();
         1.0 + (t_min - 1.0) * level as f64 / (self.config.n_levels - 1) as f64
     }
 

@@ -21,7 +21,8 @@ pub trait ScoreModel {
     }
 }
 
-/// The exact score of the perturbed data distribution p_t = Σ w_k N(α μ_k, α² Σ_k + s² I).
+/// The exact score of the perturbed data distribution
+/// p_t = Σ w_k N(m + α (μ_k − m), α² Σ_k + s² I) (m: the SDE frame's centre).
 #[derive(Clone, Debug)]
 pub struct ExactScore {
     /// Data distribution p_0.
@@ -39,7 +40,7 @@ impl ExactScore {
     /// The perturbed mixture p_t.
     pub fn at(&self, t: f64) -> GaussianMixture {
         let (a, s) = self.sde.marginal(t);
-        self.mixture.perturbed(a, s)
+        self.mixture.perturbed(self.sde.center(), a, s)
     }
 }
 

@@ -703,6 +703,19 @@ fn benchmarks_markdown(r: &serde_json::Value) -> String {
             ));
         }
     }
+    if let Some(conv) = r["convergence"].as_array().filter(|c| !c.is_empty()) {
+        s.push_str("\n## GPU training convergence (VE, width 64, depth 3, batch 256, lr 2e-3)\n\nThe long run the lavapipe tier used to make (issue 13); the tests now check GPU training against the CPU trainer step for step.\n\n| preset | steps | seconds | mean relative Fisher | bar 0.1 |\n|---|---|---|---|---|\n");
+        for c in conv {
+            s.push_str(&format!(
+                "| {} | {} | {:.1} | {:.4} | {} |\n",
+                c["preset"].as_str().unwrap_or("?"),
+                c["steps"],
+                f(&c["seconds"]),
+                f(&c["fisher_mean"]),
+                verdict(c["meets_bar"].as_bool().unwrap_or(false))
+            ));
+        }
+    }
     let d = &r["dispatches"];
     s.push_str(&format!(
         "\n## Dispatches\n\n- training step: {} dispatches (`train_step`, `train_finish`, `reduce_adam`), {} steps per submit\n- sampler step: {} dispatch ({} for predictor–corrector), {} steps per submit\n- readbacks inside step loops: {}\n",
