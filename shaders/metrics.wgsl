@@ -2,8 +2,9 @@
 // fisher_terms: sample i of level S.step drawn from the exact perturbed mixture p_t (the same
 // draw as sim::metrics::relative_fisher), aux[2i ..] = (‖s_θ − ∇log p_t‖², ‖∇log p_t‖²);
 // sum_pairs (one workgroup) reduces them into aux[2n + 2·level], aux[2n + 2·level + 1].
-// mode_histogram (one workgroup): counters[8 + k] = particles assigned to component k
-// (highest posterior under the data mixture, t = 0); integer atomics only.
+// mode_histogram (one workgroup): counters[8 + k] = finite particles assigned to component k
+// (highest posterior under the data mixture, t = 0); integer atomics only. A particle with a
+// NaN/inf coordinate is counted nowhere (diverged = n − Σ counts; sim::metrics::ModeCensus).
 
 @compute @workgroup_size(64)
 fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -13,14 +14,14 @@ fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let as_ = marginal(S.t);
     let b = pcg4d(vec4<u32>(S.seed, S.step, i, STREAM_EVAL));
-    let c = MIX.comps[pick_component(unit_closed_open(b.x))];
-    // Cholesky of the perturbed covariance α²Σ + s²I.
+    let k = pick_component(unit_closed_open(b.x));
+    let c = MIX.comps[k];
+    // Cholesky of the perturbed covariance α²Σ + s²I, l11 = √(det / xx) from the stable det.
     let xx = as_.x * as_.x * c.cov.x + as_.y * as_.y;
     let xy = as_.x * as_.x * c.cov.y;
-    let yy = as_.x * as_.x * c.cov.z + as_.y * as_.y;
     let l00 = sqrt(xx);
     let l10 = xy / l00;
-    let l11 = sqrt(max(yy - l10 * l10, 0.0));
+    let l11 = sqrt(perturbed_det(k, as_.x, as_.y) / xx);
     let z = box_muller(b.y, b.z);
     let x = forward_mean(c.mean, as_.x) + vec2<f32>(l00 * z.x, l10 * z.x + l11 * z.y);
     let truth = exact_score_logp(x, S.t).xy;
@@ -61,6 +62,11 @@ fn mode_histogram(@builtin(local_invocation_index) li: u32) {
     workgroupBarrier();
     for (var i = li; i < P.n_particles; i += 256u) {
         let x = particles[i].zw;
+        // Exponent bits all set: inf or NaN (checked on the bits: NaN comparisons may fold).
+        let e = (bitcast<vec2<u32>>(x) >> vec2<u32>(23u)) & vec2<u32>(0xffu);
+        if (any(e == vec2<u32>(0xffu))) {
+            continue;
+        }
         var best = 0u;
         var best_l = -3.4e38;
         for (var k = 0u; k < MIX.n; k++) {

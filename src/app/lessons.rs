@@ -18,7 +18,7 @@ use crate::app::share::{InpaintSpec, SplitMode};
 use crate::app::{api, explain, files, EngineChoice, ScoreLabApp};
 use crate::sim::guidance::{InpaintMethod, Inpainter};
 use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
-use crate::sim::metrics::{ks_critical_001, ks_statistic, mode_weights, nll};
+use crate::sim::metrics::{ks_critical_001, ks_statistic, nll, ModeCensus};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::rng::StreamRng;
@@ -45,13 +45,17 @@ pub struct RunStats {
     pub kind: SamplerKind,
     /// Samples.
     pub n: usize,
-    /// Fraction of samples per component (classified by the true posterior).
+    /// Samples that are not finite (diverged particles: counted, never a mode).
+    pub diverged: usize,
+    /// "k of n particles diverged …" when some did.
+    pub diverged_message: Option<String>,
+    /// Fraction of the finite samples per component (classified by the true posterior).
     pub weights: Vec<f64>,
     /// The mixture's weights.
     pub true_weights: Vec<f64>,
     /// Largest |weight − true weight|.
     pub max_weight_error: f64,
-    /// Mean −log p(x) of the samples under the true density (nats).
+    /// Mean −log p(x) of the finite samples under the true density (nats).
     pub nll: f64,
     /// The same for as many true samples (what a perfect sampler gets, up to noise).
     pub nll_of_true_samples: f64,
@@ -63,22 +67,30 @@ pub struct RunStats {
 impl RunStats {
     /// Statistics of `points` under `mixture`.
     pub fn new(mixture: &GaussianMixture, run: u32, kind: SamplerKind, points: &[Vec2]) -> Self {
-        let weights = mode_weights(mixture, points);
+        let census = ModeCensus::of(mixture, points);
+        let weights = census.fractions();
+        let finite: Vec<Vec2> = points
+            .iter()
+            .copied()
+            .filter(|x| x.iter().all(|v| v.is_finite()))
+            .collect();
         let true_weights = mixture.weights().to_vec();
         let max_weight_error = weights
             .iter()
             .zip(&true_weights)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        let truth = mixture.sample(points.len().clamp(1, 20_000), &mut StreamRng::new(99, 5));
+        let truth = mixture.sample(finite.len().clamp(1, 20_000), &mut StreamRng::new(99, 5));
         Self {
             run,
             kind,
             n: points.len(),
+            diverged: census.diverged,
+            diverged_message: census.message(),
             weights,
             true_weights,
             max_weight_error,
-            nll: nll(mixture, points),
+            nll: nll(mixture, &finite),
             nll_of_true_samples: nll(mixture, &truth),
             points: points.to_vec(),
         }
@@ -726,6 +738,9 @@ impl ScoreLabApp {
             r.nll,
             r.nll_of_true_samples
         ));
+        if let Some(m) = &r.diverged_message {
+            ui.colored_label(Color32::from_rgb(255, 150, 90), m);
+        }
         if !self.flags.panels().charts {
             return;
         }

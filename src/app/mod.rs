@@ -824,8 +824,14 @@ impl ScoreLabApp {
     fn status_line(&self) -> String {
         let engine = self.engine.as_ref().map_or("none", |e| e.label());
         let sampler = self.sampler[0].map_or("particles off".to_string(), |s| {
+            let diverged = self.runs[0]
+                .as_ref()
+                .filter(|r| r.run == s.run && r.diverged > 0)
+                .map_or(String::new(), |r| {
+                    format!(" · {} of {} diverged", r.diverged, r.n)
+                });
             format!(
-                "{} · {} particles · NFE {} · run {} at t = {:.3}",
+                "{} · {} particles · NFE {} · run {} at t = {:.3}{diverged}",
                 s.kind.name(),
                 s.n,
                 s.nfe,

@@ -321,7 +321,9 @@ impl GpuSampler {
             .collect())
     }
 
-    /// Particles per mixture component (by x_mean), counted on the GPU (`mode_histogram`).
+    /// Finite particles per mixture component (by x_mean), counted on the GPU
+    /// (`mode_histogram`); the diverged ones are n − Σ counts
+    /// (`sim::metrics::ModeCensus::from_counts`).
     pub fn mode_histogram(
         &self,
         ctx: &GpuContext,

@@ -478,6 +478,19 @@ mod tests {
         }
     }
 
+    /// A model file from before the SDE carried its data frame (no `center` / `scale`) loads
+    /// in the frame it was trained in: the origin with unit scale.
+    #[test]
+    fn model_files_without_a_frame_load_at_the_origin() {
+        let n = net(0);
+        let mut v = serde_json::to_value(n.to_file(3)).unwrap();
+        let sde = v["sde"].as_object_mut().unwrap();
+        assert!(sde.remove("center").is_some() && sde.remove("scale").is_some());
+        let back = ScoreNet::from_json(&v.to_string()).unwrap();
+        assert_eq!((back.sde.center, back.sde.scale), ([0.0, 0.0], 1.0));
+        assert_eq!(back, n);
+    }
+
     #[test]
     fn model_file_round_trips_and_rejects_corruption() {
         let n = net(2);

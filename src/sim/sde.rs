@@ -377,6 +377,38 @@ impl Sde {
 mod tests {
     use super::*;
 
+    /// The VP ancestral β over a tiny step keeps its digits: 1 − (α(t)/α(t_next))² loses
+    /// ≈ log10(1/β) of them to cancellation (here 1e-6 relative in f64, all of them in f32).
+    #[test]
+    fn vp_step_beta_has_no_cancellation() {
+        let sde = Sde::new(SdeKind::Vp, 1.0);
+        let (t, tn) = (0.3, 0.3 - 1e-9);
+        let h = t - tn; // exact (Sterbenz)
+                        // Series reference: β = 1 − e^{−D} = D − D²/2 + D³/6 with D = ∫_{t_next}^{t} β.
+        let d = h * (sde.beta_min + 0.5 * (sde.beta_max - sde.beta_min) * (t + tn));
+        let want = d - d * d / 2.0 + d * d * d / 6.0;
+        let got = sde.vp_step_beta(t, tn);
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        let naive = 1.0 - (sde.marginal(t).0 / sde.marginal(tn).0).powi(2);
+        assert!(
+            (naive / want - 1.0).abs() > 1e-9,
+            "the naive form was expected to lose digits"
+        );
+    }
+
+    /// The frame's time grid for fixed-step PF-ODE integration starts at t0, ends at 1 and
+    /// increases, on every SDE and for a degenerate σ_e(t0) = 0.
+    #[test]
+    fn ode_time_grid_is_monotone() {
+        for kind in [SdeKind::Ve, SdeKind::Vp, SdeKind::Subvp] {
+            for t0 in [0.0, 1e-5, 0.3] {
+                let g = Sde::new(kind, 20.0).ode_time_grid(t0, 16);
+                assert_eq!((g.len(), g[0], g[16]), (17, t0, 1.0), "{kind:?}");
+                assert!(g.windows(2).all(|w| w[1] > w[0]), "{kind:?} t0={t0}: {g:?}");
+            }
+        }
+    }
+
     /// d/dt of the marginal variance must match the SDE: for x_t = α x0 + s z,
     /// dα/dt = −½β α (VP/sub-VP) and d(s²)/dt = g² + 2 (dα/dt / α) s² (Itô).
     #[test]
