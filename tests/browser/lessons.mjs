@@ -14,6 +14,9 @@
 //   exact score the PF-ODE on VE and annealed Langevin on sub-VP still give the right weights
 //   (computed here, and in the app's bars), no particle diverges.
 //
+// Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same, and a
+// frame costs ≈ 300 ms on SwiftShader, so the animation was most of this file's 13 minutes.
+//
 // usage: node lessons.mjs http://127.0.0.1:PORT/ OUT_DIR
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
@@ -129,7 +132,7 @@ const { browser, page, errors } = await launch();
 // ------------------------------------------------ samplers through the keyboard
 {
   await load(page);
-  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false });
+  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, speed: 20 });
   await frames(page);
   const results = {};
   for (const [key, kind] of [["2", "annealed-langevin"], ["1", "langevin"], ["8", "ode-rk4"]]) {
@@ -157,7 +160,7 @@ const { browser, page, errors } = await launch();
 // ------------------------------------------------ drag far off-centre (issue 15)
 {
   await load(page);
-  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false });
+  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, speed: 20 });
   await frames(page);
   const s0 = await state(page);
   const [px, py, pw, ph] = s0.plot_rect;
@@ -202,9 +205,9 @@ const { browser, page, errors } = await launch();
 // ------------------------------------------------ split view: Langevin vs annealed
 {
   await load(page, "");
-  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, split: "samplers" });
-  await api(page, "setConfig", { slot: 0, sampler: "annealed-langevin", exact_particles: true, particles: 2000, repeat: false });
-  await api(page, "setConfig", { slot: 1, sampler: "langevin", exact_particles: true, particles: 2000, repeat: false });
+  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, speed: 20, split: "samplers" });
+  await api(page, "setConfig", { slot: 0, sampler: "annealed-langevin", exact_particles: true, particles: 2000, repeat: false, speed: 20 });
+  await api(page, "setConfig", { slot: 1, sampler: "langevin", exact_particles: true, particles: 2000, repeat: false, speed: 20 });
   const s0 = await waitDone(page, 0);
   const s1 = await waitDone(page, 1);
   check(s0 && s1 && s1.runs[1] && s0.runs[0], `split view runs two samplers (A ${s0?.runs?.[0]?.kind}, B ${s1?.runs?.[1]?.kind})`);
