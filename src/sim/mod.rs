@@ -5,6 +5,11 @@
 //! [`sde::Sde`] define p_t; [`score::ExactScore`] gives its exact score and
 //! [`model::ScoreNet`] a learned one ([`train::Trainer`] fits it by DSM); both feed the
 //! [`samplers`], [`likelihood`], [`guidance`] and [`metrics`].
+//!
+//! Every SDE lives in the data's own frame (centre m = the mixture mean, scale d = its scalar
+//! std; [`sde::Sde::for_mixture`], defined and justified in [`sde`]'s docs): users drag the
+//! mixture anywhere, and no sampler, prior, exact score or likelihood may depend on where the
+//! origin is.
 
 pub mod adam;
 pub mod guidance;
