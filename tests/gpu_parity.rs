@@ -306,6 +306,32 @@ fn gpu_annealed_langevin_recovers_ncsn_weights_with_the_exact_score() {
     );
 }
 
+/// A fresh VE network of `width` × `depth` on `m` and its training config (Adam, lr 2e-3).
+fn ve_training(
+    m: &GaussianMixture,
+    width: usize,
+    depth: usize,
+    batch: usize,
+) -> (Sde, ScoreNet, TrainConfig) {
+    let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
+    let cfg = NetConfig {
+        width,
+        depth,
+        data_std: m.data_std(),
+        ..NetConfig::default()
+    };
+    let net = ScoreNet::new(cfg, sde).unwrap();
+    let tc = TrainConfig {
+        batch,
+        adam: AdamConfig {
+            lr: 2e-3,
+            ..AdamConfig::default()
+        },
+        ..TrainConfig::default()
+    };
+    (sde, net, tc)
+}
+
 /// GPU training against the CPU trainer, step for step: same batches (counter RNG), same loss,
 /// same Adam and EMA, on both presets the long CPU convergence test trains
 /// (`cpu_training_reaches_the_fisher_bar_and_samples_the_right_weights`). Together with that
@@ -327,25 +353,7 @@ fn gpu_training_follows_the_cpu_trainer_step_for_step() {
     let steps = 300u32;
     for name in ["ncsn", "ring8"] {
         let m = preset(name);
-        let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
-        let net = ScoreNet::new(
-            NetConfig {
-                width: 16,
-                depth: 2,
-                data_std: m.data_std(),
-                ..NetConfig::default()
-            },
-            sde,
-        )
-        .unwrap();
-        let cfg = TrainConfig {
-            batch: 64,
-            adam: AdamConfig {
-                lr: 2e-3,
-                ..AdamConfig::default()
-            },
-            ..TrainConfig::default()
-        };
+        let (_, net, cfg) = ve_training(&m, 16, 2, 64);
         let mut cpu = Trainer::new(net.clone(), m.clone(), cfg.clone());
         let cpu_losses: Vec<f64> = (0..steps).map(|_| cpu.step().unwrap()).collect();
         let gpu = GpuTrainer::new(ctx, &net, &m, &cfg).unwrap();
@@ -407,25 +415,7 @@ fn gpu_training_follows_the_cpu_trainer_step_for_step() {
 fn gpu_training_converges_on_a_small_config() {
     let Some(ctx) = ctx() else { return };
     let m = preset("ncsn");
-    let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
-    let net = ScoreNet::new(
-        NetConfig {
-            width: 32,
-            depth: 2,
-            data_std: m.data_std(),
-            ..NetConfig::default()
-        },
-        sde,
-    )
-    .unwrap();
-    let cfg = TrainConfig {
-        batch: 128,
-        adam: AdamConfig {
-            lr: 2e-3,
-            ..AdamConfig::default()
-        },
-        ..TrainConfig::default()
-    };
+    let (sde, net, cfg) = ve_training(&m, 32, 2, 128);
     let steps = SHORT_RUN_STEPS;
     let tr = GpuTrainer::new(ctx, &net, &m, &cfg).unwrap();
     let start = std::time::Instant::now();

@@ -1539,18 +1539,9 @@ impl ScoreLabApp {
     }
 }
 
-/// t with effective σ(t) = `sigma` (bisection; σ_e is increasing in t for all three SDEs).
+/// t in [T_MIN, 1] with effective σ(t) = `sigma` ([`Sde::time_of_sigma`]).
 pub fn t_from_sigma(sde: &Sde, sigma: f64) -> f64 {
-    let (mut lo, mut hi) = (T_MIN, 1.0);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if sde.effective_sigma(mid) < sigma {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
+    sde.time_of_sigma(sigma).max(T_MIN)
 }
 
 /// A heatmap texture of log-density values on `req`'s grid (row 0 = lowest y).
