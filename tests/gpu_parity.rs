@@ -79,12 +79,36 @@ fn worst_ratio(a: &[Vec2], b: &[Vec2], rel: f64, abs: f64) -> f64 {
 #[test]
 fn field_matches_cpu_scores_and_density() {
     let Some(ctx) = ctx() else { return };
-    let m = preset("anisotropic3");
+    field_parity(ctx, &preset("anisotropic3"), Vec2::zeros(), |k, m| {
+        Sde::new(k, m.max_pairwise_distance())
+    });
+}
+
+/// The field parity with anisotropic3 moved to (17, −9) and the SDE in its own frame.
+#[test]
+fn field_matches_cpu_in_a_moved_frame() {
+    let Some(ctx) = ctx() else { return };
+    let shift = Vec2::new(17.0, -9.0);
+    let mut spec = presets::by_name("anisotropic3").unwrap();
+    for c in &mut spec.components {
+        c.mean = [c.mean[0] + shift.x, c.mean[1] + shift.y];
+    }
+    let m = GaussianMixture::from_spec(&spec).unwrap();
+    field_parity(ctx, &m, shift, Sde::for_mixture);
+}
+
+fn field_parity(
+    ctx: &GpuContext,
+    m: &GaussianMixture,
+    shift: Vec2,
+    make_sde: impl Fn(SdeKind, &GaussianMixture) -> Sde,
+) {
+    let m = m.clone();
     for kind in [SdeKind::Ve, SdeKind::Vp, SdeKind::Subvp] {
-        let sde = Sde::new(kind, m.max_pairwise_distance());
+        let sde = make_sde(kind, &m);
         let net = test_net(sde, m.data_std(), 3);
         let gnet = GpuNet::upload(ctx, &net).unwrap();
-        let (lo, hi) = (Vec2::new(-5.0, -4.0), Vec2::new(5.0, 4.0));
+        let (lo, hi) = (Vec2::new(-5.0, -4.0) + shift, Vec2::new(5.0, 4.0) + shift);
         let field = GpuField::new(ctx, GpuScore::Net(&gnet), &m, sde, (12, 10), lo, hi).unwrap();
         let exact = ExactScore::new(m.clone(), sde);
         for &t in &[0.02, 0.3, 0.9] {
@@ -209,9 +233,35 @@ fn sampler_cases() -> Vec<(SamplerKind, SdeKind)> {
 #[test]
 fn every_sampler_step_matches_cpu_elementwise() {
     let Some(ctx) = ctx() else { return };
-    let m = preset("anisotropic3");
+    sampler_parity(ctx, &preset("anisotropic3"), |k, m| {
+        Sde::new(k, m.max_pairwise_distance())
+    });
+}
+
+/// The same element-wise parity in a data frame far from the origin with d ≠ 1 (a dragged
+/// mixture and `Sde::for_mixture`): the frame's centre and scale enter the drift, the VP
+/// ancestral step, the exact perturbed mixture and the network's preconditioning, in WGSL as
+/// on the CPU.
+#[test]
+fn every_sampler_step_matches_cpu_elementwise_in_a_moved_frame() {
+    let Some(ctx) = ctx() else { return };
+    let m = common::dragged_mixture(12);
+    let sde = Sde::for_mixture(SdeKind::Vp, &m);
+    assert!(
+        sde.center().norm() > 1.0 && (sde.scale - 1.0).abs() > 0.5,
+        "{sde:?}"
+    );
+    sampler_parity(ctx, &m, Sde::for_mixture);
+}
+
+fn sampler_parity(
+    ctx: &GpuContext,
+    m: &GaussianMixture,
+    make_sde: impl Fn(SdeKind, &GaussianMixture) -> Sde,
+) {
+    let m = m.clone();
     for (kind, sde_kind) in sampler_cases() {
-        let sde = Sde::new(sde_kind, m.max_pairwise_distance());
+        let sde = make_sde(sde_kind, &m);
         let net = test_net(sde, m.data_std(), 0);
         let gnet = GpuNet::upload(ctx, &net).unwrap();
         for use_net in [false, true] {
