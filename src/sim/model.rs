@@ -159,6 +159,12 @@ pub fn validate_sde(sde: &Sde) -> Result<(), ModelError> {
             "need sigma_min < sigma_max and beta_min < beta_max".into(),
         ));
     }
+    if !(ok(sde.scale) && sde.center.iter().all(|c| c.is_finite() && c.abs() <= 1e6)) {
+        return Err(ModelError::BadConfig(
+            "the SDE's data frame needs a finite centre (|c| <= 1e6) and a scale in (0, 1e4]"
+                .into(),
+        ));
+    }
     Ok(())
 }
 
@@ -489,6 +495,13 @@ mod tests {
         let back = ScoreNet::from_json(&v.to_string()).unwrap();
         assert_eq!((back.sde.center, back.sde.scale), ([0.0, 0.0], 1.0));
         assert_eq!(back, n);
+        // A broken frame is refused with a message.
+        for (key, bad) in [("scale", "-1.0"), ("scale", "0.0"), ("center", "[1e9, 0]")] {
+            let mut v = serde_json::to_value(n.to_file(3)).unwrap();
+            v["sde"][key] = serde_json::from_str(bad).unwrap();
+            let err = ScoreNet::from_json(&v.to_string()).unwrap_err().to_string();
+            assert!(err.contains("data frame"), "{key}={bad}: {err}");
+        }
     }
 
     #[test]
