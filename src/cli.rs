@@ -448,10 +448,7 @@ fn train_cpu(
                 if diverged > 20 {
                     return Err(msg(format!("{e}; gave up after 20 divergences")));
                 }
-                let lr = trainer.config.adam.lr * 0.5;
-                trainer.config.adam.lr = lr;
-                trainer.set_lr(lr);
-                eprintln!("warning: {e}; lowering the learning rate to {lr}");
+                eprintln!("warning: {}", trainer.recover(&e));
             }
         }
         if a.log.is_some() {

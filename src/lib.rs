@@ -7,6 +7,7 @@ pub mod app;
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod engine;
 pub mod gpu;
 pub mod sim;
 #[cfg(target_arch = "wasm32")]

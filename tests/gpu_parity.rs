@@ -682,7 +682,7 @@ fn tiled_matmul_matches_cpu() {
 /// readbacks, and field, density and Fisher results come back.
 #[test]
 fn gpu_engine_frame_is_one_submit() {
-    use scorelab::app::engine::{
+    use scorelab::engine::{
         Engine, FieldRequest, FrameRequest, GpuEngine, LiveSampling, TrainSettings,
     };
     use std::time::Duration;

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::app::engine::{Guide, LiveSampling, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS};
 use crate::app::share::{InpaintSpec, Shared, SplitMode};
 use crate::app::Scene;
+use crate::engine::{Guide, LiveSampling, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::samplers::SamplerKind;
@@ -118,7 +118,7 @@ pub struct ConfigPatch {
     /// Layer toggles.
     pub layers: Option<LayersPatch>,
     /// "gpu" | "cpu".
-    pub engine: Option<crate::app::EngineChoice>,
+    pub engine: Option<crate::engine::EngineChoice>,
     /// Which live sampler the sampler keys below change (0 or 1; default 0).
     pub slot: Option<usize>,
     /// Pick a sampler (with its recommended schedule), e.g. "annealed-langevin", "ode-rk4".

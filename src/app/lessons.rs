@@ -13,9 +13,9 @@ use serde::Serialize;
 use web_time::{Duration, Instant};
 
 use crate::app::canvas::CanvasExtras;
-use crate::app::engine::SLOTS;
 use crate::app::share::{InpaintSpec, SplitMode};
 use crate::app::{api, explain, files, EngineChoice, ScoreLabApp};
+use crate::engine::SLOTS;
 use crate::sim::guidance::{InpaintMethod, Inpainter};
 use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
 use crate::sim::metrics::{ks_critical_001, ks_statistic, nll, ModeCensus};
@@ -628,7 +628,7 @@ impl ScoreLabApp {
             }
         }
         let max_n = if self.choice == EngineChoice::Gpu && self.gpu.is_some() {
-            crate::app::engine::MAX_PARTICLES
+            crate::engine::MAX_PARTICLES
         } else {
             20_000
         };
@@ -647,7 +647,7 @@ impl ScoreLabApp {
             ui.checkbox(&mut on, "guide to #")
                 .on_hover_text(explain::GUIDE);
             let n = self.mixture.len();
-            let mut g = live.guide.unwrap_or(crate::app::engine::Guide {
+            let mut g = live.guide.unwrap_or(crate::engine::Guide {
                 component: 0,
                 gamma: 1.0,
             });

@@ -7,7 +7,6 @@
 
 pub mod api;
 pub mod canvas;
-pub mod engine;
 pub mod explain;
 pub mod files;
 pub mod lessons;
@@ -23,15 +22,15 @@ use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
 use crate::app::api::{ArrowMode, Command, ConfigPatch, Layers};
-use crate::app::engine::{
-    CpuEngine, Engine, FieldRequest, FrameRequest, GpuEngine, LiveSampling, ParticleView,
-    SamplerStatus, TrainSettings, SLOTS, TRAIL_SLOTS,
-};
 use crate::app::lessons::{Lessons, RunStats};
 use crate::app::particles::ParticleSource;
 use crate::app::share::{EmbedFlags, Panels, Shared, SplitMode};
+use crate::engine::{
+    CpuEngine, Engine, FieldRequest, FrameRequest, GpuEngine, LiveSampling, ParticleView,
+    SamplerStatus, TrainSettings, SLOTS, TRAIL_SLOTS,
+};
+use crate::engine::{EngineChoice, FieldCell};
 use crate::gpu::context::{check_adapter, GpuContext};
-use crate::gpu::field::FieldCell;
 use crate::sim::mixture::{presets, GaussianMixture, MixtureSpec};
 use crate::sim::model::ScoreNet;
 use crate::sim::rng::StreamRng;
@@ -130,16 +129,6 @@ struct StateSnapshot<'a> {
     plot_rect: [f32; 4],
     error: Option<&'a str>,
     warning: Option<&'a str>,
-}
-
-/// Which engine to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineChoice {
-    /// WGSL on the GPU.
-    Gpu,
-    /// `sim` on the CPU.
-    Cpu,
 }
 
 /// Start-up options from the shell (e.g. the page's `?engine=gpu`, its `#s=…` hash).
@@ -1073,7 +1062,7 @@ impl ScoreLabApp {
         }
         let exact = crate::sim::score::ExactScore::new(self.mixture.clone(), self.sde());
         let pt = exact.at(req.t);
-        let lp: Vec<f64> = engine::grid_points(&req)
+        let lp: Vec<f64> = crate::engine::grid_points(&req)
             .iter()
             .map(|x| pt.log_prob(*x))
             .collect();
@@ -1092,7 +1081,7 @@ impl ScoreLabApp {
         if !self.layers.arrows {
             return Vec::new();
         }
-        engine::grid_points(req)
+        crate::engine::grid_points(req)
             .into_iter()
             .zip(cells)
             .map(|(p, cell)| {
@@ -1247,7 +1236,7 @@ impl ScoreLabApp {
             return;
         }
         self.pending_fields.retain(|(_, asked)| *asked >= seq);
-        let rows: Vec<[f64; 4]> = engine::grid_points(req)
+        let rows: Vec<[f64; 4]> = crate::engine::grid_points(req)
             .iter()
             .zip(cells)
             .map(|(p, c)| [p.x, p.y, c.learned.x, c.learned.y])

@@ -130,22 +130,7 @@ pub fn install(rs: &egui_wgpu::RenderState) {
         });
 }
 
-/// Particle snapshots to draw: a buffer of `slots × n` particles, newest in `head`.
-#[derive(Clone)]
-pub struct ParticleSource {
-    /// `slots × n` particles of 16 bytes, usable as a vertex buffer.
-    pub buffer: wgpu::Buffer,
-    /// Particles per snapshot.
-    pub n: u32,
-    /// Snapshots in the ring.
-    pub slots: u32,
-    /// Slot of the newest snapshot.
-    pub head: u32,
-    /// Snapshots written so far (older slots are empty until the ring has filled).
-    pub filled: u32,
-    /// Draw x_mean (the noise-free prediction) instead of x.
-    pub use_mean: bool,
-}
+pub use crate::engine::ParticleSource;
 
 /// The paint callback for one frame.
 pub struct ParticleCallback {

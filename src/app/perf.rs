@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::app::engine::FrameTiming;
+use crate::engine::FrameTiming;
 use crate::gpu::context::GpuCounts;
 
 /// Frames kept in the window.

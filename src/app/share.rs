@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::api::{ArrowMode, Layers};
-use crate::app::engine::{LiveSampling, TrainSettings, SLOTS};
 use crate::app::Scene;
+use crate::engine::{LiveSampling, TrainSettings, SLOTS};
 use crate::sim::guidance::InpaintMethod;
 use crate::sim::mixture::GaussianMixture;
 

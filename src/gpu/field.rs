@@ -11,16 +11,7 @@ use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
 
-/// One grid cell of a field evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FieldCell {
-    /// Learned score (exact when the field has no network).
-    pub learned: Vec2,
-    /// Exact score.
-    pub exact: Vec2,
-    /// Exact log p_t.
-    pub log_p: f64,
-}
+pub use crate::sim::field::FieldCell;
 
 /// A grid over a data-space box, evaluated at a chosen noise level.
 pub struct GpuField {

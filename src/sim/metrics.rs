@@ -10,6 +10,12 @@ use crate::sim::sde::Sde;
 use crate::sim::{Mat2, Vec2};
 
 /// The default evaluation times: midpoints of 10 equal bins of [0, 1]
+/// The mean of `v` (0 for an empty slice): e.g. the mean relative Fisher divergence over
+/// the noise levels, the number every chart, log and test quotes.
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
 /// (for VE: geometric noise levels from ≈1.4 σ_min to ≈0.7 σ_max).
 pub fn fisher_levels() -> Vec<f64> {
     (0..10).map(|i| (f64::from(i) + 0.5) / 10.0).collect()

@@ -12,6 +12,7 @@
 //! origin is.
 
 pub mod adam;
+pub mod field;
 pub mod guidance;
 pub mod likelihood;
 pub mod metrics;

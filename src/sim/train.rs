@@ -157,6 +157,21 @@ impl Trainer {
 
     /// Change the learning rate (e.g. after a divergence).
     pub fn set_lr(&mut self, lr: f32) {
+        self.config.adam.lr = lr;
         self.adam.config.lr = lr;
     }
+
+    /// Divergence recovery (the refused step left the last good weights): lower the learning
+    /// rate ([`lowered_lr`]) and say so.
+    pub fn recover(&mut self, e: &TrainError) -> String {
+        let lr = lowered_lr(self.config.adam.lr);
+        self.set_lr(lr);
+        format!("{e}; lowered the learning rate to {lr:.1e}")
+    }
+}
+
+/// The learning rate after a divergence: halved. Every trainer (CPU, GPU, CLI) recovers
+/// this way, keeping the last good weights.
+pub fn lowered_lr(lr: f32) -> f32 {
+    lr * 0.5
 }

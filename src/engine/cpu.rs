@@ -1,0 +1,328 @@
+//! The `sim` engine: WebGL2-only browsers, or when the GPU engine cannot start. Training
+//! runs until the frame's budget is spent; the live samplers, the learned density (a few
+//! PF-ODE solves per frame) and the field share a small side budget.
+
+use web_time::{Duration, Instant};
+
+use super::settings::{new_net, train_config};
+use super::{
+    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, FieldRequest, FrameOutput,
+    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, DENSITY_EVERY,
+    DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
+};
+use crate::sim::field::cpu_field;
+use crate::sim::guidance::GuidedScore;
+use crate::sim::likelihood::log_likelihood_rk4;
+use crate::sim::metrics::{fisher_levels, mean, relative_fisher};
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+use crate::sim::samplers::Sampler;
+use crate::sim::score::{ExactScore, ScoreModel};
+use crate::sim::sde::Sde;
+use crate::sim::train::Trainer;
+use crate::sim::Vec2;
+
+/// The `sim` engine (WebGL2-only browsers, or when the GPU engine cannot start).
+pub struct CpuEngine {
+    trainer: Trainer,
+    steps: u64,
+    last_fisher_step: u64,
+    control: Control,
+    slots: [CpuSlot; SLOTS],
+    density: Option<DensityJob>,
+    last_density: Option<(Instant, FieldRequest)>,
+    last_field: Option<(Instant, FieldRequest)>,
+}
+
+/// One live sampler slot's sampler and particles (its settings are in [`Control`]).
+#[derive(Default)]
+struct CpuSlot {
+    sampler: Option<Sampler>,
+    particles: Vec<[f32; 4]>,
+}
+
+/// A learned-density grid computed a few points per frame.
+struct DensityJob {
+    req: FieldRequest,
+    net: ScoreNet,
+    points: Vec<Vec2>,
+    out: Vec<f64>,
+}
+
+/// CPU time per frame for the live samplers and for the density heatmap.
+const CPU_SIDE_BUDGET: Duration = Duration::from_millis(4);
+/// CPU time per frame for the live samplers while training is paused.
+const CPU_SAMPLER_BUDGET_IDLE: Duration = Duration::from_millis(30);
+
+impl CpuEngine {
+    /// A CPU engine.
+    pub fn new(
+        mixture: &GaussianMixture,
+        sde: Sde,
+        settings: &TrainSettings,
+        net: Option<ScoreNet>,
+    ) -> Result<Self, String> {
+        let net = match net {
+            Some(n) => n,
+            None => new_net(settings, mixture, sde)?,
+        };
+        Ok(Self {
+            trainer: Trainer::new(net, mixture.clone(), train_config(settings)),
+            steps: 0,
+            last_fisher_step: 0,
+            control: Control::default(),
+            slots: Default::default(),
+            density: None,
+            last_density: None,
+            last_field: None,
+        })
+    }
+
+    fn start_sampler(&mut self, i: usize) -> Result<(), String> {
+        self.control.begin_run(i);
+        let slot = &mut self.slots[i];
+        slot.sampler = None;
+        let c = &self.control.slots[i];
+        if !c.live.enabled {
+            slot.particles.clear();
+            return Ok(());
+        }
+        c.live.validate()?;
+        let mixture = &self.trainer.mixture;
+        if let Some(g) = c.live.guide {
+            if g.component >= mixture.len() {
+                return Err(format!(
+                    "guidance toward component {} but the mixture has {}",
+                    g.component + 1,
+                    mixture.len()
+                ));
+            }
+        }
+        let cfg = c.live.config(mixture, c.run);
+        let s = Sampler::new(cfg, self.trainer.net.sde, c.live.n).map_err(|e| e.to_string())?;
+        slot.sampler = Some(s);
+        Ok(())
+    }
+
+    fn run_samplers(&mut self, budget: Duration, out: &mut FrameOutput) {
+        let start = Instant::now();
+        let queued = std::mem::take(&mut self.control.queued_sampler_steps);
+        let mut net: Option<ScoreNet> = None;
+        for i in 0..SLOTS {
+            let started = self.slots[i].sampler.is_some();
+            start_if_due(self, i, started, out);
+            let k = self.control.steps_this_frame(i, queued);
+            let c = &mut self.control.slots[i];
+            let slot = &mut self.slots[i];
+            let Some(s) = slot.sampler.as_mut() else {
+                continue;
+            };
+            let mixture = &self.trainer.mixture;
+            let exact = ExactScore::new(mixture.clone(), self.trainer.net.sde);
+            let base: &dyn ScoreModel = if c.live.exact {
+                &exact
+            } else {
+                net.get_or_insert_with(|| self.trainer.ema_net())
+            };
+            let guided;
+            let score: &dyn ScoreModel = match c.live.guide {
+                Some(g) if g.component < mixture.len() => {
+                    guided = GuidedScore {
+                        base,
+                        exact: exact.clone(),
+                        component: g.component,
+                        gamma: g.gamma,
+                    };
+                    &guided
+                }
+                _ => base,
+            };
+            for _ in 0..k {
+                if s.done() || start.elapsed() >= budget {
+                    break;
+                }
+                s.step(score);
+            }
+            if s.done() && c.finished_at.is_none() {
+                c.finished_at = Some(Instant::now());
+            }
+            slot.particles.clear();
+            slot.particles.extend(
+                s.x.iter()
+                    .zip(&s.x_mean)
+                    .map(|(x, m)| [x.x as f32, x.y as f32, m.x as f32, m.y as f32]),
+            );
+            out.sampler[i] = Some(SamplerStatus {
+                run: c.run,
+                step: s.steps_done(),
+                total: s.total_steps(),
+                nfe: s.nfe(),
+                t: s.current_t(),
+                n: s.x.len(),
+                kind: c.live.kind,
+                done: s.done(),
+            });
+            let final_now = s.done() && !c.final_sent;
+            if c.samples_wanted || final_now {
+                c.samples_wanted = false;
+                if s.done() {
+                    c.final_sent = true;
+                }
+                out.samples.push(SamplesOut {
+                    slot: i,
+                    done: s.done(),
+                    run: c.run,
+                    points: s.samples().to_vec(),
+                });
+            }
+        }
+    }
+
+    fn run_density(&mut self, req: Option<FieldRequest>, out: &mut FrameOutput) {
+        if let Some(r) = req {
+            let due = self
+                .last_density
+                .as_ref()
+                .is_none_or(|(at, last)| *last != r || at.elapsed() >= DENSITY_EVERY);
+            let busy_same = self.density.as_ref().is_some_and(|j| j.req == r);
+            if due && !busy_same {
+                self.last_density = Some((Instant::now(), r));
+                self.density = Some(DensityJob {
+                    req: r,
+                    net: self.trainer.ema_net(),
+                    points: grid_points(&r),
+                    out: Vec::new(),
+                });
+            }
+        }
+        let Some(job) = self.density.as_mut() else {
+            return;
+        };
+        let start = Instant::now();
+        let t0 = job.req.t.clamp(1e-3, 0.99);
+        while job.out.len() < job.points.len() && start.elapsed() < CPU_SIDE_BUDGET {
+            let x = job.points[job.out.len()];
+            job.out.push(log_likelihood_rk4(
+                &job.net,
+                &job.net.sde,
+                x,
+                t0,
+                DENSITY_STEPS as usize,
+            ));
+        }
+        if job.out.len() == job.points.len() {
+            if let Some(job) = self.density.take() {
+                self.last_density = Some((Instant::now(), job.req));
+                out.density = Some((job.req, job.out));
+            }
+        }
+    }
+}
+
+impl Engine for CpuEngine {
+    fn label(&self) -> &'static str {
+        "CPU"
+    }
+
+    fn choice(&self) -> EngineChoice {
+        EngineChoice::Cpu
+    }
+
+    fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde) {
+        self.trainer.mixture = mixture.clone();
+        self.trainer.net.sde = *sde;
+        for slot in &mut self.slots {
+            if let Some(s) = &mut slot.sampler {
+                s.sde = *sde;
+            }
+        }
+    }
+
+    fn particles(&self, slot: usize) -> ParticleView<'_> {
+        match self.slots.get(slot) {
+            Some(s) if !s.particles.is_empty() => ParticleView::Cpu(&s.particles),
+            _ => ParticleView::None,
+        }
+    }
+
+    fn control(&mut self) -> &mut Control {
+        &mut self.control
+    }
+
+    fn start_slot(&mut self, i: usize, _fresh: bool) -> Result<(), String> {
+        self.start_sampler(i)
+    }
+
+    fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
+        let mut out = FrameOutput::default();
+        let start = Instant::now();
+        let mut left = if train {
+            u32::MAX
+        } else {
+            self.control.queued_steps
+        };
+        while left > 0 && start.elapsed() < budget {
+            left -= 1;
+            if !train {
+                self.control.queued_steps -= 1;
+            }
+            match self.trainer.step() {
+                Ok(l) => {
+                    self.steps += 1;
+                    out.losses.push((self.steps, l));
+                }
+                Err(e) => {
+                    out.warning = Some(self.trainer.recover(&e));
+                    break;
+                }
+            }
+        }
+        out.steps = Some(self.steps);
+        out.timing.train_ms = ms_since(start);
+        if std::mem::take(&mut self.control.model_wanted) {
+            out.model = Some(self.trainer.ema_net());
+        }
+        let side = if train {
+            CPU_SIDE_BUDGET
+        } else {
+            CPU_SAMPLER_BUDGET_IDLE
+        };
+        let t1 = Instant::now();
+        self.run_samplers(side, &mut out);
+        let t2 = Instant::now();
+        out.timing.sample_ms = (t2 - t1).as_secs_f64() * 1e3;
+        self.run_density(req.density, &mut out);
+        let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
+            || (self.last_fisher_step == 0 && self.steps > 0);
+        let field = req.field.filter(|r| {
+            self.last_field
+                .as_ref()
+                .is_none_or(|(at, last)| last != r || at.elapsed() >= FIELD_EVERY)
+        });
+        if let Some(r) = field {
+            self.last_field = Some((Instant::now(), r));
+        }
+        if field.is_some() || need_fisher {
+            let net = self.trainer.ema_net();
+            if need_fisher {
+                let f = relative_fisher(
+                    &net,
+                    &self.trainer.mixture,
+                    &net.sde,
+                    &fisher_levels(),
+                    FISHER_POINTS,
+                    1,
+                );
+                out.fisher = Some((self.steps, mean(&f)));
+                self.last_fisher_step = self.steps;
+            }
+            if let Some(req) = field {
+                let exact = ExactScore::new(self.trainer.mixture.clone(), net.sde);
+                let cells = cpu_field(&net, &exact, &req);
+                out.field = Some((req, cells));
+            }
+        }
+        out.timing.field_ms = ms_since(t2);
+        out
+    }
+}
