@@ -10,7 +10,8 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::app::{AppOptions, EngineChoice, ScoreLabApp};
+use crate::app::{AppOptions, ScoreLabApp};
+use crate::engine::EngineChoice;
 
 /// Options from the page URL: `?engine=gpu|cpu`, and the `#…` share link.
 fn options_from_url() -> AppOptions {
@@ -134,39 +135,39 @@ pub fn state() -> String {
 /// `setScene(json)`: validated now (throws with the reason), applied at the next frame.
 #[wasm_bindgen]
 pub fn set_scene(json: &str) -> Result<(), JsValue> {
-    let scene = crate::app::api::parse_scene(json).map_err(|e| JsValue::from_str(&e))?;
-    crate::app::api::push(crate::app::api::Command::SetScene(Box::new(scene)));
+    let scene = crate::state::patch::parse_scene(json).map_err(|e| JsValue::from_str(&e))?;
+    crate::state::command::push(crate::state::command::Command::SetScene(Box::new(scene)));
     Ok(())
 }
 
 /// `setConfig(partialJson)`: validated now (throws with the reason), applied at the next frame.
 #[wasm_bindgen]
 pub fn set_config(json: &str) -> Result<(), JsValue> {
-    let patch = crate::app::api::parse_config(json).map_err(|e| JsValue::from_str(&e))?;
-    crate::app::api::push(crate::app::api::Command::SetConfig(Box::new(patch)));
+    let patch = crate::state::patch::parse_config(json).map_err(|e| JsValue::from_str(&e))?;
+    crate::state::command::push(crate::state::command::Command::SetConfig(Box::new(patch)));
     Ok(())
 }
 
 /// Ask for the particle positions; returns a request id for [`take_answer`].
 #[wasm_bindgen]
 pub fn request_samples() -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::Samples(id));
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::Samples(id));
     id
 }
 
 /// Ask for a PNG of the plot; returns a request id for [`take_answer`].
 #[wasm_bindgen]
 pub fn request_export_png() -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::ExportPng(id));
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::ExportPng(id));
     id
 }
 
 /// The answer to request `id` once it is there (`undefined` before); an error throws.
 #[wasm_bindgen]
 pub fn take_answer(id: u32) -> Result<Option<String>, JsValue> {
-    match crate::app::api::take_answer(id) {
+    match crate::state::command::take_answer(id) {
         None => Ok(None),
         Some(Ok(s)) => Ok(Some(s)),
         Some(Err(e)) => Err(JsValue::from_str(&e)),
@@ -176,8 +177,8 @@ pub fn take_answer(id: u32) -> Result<Option<String>, JsValue> {
 /// Ask for a live sampler's particle positions (`slot` 0 or 1); returns a request id.
 #[wasm_bindgen]
 pub fn request_samples_of(slot: u32) -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::SamplesOf(
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::SamplesOf(
         id,
         slot.min(1) as usize,
     ));
@@ -187,24 +188,24 @@ pub fn request_samples_of(slot: u32) -> u32 {
 /// Ask for the drawing network as a model file (JSON text); returns a request id.
 #[wasm_bindgen]
 pub fn request_model() -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::ExportModel(id));
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::ExportModel(id));
     id
 }
 
 /// Ask for the learned score field at the shown noise level; returns a request id.
 #[wasm_bindgen]
 pub fn request_field() -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::Field(id));
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::Field(id));
     id
 }
 
 /// Ask for the inpainting samples x₂ (answered when the run is complete); returns a request id.
 #[wasm_bindgen]
 pub fn request_inpaint() -> u32 {
-    let id = crate::app::api::next_id();
-    crate::app::api::push(crate::app::api::Command::Inpaint(id));
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::Inpaint(id));
     id
 }
 
@@ -212,13 +213,16 @@ pub fn request_inpaint() -> u32 {
 /// reason and changes nothing), applied at the next frame.
 #[wasm_bindgen]
 pub fn import_file(name: &str, text: &str) -> Result<(), JsValue> {
-    let file = crate::app::api::parse_import(name, text).map_err(|e| JsValue::from_str(&e))?;
-    crate::app::api::push(crate::app::api::Command::Import(Box::new(file)));
+    let file =
+        crate::state::command::parse_import(name, text).map_err(|e| JsValue::from_str(&e))?;
+    crate::state::command::push(crate::state::command::Command::Import(Box::new(file)));
     Ok(())
 }
 
 /// Show a message in the panel (the page's file picker reports a refused file through this).
 #[wasm_bindgen]
 pub fn file_message(text: &str) {
-    crate::app::api::push(crate::app::api::Command::FileMessage(text.to_string()));
+    crate::state::command::push(crate::state::command::Command::FileMessage(
+        text.to_string(),
+    ));
 }

@@ -9,8 +9,10 @@ use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke};
 use eframe::egui_wgpu;
 
 use crate::app::particles::{ParticleCallback, ParticleSource};
+use crate::sim::ellipse::{cov_from_axis, principal_axes, remove_component};
 use crate::sim::mixture::{ComponentSpec, GaussianMixture, MixtureSpec, MAX_COMPONENTS};
 use crate::sim::Vec2;
+use crate::state::Palette;
 
 /// What a drag is doing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,46 +140,31 @@ pub struct CanvasOutput {
     pub click: Option<Vec2>,
 }
 
-/// Eigen-decomposition of a symmetric 2×2 covariance: (σ_major, unit major axis, σ_minor).
-pub fn principal_axes(cov: [[f64; 2]; 2]) -> (f64, Vec2, f64) {
-    let (a, b, d) = (cov[0][0], 0.5 * (cov[0][1] + cov[1][0]), cov[1][1]);
-    let mean = 0.5 * (a + d);
-    let r = (0.25 * (a - d) * (a - d) + b * b).sqrt();
-    let (l1, l2) = (mean + r, (mean - r).max(0.0));
-    let v = if b.abs() > 1e-12 * (a.abs() + d.abs()) {
-        Vec2::new(l1 - d, b).normalize()
-    } else if a >= d {
-        Vec2::new(1.0, 0.0)
-    } else {
-        Vec2::new(0.0, 1.0)
-    };
-    (l1.sqrt(), v, l2.sqrt())
-}
-
-/// Covariance with standard deviation |axis| along `axis` and `minor_std` across it.
-pub fn cov_from_axis(axis: Vec2, minor_std: f64) -> [[f64; 2]; 2] {
-    let a = axis.norm();
-    let u = if a > 0.0 {
-        axis / a
-    } else {
-        Vec2::new(1.0, 0.0)
-    };
-    let w = Vec2::new(-u.y, u.x);
-    let (a2, b2) = (a * a, minor_std * minor_std);
-    let c = |i: usize, j: usize| a2 * u[i] * u[j] + b2 * w[i] * w[j];
-    [[c(0, 0), c(0, 1)], [c(0, 1), c(1, 1)]]
-}
-
-/// A colour map from dark to bright for heatmaps (0 → background, 1 → warm yellow).
-pub fn heat_color(v: f64) -> Color32 {
-    let stops: [(f64, [f32; 3]); 5] = [
-        (0.0, [18.0, 20.0, 28.0]),
-        (0.35, [52.0, 30.0, 92.0]),
-        (0.65, [128.0, 42.0, 96.0]),
-        (0.85, [196.0, 86.0, 52.0]),
-        (1.0, [232.0, 170.0, 60.0]),
-    ];
-    ramp(&stops, v)
+/// A colour map from dark to bright for heatmaps (0 → background, 1 → brightest).
+pub fn heat_color(v: f64, palette: Palette) -> Color32 {
+    match palette {
+        Palette::Classic => ramp(
+            &[
+                (0.0, [18.0, 20.0, 28.0]),
+                (0.35, [52.0, 30.0, 92.0]),
+                (0.65, [128.0, 42.0, 96.0]),
+                (0.85, [196.0, 86.0, 52.0]),
+                (1.0, [232.0, 170.0, 60.0]),
+            ],
+            v,
+        ),
+        // Cividis (Nuñez, Anderton & Renslow 2018), sampled at five points.
+        Palette::Cividis => ramp(
+            &[
+                (0.0, [0.0, 34.0, 78.0]),
+                (0.25, [61.0, 77.0, 110.0]),
+                (0.5, [124.0, 123.0, 120.0]),
+                (0.75, [188.0, 175.0, 111.0]),
+                (1.0, [255.0, 234.0, 70.0]),
+            ],
+            v,
+        ),
+    }
 }
 
 /// Arrow colour by relative magnitude (0 → violet, 1 → yellow).
@@ -605,72 +592,21 @@ fn handle_input(
     }
 }
 
-/// `spec` without component `k` (a mixture keeps at least one component).
-pub fn remove_component(spec: &MixtureSpec, k: usize) -> Result<MixtureSpec, String> {
-    if spec.components.len() <= 1 {
-        return Err("A mixture needs at least one component.".into());
-    }
-    let mut s = spec.clone();
-    if k < s.components.len() {
-        s.components.remove(k);
-    }
-    Ok(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn axes_round_trip_through_the_covariance() {
-        for (axis, minor) in [
-            (Vec2::new(2.0, 0.0), 0.5),
-            (Vec2::new(0.3, -1.7), 0.2),
-            (Vec2::new(-1.0, 1.0), 0.9),
-        ] {
-            let cov = cov_from_axis(axis, minor);
-            assert!((cov[0][1] - cov[1][0]).abs() < 1e-12);
-            let (s1, v, s2) = principal_axes(cov);
-            assert!((s1 - axis.norm()).abs() < 1e-9, "{s1} vs {}", axis.norm());
-            assert!((s2 - minor).abs() < 1e-9);
-            // same axis up to sign
-            assert!((v.dot(&axis.normalize()).abs() - 1.0).abs() < 1e-9);
-        }
-        let (s1, v, s2) = principal_axes([[1.0, 0.0], [0.0, 4.0]]);
-        assert_eq!((s1, s2), (2.0, 1.0));
-        assert_eq!(v, Vec2::new(0.0, 1.0));
-    }
-
-    #[test]
-    fn the_last_component_cannot_be_removed() {
-        let one = MixtureSpec {
-            components: vec![ComponentSpec {
-                weight: 1.0,
-                mean: [0.0, 0.0],
-                cov: [[1.0, 0.0], [0.0, 1.0]],
-            }],
-        };
-        assert!(remove_component(&one, 0).is_err());
-        let mut two = one.clone();
-        two.components.push(ComponentSpec {
-            weight: 2.0,
-            mean: [1.0, 0.0],
-            cov: [[1.0, 0.0], [0.0, 1.0]],
-        });
-        let s = remove_component(&two, 0).expect("two components");
-        assert_eq!(s.components.len(), 1);
-        assert_eq!(s.components[0].weight, 2.0);
-    }
-
-    #[test]
     fn colour_ramps_are_monotone_in_brightness() {
         let lum = |c: Color32| u32::from(c.r()) + u32::from(c.g()) + u32::from(c.b());
-        let mut last = 0;
-        for i in 0..=20 {
-            let l = lum(heat_color(f64::from(i) / 20.0));
-            assert!(l >= last);
-            last = l;
+        for p in [Palette::Classic, Palette::Cividis] {
+            let mut last = 0;
+            for i in 0..=20 {
+                let l = lum(heat_color(f64::from(i) / 20.0, p));
+                assert!(l >= last);
+                last = l;
+            }
+            assert_eq!(heat_color(f64::NAN, p), heat_color(0.0, p));
         }
-        assert_eq!(heat_color(f64::NAN), heat_color(0.0));
     }
 }

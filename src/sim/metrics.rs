@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::rng::{stream, CounterRng};
+use crate::sim::samplers::SamplerKind;
 use crate::sim::score::ScoreModel;
 use crate::sim::sde::Sde;
 use crate::sim::{Mat2, Vec2};
@@ -220,4 +221,67 @@ pub fn ks_statistic(samples: &[f64], cdf: impl Fn(f64) -> f64) -> f64 {
 /// The KS critical value at level 0.001 for n samples (≈ 1.95/√n).
 pub fn ks_critical_001(n: usize) -> f64 {
     1.949 / (n as f64).sqrt()
+}
+/// Mode weights and NLL of one finished run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunStats {
+    /// The run (its seed).
+    pub run: u32,
+    /// The sampler.
+    pub kind: SamplerKind,
+    /// Samples.
+    pub n: usize,
+    /// Samples that are not finite (diverged particles: counted, never a mode).
+    pub diverged: usize,
+    /// "k of n particles diverged …" when some did.
+    pub diverged_message: Option<String>,
+    /// Fraction of the finite samples per component (classified by the true posterior).
+    pub weights: Vec<f64>,
+    /// The mixture's weights.
+    pub true_weights: Vec<f64>,
+    /// Largest |weight − true weight|.
+    pub max_weight_error: f64,
+    /// Mean −log p(x) of the finite samples under the true density (nats).
+    pub nll: f64,
+    /// The same for as many true samples (what a perfect sampler gets, up to noise).
+    pub nll_of_true_samples: f64,
+    /// The samples (for the CSV export).
+    #[serde(skip)]
+    pub points: Vec<Vec2>,
+}
+
+impl RunStats {
+    /// Statistics of `points` under `mixture`.
+    pub fn new(mixture: &GaussianMixture, run: u32, kind: SamplerKind, points: &[Vec2]) -> Self {
+        let census = ModeCensus::of(mixture, points);
+        let weights = census.fractions();
+        let finite: Vec<Vec2> = points
+            .iter()
+            .copied()
+            .filter(|x| x.iter().all(|v| v.is_finite()))
+            .collect();
+        let true_weights = mixture.weights().to_vec();
+        let max_weight_error = weights
+            .iter()
+            .zip(&true_weights)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let truth = mixture.sample(
+            finite.len().clamp(1, 20_000),
+            &mut crate::sim::rng::StreamRng::new(99, 5),
+        );
+        Self {
+            run,
+            kind,
+            n: points.len(),
+            diverged: census.diverged,
+            diverged_message: census.message(),
+            weights,
+            true_weights,
+            max_weight_error,
+            nll: nll(mixture, &finite),
+            nll_of_true_samples: nll(mixture, &truth),
+            points: points.to_vec(),
+        }
+    }
 }

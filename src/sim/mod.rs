@@ -12,6 +12,7 @@
 //! origin is.
 
 pub mod adam;
+pub mod ellipse;
 pub mod field;
 pub mod guidance;
 pub mod likelihood;

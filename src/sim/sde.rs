@@ -46,6 +46,9 @@ pub const SIGMA_MAX_MIN_REL: f64 = 6.0;
 pub const ODE_GRID_KNEE_REL: f64 = 0.3;
 
 /// The data's frame: centre m and scale d (module docs).
+/// Smallest t the app shows (the σ slider's lower end).
+pub const T_MIN_SHOWN: f64 = 1e-3;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Frame {
     /// Centre m (the mixture mean).
@@ -325,6 +328,11 @@ impl Sde {
             }
         }
         0.5 * (lo + hi)
+    }
+
+    /// [`Sde::time_of_sigma`] on the range the app shows, [`T_MIN_SHOWN`]..=1 (the σ slider).
+    pub fn shown_time_of_sigma(&self, sigma: f64) -> f64 {
+        self.time_of_sigma(sigma).max(T_MIN_SHOWN)
     }
 
     /// The `n + 1` times from `t0` to 1 of a fixed-step PF-ODE integration (the likelihood's

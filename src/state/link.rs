@@ -1,4 +1,4 @@
-//! Share links: the URL hash holds the whole scene (mixture, SDE, t, seed), the model
+//! Share links (the wire form of [`State`]): the URL hash holds the whole scene (mixture, SDE, t, seed), the model
 //! settings, the samplers, the view flags, the conditional-sampling setup and the view box,
 //! as `#s=<base64url(JSON)>`, plus embed flags (`ui=min`, `panels=…`) that hide parts of the
 //! page for a slide or an iframe.
@@ -9,175 +9,13 @@
 //! gives an error message (the app then starts from the defaults); nothing here panics.
 //! No egui: tested natively (unit tests and a seeded mutation fuzz below).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::app::api::{ArrowMode, Layers};
-use crate::app::Scene;
-use crate::engine::{LiveSampling, TrainSettings, SLOTS};
-use crate::sim::guidance::InpaintMethod;
-use crate::sim::mixture::GaussianMixture;
+use crate::state::base64::{base64url_decode, base64url_encode};
+use crate::state::State;
 
 /// Longest hash accepted (bytes, including the leading `#`).
 pub const MAX_HASH_BYTES: usize = 32 * 1024;
-/// Most particles an inpainting run may ask for.
-pub const MAX_INPAINT_N: usize = 20_000;
-/// Most reverse-SDE steps of an inpainting run.
-pub const MAX_INPAINT_STEPS: usize = 5_000;
-/// Largest |coordinate| accepted for points in a link (probe, inpainting line, view box).
-const MAX_COORD: f64 = 1e4;
-
-/// What the split view shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SplitMode {
-    /// One canvas.
-    #[default]
-    Off,
-    /// Two samplers side by side on the same mixture and model.
-    Samplers,
-    /// True log p_t (left) beside the learned PF-ODE log-density (right).
-    Density,
-}
-
-/// 2D inpainting: observe x₁ = c, sample x₂.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InpaintSpec {
-    /// The observed x₁.
-    pub c: f64,
-    /// Replacement (uses the chosen score) or the exact conditional score.
-    pub method: InpaintMethod,
-    /// Particles.
-    pub n: usize,
-    /// Reverse-SDE steps.
-    pub steps: usize,
-    /// Replacement follows the exact joint score instead of the learned one.
-    #[serde(default)]
-    pub exact: bool,
-}
-
-impl Default for InpaintSpec {
-    fn default() -> Self {
-        Self {
-            c: 0.0,
-            method: InpaintMethod::ExactConditional,
-            n: 1000,
-            steps: 500,
-            exact: false,
-        }
-    }
-}
-
-impl InpaintSpec {
-    /// Range checks.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.c.is_finite() && self.c.abs() <= MAX_COORD) {
-            return Err(format!(
-                "the inpainting line x₁ = c needs |c| ≤ {MAX_COORD}"
-            ));
-        }
-        if !(1..=MAX_INPAINT_N).contains(&self.n) || !(1..=MAX_INPAINT_STEPS).contains(&self.steps)
-        {
-            return Err(format!(
-                "inpainting needs 1..={MAX_INPAINT_N} particles and 1..={MAX_INPAINT_STEPS} steps"
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Everything a share link restores.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Shared {
-    /// Mixture, SDE, noise level, seed.
-    pub scene: Scene,
-    /// Network and optimiser.
-    pub settings: TrainSettings,
-    /// Live samplers (the second one is shown in the split view).
-    pub samplers: Vec<LiveSampling>,
-    /// Split view.
-    pub split: SplitMode,
-    /// Layer toggles.
-    pub layers: Layers,
-    /// Arrow field.
-    pub arrows: ArrowMode,
-    /// Train continuously.
-    pub training: bool,
-    /// Probability-flow ODE paths from a grid of start points.
-    pub ode_paths: bool,
-    /// The probe particle, if dropped.
-    pub probe: Option<[f64; 2]>,
-    /// Inpainting, if on.
-    pub inpaint: Option<InpaintSpec>,
-    /// The visible data box [x_lo, y_lo, x_hi, y_hi] (fitted to the data when absent).
-    pub view: Option<[f64; 4]>,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
-            scene: Scene::default(),
-            settings: TrainSettings::small(),
-            samplers: vec![LiveSampling::small()],
-            split: SplitMode::Off,
-            layers: Layers::default(),
-            arrows: ArrowMode::Learned,
-            training: true,
-            ode_paths: false,
-            probe: None,
-            inpaint: None,
-            view: None,
-        }
-    }
-}
-
-impl Shared {
-    /// Every range check (scene, settings, samplers, points).
-    pub fn validate(&self) -> Result<(), String> {
-        let mixture = GaussianMixture::from_spec(&self.scene.mixture).map_err(|e| e.to_string())?;
-        if !(self.scene.t.is_finite() && (0.0..=1.0).contains(&self.scene.t)) {
-            return Err(format!("t must be in [0, 1] (got {})", self.scene.t));
-        }
-        self.settings.validate()?;
-        if self.samplers.is_empty() || self.samplers.len() > SLOTS {
-            return Err(format!("a link holds 1..={SLOTS} samplers"));
-        }
-        for (i, s) in self.samplers.iter().enumerate() {
-            s.validate()
-                .map_err(|e| format!("sampler {}: {e}", i + 1))?;
-            if let Some(g) = s.guide {
-                if g.component >= mixture.len() {
-                    return Err(format!(
-                        "sampler {}: guidance toward component {} of {}",
-                        i + 1,
-                        g.component + 1,
-                        mixture.len()
-                    ));
-                }
-            }
-        }
-        if let Some(p) = self.probe {
-            if !p.iter().all(|v| v.is_finite() && v.abs() <= MAX_COORD) {
-                return Err(format!(
-                    "the probe needs finite coordinates within ±{MAX_COORD}"
-                ));
-            }
-        }
-        if let Some(i) = &self.inpaint {
-            i.validate()?;
-        }
-        if let Some(v) = self.view {
-            let ok = v.iter().all(|x| x.is_finite() && x.abs() <= MAX_COORD)
-                && v[2] - v[0] > 1e-3
-                && v[3] - v[1] > 1e-3;
-            if !ok {
-                return Err("the view box needs finite corners with lo < hi".into());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Which parts of the page show (embed flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -254,7 +92,7 @@ impl EmbedFlags {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Link {
     /// The state, if the link has one (`s=`).
-    pub shared: Option<Shared>,
+    pub shared: Option<State>,
     /// Embed flags.
     pub flags: EmbedFlags,
 }
@@ -277,48 +115,6 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
             out.push(b[i]);
             i += 1;
         }
-    }
-    Ok(out)
-}
-
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// base64url without padding (RFC 4648 §5).
-pub fn base64url_encode(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        let chars = c.len() + 1;
-        for k in 0..chars {
-            s.push(B64URL[(n >> (18 - 6 * k)) as usize & 63] as char);
-        }
-    }
-    s
-}
-
-/// Decode base64url (padding optional); refuses any other character.
-pub fn base64url_decode(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for ch in s.bytes() {
-        let v = B64URL
-            .iter()
-            .position(|&c| c == ch)
-            .ok_or_else(|| format!("the state is not base64url (found {:?})", ch as char))?
-            as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 {
-        return Err("the state has a truncated base64url tail".into());
     }
     Ok(out)
 }
@@ -347,7 +143,7 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                 }
                 let bytes = base64url_decode(&value)?;
                 let text = String::from_utf8(bytes).map_err(|_| "the state is not valid UTF-8")?;
-                let shared: Shared = serde_json::from_str(&text)
+                let shared: State = serde_json::from_str(&text)
                     .map_err(|e| format!("the state is not a ScoreLab scene: {e}"))?;
                 shared.validate()?;
                 link.shared = Some(shared);
@@ -381,7 +177,7 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
 }
 
 /// The hash (with `#`) for a state and embed flags.
-pub fn to_hash(shared: &Shared, flags: &EmbedFlags) -> String {
+pub fn to_hash(shared: &State, flags: &EmbedFlags) -> String {
     let json = serde_json::to_string(shared).unwrap_or_else(|_| "{}".into());
     let mut parts = vec![format!("s={}", base64url_encode(json.as_bytes()))];
     parts.extend(flags.to_hash_parts());
@@ -391,14 +187,17 @@ pub fn to_hash(shared: &Shared, flags: &EmbedFlags) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::LiveSampling;
+    use crate::sim::mixture::GaussianMixture;
     use crate::sim::rng::StreamRng;
     use crate::sim::samplers::SamplerKind;
+    use crate::state::{InpaintSpec, SplitMode};
 
-    fn sample_state() -> Shared {
-        let mut s = Shared::default();
+    fn sample_state() -> State {
+        let mut s = State::default();
         s.scene.t = 0.3125;
         s.scene.seed = 7;
-        s.samplers = vec![
+        s.samplers = [
             LiveSampling::small().with_kind(
                 SamplerKind::Langevin,
                 &GaussianMixture::from_spec(&s.scene.mixture).expect("valid"),
@@ -413,18 +212,6 @@ mod tests {
         });
         s.view = Some([-10.0, -9.0, 11.0, 12.5]);
         s
-    }
-
-    #[test]
-    fn base64url_round_trips_every_length() {
-        for len in 0..40 {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            let enc = base64url_encode(&bytes);
-            assert!(enc.bytes().all(|c| B64URL.contains(&c)));
-            assert_eq!(base64url_decode(&enc).expect("decodes"), bytes);
-        }
-        assert!(base64url_decode("ab+c").is_err());
-        assert!(base64url_decode("a").is_err());
     }
 
     #[test]
@@ -554,5 +341,40 @@ mod tests {
         }
         // Some mutations must survive (e.g. a changed digit), or the fuzz tests nothing.
         assert!(parsed > 10, "only {parsed} mutated links parsed");
+    }
+
+    /// Links saved from main before the state rebuild (every README lesson link, every
+    /// preset, sampler, split and layer, partial links, embed flags) give the same state
+    /// and flags as then; and every lesson link in today's README still parses.
+    #[test]
+    fn links_from_before_the_rebuild_give_the_same_state() {
+        let text = include_str!("../../tests/fixtures/links-2026-12-01.json");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(text).expect("fixture");
+        assert!(rows.len() >= 15);
+        for row in rows {
+            let link = row["link"].as_str().expect("link");
+            let got = parse_hash(link).expect("an old link parses");
+            let want: State =
+                serde_json::from_value(row["state"].clone()).expect("the saved state parses");
+            assert_eq!(got.shared.as_ref(), Some(&want), "{link}");
+            assert_eq!(got.flags.minimal, row["minimal"].as_bool().expect("bool"));
+            let panels: Option<Vec<String>> =
+                serde_json::from_value(row["panels"].clone()).expect("panels");
+            assert_eq!(got.flags.panels, panels);
+        }
+        let readme = include_str!("../../README.md");
+        let mut n = 0;
+        for part in readme.split("#s=").skip(1) {
+            let end = part
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "-_&=,".contains(c)))
+                .unwrap_or(part.len());
+            if end < 8 {
+                continue; // "#s=<base64url…>" in the prose
+            }
+            let link = format!("#s={}", &part[..end]);
+            parse_hash(&link).unwrap_or_else(|e| panic!("README link {link}: {e}"));
+            n += 1;
+        }
+        assert!(n >= 5, "only {n} README links found");
     }
 }

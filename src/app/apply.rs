@@ -1,0 +1,353 @@
+//! The one command path: [`ScoreLabApp::apply`] applies a [`Command`] from any source (panel,
+//! keys, canvas, JS, files, links) and [`ScoreLabApp::sync`] decides, in one place, what
+//! follows from the change by comparing the old state with the new one: the mixture
+//! (re-validate, resample, tell the engine), a new engine (SDE, network settings, engine
+//! choice, an imported model), a restarted live sampler, the lessons.
+
+use eframe::egui;
+
+use super::{default_sampling, ScoreLabApp};
+use crate::app::overlays::Lessons;
+use crate::engine::{EngineChoice, SLOTS};
+use crate::sim::ellipse::remove_component;
+use crate::state::command::{self as api, Command, Imported};
+use crate::state::State;
+
+/// What a command asks beyond the state change itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Effects {
+    /// Start a fresh engine even if nothing in the state asks for one.
+    rebuild: bool,
+    /// A changed mixture records the old one for undo.
+    undo_point: bool,
+    /// Fit the view to a changed mixture and drop the selection.
+    refit: bool,
+    /// Sampler steps to take after the change (while frozen).
+    step_sampler: u32,
+    /// Start new runs from fresh noise after the change.
+    restart: bool,
+}
+
+impl Effects {
+    /// A fresh engine.
+    pub(crate) fn rebuild() -> Self {
+        Self {
+            rebuild: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl ScoreLabApp {
+    /// Apply commands in order.
+    pub(crate) fn apply_all(&mut self, cmds: Vec<Command>, ctx: &egui::Context) {
+        for cmd in cmds {
+            self.apply(cmd, ctx);
+        }
+    }
+
+    /// Apply one command.
+    pub(crate) fn apply(&mut self, cmd: Command, ctx: &egui::Context) {
+        let old = self.state.clone();
+        let mut fx = Effects::default();
+        let st = &mut self.state;
+        match cmd {
+            Command::SetState(s) => *st = *s,
+            Command::SetScene(scene) => {
+                st.scene = *scene;
+                st.view = None;
+                fx.undo_point = true;
+                fx.refit = true;
+            }
+            Command::SetConfig(p) => {
+                // A new configuration starts a new frame-budget window (the benchmark reads it).
+                self.clock.perf.clear();
+                if let Some(c) = p.engine.filter(|c| *c != self.host.choice) {
+                    self.set_choice(c);
+                    fx.rebuild = true;
+                }
+                p.apply_to(&mut self.state, &self.data.mixture);
+                fx.rebuild |= p.reset == Some(true);
+                fx.step_sampler = p.step_sampler.unwrap_or(0);
+                fx.restart = p.restart == Some(true);
+            }
+            Command::SetMixture {
+                spec,
+                undo_point,
+                refit,
+            } => {
+                st.scene.mixture = spec;
+                fx.undo_point = undo_point;
+                fx.refit = refit;
+                if refit {
+                    st.view = None;
+                }
+            }
+            Command::Undo => {
+                if let Some(prev) = self.data.undo.pop() {
+                    self.data
+                        .redo
+                        .push(std::mem::replace(&mut st.scene.mixture, prev));
+                }
+            }
+            Command::Redo => {
+                if let Some(next) = self.data.redo.pop() {
+                    self.data
+                        .undo
+                        .push(std::mem::replace(&mut st.scene.mixture, next));
+                }
+            }
+            Command::RemoveSelected => {
+                if let Some(k) = self.canvas.selected {
+                    match remove_component(&st.scene.mixture, k) {
+                        Ok(s) => {
+                            self.canvas.selected = None;
+                            st.scene.mixture = s;
+                            fx.undo_point = true;
+                        }
+                        Err(m) => self.ui.error = Some(m),
+                    }
+                }
+            }
+            Command::SetEngine(c) => {
+                if c != self.host.choice {
+                    self.set_choice(c);
+                    fx.rebuild = true;
+                }
+            }
+            Command::ResetNetwork => fx.rebuild = true,
+            Command::TrainSteps(k) => {
+                if let Some(e) = self.host.engine.as_mut() {
+                    e.queue_steps(k);
+                }
+            }
+            Command::TogglePlay => st.paused = !st.paused,
+            Command::StepSampler => {
+                st.paused = true;
+                fx.step_sampler = 1;
+            }
+            Command::RestartSampling => fx.restart = true,
+            Command::PickSampler(slot, kind) => {
+                let live = &mut st.samplers[slot.min(SLOTS - 1)];
+                *live = live.with_kind(kind, &self.data.mixture);
+                live.enabled = true;
+            }
+            Command::CanvasClick(p) => {
+                if let Some(c) = Lessons::canvas_click(self.ui.tool, st, p) {
+                    return self.apply(c, ctx);
+                }
+            }
+            Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
+            Command::Samples(id) => self.host.ask_samples(st, id, 0),
+            Command::SamplesOf(id, slot) => self.host.ask_samples(st, id, slot),
+            Command::ExportPng(id) => {
+                ctx.request_screenshot(move |img| {
+                    if let Ok(mut s) = super::SHOT.lock() {
+                        *s = Some((id, img));
+                    }
+                });
+            }
+            Command::ExportModel(id) => {
+                if self.host.engine.is_some() {
+                    self.host.pending.models.push(id);
+                } else {
+                    api::answer(id, Err("no training engine is running".into()));
+                }
+            }
+            Command::Field(id) => self.host.ask_field(id),
+            Command::Inpaint(id) => self.lessons.ask_inpaint(id),
+            Command::Import(file) => match *file {
+                Imported::Model(net) => {
+                    st.settings.width = net.config.width;
+                    st.settings.depth = net.config.depth;
+                    st.scene.sde = net.sde.kind;
+                    self.host.model_frame = Some(net.sde);
+                    self.host.import_net = Some(*net);
+                    fx.rebuild = true;
+                    self.ui.file_message =
+                        Some("Model imported: the network now has the imported weights.".into());
+                }
+                Imported::Scene(s) => {
+                    *st = *s;
+                    self.canvas.selected = None;
+                    self.host.runs = [None, None];
+                    fx.rebuild = true;
+                    self.ui.file_message = Some("Scene imported.".into());
+                }
+            },
+            Command::FileMessage(m) => self.ui.file_message = Some(m),
+        }
+        self.sync(&old, fx);
+    }
+
+    /// Switch engine: the samplers take that engine's defaults (fewer particles on CPU paths).
+    fn set_choice(&mut self, c: EngineChoice) {
+        self.host.choice = c;
+        let fast = self.platform.fast_gpu(c);
+        for slot in 0..SLOTS {
+            let live = &self.state.samplers[slot];
+            self.state.samplers[slot] = default_sampling(live, slot, &self.data.mixture, fast);
+        }
+    }
+
+    /// Everything that follows from `old` → `self.state`, decided here and only here.
+    pub(crate) fn sync(&mut self, old: &State, fx: Effects) {
+        let mixture = match self.state.validate() {
+            Ok(m) => m,
+            Err(e) => {
+                // Keep the last good state and say why.
+                self.state = old.clone();
+                self.ui.error = Some(e);
+                return;
+            }
+        };
+        let st = &self.state;
+        let mixture_changed = st.scene.mixture != old.scene.mixture;
+        if mixture_changed {
+            if fx.undo_point {
+                self.data.remember(old.scene.mixture.clone());
+            }
+            self.data.mixture = mixture;
+            self.data.revision += 1;
+            // The frame follows the data from the first edit on (sim::sde).
+            self.host.model_frame = None;
+            self.ui.error = None;
+            if fx.refit {
+                self.canvas.selected = None;
+            }
+        }
+        if mixture_changed || st.scene.seed != old.scene.seed || fx.rebuild {
+            self.data.resample(st.scene.seed);
+        }
+        let rebuild = fx.rebuild || st.scene.sde != old.scene.sde || st.settings != old.settings;
+        if rebuild {
+            if let Some(e) = self.host.rebuild(&self.platform, st, &self.data.mixture) {
+                self.ui.error = Some(e);
+            }
+            self.lessons.model_changed();
+        } else {
+            if mixture_changed {
+                let sde = self.host.sde(st, &self.data.mixture);
+                if let Some(e) = self.host.engine.as_mut() {
+                    e.set_mixture(&self.data.mixture, &sde);
+                }
+            }
+            for slot in 0..SLOTS {
+                if st.running(slot) != old.running(slot) {
+                    self.host.set_sampling(slot, &st.running(slot));
+                }
+            }
+            if st.paused != old.paused {
+                if let Some(e) = self.host.engine.as_mut() {
+                    e.pause_sampling(st.paused);
+                }
+            }
+        }
+        if let Some(e) = self.host.engine.as_mut() {
+            if fx.step_sampler > 0 {
+                e.step_sampling(fx.step_sampler);
+            }
+            if fx.restart {
+                e.restart_sampling();
+            }
+        }
+        if fx.restart {
+            self.host.runs = [None, None];
+        }
+        self.lessons.sync(st);
+    }
+}
+
+/// Keys → commands (not while a text field has the keyboard, except undo / redo / delete).
+pub(crate) fn keyboard(ctx: &egui::Context) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    let (undo, redo, delete) = ctx.input_mut(|i| {
+        let redo = i.consume_key(
+            egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+            egui::Key::Z,
+        ) || i.consume_key(egui::Modifiers::COMMAND, egui::Key::Y);
+        let undo = i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z);
+        let delete = i.consume_key(egui::Modifiers::NONE, egui::Key::Delete)
+            || i.consume_key(egui::Modifiers::NONE, egui::Key::Backspace);
+        (undo, redo, delete)
+    });
+    if redo {
+        cmds.push(Command::Redo);
+    } else if undo {
+        cmds.push(Command::Undo);
+    }
+    if delete {
+        cmds.push(Command::RemoveSelected);
+    }
+    if ctx.egui_wants_keyboard_input() {
+        return cmds;
+    }
+    use egui::Key;
+    let digits = [
+        Key::Num1,
+        Key::Num2,
+        Key::Num3,
+        Key::Num4,
+        Key::Num5,
+        Key::Num6,
+        Key::Num7,
+        Key::Num8,
+        Key::Num9,
+    ];
+    ctx.input_mut(|i| {
+        let none = egui::Modifiers::NONE;
+        let pick = digits.iter().position(|k| i.consume_key(none, *k));
+        if i.consume_key(none, Key::Space) {
+            cmds.push(Command::TogglePlay);
+        }
+        if i.consume_key(none, Key::S) {
+            cmds.push(Command::StepSampler);
+        }
+        if i.consume_key(none, Key::R) {
+            cmds.push(Command::RestartSampling);
+        }
+        if i.consume_key(none, Key::H)
+            || i.consume_key(egui::Modifiers::SHIFT, Key::Slash)
+            || i.consume_key(none, Key::Questionmark)
+        {
+            cmds.push(Command::ToggleHelp);
+        }
+        if let Some(k) = pick.and_then(|k| crate::sim::samplers::SamplerKind::ALL.get(k)) {
+            cmds.push(Command::PickSampler(0, *k));
+        }
+    });
+    cmds
+}
+
+/// Files dropped onto the window: read and validated into `Import` commands (a refused file
+/// changes nothing; the panel says why). On the web the bytes arrive later, through the queue.
+pub(crate) fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
+    let files = ctx.input(|i| i.raw.dropped_files.clone());
+    #[allow(unused_mut)] // on the web the commands arrive through the queue
+    let mut cmds = Vec::new();
+    for f in files {
+        let name = f.path().display().to_string();
+        let to_cmd = |res: Result<Imported, String>| match res {
+            Ok(file) => Command::Import(Box::new(file)),
+            Err(e) => Command::FileMessage(format!("{e} — nothing was changed.")),
+        };
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_futures::spawn_local(async move {
+            let res = f
+                .bytes_async()
+                .await
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+                .and_then(|t| api::parse_import(&name, &t));
+            api::push(to_cmd(res));
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let res = f
+                .bytes()
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+                .and_then(|t| api::parse_import(&name, &t));
+            cmds.push(to_cmd(res));
+        }
+    }
+    cmds
+}

@@ -1,0 +1,595 @@
+//! The app's side of the engine layer: starts the engine for the current state, drives it
+//! once per frame, folds what it produces into the history, the field, the heatmaps and the
+//! run statistics, and answers the JS requests that wait for a frame.
+
+use eframe::egui;
+use eframe::egui_wgpu::wgpu;
+use web_time::{Duration, Instant};
+
+use crate::app::canvas;
+use crate::app::overlays::Lessons;
+use crate::app::particles::ParticleSource;
+use crate::app::perf::PerfWindow;
+use crate::engine::{
+    self, Engine, EngineChoice, FieldCell, FieldRequest, FrameRequest, LiveSampling, ParticleView,
+    SamplerStatus, SLOTS, TRAIL_SLOTS,
+};
+use crate::gpu::context::{check_adapter, GpuContext};
+use crate::sim::metrics::RunStats;
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+use crate::sim::sde::Sde;
+use crate::sim::Vec2;
+use crate::state::command as api;
+use crate::state::{ArrowMode, Palette, State};
+
+/// Columns of the true-density heatmap (rows follow the aspect ratio).
+const TRUE_DENSITY_COLS: u32 = 96;
+/// Columns of the learned-density heatmap (each cell is a PF-ODE solve).
+const LEARNED_DENSITY_COLS_GPU: u32 = 48;
+const LEARNED_DENSITY_COLS_CPU: u32 = 24;
+/// Nats below the maximum that the heatmap colour ramp spans.
+const HEAT_SPAN: f64 = 10.0;
+
+/// What the renderer runs on, for the status line and `state()`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BackendInfo {
+    /// wgpu backend name, e.g. "BrowserWebGpu", "Vulkan", "Gl".
+    pub backend: String,
+    /// Adapter name.
+    pub adapter: String,
+    /// Adapter device type, e.g. "Cpu" for lavapipe / SwiftShader.
+    pub device_type: String,
+}
+
+/// The devices the app found at start-up.
+#[derive(Default)]
+pub struct Platform {
+    /// For the status line and `state()`.
+    pub backend: BackendInfo,
+    /// A device the GPU engine can compute on.
+    pub gpu: Option<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo)>,
+    /// The renderer's device (the CPU engine's particles are uploaded to it).
+    pub render: Option<(wgpu::Device, wgpu::Queue)>,
+    /// The GPU is a software adapter (or there is none).
+    pub software: bool,
+    /// Why the GPU engine is not available, if it is not.
+    pub fallback_reason: Option<String>,
+}
+
+impl Platform {
+    /// From eframe's render state.
+    pub fn new(rs: Option<&eframe::egui_wgpu::RenderState>) -> Self {
+        let backend = rs
+            .map(|rs| {
+                let info = rs.adapter.get_info();
+                BackendInfo {
+                    backend: format!("{:?}", info.backend),
+                    adapter: info.name,
+                    device_type: format!("{:?}", info.device_type),
+                }
+            })
+            .unwrap_or_default();
+        // The GPU engine needs compute (WebGPU or native); WebGL2 gets the CPU engine + a banner.
+        let (gpu, fallback_reason) = match rs {
+            Some(rs) => match check_adapter(&rs.adapter) {
+                Ok(()) => (
+                    Some((rs.device.clone(), rs.queue.clone(), rs.adapter.get_info())),
+                    None,
+                ),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            None => (None, Some("no wgpu renderer".to_string())),
+        };
+        let software = gpu
+            .as_ref()
+            .is_none_or(|(_, _, info)| info.device_type == wgpu::DeviceType::Cpu);
+        Self {
+            backend,
+            gpu,
+            render: rs.map(|rs| (rs.device.clone(), rs.queue.clone())),
+            software,
+            fallback_reason,
+        }
+    }
+
+    /// Whether `choice` runs on a real (hardware) GPU.
+    pub fn fast_gpu(&self, choice: EngineChoice) -> bool {
+        choice == EngineChoice::Gpu && self.gpu.is_some() && !self.software
+    }
+
+    /// Why smaller defaults are in use, for the status line.
+    pub fn software_note(&self) -> Option<&'static str> {
+        match &self.gpu {
+            Some((_, _, info)) if info.device_type == wgpu::DeviceType::Cpu => {
+                Some("software GPU adapter: smaller defaults; the CPU engine is faster here")
+            }
+            None => Some("no WebGPU compute: CPU engine with smaller defaults"),
+            _ => None,
+        }
+    }
+}
+
+/// Training history for the charts.
+#[derive(Default)]
+pub struct History {
+    /// Training steps so far.
+    pub steps: u64,
+    /// (step, EMA of the loss) every 10 steps.
+    pub loss: Vec<[f64; 2]>,
+    /// EMA of the loss.
+    pub loss_ema: Option<f64>,
+    /// (step, mean relative Fisher divergence).
+    pub fisher: Vec<[f64; 2]>,
+    /// Training speed.
+    pub steps_per_s: f64,
+    last_rate_check: Option<(Instant, u64)>,
+}
+
+/// A heatmap texture and the grid it shows.
+pub struct Heatmap {
+    /// The grid.
+    pub req: FieldRequest,
+    key: (u64, Palette),
+    /// The texture.
+    pub texture: egui::TextureHandle,
+}
+
+/// The CPU engine's particles uploaded into a vertex buffer for the same draw path.
+struct CpuParticleUpload {
+    buffer: wgpu::Buffer,
+    n: u32,
+    head: u32,
+    filled: u32,
+}
+
+/// Messages from a frame of the engine.
+#[derive(Default)]
+pub struct Said {
+    /// A divergence or engine problem.
+    pub warning: Option<String>,
+    /// Where an exported model went.
+    pub file_message: Option<String>,
+}
+
+/// Requests that wait for the engine.
+#[derive(Default)]
+pub struct Pending {
+    /// Model exports (id 0: save a file).
+    pub models: Vec<u32>,
+    /// `field()` requests and the field sequence number when asked.
+    pub fields: Vec<(u32, u64)>,
+    /// `samples()` requests: (id, slot).
+    pub samples: Vec<(u32, usize)>,
+}
+
+/// The engine and everything that comes out of it.
+pub struct Host {
+    /// The running engine (none if it could not start).
+    pub engine: Option<Box<dyn Engine>>,
+    /// Which engine the user chose (or the automatic choice).
+    pub choice: EngineChoice,
+    /// Loss and Fisher history.
+    pub history: History,
+    /// The latest field and the request it answers.
+    pub field: Option<(FieldRequest, Vec<FieldCell>)>,
+    field_seq: u64,
+    /// Each live sampler's progress.
+    pub sampler: [Option<SamplerStatus>; SLOTS],
+    /// Each live sampler's last finished run.
+    pub runs: [Option<RunStats>; SLOTS],
+    /// The network to start the next engine from (an imported model).
+    pub import_net: Option<ScoreNet>,
+    /// The SDE (data frame) of an imported model, kept until the mixture is edited: a model
+    /// is evaluated in the frame it was trained in (files from before frames existed were
+    /// trained at the origin with unit scale).
+    pub model_frame: Option<Sde>,
+    /// Requests waiting for the engine.
+    pub pending: Pending,
+    cpu_particles: [Option<CpuParticleUpload>; SLOTS],
+    /// The true log p_t heatmap.
+    pub true_density: Option<Heatmap>,
+    /// The learned (PF-ODE) log-density heatmap.
+    pub learned_density: Option<Heatmap>,
+}
+
+impl Host {
+    /// No engine yet ([`Host::rebuild`] starts one).
+    pub fn new(choice: EngineChoice) -> Self {
+        Self {
+            engine: None,
+            choice,
+            history: History::default(),
+            field: None,
+            field_seq: 0,
+            sampler: [None; SLOTS],
+            runs: [None, None],
+            import_net: None,
+            model_frame: None,
+            pending: Pending::default(),
+            cpu_particles: [None, None],
+            true_density: None,
+            learned_density: None,
+        }
+    }
+
+    /// The SDE every engine, picture and exact score uses: the mixture's frame
+    /// (`Sde::for_mixture`), or an imported model's own until the mixture is edited.
+    pub fn sde(&self, st: &State, mixture: &GaussianMixture) -> Sde {
+        match self.model_frame {
+            Some(s) if s.kind == st.scene.sde => s,
+            _ => Sde::for_mixture(st.scene.sde, mixture),
+        }
+    }
+
+    /// (Re)create the engine for the state (fresh network unless a model was imported).
+    pub fn rebuild(
+        &mut self,
+        platform: &Platform,
+        st: &State,
+        mixture: &GaussianMixture,
+    ) -> Option<String> {
+        let gpu = match (&platform.gpu, self.choice) {
+            (Some((device, queue, info)), EngineChoice::Gpu) => {
+                Some(GpuContext::new(device.clone(), queue.clone(), info.clone()))
+            }
+            _ => None,
+        };
+        let sde = self.sde(st, mixture);
+        let net = self.import_net.take();
+        let mut error = None;
+        match engine::start(gpu, mixture, sde, &st.settings, net) {
+            Ok(mut e) => {
+                for slot in 0..SLOTS {
+                    e.set_sampling(slot, &st.running(slot));
+                }
+                e.pause_sampling(st.paused);
+                self.engine = Some(e);
+            }
+            Err(e) => {
+                log::error!("cannot start the training engine: {e}");
+                error = Some(format!("cannot start the training engine: {e}"));
+                self.engine = None;
+            }
+        }
+        self.history = History::default();
+        self.field = None;
+        self.learned_density = None;
+        self.sampler = [None; SLOTS];
+        self.runs = [None, None];
+        error
+    }
+
+    /// Restart live sampler `slot` with `live`.
+    pub fn set_sampling(&mut self, slot: usize, live: &LiveSampling) {
+        if let Some(e) = self.engine.as_mut() {
+            e.set_sampling(slot, live);
+        }
+        self.sampler[slot] = None;
+        self.runs[slot] = None;
+    }
+
+    /// Ask for the particles of `slot` (answered when the engine reads them back).
+    pub fn ask_samples(&mut self, st: &State, id: u32, slot: usize) {
+        if self.engine.is_some() && st.running(slot).enabled {
+            self.pending.samples.push((id, slot));
+        } else {
+            api::answer(id, Err(format!("live sampler {} is off", slot + 1)));
+        }
+    }
+
+    /// Queue a `field()` request (answered by the next field computed after it).
+    pub fn ask_field(&mut self, id: u32) {
+        self.pending.fields.push((id, self.field_seq));
+    }
+
+    /// Run the engine for this frame and fold its output in.
+    pub fn frame(
+        &mut self,
+        ctx: &egui::Context,
+        st: &State,
+        mixture: &GaussianMixture,
+        view: (Vec2, Vec2),
+        lessons: &mut Lessons,
+        perf: &mut PerfWindow,
+    ) -> Said {
+        let mut said = Said::default();
+        let Some(engine) = self.engine.as_mut() else {
+            return said;
+        };
+        let t = st.scene.t;
+        let field = FieldRequest {
+            lo: view.0,
+            hi: view.1,
+            n: (canvas::ARROW_GRID, canvas::ARROW_GRID),
+            t,
+        };
+        let cols = match engine.choice() {
+            EngineChoice::Cpu => LEARNED_DENSITY_COLS_CPU,
+            EngineChoice::Gpu => LEARNED_DENSITY_COLS_GPU,
+        };
+        let req = FrameRequest {
+            field: st.layers.arrows.then_some(field),
+            density: st
+                .layers
+                .learned_density
+                .then(|| FieldRequest::square_cells(view.0, view.1, cols, t)),
+        };
+        for &(_, slot) in &self.pending.samples {
+            engine.request_samples(slot);
+        }
+        if !self.pending.models.is_empty() || lessons.wants_model() {
+            engine.request_model();
+            lessons.model_requested();
+        }
+        let engine_start = Instant::now();
+        let out = engine.frame(Duration::from_millis(8), st.training, &req);
+        perf.engine(
+            engine_start.elapsed().as_secs_f64() * 1e3,
+            out.timing,
+            engine.gpu_counts(),
+        );
+        let h = &mut self.history;
+        if let Some(steps) = out.steps {
+            h.steps = steps;
+        }
+        for (step, loss) in out.losses {
+            if loss.is_finite() {
+                let ema = h.loss_ema.map_or(loss, |e| 0.95 * e + 0.05 * loss);
+                h.loss_ema = Some(ema);
+                if step % 10 == 0 {
+                    h.loss.push([step as f64, ema]);
+                }
+            }
+        }
+        if let Some((step, f)) = out.fisher {
+            if f.is_finite() {
+                h.fisher.push([step as f64, f]);
+            }
+        }
+        if let Some(field) = out.field {
+            self.field = Some(field);
+            self.field_seq += 1;
+        }
+        for (slot, s) in out.sampler.iter().enumerate() {
+            if s.is_some() {
+                self.sampler[slot] = *s;
+            }
+        }
+        for got in out.samples {
+            if got.done {
+                let kind = st.samplers[got.slot].kind;
+                self.runs[got.slot] = Some(RunStats::new(mixture, got.run, kind, &got.points));
+            }
+            let pts: Vec<[f32; 2]> = got
+                .points
+                .iter()
+                .map(|p| [p.x as f32, p.y as f32])
+                .collect();
+            let json = serde_json::to_string(&pts).unwrap_or_else(|_| "[]".into());
+            self.pending.samples.retain(|&(id, slot)| {
+                let answered = slot == got.slot;
+                if answered {
+                    api::answer(id, Ok(json.clone()));
+                }
+                !answered
+            });
+        }
+        if let Some(net) = out.model {
+            let text = serde_json::to_string(&net.to_file(self.history.steps))
+                .map_err(|e| format!("cannot write the model: {e}"));
+            for id in self.pending.models.drain(..) {
+                if id == 0 {
+                    said.file_message = Some(match &text {
+                        Ok(t) => crate::app::files::save(
+                            "scorelab-model.json",
+                            "application/json",
+                            t.as_bytes(),
+                        ),
+                        Err(e) => e.clone(),
+                    });
+                } else {
+                    api::answer(id, text.clone());
+                }
+            }
+            lessons.set_model(net);
+        }
+        if let Some((req, lp)) = out.density {
+            self.learned_density = Some(Heatmap {
+                req,
+                key: (0, st.palette),
+                texture: heat_texture(ctx, "learned_density", &req, &lp, st.palette),
+            });
+        }
+        self.update_rate();
+        if let Some(w) = &out.warning {
+            log::warn!("{w}");
+        }
+        said.warning = out.warning;
+        said
+    }
+
+    fn update_rate(&mut self) {
+        let h = &mut self.history;
+        let now = Instant::now();
+        match h.last_rate_check {
+            Some((t0, s0)) if now.duration_since(t0) >= Duration::from_millis(500) => {
+                let dt = now.duration_since(t0).as_secs_f64();
+                h.steps_per_s = (h.steps.saturating_sub(s0)) as f64 / dt;
+                h.last_rate_check = Some((now, h.steps));
+            }
+            None => h.last_rate_check = Some((now, h.steps)),
+            _ => {}
+        }
+    }
+
+    /// The true perturbed log-density heatmap for the visible box (recomputed when the grid,
+    /// the mixture's `revision`, the SDE or the palette change).
+    pub fn update_true_density(
+        &mut self,
+        ctx: &egui::Context,
+        st: &State,
+        mixture: &GaussianMixture,
+        revision: u64,
+        view: (Vec2, Vec2),
+    ) {
+        if !st.layers.true_density && st.split != crate::state::SplitMode::Density {
+            return;
+        }
+        let req = FieldRequest::square_cells(view.0, view.1, TRUE_DENSITY_COLS, st.scene.t);
+        let sde = self.sde(st, mixture);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            revision.hash(&mut h);
+            format!("{sde:?}").hash(&mut h);
+            h.finish()
+        };
+        if self
+            .true_density
+            .as_ref()
+            .is_some_and(|h| h.req == req && h.key == (key, st.palette))
+        {
+            return;
+        }
+        let exact = crate::sim::score::ExactScore::new(mixture.clone(), sde);
+        let pt = exact.at(req.t);
+        let lp: Vec<f64> = req.points().iter().map(|x| pt.log_prob(*x)).collect();
+        self.true_density = Some(Heatmap {
+            req,
+            key: (key, st.palette),
+            texture: heat_texture(ctx, "true_density", &req, &lp, st.palette),
+        });
+    }
+
+    /// Arrows for the canvas from the latest field, in the chosen mode.
+    pub fn arrows(&self, st: &State) -> Vec<(Vec2, Vec2)> {
+        let Some((req, cells)) = &self.field else {
+            return Vec::new();
+        };
+        if !st.layers.arrows {
+            return Vec::new();
+        }
+        req.points()
+            .into_iter()
+            .zip(cells)
+            .map(|(p, cell)| {
+                let v = match st.arrows {
+                    ArrowMode::Learned => cell.learned,
+                    ArrowMode::Exact => cell.exact,
+                    ArrowMode::Difference => cell.learned - cell.exact,
+                };
+                (p, v)
+            })
+            .collect()
+    }
+
+    /// Answer `field()` requests from the latest learned field computed after them at `t`.
+    pub fn answer_fields(&mut self, t: f64) {
+        let Some((req, cells)) = &self.field else {
+            return;
+        };
+        if self.pending.fields.is_empty() || req.t != t {
+            return;
+        }
+        let seq = self.field_seq;
+        let (due, wait): (Vec<_>, Vec<_>) = self
+            .pending
+            .fields
+            .iter()
+            .partition(|(_, asked)| *asked < seq);
+        if due.is_empty() {
+            return;
+        }
+        self.pending.fields = wait;
+        let rows: Vec<[f64; 4]> = req
+            .points()
+            .iter()
+            .zip(cells)
+            .map(|(p, c)| [p.x, p.y, c.learned.x, c.learned.y])
+            .collect();
+        let json = serde_json::to_string(&rows).map_err(|e| e.to_string());
+        for (id, _) in due {
+            api::answer(id, json.clone());
+        }
+    }
+
+    /// The particles of `slot` to draw (uploading the CPU engine's into a vertex buffer).
+    pub fn particle_source(
+        &mut self,
+        render: Option<&(wgpu::Device, wgpu::Queue)>,
+        slot: usize,
+    ) -> Option<ParticleSource> {
+        let engine = self.engine.as_ref()?;
+        match engine.particles(slot) {
+            ParticleView::None => None,
+            ParticleView::Gpu(src) => Some(src),
+            ParticleView::Cpu(points) => {
+                let (device, queue) = render?;
+                let n = points.len() as u32;
+                if self.cpu_particles[slot].as_ref().is_none_or(|u| u.n != n) {
+                    self.cpu_particles[slot] = Some(CpuParticleUpload {
+                        buffer: device.create_buffer(&wgpu::BufferDescriptor {
+                            label: Some("cpu_particles"),
+                            size: (u64::from(n) * 16 * u64::from(TRAIL_SLOTS)).max(16),
+                            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+                            mapped_at_creation: false,
+                        }),
+                        n,
+                        head: 0,
+                        filled: 0,
+                    });
+                }
+                let up = self.cpu_particles[slot].as_mut()?;
+                up.head = (up.head + 1) % TRAIL_SLOTS;
+                up.filled = (up.filled + 1).min(TRAIL_SLOTS);
+                queue.write_buffer(
+                    &up.buffer,
+                    u64::from(up.head) * u64::from(n) * 16,
+                    bytemuck::cast_slice(points),
+                );
+                Some(ParticleSource {
+                    buffer: up.buffer.clone(),
+                    n,
+                    slots: TRAIL_SLOTS,
+                    head: up.head,
+                    filled: up.filled,
+                    use_mean: false,
+                })
+            }
+        }
+    }
+}
+
+/// A heatmap texture of log-density values on `req`'s grid (row 0 = lowest y).
+fn heat_texture(
+    ctx: &egui::Context,
+    name: &str,
+    req: &FieldRequest,
+    lp: &[f64],
+    palette: Palette,
+) -> egui::TextureHandle {
+    let (nx, ny) = (req.n.0 as usize, req.n.1 as usize);
+    let max = lp
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut pixels = vec![egui::Color32::BLACK; nx * ny];
+    for iy in 0..ny {
+        for ix in 0..nx {
+            let v = lp.get(iy * nx + ix).copied().unwrap_or(f64::NAN);
+            let f = if max.is_finite() {
+                1.0 + (v - max) / HEAT_SPAN
+            } else {
+                0.0
+            };
+            pixels[(ny - 1 - iy) * nx + ix] = canvas::heat_color(f, palette);
+        }
+    }
+    ctx.load_texture(
+        name,
+        egui::ColorImage::new([nx, ny], pixels),
+        egui::TextureOptions::LINEAR,
+    )
+}

@@ -1,0 +1,468 @@
+//! The lessons drawn over the live canvas: probability-flow ODE paths, the probe particle
+//! (paths both ways, log-likelihood) and inpainting (with its histogram against the analytic
+//! conditional). What is on comes from the [`State`] ([`Lessons::sync`]); the panels that set
+//! it are in `app::panels`.
+//!
+//! Data flow: the engine hands over a CPU snapshot of the drawing network every couple of
+//! seconds ([`Lessons::set_model`]); paths, the probe and inpainting run `sim` on that
+//! snapshot (or on the exact score), a few milliseconds per frame, and are drawn as overlays.
+
+use eframe::egui::{self, Color32};
+use serde::Serialize;
+use web_time::{Duration, Instant};
+
+use crate::app::canvas::CanvasExtras;
+use crate::sim::guidance::{InpaintMethod, Inpainter};
+use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
+use crate::sim::metrics::{ks_critical_001, ks_statistic};
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::ScoreNet;
+use crate::sim::samplers::pf_ode_paths;
+use crate::sim::score::{ExactScore, ScoreModel};
+use crate::sim::sde::{Sde, SAMPLE_T_EPS};
+use crate::sim::Vec2;
+use crate::state::command::{self as api, Command};
+use crate::state::{InpaintSpec, State};
+
+/// How often the CPU snapshot of the network is refreshed while it is needed.
+const MODEL_EVERY: Duration = Duration::from_millis(2000);
+/// CPU time per frame for inpainting.
+const INPAINT_BUDGET: Duration = Duration::from_millis(8);
+/// Start points per side of the PF-ODE path grid.
+const PATH_GRID: usize = 7;
+/// RK4 steps of a drawn path.
+const PATH_STEPS: usize = 60;
+
+/// What a click on the canvas does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClickTool {
+    /// Select components (the default).
+    #[default]
+    Select,
+    /// Drop the probe particle.
+    Probe,
+    /// Set the inpainting line x₁ = c.
+    Inpaint,
+}
+
+/// The probe particle's paths and log-likelihood.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeResult {
+    /// Where it was dropped (data, t ≈ 0).
+    pub x: [f64; 2],
+    /// Forward ODE path, data → noise.
+    #[serde(skip)]
+    pub forward: Vec<Vec2>,
+    /// Reverse ODE path from the forward path's end, noise → data.
+    #[serde(skip)]
+    pub reverse: Vec<Vec2>,
+    /// Where the reverse path ends (≈ x: the ODE is invertible).
+    pub back_to: [f64; 2],
+    /// PF-ODE log-likelihood under the score used (learned or exact).
+    pub log_p_model: Option<f64>,
+    /// The true log p₀(x).
+    pub log_p_true: f64,
+    /// Whether `log_p_model` comes from the exact score.
+    pub exact: bool,
+}
+
+/// Result of an inpainting run.
+#[derive(Clone, Debug, Serialize)]
+pub struct InpaintResult {
+    /// The observed x₁.
+    pub c: f64,
+    /// Method.
+    pub method: InpaintMethod,
+    /// The x₂ samples.
+    #[serde(skip)]
+    pub x2: Vec<f64>,
+    /// KS statistic against the analytic conditional.
+    pub ks: f64,
+    /// KS critical value at level 0.001.
+    pub ks_critical: f64,
+    /// Samples.
+    pub n: usize,
+    /// The analytic conditional p(x₂ | x₁ = c).
+    #[serde(skip)]
+    pub cond: crate::sim::mixture::Mixture1d,
+}
+
+enum OwnedScore {
+    Exact(ExactScore),
+    Net(ScoreNet),
+}
+
+impl OwnedScore {
+    fn get(&self) -> &dyn ScoreModel {
+        match self {
+            Self::Exact(e) => e,
+            Self::Net(n) => n,
+        }
+    }
+}
+
+/// Paths, probe and inpainting state.
+#[derive(Default)]
+pub struct Lessons {
+    /// Draw PF-ODE paths from a grid of start points.
+    pub ode_paths: bool,
+    /// Where the probe is.
+    pub probe_at: Option<Vec2>,
+    /// Inpainting settings (on when `Some`).
+    pub inpaint: Option<InpaintSpec>,
+    /// What a canvas click does.
+    pub tool: ClickTool,
+    /// Which sampler the panel edits (split view).
+    pub edit_slot: usize,
+    model: Option<ScoreNet>,
+    model_version: u64,
+    model_asked: Option<Instant>,
+    model_at: Option<Instant>,
+    paths: Option<(u64, Vec<Vec<Vec2>>)>,
+    probe: Option<(u64, ProbeResult)>,
+    inpaint_job: Option<(u64, Inpainter, OwnedScore)>,
+    inpaint_result: Option<(u64, InpaintResult)>,
+    pending_inpaint: Vec<u32>,
+}
+
+impl Lessons {
+    /// The network changed (rebuilt or imported): forget the snapshot.
+    pub fn model_changed(&mut self) {
+        self.model = None;
+        self.model_at = None;
+        self.model_asked = None;
+        self.model_version += 1;
+    }
+
+    /// A fresh CPU snapshot of the drawing network.
+    pub fn set_model(&mut self, net: ScoreNet) {
+        self.model = Some(net);
+        self.model_at = Some(Instant::now());
+        self.model_version += 1;
+    }
+
+    /// Whether a snapshot should be requested now.
+    pub fn wants_model(&self) -> bool {
+        let needed = self.ode_paths
+            || self.probe_at.is_some()
+            || self
+                .inpaint
+                .is_some_and(|i| i.method == InpaintMethod::Replacement && !i.exact);
+        let stale = self.model_at.is_none_or(|t| t.elapsed() >= MODEL_EVERY);
+        let asked_recently = self
+            .model_asked
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(500));
+        needed && stale && !asked_recently
+    }
+
+    /// The probe's paths and log-likelihood, once computed.
+    pub fn probe_result(&self) -> Option<&ProbeResult> {
+        self.probe.as_ref().map(|(_, r)| r)
+    }
+
+    /// A snapshot has been requested.
+    pub fn model_requested(&mut self) {
+        self.model_asked = Some(Instant::now());
+    }
+
+    /// Follow the state's lesson settings (a moved probe or changed inpainting restarts).
+    pub fn sync(&mut self, st: &State) {
+        self.ode_paths = st.ode_paths;
+        let probe = st.probe.map(|p| Vec2::new(p[0], p[1]));
+        if probe != self.probe_at {
+            self.probe_at = probe;
+            self.probe = None;
+        }
+        if st.inpaint != self.inpaint {
+            self.inpaint = st.inpaint;
+            self.inpaint_job = None;
+            self.inpaint_result = None;
+        }
+    }
+
+    /// Answer `id` with the inpainting samples once a run is complete.
+    pub fn ask_inpaint(&mut self, id: u32) {
+        if self.inpaint.is_none() {
+            api::answer(
+                id,
+                Err("inpainting is off (setConfig({inpaint: {...}}))".into()),
+            );
+        } else {
+            self.pending_inpaint.push(id);
+        }
+    }
+
+    /// What a click on the canvas at data point `p` does with `tool`, as a command.
+    pub fn canvas_click(tool: ClickTool, st: &State, p: Vec2) -> Option<Command> {
+        let mut next = st.clone();
+        match tool {
+            ClickTool::Select => return None,
+            ClickTool::Probe => next.probe = Some([p.x, p.y]),
+            ClickTool::Inpaint => {
+                next.inpaint = Some(InpaintSpec {
+                    c: p.x,
+                    ..st.inpaint.unwrap_or_default()
+                })
+            }
+        }
+        Some(Command::SetState(Box::new(next)))
+    }
+
+    /// Cache key of what the paths and the probe were computed for: the mixture's revision,
+    /// the SDE, the score choice and (for the learned score) the snapshot.
+    fn key(revision: u64, sde: &Sde, exact: bool, version: u64) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        revision.hash(&mut h);
+        format!("{sde:?}").hash(&mut h);
+        exact.hash(&mut h);
+        if !exact {
+            version.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// Recompute what is stale and advance inpainting (a few ms).
+    pub fn frame(&mut self, mixture: &GaussianMixture, revision: u64, sde: &Sde, exact: bool) {
+        let exact_score = ExactScore::new(mixture.clone(), *sde);
+        let key = Self::key(revision, sde, exact, self.model_version);
+        let score: Option<&dyn ScoreModel> = if exact {
+            Some(&exact_score)
+        } else {
+            self.model.as_ref().map(|m| m as &dyn ScoreModel)
+        };
+        if let Some(score) = score {
+            if self.ode_paths && self.paths.as_ref().is_none_or(|(k, _)| *k != key) {
+                let sd = sde.prior_std();
+                let starts: Vec<Vec2> = (0..PATH_GRID * PATH_GRID)
+                    .map(|i| {
+                        let f = |j: usize| (j as f64 / (PATH_GRID - 1) as f64 - 0.5) * 4.0 * sd;
+                        sde.center() + Vec2::new(f(i % PATH_GRID), f(i / PATH_GRID))
+                    })
+                    .collect();
+                let paths = pf_ode_paths(score, sde, &starts, 1.0, SAMPLE_T_EPS, PATH_STEPS);
+                self.paths = Some((key, paths));
+            }
+            if let Some(x) = self.probe_at {
+                if self.probe.as_ref().is_none_or(|(k, _)| *k != key) {
+                    let t0 = 1e-3;
+                    let fwd = pf_ode_paths(score, sde, &[x], t0, 1.0, PATH_STEPS)
+                        .pop()
+                        .unwrap_or_default();
+                    let end = fwd.last().copied().unwrap_or(x);
+                    let rev = pf_ode_paths(score, sde, &[end], 1.0, t0, PATH_STEPS)
+                        .pop()
+                        .unwrap_or_default();
+                    let back = rev.last().copied().unwrap_or(end);
+                    let lp = log_likelihood(
+                        score,
+                        sde,
+                        x,
+                        LikelihoodConfig {
+                            t0,
+                            ..LikelihoodConfig::default()
+                        },
+                    );
+                    self.probe = Some((
+                        key,
+                        ProbeResult {
+                            x: [x.x, x.y],
+                            forward: fwd,
+                            reverse: rev,
+                            back_to: [back.x, back.y],
+                            log_p_model: lp.map(|l| l.log_prob),
+                            log_p_true: mixture.log_prob(x),
+                            exact,
+                        },
+                    ));
+                }
+            }
+        }
+        if !self.ode_paths {
+            self.paths = None;
+        }
+        self.run_inpaint(mixture, revision, sde, exact_score);
+    }
+
+    fn run_inpaint(
+        &mut self,
+        mixture: &GaussianMixture,
+        revision: u64,
+        sde: &Sde,
+        exact_score: ExactScore,
+    ) {
+        let Some(spec) = self.inpaint else {
+            return;
+        };
+        // Restart on a changed mixture/SDE/setting; the learned score is the snapshot taken at
+        // the start of the run.
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            revision.hash(&mut h);
+            format!("{sde:?} {spec:?}").hash(&mut h);
+            h.finish()
+        };
+        if self.inpaint_job.as_ref().is_some_and(|(k, _, _)| *k != key) {
+            self.inpaint_job = None;
+        }
+        let finished = self.inpaint_result.as_ref().is_some_and(|(k, _)| *k == key);
+        if self.inpaint_job.is_none() && !finished {
+            let needs_net = spec.method == InpaintMethod::Replacement && !spec.exact;
+            let score = if needs_net {
+                match &self.model {
+                    Some(m) => OwnedScore::Net(m.clone()),
+                    None => return, // wait for the first snapshot
+                }
+            } else {
+                OwnedScore::Exact(exact_score)
+            };
+            let job = Inpainter::new(mixture, sde, spec.c, spec.n, spec.steps, spec.method, 0);
+            self.inpaint_job = Some((key, job, score));
+        }
+        let start = Instant::now();
+        if let Some((k, job, score)) = self.inpaint_job.as_mut() {
+            while !job.done() && start.elapsed() < INPAINT_BUDGET {
+                job.step(score.get());
+            }
+            if job.done() {
+                let x2 = job.x2();
+                let cond = job.conditional().clone();
+                let ks = ks_statistic(&x2, |v| cond.cdf(v));
+                let res = InpaintResult {
+                    c: spec.c,
+                    method: spec.method,
+                    n: x2.len(),
+                    ks,
+                    ks_critical: ks_critical_001(x2.len()),
+                    x2,
+                    cond,
+                };
+                self.inpaint_result = Some((*k, res));
+                self.inpaint_job = None;
+            }
+        }
+        if let Some((_, r)) = &self.inpaint_result {
+            let json = serde_json::to_string(&r.x2).map_err(|e| e.to_string());
+            for id in self.pending_inpaint.drain(..) {
+                api::answer(id, json.clone());
+            }
+        }
+    }
+
+    /// What to draw over the canvas.
+    pub fn overlay(&self) -> CanvasExtras {
+        let mut ex = CanvasExtras::default();
+        if let Some((_, paths)) = &self.paths {
+            for p in paths {
+                ex.curves.push((
+                    p.clone(),
+                    Color32::from_rgba_unmultiplied(200, 160, 255, 150),
+                    1.2,
+                ));
+                if let Some(end) = p.last() {
+                    ex.points
+                        .push((*end, Color32::from_rgb(200, 160, 255), 2.5));
+                }
+            }
+        }
+        if let Some(x) = self.probe_at {
+            ex.points.push((x, Color32::WHITE, 5.0));
+            if let Some((_, r)) = &self.probe {
+                ex.curves
+                    .push((r.forward.clone(), Color32::from_rgb(255, 170, 60), 2.5));
+                ex.curves
+                    .push((r.reverse.clone(), Color32::from_rgb(80, 220, 255), 1.2));
+                let text = match r.log_p_model {
+                    Some(m) => format!(
+                        "log p̂ = {m:.2} ({}) · true log p = {:.2}",
+                        if r.exact { "exact score" } else { "model" },
+                        r.log_p_true
+                    ),
+                    None => format!("log p̂ failed · true log p = {:.2}", r.log_p_true),
+                };
+                ex.labels.push((x, text, Color32::WHITE));
+            }
+        }
+        if let Some(spec) = self.inpaint {
+            ex.vline = Some((spec.c, Color32::from_rgb(255, 170, 60)));
+            let pts: Vec<f64> = match (&self.inpaint_job, &self.inpaint_result) {
+                (Some((_, job, _)), _) => job.x2(),
+                (None, Some((_, r))) => r.x2.clone(),
+                _ => Vec::new(),
+            };
+            for y in pts.into_iter().take(3000) {
+                ex.points
+                    .push((Vec2::new(spec.c, y), Color32::from_rgb(255, 170, 60), 1.8));
+            }
+        }
+        ex
+    }
+
+    /// For `state()`.
+    pub fn state_json(&self) -> serde_json::Value {
+        let inpaint_progress = self.inpaint_job.as_ref().map(|(_, j, _)| j.progress());
+        serde_json::json!({
+            "ode_paths": self.paths.as_ref().map_or(0, |(_, p)| p.len()),
+            "probe": self.probe.as_ref().map(|(_, r)| r),
+            "inpaint": self.inpaint,
+            "inpaint_progress": inpaint_progress,
+            "inpaint_result": self.inpaint_result.as_ref().map(|(_, r)| r),
+            "model_snapshot": self.model.is_some(),
+        })
+    }
+
+    /// Histogram of the inpainting samples and the analytic conditional density.
+    pub(crate) fn inpaint_plot_ui(&self, ui: &mut egui::Ui) {
+        use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
+        let Some((_, r)) = &self.inpaint_result else {
+            if let Some((_, j, _)) = &self.inpaint_job {
+                let (a, b) = j.progress();
+                ui.add(egui::ProgressBar::new(a as f32 / b.max(1) as f32).text("inpainting…"));
+            }
+            return;
+        };
+        let lo = r.x2.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.x2.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+            return;
+        }
+        let bins = 40usize;
+        let w = (hi - lo) / bins as f64;
+        let mut counts = vec![0usize; bins];
+        for v in &r.x2 {
+            counts[(((v - lo) / w) as usize).min(bins - 1)] += 1;
+        }
+        let bars: Vec<Bar> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Bar::new(
+                    lo + (i as f64 + 0.5) * w,
+                    *c as f64 / (r.x2.len() as f64 * w),
+                )
+                .width(w)
+            })
+            .collect();
+        let spec_c = r.c;
+        let c = &r.cond;
+        ui.label(format!(
+            "x₂ | x₁ = {spec_c:.2}: KS = {:.3} (critical {:.3}, n = {})",
+            r.ks, r.ks_critical, r.n
+        ));
+        Plot::new("inpaint_hist")
+            .height(90.0)
+            .allow_scroll(false)
+            .allow_drag(false)
+            .show(ui, |p| {
+                p.bar_chart(BarChart::new("samples", bars).color(Color32::from_rgb(255, 170, 60)));
+                let pts: Vec<[f64; 2]> = (0..=120)
+                    .map(|i| {
+                        let x = lo + (hi - lo) * i as f64 / 120.0;
+                        [x, c.log_prob(x).exp()]
+                    })
+                    .collect();
+                p.line(Line::new("p(x₂ | x₁ = c)", PlotPoints::from(pts)));
+            });
+    }
+}

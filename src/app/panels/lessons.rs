@@ -1,0 +1,70 @@
+//! Probability-flow paths, the probe and conditional sampling (inpainting).
+
+use eframe::egui;
+
+use super::PanelCtx;
+use crate::app::explain;
+use crate::app::overlays::ClickTool;
+use crate::sim::guidance::InpaintMethod;
+use crate::state::State;
+
+/// Probability-flow paths and the probe.
+pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
+    ui.strong("Paths & likelihood");
+    ui.checkbox(&mut st.ode_paths, "probability-flow ODE paths")
+        .on_hover_text(explain::ODE_PATHS);
+    ui.horizontal(|ui| {
+        ui.label("click:");
+        ui.selectable_value(&mut cx.ui.tool, ClickTool::Select, "select");
+        ui.selectable_value(&mut cx.ui.tool, ClickTool::Probe, "probe")
+            .on_hover_text(explain::PROBE);
+        ui.selectable_value(&mut cx.ui.tool, ClickTool::Inpaint, "x₁ = c")
+            .on_hover_text(explain::INPAINT);
+    });
+    if let Some(r) = cx.lessons.probe_result() {
+        ui.label(format!(
+            "probe ({:.2}, {:.2}): log p̂ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
+            r.x[0],
+            r.x[1],
+            r.log_p_model.map_or("failed".into(), |v| format!("{v:.2}")),
+            r.log_p_true,
+            r.back_to[0],
+            r.back_to[1]
+        ));
+        if ui.small_button("remove probe").clicked() {
+            st.probe = None;
+        }
+    } else if st.probe.is_some() && !st.samplers[0].exact {
+        ui.label("probe: waiting for the model snapshot…");
+    }
+}
+
+/// Inpainting.
+pub fn conditional_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
+    ui.strong("Conditional: inpainting x₂ | x₁ = c")
+        .on_hover_text(explain::INPAINT);
+    let mut on = st.inpaint.is_some();
+    let mut spec = st.inpaint.unwrap_or_default();
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut on, "on");
+        ui.add_enabled(
+            on,
+            egui::DragValue::new(&mut spec.c).speed(0.05).prefix("c = "),
+        );
+        ui.selectable_value(&mut spec.method, InpaintMethod::ExactConditional, "exact");
+        ui.selectable_value(&mut spec.method, InpaintMethod::Replacement, "replacement");
+    });
+    if spec.method == InpaintMethod::Replacement {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut spec.exact, false, "learned joint score");
+            ui.selectable_value(&mut spec.exact, true, "exact joint score");
+        });
+    }
+    let new = on.then_some(spec);
+    if new != st.inpaint && new.is_none_or(|s| s.validate().is_ok()) {
+        st.inpaint = new;
+    }
+    if on {
+        cx.lessons.inpaint_plot_ui(ui);
+    }
+}

@@ -1,0 +1,272 @@
+//! The control panel: each part is a function that edits a copy of the [`State`] (the app
+//! turns a changed copy into one `Command::SetState`) and pushes commands for actions.
+
+mod lessons;
+mod sampler;
+mod share;
+
+pub use sampler::side_title;
+pub use share::help_window;
+
+use eframe::egui;
+
+use crate::app::canvas::CanvasState;
+use crate::app::host::{Host, Platform};
+use crate::app::overlays::Lessons;
+use crate::app::{Data, UiState};
+use crate::engine::EngineChoice;
+use crate::sim::mixture::presets;
+use crate::sim::sde::{Sde, SdeKind, T_MIN_SHOWN};
+use crate::state::command::Command;
+use crate::state::{ArrowMode, Palette, State};
+
+/// What the panels read (and the UI-only state they change).
+pub struct PanelCtx<'a> {
+    /// The mixture, samples and undo history.
+    pub data: &'a Data,
+    /// The engine's output.
+    pub host: &'a Host,
+    /// Which devices exist.
+    pub platform: &'a Platform,
+    /// Paths, probe and inpainting results.
+    pub lessons: &'a Lessons,
+    /// Selection and paint mode.
+    pub canvas: &'a mut CanvasState,
+    /// Messages, tools, help.
+    pub ui: &'a mut UiState,
+    /// The SDE in use.
+    pub sde: Sde,
+    /// The share link of the state.
+    pub link: String,
+}
+
+/// The whole left panel.
+pub fn controls_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
+    ui.heading("ScoreLab");
+    ui.label("Score-based generative models, live.");
+    ui.separator();
+    mixture_ui(ui, st, cx, cmds);
+    noise_ui(ui, st, cx);
+    ui.separator();
+    layers_ui(ui, st);
+    ui.separator();
+    sampler::sampler_ui(ui, st, cx, cmds);
+    ui.separator();
+    lessons::paths_ui(ui, st, cx);
+    ui.separator();
+    lessons::conditional_ui(ui, st, cx);
+    ui.separator();
+    training_ui(ui, st, cx, cmds);
+    if cx.ui.flags.panels().charts {
+        share::charts_ui(ui, cx.host);
+    }
+    ui.separator();
+    share::share_ui(ui, st, cx, cmds);
+    ui.separator();
+    ui.label("Drag a centre to move a component, its edge handle to stretch and turn it; scroll over it to change its weight. Double-click adds one, right-click or Delete removes one. Drag the background to pan, scroll to zoom.");
+    ui.label(format!(
+        "{} components, {} samples",
+        cx.data.mixture.len(),
+        cx.data.samples.len()
+    ));
+    if let Some(e) = &cx.ui.error {
+        ui.colored_label(egui::Color32::from_rgb(220, 80, 60), e);
+    }
+    if let Some(w) = &cx.ui.warning {
+        ui.colored_label(egui::Color32::from_rgb(230, 180, 60), w);
+    }
+}
+
+/// Presets, painting, undo / redo and the selected component's weight.
+fn mixture_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.label("Preset");
+        egui::ComboBox::from_id_salt("preset")
+            .selected_text("choose…")
+            .show_ui(ui, |ui| {
+                for name in presets::NAMES {
+                    if ui.selectable_label(false, *name).clicked() {
+                        if let Some(spec) = presets::by_name(name) {
+                            cmds.push(Command::SetMixture {
+                                spec,
+                                undo_point: true,
+                                refit: true,
+                            });
+                        }
+                    }
+                }
+            });
+        let paint = ui
+            .selectable_label(cx.canvas.paint, "Paint your own")
+            .on_hover_text("Brush strokes on the canvas become small Gaussians (the first stroke replaces the mixture). Click again to stop painting.");
+        if paint.clicked() {
+            cx.canvas.paint = !cx.canvas.paint;
+            cx.canvas.paint_fresh = cx.canvas.paint;
+        }
+    });
+    ui.horizontal(|ui| {
+        let undo = egui::Button::new("Undo");
+        if ui
+            .add_enabled(!cx.data.undo.is_empty(), undo)
+            .on_hover_text("Ctrl+Z")
+            .clicked()
+        {
+            cmds.push(Command::Undo);
+        }
+        let redo = egui::Button::new("Redo");
+        if ui
+            .add_enabled(!cx.data.redo.is_empty(), redo)
+            .on_hover_text("Ctrl+Shift+Z")
+            .clicked()
+        {
+            cmds.push(Command::Redo);
+        }
+    });
+    let Some(k) = cx
+        .canvas
+        .selected
+        .filter(|k| *k < st.scene.mixture.components.len())
+    else {
+        return;
+    };
+    let mut w = st.scene.mixture.components[k].weight;
+    ui.horizontal(|ui| {
+        let r = ui.add(
+            egui::Slider::new(&mut w, 1e-3..=1e3)
+                .logarithmic(true)
+                .text(format!("weight of #{}", k + 1)),
+        );
+        if r.changed() {
+            let mut spec = st.scene.mixture.clone();
+            spec.components[k].weight = w;
+            cmds.push(Command::SetMixture {
+                spec,
+                undo_point: r.drag_started() || !r.dragged(),
+                refit: false,
+            });
+        }
+        if ui
+            .button("Remove")
+            .on_hover_text("Remove (Delete)")
+            .clicked()
+        {
+            cmds.push(Command::RemoveSelected);
+        }
+    });
+}
+
+/// The SDE and the noise level shown.
+fn noise_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
+    ui.horizontal(|ui| {
+        ui.label("SDE");
+        for kind in [SdeKind::Ve, SdeKind::Vp, SdeKind::Subvp] {
+            ui.selectable_value(&mut st.scene.sde, kind, kind.name().to_uppercase());
+        }
+    });
+    let sde = cx.sde;
+    let s_lo = sde.effective_sigma(T_MIN_SHOWN).max(1e-6);
+    let s_hi = sde.effective_sigma(1.0).max(s_lo * 1.001);
+    let mut sigma = sde.effective_sigma(st.scene.t.max(T_MIN_SHOWN));
+    if ui
+        .add(
+            egui::Slider::new(&mut sigma, s_lo..=s_hi)
+                .logarithmic(true)
+                .text("noise σ"),
+        )
+        .on_hover_text("The noise level every layer is drawn at (log scale). σ is the noise-to-signal ratio s(t)/α(t) of the forward SDE.")
+        .changed()
+    {
+        st.scene.t = sde.shown_time_of_sigma(sigma);
+    }
+    ui.label(format!("t = {:.3}", st.scene.t));
+}
+
+/// Layer toggles, the arrow field and the heatmap.
+fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
+    ui.label("Layers");
+    let l = &mut st.layers;
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut l.samples, "data samples");
+        ui.checkbox(&mut l.arrows, "score arrows");
+    });
+    ui.horizontal(|ui| {
+        ui.label("Arrows");
+        ui.selectable_value(&mut st.arrows, ArrowMode::Learned, "learned");
+        ui.selectable_value(&mut st.arrows, ArrowMode::Exact, "exact");
+        ui.selectable_value(&mut st.arrows, ArrowMode::Difference, "difference");
+    });
+    ui.horizontal(|ui| {
+        ui.label("Heatmap");
+        let mut which = match (l.true_density, l.learned_density) {
+            (_, true) => 2,
+            (true, false) => 1,
+            _ => 0,
+        };
+        ui.selectable_value(&mut which, 0, "none");
+        ui.selectable_value(&mut which, 1, "true log pₜ");
+        ui.selectable_value(&mut which, 2, "learned log pₜ")
+            .on_hover_text("The model's own log-density at this noise level, from the probability-flow ODE (a few seconds to refresh).");
+        l.true_density = which == 1;
+        l.learned_density = which == 2;
+    });
+    ui.horizontal(|ui| {
+        ui.label("Colours");
+        ui.selectable_value(&mut st.palette, Palette::Classic, "classic");
+        ui.selectable_value(&mut st.palette, Palette::Cividis, "cividis")
+            .on_hover_text("Perceptually uniform, readable with colour-vision deficiencies");
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut l.particles, "particles");
+        ui.checkbox(&mut l.trails, "trails");
+    });
+}
+
+/// Engine, training controls and the network settings.
+fn training_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx, cmds: &mut Vec<Command>) {
+    if cx.platform.gpu.is_some() {
+        let mut choice = cx.host.choice;
+        ui.horizontal(|ui| {
+            ui.label("Engine");
+            ui.selectable_value(&mut choice, EngineChoice::Gpu, "GPU (WGSL)");
+            ui.selectable_value(&mut choice, EngineChoice::Cpu, "CPU");
+        });
+        if choice != cx.host.choice {
+            cmds.push(Command::SetEngine(choice));
+        }
+    }
+    ui.horizontal(|ui| {
+        let label = if st.training { "Pause" } else { "Train" };
+        if ui.button(label).clicked() {
+            st.training = !st.training;
+        }
+        if ui
+            .add_enabled(!st.training, egui::Button::new("Step"))
+            .on_hover_text("One training step (while paused)")
+            .clicked()
+        {
+            cmds.push(Command::TrainSteps(1));
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("A fresh network")
+            .clicked()
+        {
+            cmds.push(Command::ResetNetwork);
+        }
+    });
+    let s = &mut st.settings;
+    ui.add(egui::Slider::new(&mut s.width, 8..=crate::gpu::MAX_GPU_WIDTH).text("width"));
+    ui.add(egui::Slider::new(&mut s.depth, 1..=6).text("depth"));
+    ui.add(
+        egui::Slider::new(&mut s.batch, 16..=4096)
+            .logarithmic(true)
+            .text("batch"),
+    );
+    ui.add(
+        egui::Slider::new(&mut s.lr, 1e-5..=1e-1)
+            .logarithmic(true)
+            .text("learning rate"),
+    );
+    let h = &cx.host.history;
+    ui.label(format!("step {} · {:.0} steps/s", h.steps, h.steps_per_s));
+}

@@ -1,0 +1,249 @@
+//! The sampler panel: any sampler, Play / Pause / Step / Slow motion / Restart, progress,
+//! mode-weight bars, the split view and guidance.
+
+use eframe::egui::{self, Color32};
+
+use super::PanelCtx;
+use crate::app::explain;
+use crate::engine::{EngineChoice, SLOTS};
+use crate::sim::metrics::RunStats;
+use crate::sim::samplers::SamplerKind;
+use crate::state::command::Command;
+use crate::state::{SplitMode, State};
+
+/// Title drawn on a canvas of the split view.
+pub fn side_title(st: &State, side: usize) -> Option<String> {
+    match st.split {
+        SplitMode::Off => None,
+        SplitMode::Samplers => Some(format!(
+            "{} {}",
+            ["A", "B"][side.min(1)],
+            st.samplers[side.min(SLOTS - 1)].kind.name()
+        )),
+        SplitMode::Density => Some(
+            if side == 0 {
+                "true log pₜ"
+            } else {
+                "learned log pₜ (PF-ODE)"
+            }
+            .into(),
+        ),
+    }
+}
+
+/// The sampler panel.
+pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        ui.strong("Sampler");
+        let split = &mut st.split;
+        ui.label("split:");
+        ui.selectable_value(split, SplitMode::Off, "off");
+        ui.selectable_value(split, SplitMode::Samplers, "A | B")
+            .on_hover_text(explain::SPLIT);
+        ui.selectable_value(split, SplitMode::Density, "true | learned")
+            .on_hover_text(explain::SPLIT);
+    });
+    let slot = if st.split == SplitMode::Samplers {
+        ui.horizontal(|ui| {
+            ui.label("edit");
+            ui.selectable_value(&mut cx.ui.edit_slot, 0, "A");
+            ui.selectable_value(&mut cx.ui.edit_slot, 1, "B");
+        });
+        cx.ui.edit_slot.min(SLOTS - 1)
+    } else {
+        0
+    };
+    let live = &mut st.samplers[slot];
+    let mut picked = None;
+    egui::ComboBox::from_id_salt(("sampler_kind", slot))
+        .selected_text(live.kind.name())
+        .width(170.0)
+        .show_ui(ui, |ui| {
+            for (i, k) in SamplerKind::ALL.into_iter().enumerate() {
+                if ui
+                    .selectable_label(live.kind == k, format!("{} {}", i + 1, k.name()))
+                    .on_hover_text(explain::sampler(k))
+                    .clicked()
+                {
+                    picked = Some(k);
+                }
+            }
+        })
+        .response
+        .on_hover_text(explain::sampler(live.kind));
+    if let Some(k) = picked {
+        *live = live.with_kind(k, &cx.data.mixture);
+        live.enabled = true;
+    }
+    match live.kind {
+        SamplerKind::AnnealedLangevin => {
+            ui.add(egui::Slider::new(&mut live.levels, 2..=200).text("levels L"));
+            ui.add(
+                egui::Slider::new(&mut live.steps, 1..=1000)
+                    .logarithmic(true)
+                    .text("steps per level T"),
+            );
+            ui.add(
+                egui::Slider::new(&mut live.eps, 1e-7..=1e-2)
+                    .logarithmic(true)
+                    .text("ε"),
+            );
+        }
+        SamplerKind::Langevin => {
+            ui.add(
+                egui::Slider::new(&mut live.steps, 1..=20_000)
+                    .logarithmic(true)
+                    .text("steps"),
+            );
+            ui.add(
+                egui::Slider::new(&mut live.eps, 1e-4..=1.0)
+                    .logarithmic(true)
+                    .text("step α"),
+            );
+        }
+        SamplerKind::OdeRk45 => {
+            ui.label("adaptive steps (rtol = atol = 1e-5)");
+        }
+        k => {
+            ui.add(
+                egui::Slider::new(&mut live.steps, 2..=5000)
+                    .logarithmic(true)
+                    .text("time steps N"),
+            );
+            if k == SamplerKind::Pc {
+                ui.add(egui::Slider::new(&mut live.snr, 0.0..=1.0).text("snr"));
+            }
+        }
+    }
+    let max_n = if cx.host.choice == EngineChoice::Gpu && cx.platform.gpu.is_some() {
+        crate::engine::MAX_PARTICLES
+    } else {
+        20_000
+    };
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut live.exact, false, "learned score");
+        ui.selectable_value(&mut live.exact, true, "exact score");
+    });
+    ui.add(
+        egui::Slider::new(&mut live.n, 100..=max_n)
+            .logarithmic(true)
+            .text("particles"),
+    );
+    // Guidance (conditional generation) on this sampler.
+    ui.horizontal(|ui| {
+        let mut on = live.guide.is_some();
+        ui.checkbox(&mut on, "guide to #")
+            .on_hover_text(explain::GUIDE);
+        let n = cx.data.mixture.len();
+        let mut g = live.guide.unwrap_or(crate::engine::Guide {
+            component: 0,
+            gamma: 1.0,
+        });
+        let mut k = g.component + 1;
+        ui.add_enabled(on, egui::DragValue::new(&mut k).range(1..=n.max(1)));
+        ui.add_enabled(on, egui::Slider::new(&mut g.gamma, 0.0..=10.0).text("γ"));
+        g.component = k.saturating_sub(1).min(n.saturating_sub(1));
+        live.guide = on.then_some(g);
+    });
+    ui.horizontal(|ui| {
+        let play = if st.paused { "Play" } else { "Pause" };
+        if ui.button(play).on_hover_text("space").clicked() {
+            cmds.push(Command::TogglePlay);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text("s: one step (pauses)")
+            .clicked()
+        {
+            cmds.push(Command::StepSampler);
+        }
+        let mut slow = live.speed < 0.5;
+        if ui
+            .toggle_value(&mut slow, "Slow")
+            .on_hover_text("slow motion")
+            .changed()
+        {
+            live.speed = if slow { 0.05 } else { 1.0 };
+        }
+        if ui
+            .button("Restart")
+            .on_hover_text("r: fresh noise from the prior")
+            .clicked()
+        {
+            cmds.push(Command::RestartSampling);
+        }
+        ui.checkbox(&mut live.repeat, "loop");
+    });
+
+    for s in 0..SLOTS {
+        if s == 1 && st.split != SplitMode::Samplers {
+            break;
+        }
+        let name = if st.split == SplitMode::Samplers {
+            ["A: ", "B: "][s]
+        } else {
+            ""
+        };
+        if let Some(status) = cx.host.sampler[s] {
+            let sde = cx.sde;
+            let frac = if status.total > 0 {
+                status.step as f32 / status.total as f32
+            } else {
+                0.0
+            };
+            ui.add(
+                egui::ProgressBar::new(if status.done { 1.0 } else { frac }).text(format!(
+                    "{name}t = {:.3} · σ = {:.3} · NFE {}{}",
+                    status.t,
+                    sde.effective_sigma(status.t.max(1e-5)),
+                    status.nfe,
+                    if status.done { " · done" } else { "" }
+                )),
+            );
+        }
+        if let Some(r) = &cx.host.runs[s] {
+            weights_ui(ui, st.split, cx.ui.flags.panels().charts, s, r);
+        }
+    }
+}
+
+fn weights_ui(ui: &mut egui::Ui, split: SplitMode, charts: bool, slot: usize, r: &RunStats) {
+    use egui_plot::{Bar, BarChart, Plot};
+    ui.label(format!(
+        "{}mode weights (max error {:.3}) · NLL {:.2} (true samples {:.2})",
+        if split == SplitMode::Samplers {
+            ["A ", "B "][slot]
+        } else {
+            ""
+        },
+        r.max_weight_error,
+        r.nll,
+        r.nll_of_true_samples
+    ));
+    if let Some(m) = &r.diverged_message {
+        ui.colored_label(Color32::from_rgb(255, 150, 90), m);
+    }
+    if !charts {
+        return;
+    }
+    let sampled: Vec<Bar> = r
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(k, w)| Bar::new(k as f64 + 1.0 - 0.18, *w).width(0.34))
+        .collect();
+    let truth: Vec<Bar> = r
+        .true_weights
+        .iter()
+        .enumerate()
+        .map(|(k, w)| Bar::new(k as f64 + 1.0 + 0.18, *w).width(0.34))
+        .collect();
+    Plot::new(("weights", slot))
+        .height(70.0)
+        .allow_scroll(false)
+        .allow_drag(false)
+        .show(ui, |p| {
+            p.bar_chart(BarChart::new("samples", sampled).color(Color32::from_rgb(110, 240, 130)));
+            p.bar_chart(BarChart::new("true", truth).color(Color32::from_rgb(90, 170, 255)));
+        });
+}

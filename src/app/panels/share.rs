@@ -1,0 +1,106 @@
+//! Share link, exports, import, the charts and the keyboard help.
+
+use eframe::egui;
+
+use super::PanelCtx;
+use crate::app::host::Host;
+use crate::app::{explain, files};
+use crate::state::command::Command;
+use crate::state::State;
+
+/// Share link, exports and import.
+pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
+    ui.strong("Share & export");
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .button("Copy link")
+            .on_hover_text("The whole scene, model settings, samplers and view, in the URL")
+            .clicked()
+        {
+            ui.ctx().copy_text(cx.link.clone());
+            cx.ui.file_message = Some("Link copied.".into());
+        }
+        if ui.button("PNG").clicked() {
+            cmds.push(Command::ExportPng(0));
+        }
+        if ui.button("samples CSV").clicked() {
+            cx.ui.file_message = Some(match cx.host.runs[0].as_ref().map(|r| &r.points) {
+                Some(pts) => {
+                    let mut csv = String::from("x,y\n");
+                    for p in pts {
+                        csv.push_str(&format!("{},{}\n", p.x, p.y));
+                    }
+                    files::save("scorelab-samples.csv", "text/csv", csv.as_bytes())
+                }
+                None => "No finished run yet: let a sampler finish first.".into(),
+            });
+        }
+        if ui.button("model JSON").clicked() {
+            cmds.push(Command::ExportModel(0));
+        }
+        if ui.button("scene JSON").clicked() {
+            let text = serde_json::to_string_pretty(st).unwrap_or_default();
+            cx.ui.file_message = Some(files::save(
+                "scorelab-scene.json",
+                "application/json",
+                text.as_bytes(),
+            ));
+        }
+        if ui
+            .button("Import…")
+            .on_hover_text("A model or scene JSON file (or drop it onto the canvas)")
+            .clicked()
+        {
+            cx.ui.file_message = files::pick_file();
+        }
+        if ui.button("? help").on_hover_text("h").clicked() {
+            cmds.push(Command::ToggleHelp);
+        }
+    });
+    if let Some(m) = &cx.ui.file_message {
+        ui.label(m);
+    }
+}
+
+/// Loss and Fisher charts.
+pub fn charts_ui(ui: &mut egui::Ui, host: &Host) {
+    let h = &host.history;
+    ui.label("DSM loss");
+    chart(ui, "loss", &h.loss);
+    ui.label(format!(
+        "Fisher divergence to the exact score{}",
+        h.fisher
+            .last()
+            .map_or(String::new(), |f| format!(": {:.3}", f[1]))
+    ));
+    chart(ui, "fisher", &h.fisher);
+}
+
+fn chart(ui: &mut egui::Ui, name: &str, points: &[[f64; 2]]) {
+    use egui_plot::{Line, Plot, PlotPoints};
+    Plot::new(name)
+        .height(80.0)
+        .allow_scroll(false)
+        .allow_drag(false)
+        .show(ui, |p| {
+            p.line(Line::new(name, PlotPoints::from(points.to_vec())));
+        });
+}
+
+/// The keyboard help overlay.
+pub fn help_window(ctx: &egui::Context, open: &mut bool) {
+    egui::Window::new("Keyboard & mouse")
+        .open(open)
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+        .show(ctx, |ui| {
+            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                for (k, what) in explain::SHORTCUTS {
+                    ui.strong(*k);
+                    ui.label(*what);
+                    ui.end_row();
+                }
+            });
+        });
+}

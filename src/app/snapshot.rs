@@ -1,0 +1,143 @@
+//! The JSON snapshot published each frame for `window.scorelab.state()` (the browser tests
+//! and the benchmark read it). Its keys are a stable API: the state's own fields appear
+//! under the names they had before the state schema was unified.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::app::perf::PerfSummary;
+use crate::app::ScoreLabApp;
+use crate::engine::{LiveSampling, SamplerStatus, TrainSettings, SLOTS};
+use crate::sim::metrics::RunStats;
+use crate::state::link::Panels;
+use crate::state::{ArrowMode, Layers, Palette, Scene, SplitMode};
+
+static STATE: Mutex<String> = Mutex::new(String::new());
+
+/// The latest app state as JSON (empty object before the first frame).
+pub fn state_json() -> String {
+    let s = STATE.lock().map(|s| s.clone()).unwrap_or_default();
+    if s.is_empty() {
+        "{}".into()
+    } else {
+        s
+    }
+}
+
+/// The snapshot (`window.scorelab.state()`).
+#[derive(Clone, Debug, Serialize)]
+struct StateSnapshot<'a> {
+    /// Renderer backend (wgpu's name, e.g. "BrowserWebGpu").
+    backend: &'a str,
+    adapter: &'a str,
+    device_type: &'a str,
+    /// Compute engine: "WebGPU", "GPU" or "CPU".
+    engine: &'a str,
+    /// Why the GPU engine is not used, if it is not.
+    fallback_reason: Option<&'a str>,
+    frame: u64,
+    fps: f64,
+    /// The frame budget over the last frames (`app::perf`).
+    perf: PerfSummary,
+    step: u64,
+    steps_per_s: f64,
+    loss: Option<f64>,
+    fisher: Option<f64>,
+    /// The training step at which `fisher` was measured.
+    fisher_step: Option<u64>,
+    n_samples: usize,
+    training: bool,
+    /// Live particles of sampler 1 (0 when off).
+    particles: usize,
+    /// Sampler 1's run, step, NFE and time.
+    sampler: Option<SamplerStatus>,
+    /// Every live sampler's status (the split view shows two).
+    samplers: &'a [Option<SamplerStatus>; SLOTS],
+    sampling: &'a LiveSampling,
+    /// Every live sampler's settings.
+    samplings: &'a [LiveSampling; SLOTS],
+    /// Mode weights and NLL of each sampler's last finished run.
+    runs: [Option<&'a RunStats>; SLOTS],
+    split: SplitMode,
+    /// The share link of the current state (`#s=…`, with the embed flags).
+    link: String,
+    /// Why the link the page was opened with was refused, if it was.
+    link_error: Option<&'a str>,
+    panels: Panels,
+    lessons: serde_json::Value,
+    sampling_paused: bool,
+    settings: &'a TrainSettings,
+    layers: &'a Layers,
+    arrows: ArrowMode,
+    palette: Palette,
+    scene: &'a Scene,
+    selected: Option<usize>,
+    can_undo: bool,
+    can_redo: bool,
+    /// The plot's rectangle in CSS pixels [x, y, width, height] (what `exportPng` captures).
+    plot_rect: [f32; 4],
+    error: Option<&'a str>,
+    warning: Option<&'a str>,
+}
+
+impl ScoreLabApp {
+    /// Publish this frame's snapshot.
+    pub(crate) fn publish_state(&self) {
+        let (st, host, ui) = (&self.state, &self.host, &self.ui);
+        let r = ui.plot_rect;
+        let b = &self.platform.backend;
+        let h = &host.history;
+        let snap = StateSnapshot {
+            backend: &b.backend,
+            adapter: &b.adapter,
+            device_type: &b.device_type,
+            engine: host.engine.as_ref().map_or("none", |e| e.label()),
+            fallback_reason: self.platform.fallback_reason.as_deref(),
+            frame: self.clock.frame,
+            fps: self.clock.fps,
+            perf: self.clock.perf.summary(),
+            step: h.steps,
+            steps_per_s: h.steps_per_s,
+            loss: h.loss_ema,
+            fisher: h.fisher.last().map(|f| f[1]),
+            fisher_step: h.fisher.last().map(|f| f[0] as u64),
+            n_samples: self.data.samples.len(),
+            training: st.training,
+            particles: if st.samplers[0].enabled {
+                host.sampler[0].map_or(0, |s| s.n)
+            } else {
+                0
+            },
+            sampler: host.sampler[0],
+            samplers: &host.sampler,
+            sampling: &st.samplers[0],
+            samplings: &st.samplers,
+            runs: [host.runs[0].as_ref(), host.runs[1].as_ref()],
+            split: st.split,
+            link: self.link(),
+            link_error: ui.link_error.as_deref(),
+            panels: ui.flags.panels(),
+            lessons: self.lessons.state_json(),
+            sampling_paused: st.paused,
+            settings: &st.settings,
+            layers: &st.layers,
+            arrows: st.arrows,
+            palette: st.palette,
+            scene: &st.scene,
+            selected: self.canvas.selected,
+            can_undo: !self.data.undo.is_empty(),
+            can_redo: !self.data.redo.is_empty(),
+            plot_rect: if r.is_positive() {
+                [r.min.x, r.min.y, r.width(), r.height()]
+            } else {
+                [0.0; 4]
+            },
+            error: ui.error.as_deref(),
+            warning: ui.warning.as_deref(),
+        };
+        if let (Ok(text), Ok(mut slot)) = (serde_json::to_string(&snap), STATE.lock()) {
+            *slot = text;
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The one state schema (no egui): everything the user has made, serde-serialisable.
+//! The share link (`#s=…`), `window.scorelab.state()/setConfig/setScene`, scene files and
+//! the panel all read and write [`State`]; changes arrive as [`command::Command`]s that the
+//! app applies in one place (`app::apply`), which compares the old and the new state to
+//! decide what the engine must redo.
+//!
+//! Key vocabulary (the state's own field names, documented in `docs/ARCHITECTURE.md`):
+//! `scene{mixture,sde,t,seed}`, `settings{width,depth,batch,lr}`,
+//! `samplers[{enabled,exact,n,kind,levels,steps,eps,snr,speed,repeat,guide}]`, `split`,
+//! `layers{…}`, `arrows`, `training`, `paused`, `ode_paths`, `probe`, `inpaint`, `view`,
+//! `palette`. `setConfig` takes the same names (the sampler keys for `slot`), and still
+//! accepts the older spellings (`particles`, `sampler_eps`, `exact_particles`, …) as aliases.
+
+pub mod base64;
+pub mod command;
+pub mod link;
+pub mod patch;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{LiveSampling, TrainSettings, SLOTS};
+use crate::sim::guidance::InpaintMethod;
+use crate::sim::mixture::{presets, GaussianMixture, MixtureSpec};
+use crate::sim::samplers::SamplerKind;
+use crate::sim::sde::SdeKind;
+
+/// Most particles an inpainting run may ask for.
+pub const MAX_INPAINT_N: usize = 20_000;
+/// Most reverse-SDE steps of an inpainting run.
+pub const MAX_INPAINT_STEPS: usize = 5_000;
+/// Largest |coordinate| accepted for points in a link (probe, inpainting line, view box).
+pub const MAX_COORD: f64 = 1e4;
+
+/// The data distribution and the noise level shown. Missing fields take their defaults;
+/// unknown ones are refused (also `setScene`'s argument).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scene {
+    /// The data distribution.
+    pub mixture: MixtureSpec,
+    /// Forward SDE.
+    pub sde: SdeKind,
+    /// Noise level shown, as SDE time t ∈ [0, 1].
+    pub t: f64,
+    /// Seed for samples.
+    pub seed: u32,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self {
+            mixture: presets::by_name("ncsn").unwrap_or(MixtureSpec {
+                components: Vec::new(),
+            }),
+            sde: SdeKind::Ve,
+            t: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl Scene {
+    /// Range checks (the mixture validates; t ∈ [0, 1]).
+    pub fn validate(&self) -> Result<GaussianMixture, String> {
+        let m = GaussianMixture::from_spec(&self.mixture).map_err(|e| e.to_string())?;
+        if !(self.t.is_finite() && (0.0..=1.0).contains(&self.t)) {
+            return Err(format!("t must be in [0, 1] (got {})", self.t));
+        }
+        Ok(m)
+    }
+}
+
+/// Layers of the canvas (all drawn at the chosen noise level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Layers {
+    /// Samples from the data distribution.
+    pub samples: bool,
+    /// Heatmap of the true perturbed log-density log p_t.
+    pub true_density: bool,
+    /// Heatmap of the learned log-density (PF-ODE likelihood of the model at t).
+    pub learned_density: bool,
+    /// Score arrows.
+    pub arrows: bool,
+    /// Live sampler particles.
+    pub particles: bool,
+    /// Fading trails behind the particles.
+    pub trails: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Self {
+            samples: true,
+            true_density: true,
+            learned_density: false,
+            arrows: true,
+            particles: true,
+            trails: true,
+        }
+    }
+}
+
+/// Which field the arrows show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrowMode {
+    /// The network's score.
+    #[default]
+    Learned,
+    /// The exact score of the perturbed mixture.
+    Exact,
+    /// learned − exact.
+    Difference,
+}
+
+/// What the split view shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMode {
+    /// One canvas.
+    #[default]
+    Off,
+    /// Two samplers side by side on the same mixture and model.
+    Samplers,
+    /// True log p_t (left) beside the learned PF-ODE log-density (right).
+    Density,
+}
+
+/// The colour map of the density heatmaps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Palette {
+    /// Dark blue → violet → orange → pale yellow (the original map).
+    #[default]
+    Classic,
+    /// Cividis: perceptually uniform and readable with colour-vision deficiencies.
+    Cividis,
+}
+
+/// 2D inpainting: observe x₁ = c, sample x₂.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InpaintSpec {
+    /// The observed x₁.
+    pub c: f64,
+    /// Replacement (uses the chosen score) or the exact conditional score.
+    pub method: InpaintMethod,
+    /// Particles.
+    pub n: usize,
+    /// Reverse-SDE steps.
+    pub steps: usize,
+    /// Replacement follows the exact joint score instead of the learned one.
+    #[serde(default)]
+    pub exact: bool,
+}
+
+impl Default for InpaintSpec {
+    fn default() -> Self {
+        Self {
+            c: 0.0,
+            method: InpaintMethod::ExactConditional,
+            n: 1000,
+            steps: 500,
+            exact: false,
+        }
+    }
+}
+
+impl InpaintSpec {
+    /// Range checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.c.is_finite() && self.c.abs() <= MAX_COORD) {
+            return Err(format!(
+                "the inpainting line x₁ = c needs |c| ≤ {MAX_COORD}"
+            ));
+        }
+        if !(1..=MAX_INPAINT_N).contains(&self.n) || !(1..=MAX_INPAINT_STEPS).contains(&self.steps)
+        {
+            return Err(format!(
+                "inpainting needs 1..={MAX_INPAINT_N} particles and 1..={MAX_INPAINT_STEPS} steps"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything the user has made (and a link, a scene file or `state()` holds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct State {
+    /// Mixture, SDE, noise level, seed.
+    pub scene: Scene,
+    /// Network and optimiser.
+    pub settings: TrainSettings,
+    /// Live samplers A and B (B runs in the split view). A link may hold only A.
+    #[serde(deserialize_with = "one_or_two_samplers")]
+    pub samplers: [LiveSampling; SLOTS],
+    /// Split view.
+    pub split: SplitMode,
+    /// Layer toggles.
+    pub layers: Layers,
+    /// Arrow field.
+    pub arrows: ArrowMode,
+    /// Train continuously.
+    pub training: bool,
+    /// The live particles are frozen where they are.
+    pub paused: bool,
+    /// Probability-flow ODE paths from a grid of start points.
+    pub ode_paths: bool,
+    /// The probe particle, if dropped.
+    pub probe: Option<[f64; 2]>,
+    /// Inpainting, if on.
+    pub inpaint: Option<InpaintSpec>,
+    /// The visible data box [x_lo, y_lo, x_hi, y_hi] (fitted to the data when absent).
+    pub view: Option<[f64; 4]>,
+    /// Colour map of the density heatmaps.
+    pub palette: Palette,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            scene: Scene::default(),
+            settings: TrainSettings::small(),
+            samplers: [LiveSampling::small(), second_sampler()],
+            split: SplitMode::Off,
+            layers: Layers::default(),
+            arrows: ArrowMode::Learned,
+            training: true,
+            paused: false,
+            ode_paths: false,
+            probe: None,
+            inpaint: None,
+            view: None,
+            palette: Palette::default(),
+        }
+    }
+}
+
+/// The second live sampler's default (split view): plain Langevin, the failure case beside
+/// annealed Langevin (NCSN Fig. 3).
+pub fn second_sampler() -> LiveSampling {
+    let mut l = LiveSampling::small();
+    l.kind = SamplerKind::Langevin;
+    l.steps = 1000;
+    l.eps = 0.05;
+    l
+}
+
+/// Links from before the split view hold one sampler: B keeps its default then.
+fn one_or_two_samplers<'de, D>(d: D) -> Result<[LiveSampling; SLOTS], D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let v = Vec::<LiveSampling>::deserialize(d)?;
+    let mut it = v.into_iter();
+    match (it.next(), it.next(), it.next()) {
+        (Some(a), b, None) => Ok([a, b.unwrap_or_else(second_sampler)]),
+        _ => Err(serde::de::Error::custom(format!(
+            "a link holds 1..={SLOTS} samplers"
+        ))),
+    }
+}
+
+impl State {
+    /// Every range check (scene, settings, samplers, points); returns the valid mixture.
+    pub fn validate(&self) -> Result<GaussianMixture, String> {
+        let mixture = self.scene.validate()?;
+        self.settings.validate()?;
+        for (i, s) in self.samplers.iter().enumerate() {
+            s.validate()
+                .map_err(|e| format!("sampler {}: {e}", i + 1))?;
+            if let Some(g) = s.guide {
+                if g.component >= mixture.len() {
+                    return Err(format!(
+                        "sampler {}: guidance toward component {} of {}",
+                        i + 1,
+                        g.component + 1,
+                        mixture.len()
+                    ));
+                }
+            }
+        }
+        if let Some(p) = self.probe {
+            if !p.iter().all(|v| v.is_finite() && v.abs() <= MAX_COORD) {
+                return Err(format!(
+                    "the probe needs finite coordinates within ±{MAX_COORD}"
+                ));
+            }
+        }
+        if let Some(i) = &self.inpaint {
+            i.validate()?;
+        }
+        if let Some(v) = self.view {
+            let ok = v.iter().all(|x| x.is_finite() && x.abs() <= MAX_COORD)
+                && v[2] - v[0] > 1e-3
+                && v[3] - v[1] > 1e-3;
+            if !ok {
+                return Err("the view box needs finite corners with lo < hi".into());
+            }
+        }
+        Ok(mixture)
+    }
+
+    /// Sampler `slot` as the engine runs it: B only runs in the split view.
+    pub fn running(&self, slot: usize) -> LiveSampling {
+        let mut l = self.samplers[slot].clone();
+        l.enabled &= slot == 0 || self.split == SplitMode::Samplers;
+        l
+    }
+}
