@@ -8,6 +8,8 @@
 //! readback requests) and the trait's provided methods built on it; an engine supplies only
 //! `frame`, `set_mixture`, `particles` and how to start a slot's run.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod batch;
 pub mod cpu;
 pub mod gpu;
 pub mod settings;

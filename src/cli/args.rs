@@ -1,0 +1,192 @@
+//! The command line's flags (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::EngineChoice;
+use crate::sim::samplers::SamplerKind;
+use crate::sim::sde::SdeKind;
+
+/// ScoreLab: score-based generative models on 2D Gaussian mixtures.
+#[derive(Parser, Debug)]
+#[command(name = "scorelab", version, about, long_about = None)]
+pub struct Cli {
+    /// Run a headless command; without one, the desktop window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a score network by denoising score matching; writes MODEL.json.
+    Train(TrainArgs),
+    /// Draw samples with a sampler; writes a CSV with header x,y.
+    Sample(SampleArgs),
+    /// PF-ODE log-likelihood of points; writes x,y,logp_model,logp_true.
+    Likelihood(LikelihoodArgs),
+    /// Print metrics (Fisher divergence per noise level; with --samples, sample metrics) as JSON.
+    Eval(EvalArgs),
+    /// Benchmarks as JSON (driven by `cargo xtask bench`).
+    #[command(hide = true)]
+    Bench {
+        /// A seconds-long smoke version.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+/// Where the data distribution comes from.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Mixture JSON file: {"components":[{"weight":0.2,"mean":[-5,-5],"cov":[[1,0],[0,1]]}, …]}.
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub mixture: Option<PathBuf>,
+    /// A named preset: ncsn, ring8, grid25, spiral, two-moons-ish, anisotropic3 [default: ncsn].
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+}
+
+fn parse_sde(s: &str) -> Result<SdeKind, String> {
+    SdeKind::parse(s).ok_or_else(|| format!("unknown SDE '{s}' (known: ve, vp, subvp)"))
+}
+
+fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
+    SamplerKind::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown sampler '{s}' (known: {})", names.join(", "))
+    })
+}
+
+/// Compute backend.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU reference engine (`sim`).
+    Cpu,
+    /// The WGSL engine on the best native adapter (lavapipe on machines without a GPU).
+    Gpu,
+}
+
+impl From<Backend> for EngineChoice {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Cpu => EngineChoice::Cpu,
+            Backend::Gpu => EngineChoice::Gpu,
+        }
+    }
+}
+
+/// `train` flags.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub(super) data: DataArgs,
+    /// Training steps.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub(super) steps: u32,
+    /// Samples per step.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(super) batch: u32,
+    /// Forward SDE: ve, vp or subvp.
+    #[arg(long, value_parser = parse_sde, default_value = "ve")]
+    pub(super) sde: SdeKind,
+    /// Hidden width.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(super) width: u32,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub(super) depth: u32,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
+    pub(super) lr: f32,
+    /// Seed (weights and batches).
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u32,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub(super) backend: Backend,
+    /// Output model file.
+    #[arg(long, value_name = "MODEL.json", default_value = "model.json")]
+    pub(super) out: PathBuf,
+    /// Optional CSV log with columns step,loss (and fisher every 500 steps).
+    #[arg(long, value_name = "TRAIN.csv")]
+    pub(super) log: Option<PathBuf>,
+}
+
+/// Which score to use.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub(super) data: DataArgs,
+    /// `exact` (closed form) or a MODEL.json written by `train`.
+    #[arg(long, default_value = "exact", value_name = "exact|MODEL.json")]
+    pub(super) score: String,
+    /// SDE for the exact score: ve, vp or subvp (a model file carries its own) [default: ve].
+    #[arg(long, value_parser = parse_sde)]
+    pub(super) sde: Option<SdeKind>,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub(super) backend: Backend,
+}
+
+/// `sample` flags.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub(super) score: ScoreArgs,
+    /// Sampler: langevin, annealed-langevin, reverse-sde, ancestral, pc, ode-euler, ode-heun,
+    /// ode-rk4, ode-rk45.
+    #[arg(long, value_parser = parse_sampler, default_value = "annealed-langevin")]
+    pub(super) sampler: SamplerKind,
+    /// Number of samples.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub(super) n: u32,
+    /// Steps (Langevin: total; annealed: per level; SDE/ODE: time steps) [default: per sampler].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(super) steps: Option<u32>,
+    /// Noise levels of annealed Langevin [default: 50].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub(super) levels: Option<u32>,
+    /// Langevin step α / annealed ε [default: 0.05 / 2e-5].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) step_size: Option<f64>,
+    /// Predictor–corrector signal-to-noise ratio.
+    #[arg(long, default_value_t = 0.16, allow_negative_numbers = true)]
+    pub(super) snr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u32,
+    /// Output CSV (header x,y).
+    #[arg(long, value_name = "SAMPLES.csv", default_value = "samples.csv")]
+    pub(super) out: PathBuf,
+}
+
+/// `likelihood` flags.
+#[derive(Args, Debug)]
+pub struct LikelihoodArgs {
+    #[command(flatten)]
+    pub(super) score: ScoreArgs,
+    /// Points CSV (header x,y).
+    #[arg(long, value_name = "POINTS.csv")]
+    pub(super) points: PathBuf,
+    /// Output CSV (x,y,logp_model,logp_true).
+    #[arg(long, value_name = "LOGP.csv", default_value = "logp.csv")]
+    pub(super) out: PathBuf,
+    /// GPU backend only: fixed RK4 steps of the PF-ODE (the CPU adapts its steps, RK45).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(super) steps: u32,
+}
+
+/// `eval` flags.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub(super) score: ScoreArgs,
+    /// Optional samples CSV to score against the truth.
+    #[arg(long, value_name = "SAMPLES.csv")]
+    pub(super) samples: Option<PathBuf>,
+    /// Points per noise level for the Fisher divergence.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub(super) fisher_points: u32,
+}
