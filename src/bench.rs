@@ -32,7 +32,7 @@ pub fn setup(width: usize) -> (GaussianMixture, Sde, ScoreNet) {
     let spec = presets::by_name("ring8").unwrap_or_else(|| unreachable!("ring8 is a preset"));
     let m =
         GaussianMixture::from_spec(&spec).unwrap_or_else(|e| unreachable!("ring8 is valid: {e}"));
-    let sde = Sde::new(SdeKind::Ve, m.max_pairwise_distance());
+    let sde = Sde::at_origin(SdeKind::Ve, &m);
     let net = ScoreNet::new(
         NetConfig {
             width,

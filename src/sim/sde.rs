@@ -164,6 +164,13 @@ impl Sde {
         }
     }
 
+    /// The SDE of `kind` at the origin with unit scale and VE σ_max = the largest distance
+    /// between `mixture`'s means: how every SDE was built before data frames (what model
+    /// files without a frame were trained in, and what the closed-form tests use).
+    pub fn at_origin(kind: SdeKind, mixture: &GaussianMixture) -> Self {
+        Self::new(kind, mixture.max_pairwise_distance())
+    }
+
     /// The SDE of `kind` in `mixture`'s own frame (module docs): centre and scale from
     /// [`Frame::of`], VE σ_max by Song & Ermon's technique 1 and σ_min relative to the
     /// narrowest component.

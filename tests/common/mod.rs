@@ -1,6 +1,6 @@
-//! Shared by the science tests of both engines (tests/cpu_reference.rs, tests/gpu_parity.rs).
+//! Fixtures shared by the science tests of both engines (tests/cpu_reference, tests/gpu_parity).
 
-use scorelab::sim::mixture::{ComponentSpec, GaussianMixture, MixtureSpec};
+use scorelab::sim::mixture::{presets, ComponentSpec, GaussianMixture, MixtureSpec};
 use scorelab::sim::rng::StreamRng;
 use scorelab::sim::Vec2;
 
@@ -39,4 +39,9 @@ pub fn dragged_mixture(seed: u32) -> GaussianMixture {
         comps[0].weight = 0.03 / 0.97 * rest;
     }
     GaussianMixture::from_spec(&MixtureSpec { components: comps }).unwrap()
+}
+
+/// A named preset (panics on an unknown name: a test typo).
+pub fn preset(name: &str) -> GaussianMixture {
+    GaussianMixture::from_spec(&presets::by_name(name).unwrap()).unwrap()
 }

@@ -339,14 +339,16 @@ impl Stages {
     }
 }
 
-/// The integration-test targets (tests/*.rs), each its own stage so its time shows.
+/// The integration-test targets (tests/*.rs and tests/*/main.rs, as cargo finds them), each
+/// its own stage so its time shows.
 fn integration_tests(root: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("tests"))
         .map_err(|e| format!("cannot list tests/: {e}"))?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();
-            (p.extension()? == "rs").then(|| p.file_stem()?.to_str().map(str::to_string))?
+            let target = p.extension().is_some_and(|x| x == "rs") || p.join("main.rs").is_file();
+            target.then(|| p.file_stem()?.to_str().map(str::to_string))?
         })
         .collect();
     names.sort();
@@ -378,9 +380,7 @@ fn test_stages(root: &Path, stages: &mut Stages) -> Result<()> {
         cargo_test(&["--lib", "--bins"])
     })?;
     for name in integration_tests(root)? {
-        stages.time(&format!("tests/{name}.rs"), || {
-            cargo_test(&["--test", &name])
-        })?;
+        stages.time(&format!("tests/{name}"), || cargo_test(&["--test", &name]))?;
     }
     stages.time("doc tests", || cargo_test(&["--doc"]))?;
     let dist = stages.time("build dist/ (two wasm builds)", dist)?;
