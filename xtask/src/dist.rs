@@ -1,0 +1,156 @@
+//! `cargo xtask dist`: the static site (two wasm builds, wasm-bindgen in-process, wasm-opt when
+//! installed), and the system packages the tasks need.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::*;
+
+/// Install Debian packages that are not installed yet (as root, or through `sudo -n`).
+pub(crate) fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?}");
+    let is_root = output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if is_root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
+        if !is_root {
+            c.args(["-n", "apt-get"]);
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    run(&mut apt(&args))
+        .map_err(|e| format!("{e}; install {missing:?} by hand (they are needed by the tests)"))
+}
+
+/// Oldest wasm-opt we run (108, Debian 12's, is known broken for this output; see `dist`).
+pub(crate) const MIN_WASM_OPT: u32 = 116;
+
+pub(crate) const WASM_OPT_FLAGS: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-reference-types",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-multivalue",
+];
+
+pub(crate) fn gzip_size(path: &Path) -> Option<u64> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .ok()?;
+    Some(out.stdout.len() as u64)
+}
+
+pub(crate) fn web_build(root: &Path, out: &Path, name: &str, flags: &[&str]) -> Result<()> {
+    run(cargo()
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "-p",
+            "scorelab",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .args(flags))?;
+    let wasm = root.join("target/wasm32-unknown-unknown/release/scorelab.wasm");
+    eprintln!("xtask: wasm-bindgen {} -> {name}", wasm.display());
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .web(true)
+        .map_err(|e| e.to_string())?
+        .typescript(false)
+        // Function names cost ≈0.3 MB gzipped; panics still print their message.
+        .remove_name_section(true)
+        .out_name(name)
+        .generate(out)
+        .map_err(|e| format!("wasm-bindgen failed: {e}"))?;
+    let bg = out.join(format!("{name}_bg.wasm"));
+    let wasm_opt_version = output(Command::new("wasm-opt").arg("--version"))
+        .and_then(|v| v.split_whitespace().find_map(|w| w.parse::<u32>().ok()));
+    if std::env::var_os("SCORELAB_NO_WASM_OPT").is_some() {
+        eprintln!("xtask: SCORELAB_NO_WASM_OPT is set; skipping wasm-opt");
+    } else if wasm_opt_version.is_some_and(|v| v < MIN_WASM_OPT) {
+        // Measured here: Debian's binaryen 108 rewrites the externref table that wasm-bindgen
+        // adds for rustc's (default) reference-types output, and the page then dies at start-up
+        // with "WebAssembly.Table.set(): Argument 1 is invalid for table".
+        eprintln!(
+            "xtask: skipping wasm-opt {}: versions before {MIN_WASM_OPT} break wasm-bindgen's externref table",
+            wasm_opt_version.unwrap_or(0)
+        );
+    } else if have("wasm-opt") {
+        let mut c = Command::new("wasm-opt");
+        c.arg("-Oz")
+            .args(WASM_OPT_FLAGS)
+            .arg(&bg)
+            .arg("-o")
+            .arg(&bg);
+        run(&mut c)?;
+    } else {
+        eprintln!("xtask: wasm-opt not installed (apt-get install binaryen); the wasm is not size-optimised");
+    }
+    let js = out.join(format!("{name}.js"));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask: {name}: wasm {} bytes ({} gzipped), js {} bytes ({} gzipped)",
+        size(&bg),
+        gzip_size(&bg).unwrap_or(0),
+        size(&js),
+        gzip_size(&js).unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// The page's two builds: (output name, extra cargo flags). The first renders with WebGPU
+/// only; the second adds the WebGL2 fallback (feature `webgl`); index.html picks one.
+pub(crate) const WEB_BUILDS: &[(&str, &[&str])] = &[
+    ("scorelab", &["--no-default-features"]),
+    ("scorelab_webgl", &[]),
+];
+
+pub(crate) fn dist() -> Result<PathBuf> {
+    let root = root();
+    ensure_wasm_target()?;
+    let out = root.join("dist");
+    if out.exists() {
+        std::fs::remove_dir_all(&out)
+            .map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for (name, flags) in WEB_BUILDS {
+        web_build(&root, &out, name, flags)?;
+    }
+    for (from, to) in [
+        ("index.html", "index.html"),
+        ("web/style.css", "style.css"),
+        ("web/embed-example.html", "embed-example.html"),
+        ("web/bench.html", "bench.html"),
+        ("web/bench.js", "bench.js"),
+    ] {
+        std::fs::copy(root.join(from), out.join(to))
+            .map_err(|e| format!("cannot copy {from}: {e}"))?;
+    }
+    eprintln!("xtask: dist/ ready");
+    Ok(out)
+}
