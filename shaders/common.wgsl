@@ -1,6 +1,10 @@
 // common.wgsl — the prelude of every ScoreLab compute module (concatenated by src/gpu/shaders.rs).
-// Structs here mirror src/gpu/layout.rs (#[repr(C)] Pod); tests/layout.rs compares offsets.
+// Structs here mirror src/gpu/layout.rs (#[repr(C)] Pod); tests/shader_validation.rs compares
+// their offsets.
 // RNG and SDE functions mirror src/sim/rng.rs and src/sim/sde.rs line by line.
+
+/// Threads per workgroup of the one-thread-per-item stages (src/gpu/mod.rs WORKGROUP_SIZE).
+const WORKGROUP_SIZE: u32 = 64u;
 
 const PI: f32 = 3.14159265358979;
 const TAU: f32 = 6.28318530717959;

@@ -3,7 +3,7 @@
 // (xy), exact score (xy), exact log p_t. With score_kind = exact the learned slot holds the
 // exact score too.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn field(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     let n = P.grid_nx * P.grid_ny;

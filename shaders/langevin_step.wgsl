@@ -2,7 +2,7 @@
 // sim::samplers::langevin_step). Plain and annealed Langevin differ only in the schedule
 // (S.t, S.alpha), which the CPU writes once per run. particles[i] = (x, x_mean).
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn langevin_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

@@ -115,7 +115,7 @@ fn augmented(x: vec2<f32>, t: f32) -> vec3<f32> {
 
 /// One RK4 step of the augmented ODE from S.t by S.dt per dispatch (like every sampler step):
 /// particles[i] = (x, Δlogp, 0). The CPU adds log p_1(x_1) at the end.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn likelihood_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

@@ -6,7 +6,7 @@
 // (highest posterior under the data mixture, t = 0); integer atomics only. A particle with a
 // NaN/inf coordinate is counted nowhere (diverged = n − Σ counts; sim::metrics::ModeCensus).
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

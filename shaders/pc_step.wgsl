@@ -4,7 +4,7 @@
 // pc_norms (one workgroup: the two means into aux[0], aux[1]) and pc_correct. The predictor
 // is ancestral_step.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn pc_score(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {
@@ -41,7 +41,7 @@ fn pc_norms(@builtin(local_invocation_index) li: u32) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn pc_correct(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

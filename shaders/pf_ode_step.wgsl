@@ -7,7 +7,7 @@ fn velocity(x: vec2<f32>, t: f32) -> vec2<f32> {
     return drift(x, t) - 0.5 * g * g * score(x, t);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn pf_ode_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

@@ -4,7 +4,7 @@
 // train_finish (one thread, dispatched before reduce_adam) sums the per-sample losses, records
 // them, flags a non-finite step and advances the step counter.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = gid.x;
     // counters[2] != 0: train_finish found this step's loss non-finite; refuse the whole update

@@ -2,7 +2,7 @@
 // Euler–Maruyama: x_mean = x + [f − g² s] dt, x = x_mean + g √(−dt) z (dt < 0);
 // ancestral / reverse diffusion from S.t to S.t_next (VE, VP; sub-VP by its discretisation).
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn reverse_sde_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {
@@ -16,7 +16,7 @@ fn reverse_sde_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     particles[i] = vec4<f32>(mean + g * sqrt(-S.dt) * z, mean);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn ancestral_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.n_particles) {

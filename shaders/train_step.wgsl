@@ -4,7 +4,7 @@
 // its loss share to aux[i]. Scratch layout: h_offset / d_offset in mlp.wgsl; hidden
 // pre-activations wait in the δ slots until the backward pass overwrites them.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn train_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= P.batch) {

@@ -3,6 +3,8 @@
 
 use std::mem::{offset_of, size_of};
 
+use scorelab::gpu::WORKGROUP_SIZE;
+
 use scorelab::gpu::layout::{ComponentGpu, MixtureGpu, Params, StepParams};
 use scorelab::gpu::shaders;
 
@@ -25,8 +27,9 @@ fn parse_valid(src: &str, name: &str) -> naga::Module {
 
 #[test]
 fn every_shader_module_validates() {
-    for (file, source, entries) in shaders::STAGES {
-        let src = shaders::compose(source);
+    for stage in shaders::STAGES {
+        let (file, entries) = (stage.file, stage.entries);
+        let src = shaders::compose(stage.source);
         let module = parse(&src, file);
         let mut v = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
@@ -34,10 +37,16 @@ fn every_shader_module_validates() {
         );
         v.validate(&module)
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)));
-        for entry in *entries {
+        for (entry, _) in entries {
+            let ep = module.entry_points.iter().find(|ep| ep.name == *entry);
+            let ep = ep.unwrap_or_else(|| panic!("{file} lacks entry point {entry}"));
+            // One thread per item in WORKGROUP_SIZE groups, or a single-thread finisher, or a
+            // 256-wide reduction.
+            let ok = [[WORKGROUP_SIZE, 1, 1], [1, 1, 1], [256, 1, 1]].contains(&ep.workgroup_size);
             assert!(
-                module.entry_points.iter().any(|ep| ep.name == *entry),
-                "{file} lacks entry point {entry}"
+                ok,
+                "{file}: {entry} has workgroup size {:?}",
+                ep.workgroup_size
             );
         }
     }
@@ -53,7 +62,7 @@ fn every_shader_module_validates() {
             "matmul.wgsl",
         ]
         .contains(&name.as_str())
-            || shaders::STAGES.iter().any(|(file, _, _)| *file == name);
+            || shaders::STAGES.iter().any(|s| s.file == name);
         assert!(used, "shaders/{name} is not compiled by any stage");
     }
 }
@@ -175,4 +184,37 @@ fn struct_layouts_match_rust() {
 fn matmul_shader_validates() {
     let module = parse_valid(scorelab::gpu::matmul::SHADER, "matmul.wgsl");
     assert!(module.entry_points.iter().any(|ep| ep.name == "matmul"));
+}
+
+/// The prelude's `WORKGROUP_SIZE` is the Rust one (dispatch counts use it), and every stage
+/// entry point names a CPU twin that exists in `sim` (the table the parity tests follow).
+#[test]
+fn stage_table_matches_the_code() {
+    let want = format!("const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;");
+    assert!(shaders::COMMON.contains(&want), "common.wgsl lacks {want}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for stage in shaders::STAGES {
+        for (entry, twin) in stage.entries {
+            let parts: Vec<&str> = twin.split("::").collect();
+            let func = parts[parts.len() - 1];
+            // The module is the path up to the first capitalised segment (a type) or the function.
+            let module: Vec<&str> = parts[..parts.len() - 1]
+                .iter()
+                .take_while(|p| !p.starts_with(char::is_uppercase))
+                .copied()
+                .collect();
+            let base = root.join(module.join("/"));
+            // A file module, or every file of a directory module (re-exported items).
+            let text = std::fs::read_to_string(base.with_extension("rs")).unwrap_or_else(|_| {
+                std::fs::read_dir(&base)
+                    .unwrap_or_else(|e| panic!("{entry}: the twin {twin} has no module ({e})"))
+                    .filter_map(|f| std::fs::read_to_string(f.ok()?.path()).ok())
+                    .collect()
+            });
+            assert!(
+                text.contains(&format!("fn {func}(")) || text.contains(&format!("fn {func}<")),
+                "{entry}: the twin {twin} has no `fn {func}`"
+            );
+        }
+    }
 }

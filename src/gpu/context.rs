@@ -162,12 +162,12 @@ impl GpuContext {
             immediate_size: 0,
         });
         let mut pipelines = HashMap::new();
-        for (file, source, entry_points) in shaders::STAGES {
+        for stage in shaders::STAGES {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(file),
-                source: wgpu::ShaderSource::Wgsl(shaders::compose(source).into()),
+                label: Some(stage.file),
+                source: wgpu::ShaderSource::Wgsl(shaders::compose(stage.source).into()),
             });
-            for &entry in *entry_points {
+            for &(entry, _) in stage.entries {
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: Some(&pipeline_layout),

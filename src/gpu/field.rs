@@ -6,7 +6,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -101,8 +101,7 @@ impl GpuField {
             t_next: t as f32,
             ..StepParams::default()
         };
-        ctx.queue
-            .write_buffer(&self.table, 0, bytemuck::bytes_of(&sp));
+        ctx.write_buffer(&self.table, 0, bytemuck::bytes_of(&sp));
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("field"),
             timestamp_writes: None,
@@ -110,7 +109,7 @@ impl GpuField {
         pass.set_bind_group(0, &self.bind, &[]);
         pass.set_bind_group(1, &self.step_bind, &[0]);
         pass.set_pipeline(ctx.pipeline("field"));
-        ctx.dispatch(&mut pass, groups64(self.n_cells), 1, 1);
+        ctx.dispatch(&mut pass, groups(self.n_cells), 1, 1);
     }
 
     /// Evaluate at `t` and read back (blocking), row-major from the lower-left cell.
@@ -213,7 +212,7 @@ impl FisherProbe {
         for level in 0..self.levels {
             pass.set_bind_group(1, &self.step_bind, &[(level as u64 * STEP_STRIDE) as u32]);
             pass.set_pipeline(ctx.pipeline("fisher_terms"));
-            ctx.dispatch(&mut pass, groups64(self.n), 1, 1);
+            ctx.dispatch(&mut pass, groups(self.n), 1, 1);
             pass.set_pipeline(ctx.pipeline("sum_pairs"));
             ctx.dispatch(&mut pass, 1, 1, 1);
         }

@@ -1,6 +1,6 @@
 //! GPU-visible structs: each mirrors a WGSL struct in `shaders/common.wgsl` of the same role
 //! (`Params` ↔ `Params`, `ComponentGpu` ↔ `Component`, `MixtureGpu` ↔ `Mixture`,
-//! `StepParams` ↔ `StepParams`). `tests/layout.rs` compares naga's offsets with `offset_of!`.
+//! `StepParams` ↔ `StepParams`). `tests/shader_validation.rs` compares naga's offsets with `offset_of!`.
 
 use bytemuck::{Pod, Zeroable};
 

@@ -10,7 +10,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups64, mixture_uniform, step_table, Bindings};
+use crate::gpu::{groups, mixture_uniform, step_table, Bindings};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -113,8 +113,7 @@ impl GpuLikelihood {
         if self.init.is_empty() {
             return;
         }
-        ctx.queue
-            .write_buffer(&self.state, 0, bytemuck::cast_slice(&self.init));
+        ctx.write_buffer(&self.state, 0, bytemuck::cast_slice(&self.init));
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("likelihood"),
             timestamp_writes: None,
@@ -123,7 +122,7 @@ impl GpuLikelihood {
         pass.set_pipeline(ctx.pipeline("likelihood_step"));
         for i in 0..self.n_steps {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
-            ctx.dispatch(&mut pass, groups64(self.init.len() as u32), 1, 1);
+            ctx.dispatch(&mut pass, groups(self.init.len() as u32), 1, 1);
         }
     }
 

@@ -56,8 +56,7 @@ impl GpuNet {
             (net.mlp.params.len() * 4) as u64,
             wgpu::BufferUsages::empty(),
         );
-        ctx.queue
-            .write_buffer(&weights, 0, bytemuck::cast_slice(&net.mlp.params));
+        ctx.write_buffer(&weights, 0, bytemuck::cast_slice(&net.mlp.params));
         let c = net.fourier_consts();
         let consts = ctx.storage(
             "GpuNet::consts",
@@ -169,11 +168,14 @@ pub(crate) fn mixture_uniform(ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) 
 
 /// Overwrite a mixture uniform made by [`mixture_uniform`] (applied at the next submit).
 pub(crate) fn write_mixture(ctx: &GpuContext, buf: &wgpu::Buffer, m: &GaussianMixture, sde: &Sde) {
-    ctx.queue
-        .write_buffer(buf, 0, bytemuck::bytes_of(&MixtureGpu::new(m, sde)));
+    ctx.write_buffer(buf, 0, bytemuck::bytes_of(&MixtureGpu::new(m, sde)));
 }
 
-/// Workgroups of 64 covering `n` threads.
-pub(crate) fn groups64(n: u32) -> u32 {
-    n.div_ceil(64).max(1)
+/// Threads per workgroup of the one-thread-per-item stages (`WORKGROUP_SIZE` in
+/// `common.wgsl`).
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// Workgroups of [`WORKGROUP_SIZE`] covering `n` threads.
+pub(crate) fn groups(n: u32) -> u32 {
+    n.div_ceil(WORKGROUP_SIZE).max(1)
 }

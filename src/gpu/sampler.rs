@@ -8,7 +8,7 @@ use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
-use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
 use crate::sim::sde::Sde;
@@ -107,8 +107,7 @@ impl GpuSampler {
             (n * 16) as u64,
             wgpu::BufferUsages::VERTEX,
         );
-        ctx.queue
-            .write_buffer(&particles, 0, bytemuck::cast_slice(&init));
+        ctx.write_buffer(&particles, 0, bytemuck::cast_slice(&init));
         let aux = ctx.storage(
             "GpuSampler::aux",
             ((4 + 4 * n) * 4) as u64,
@@ -227,7 +226,7 @@ impl GpuSampler {
         if k == 0 {
             return 0;
         }
-        let groups = groups64(self.params.n_particles);
+        let groups = groups(self.params.n_particles);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("GpuSampler::steps"),
             timestamp_writes: None,

@@ -8,7 +8,7 @@ use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::layout::Params;
-use crate::gpu::{groups64, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
@@ -122,11 +122,11 @@ impl GpuTrainer {
         pass.set_bind_group(1, &self.step_bind, &[0]);
         for _ in 0..n {
             pass.set_pipeline(ctx.pipeline("train_step"));
-            ctx.dispatch(&mut pass, groups64(self.params.batch), 1, 1);
+            ctx.dispatch(&mut pass, groups(self.params.batch), 1, 1);
             pass.set_pipeline(ctx.pipeline("train_finish"));
             ctx.dispatch(&mut pass, 1, 1, 1);
             pass.set_pipeline(ctx.pipeline("reduce_adam"));
-            ctx.dispatch(&mut pass, groups64(self.params.n_params), 1, 1);
+            ctx.dispatch(&mut pass, groups(self.params.n_params), 1, 1);
         }
     }
 
@@ -175,14 +175,12 @@ impl GpuTrainer {
     /// Change the learning rate.
     pub fn set_lr(&mut self, ctx: &GpuContext, lr: f32) {
         self.params.lr = lr;
-        ctx.queue
-            .write_buffer(&self.params_buf, 0, bytemuck::bytes_of(&self.params));
+        ctx.write_buffer(&self.params_buf, 0, bytemuck::bytes_of(&self.params));
     }
 
     /// Clear the divergence flag (after the caller lowered the learning rate).
     pub fn clear_divergence(&self, ctx: &GpuContext) {
-        ctx.queue
-            .write_buffer(&self.counters, 4, bytemuck::bytes_of(&0u32));
+        ctx.write_buffer(&self.counters, 4, bytemuck::bytes_of(&0u32));
     }
 
     /// Steps taken (blocking readback).
