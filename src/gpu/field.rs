@@ -6,7 +6,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, step_table, EvalBind, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -46,21 +46,21 @@ impl GpuField {
             u64::from(n_cells) * 5 * 4,
             wgpu::BufferUsages::empty(),
         );
-        let counters = ctx.storage("GpuField::counters", 16, wgpu::BufferUsages::empty());
-        let params_buf = ctx.uniform("GpuField::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
-        let bind = Bindings {
-            params: &params_buf,
-            mixture: &mixture_buf,
-            weights,
-            adam: None,
-            scratch: None,
-            particles: None,
-            aux: &out,
-            consts,
-            counters: &counters,
-        }
-        .bind_group(ctx, "GpuField::bind");
+        let EvalBind {
+            params: _,
+            mixture: mixture_buf,
+            counters: _,
+            bind,
+        } = EvalBind::new(
+            ctx,
+            "GpuField",
+            &p,
+            (mixture, &sde),
+            (weights, consts),
+            None,
+            &out,
+            16,
+        );
         let (table, step_bind) = step_table(ctx, "GpuField::t", 1);
         Ok(Self {
             out,
@@ -157,21 +157,21 @@ impl FisherProbe {
             ((2 * n_per_level + 2 * ts.len()) * 4) as u64,
             wgpu::BufferUsages::empty(),
         );
-        let counters = ctx.storage("fisher::counters", 16, wgpu::BufferUsages::empty());
-        let params_buf = ctx.uniform("fisher::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture, &net.template.sde);
-        let bind = Bindings {
-            params: &params_buf,
-            mixture: &mixture_buf,
-            weights: Some(&net.weights),
-            adam: None,
-            scratch: None,
-            particles: None,
-            aux: &aux,
-            consts: Some(&net.consts),
-            counters: &counters,
-        }
-        .bind_group(ctx, "fisher::bind");
+        let EvalBind {
+            params: _,
+            mixture: mixture_buf,
+            counters: _,
+            bind,
+        } = EvalBind::new(
+            ctx,
+            "fisher",
+            &p,
+            (mixture, &net.template.sde),
+            (Some(&net.weights), Some(&net.consts)),
+            None,
+            &aux,
+            16,
+        );
         let (table, step_bind) = step_table(ctx, "fisher::levels", ts.len());
         let mut bytes = vec![0u8; ts.len() * STEP_STRIDE as usize];
         for (level, &t) in ts.iter().enumerate() {

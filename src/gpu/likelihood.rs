@@ -10,7 +10,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups, mixture_uniform, step_table, Bindings};
+use crate::gpu::{groups, step_table, EvalBind};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -57,21 +57,21 @@ impl GpuLikelihood {
             wgpu::BufferUsages::empty(),
         );
         let aux = ctx.storage("likelihood::aux", 16, wgpu::BufferUsages::empty());
-        let counters = ctx.storage("likelihood::counters", 16, wgpu::BufferUsages::empty());
-        let params_buf = ctx.uniform("likelihood::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
-        let bind = Bindings {
-            params: &params_buf,
-            mixture: &mixture_buf,
-            weights,
-            adam: None,
-            scratch: None,
-            particles: Some(&state),
-            aux: &aux,
-            consts,
-            counters: &counters,
-        }
-        .bind_group(ctx, "likelihood::bind");
+        let EvalBind {
+            params: params_buf,
+            mixture: mixture_buf,
+            counters: _,
+            bind,
+        } = EvalBind::new(
+            ctx,
+            "likelihood",
+            &p,
+            (mixture, &sde),
+            (weights, consts),
+            Some(&state),
+            &aux,
+            16,
+        );
         let n = n_steps.max(1) as usize;
         let grid = sde.ode_time_grid(t0, n);
         let (table, step_bind) = step_table(ctx, "likelihood::schedule", n);

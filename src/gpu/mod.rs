@@ -87,6 +87,57 @@ impl GpuNet {
     }
 }
 
+/// The main bind group of an evaluation stage (field, Fisher probe, sampler, likelihood):
+/// its params and mixture uniforms, a counter block, the score's buffers (network weights
+/// and constants, or none for the exact score), `particles` and `aux`; no optimiser slots.
+pub(crate) struct EvalBind {
+    pub params: wgpu::Buffer,
+    pub mixture: wgpu::Buffer,
+    pub counters: wgpu::Buffer,
+    pub bind: wgpu::BindGroup,
+}
+
+impl EvalBind {
+    /// Create the buffers and the bind group (labels start with `label`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        label: &str,
+        p: &Params,
+        (m, sde): (&GaussianMixture, &Sde),
+        (weights, consts): (Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
+        particles: Option<&wgpu::Buffer>,
+        aux: &wgpu::Buffer,
+        counter_bytes: u64,
+    ) -> Self {
+        let counters = ctx.storage(
+            &format!("{label}::counters"),
+            counter_bytes,
+            wgpu::BufferUsages::empty(),
+        );
+        let params = ctx.uniform(&format!("{label}::params"), bytemuck::bytes_of(p));
+        let mixture = mixture_uniform(ctx, m, sde);
+        let bind = Bindings {
+            params: &params,
+            mixture: &mixture,
+            weights,
+            adam: None,
+            scratch: None,
+            particles,
+            aux,
+            consts,
+            counters: &counters,
+        }
+        .bind_group(ctx, &format!("{label}::bind"));
+        Self {
+            params,
+            mixture,
+            counters,
+            bind,
+        }
+    }
+}
+
 /// The buffers behind bind group 0 (unused slots get small dummies).
 pub(crate) struct Bindings<'a> {
     pub params: &'a wgpu::Buffer,

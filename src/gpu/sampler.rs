@@ -8,7 +8,7 @@ use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
-use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, step_table, EvalBind, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
 use crate::sim::sde::Sde;
@@ -113,21 +113,21 @@ impl GpuSampler {
             ((4 + 4 * n) * 4) as u64,
             wgpu::BufferUsages::empty(),
         );
-        let counters = ctx.storage("GpuSampler::counters", 64 * 4, wgpu::BufferUsages::empty());
-        let params_buf = ctx.uniform("GpuSampler::params", bytemuck::bytes_of(&p));
-        let mixture_buf = mixture_uniform(ctx, mixture, &sde);
-        let bind = Bindings {
-            params: &params_buf,
-            mixture: &mixture_buf,
-            weights,
-            adam: None,
-            scratch: None,
-            particles: Some(&particles),
-            aux: &aux,
-            consts,
-            counters: &counters,
-        }
-        .bind_group(ctx, "GpuSampler::bind");
+        let EvalBind {
+            params: _,
+            mixture: mixture_buf,
+            counters,
+            bind,
+        } = EvalBind::new(
+            ctx,
+            "GpuSampler",
+            &p,
+            (mixture, &sde),
+            (weights, consts),
+            Some(&particles),
+            &aux,
+            64 * 4,
+        );
         let (table, step_bind) = step_table(ctx, "GpuSampler::schedule", total);
         let method = match config.kind {
             SamplerKind::OdeHeun => 1,
