@@ -4,7 +4,7 @@
 
 use web_time::{Duration, Instant};
 
-use super::settings::{new_net, train_config};
+use super::settings::{net_or_new, train_config};
 use super::{
     grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, FieldRequest, FrameOutput,
     FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, DENSITY_EVERY,
@@ -62,10 +62,7 @@ impl CpuEngine {
         settings: &TrainSettings,
         net: Option<ScoreNet>,
     ) -> Result<Self, String> {
-        let net = match net {
-            Some(n) => n,
-            None => new_net(settings, mixture, sde)?,
-        };
+        let net = net_or_new(net, settings, mixture, sde)?;
         Ok(Self {
             trainer: Trainer::new(net, mixture.clone(), train_config(settings)),
             steps: 0,

@@ -8,7 +8,7 @@
 
 use web_time::{Duration, Instant};
 
-use super::settings::{new_net, train_config};
+use super::settings::{net_or_new, train_config};
 use super::{
     grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, FieldRequest, FrameOutput,
     FrameRequest, FrameTiming, ParticleSource, ParticleView, SamplerStatus, SamplesOut,
@@ -109,10 +109,7 @@ impl GpuEngine {
         settings: &TrainSettings,
         net: Option<ScoreNet>,
     ) -> Result<Self, String> {
-        let net = match net {
-            Some(n) => n,
-            None => new_net(settings, mixture, sde)?,
-        };
+        let net = net_or_new(net, settings, mixture, sde)?;
         let sde = net.sde;
         let trainer = GpuTrainer::new(&ctx, &net, mixture, &train_config(settings))
             .map_err(|e| e.to_string())?;
@@ -331,40 +328,13 @@ impl GpuEngine {
                 None => {}
             }
         }
-        let field_done = match &inf.field {
-            Some((req, rb)) => match rb.try_take(&self.ctx) {
-                Some(Ok(b)) => {
-                    out.field = Some((*req, GpuField::decode(&b)));
-                    true
-                }
-                Some(Err(e)) => {
-                    failed = Some(e);
-                    true
-                }
-                None => false,
-            },
-            None => true,
-        };
-        if field_done {
-            inf.field = None;
-        }
-        let fisher_done = match &inf.fisher {
-            Some((step, rb)) => match rb.try_take(&self.ctx) {
-                Some(Ok(b)) => {
-                    out.fisher = Some((*step, mean(&FisherProbe::decode(&b))));
-                    true
-                }
-                Some(Err(e)) => {
-                    failed = Some(e);
-                    true
-                }
-                None => false,
-            },
-            None => true,
-        };
-        if fisher_done {
-            inf.fisher = None;
-        }
+        let ctx = &self.ctx;
+        take_done(ctx, &mut inf.field, &mut failed, |req, b| {
+            out.field = Some((*req, GpuField::decode(&b)));
+        });
+        take_done(ctx, &mut inf.fisher, &mut failed, |step, b| {
+            out.fisher = Some((*step, mean(&FisherProbe::decode(&b))));
+        });
         if let Some(e) = failed {
             out.warning = Some(format!("GPU readback failed: {e}"));
         }
@@ -621,4 +591,23 @@ impl Engine for GpuEngine {
     fn gpu_counts(&self) -> Option<crate::gpu::context::GpuCounts> {
         Some(self.ctx.counts())
     }
+}
+
+/// Poll an optional tagged readback: when it has come back, hand (tag, bytes) to `got` (or
+/// the error to `failed`) and clear it; a pending one stays.
+fn take_done<T>(
+    ctx: &GpuContext,
+    slot: &mut Option<(T, AsyncReadback)>,
+    failed: &mut Option<GpuError>,
+    got: impl FnOnce(&T, Vec<u8>),
+) {
+    let Some((tag, rb)) = slot.as_ref() else {
+        return;
+    };
+    match rb.try_take(ctx) {
+        Some(Ok(b)) => got(tag, b),
+        Some(Err(e)) => *failed = Some(e),
+        None => return,
+    }
+    *slot = None;
 }

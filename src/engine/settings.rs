@@ -247,6 +247,19 @@ pub fn new_net(
     .map_err(|e| e.to_string())
 }
 
+/// The network an engine starts from: `net` (an imported model) or a fresh one.
+pub fn net_or_new(
+    net: Option<ScoreNet>,
+    settings: &TrainSettings,
+    mixture: &GaussianMixture,
+    sde: Sde,
+) -> Result<ScoreNet, String> {
+    match net {
+        Some(n) => Ok(n),
+        None => new_net(settings, mixture, sde),
+    }
+}
+
 /// The trainer's configuration for `settings`.
 pub fn train_config(settings: &TrainSettings) -> TrainConfig {
     TrainConfig {

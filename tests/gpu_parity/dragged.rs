@@ -59,16 +59,7 @@ fn gpu_samplers_and_likelihood_are_right_wherever_the_mixture_is_dragged() {
         let points = m.sample(100, &mut scorelab::sim::rng::StreamRng::new(4000 + seed, 0));
         for sde_kind in [SdeKind::Ve, SdeKind::Vp, SdeKind::Subvp] {
             let sde = Sde::for_mixture(sde_kind, &m);
-            let lp = scorelab::gpu::likelihood::log_likelihood(
-                ctx,
-                GpuScore::Exact,
-                &m,
-                sde,
-                &points,
-                1e-5,
-                200,
-            )
-            .unwrap();
+            let lp = gpu_exact_log_p(ctx, &m, sde, &points);
             let mae = lp
                 .iter()
                 .zip(&points)

@@ -67,6 +67,24 @@ fn test_net(sde: Sde, data_std: f64, n_x_freqs: usize) -> ScoreNet {
     n
 }
 
+/// A GPU trainer of a [`test_net`] on ncsn (VE at the origin) with `batch`; the network too.
+fn ncsn_trainer(ctx: &GpuContext, batch: usize) -> (ScoreNet, GpuTrainer) {
+    let m = preset("ncsn");
+    let net = test_net(Sde::at_origin(SdeKind::Ve, &m), m.data_std(), 0);
+    let tc = TrainConfig {
+        batch,
+        ..TrainConfig::default()
+    };
+    let tr = GpuTrainer::new(ctx, &net, &m, &tc).unwrap();
+    (net, tr)
+}
+
+/// The GPU's fixed-step (200 RK4 steps from t = 1e-5) PF-ODE log-likelihood with the exact score.
+fn gpu_exact_log_p(ctx: &GpuContext, m: &GaussianMixture, sde: Sde, points: &[Vec2]) -> Vec<f64> {
+    scorelab::gpu::likelihood::log_likelihood(ctx, GpuScore::Exact, m, sde, points, 1e-5, 200)
+        .unwrap()
+}
+
 /// |a − b| ≤ rel·(|a| + |b|) + abs, per component; returns the worst violation ratio.
 fn worst_ratio(a: &[Vec2], b: &[Vec2], rel: f64, abs: f64) -> f64 {
     a.iter()

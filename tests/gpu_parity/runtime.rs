@@ -12,16 +12,7 @@ fn gpu_pf_ode_likelihood_matches_cpu() {
         let exact = ExactScore::new(m.clone(), sde);
         // Exact score: the fixed-step GPU integral against the true log-density and against
         // the CPU's adaptive RK45 (the acceptance bar of the CPU test: MAE < 0.05 nats).
-        let gpu = scorelab::gpu::likelihood::log_likelihood(
-            ctx,
-            GpuScore::Exact,
-            &m,
-            sde,
-            &points,
-            1e-5,
-            200,
-        )
-        .unwrap();
+        let gpu = gpu_exact_log_p(ctx, &m, sde, &points);
         let mut mae_truth = 0.0;
         let mut mae_rk45 = 0.0;
         for (g, x) in gpu.iter().zip(&points) {
@@ -62,19 +53,7 @@ fn gpu_pf_ode_likelihood_matches_cpu() {
 #[test]
 fn async_readback_delivers_without_blocking_waits() {
     let Some(ctx) = ctx() else { return };
-    let m = preset("ncsn");
-    let sde = Sde::at_origin(SdeKind::Ve, &m);
-    let net = test_net(sde, m.data_std(), 0);
-    let tr = GpuTrainer::new(
-        ctx,
-        &net,
-        &m,
-        &TrainConfig {
-            batch: 32,
-            ..TrainConfig::default()
-        },
-    )
-    .unwrap();
+    let (_, tr) = ncsn_trainer(ctx, 32);
     tr.train(ctx, 3);
     let rb = scorelab::gpu::context::AsyncReadback::start(ctx, &tr.net.weights, 0, 16);
     let mut polls = 0;
@@ -93,19 +72,7 @@ fn async_readback_delivers_without_blocking_waits() {
 #[test]
 fn divergence_guard_keeps_the_last_good_weights() {
     let Some(ctx) = ctx() else { return };
-    let m = preset("ncsn");
-    let sde = Sde::at_origin(SdeKind::Ve, &m);
-    let net = test_net(sde, m.data_std(), 0);
-    let tr = GpuTrainer::new(
-        ctx,
-        &net,
-        &m,
-        &TrainConfig {
-            batch: 64,
-            ..TrainConfig::default()
-        },
-    )
-    .unwrap();
+    let (net, tr) = ncsn_trainer(ctx, 64);
     let last_bias = net.mlp.params.len() - 1;
     // A NaN output bias makes the loss NaN (only the gradients of output 1 are NaN, so a
     // per-weight check alone would still move output 0's weights: the whole step must be refused).
