@@ -1,6 +1,6 @@
 //! The JSON snapshot published each frame for `window.scorelab.state()` (the browser tests
-//! and the benchmark read it). Its keys are a stable API: the state's own fields appear
-//! under the names they had before the state schema was unified.
+//! and the benchmark read it). Its keys are a stable API: the state's fields keep the names
+//! they had before the state schema was unified, and `state` holds the whole [`State`].
 
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ use crate::app::ScoreLabApp;
 use crate::engine::{LiveSampling, SamplerStatus, TrainSettings, SLOTS};
 use crate::sim::metrics::RunStats;
 use crate::state::link::Panels;
-use crate::state::{ArrowMode, Layers, Palette, Scene, SplitMode};
+use crate::state::{ArrowMode, Layers, Scene, SplitMode, State};
 
 static STATE: Mutex<String> = Mutex::new(String::new());
 
@@ -70,7 +70,8 @@ struct StateSnapshot<'a> {
     settings: &'a TrainSettings,
     layers: &'a Layers,
     arrows: ArrowMode,
-    palette: Palette,
+    /// The whole state as links and scene files hold it (every setting, new ones included).
+    state: &'a State,
     scene: &'a Scene,
     selected: Option<usize>,
     can_undo: bool,
@@ -123,7 +124,7 @@ impl ScoreLabApp {
             settings: &st.settings,
             layers: &st.layers,
             arrows: st.arrows,
-            palette: st.palette,
+            state: st,
             scene: &st.scene,
             selected: self.canvas.selected,
             can_undo: !self.data.undo.is_empty(),

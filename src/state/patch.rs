@@ -1,51 +1,27 @@
-//! `setConfig(partial)`: a partial [`State`] in the state's own key vocabulary (the
-//! sampler keys apply to `slot`), plus a few actions. Parsed and range-checked here,
-//! synchronously (a bad call throws in JS with the message); older key spellings parse as
-//! aliases. No egui.
+//! `setConfig(partial)`: a partial [`State`]. Any key of the state (`training`, `paused`,
+//! `layers: {trails: false}`, `split`, `probe`, `palette`, …) is merged into it as it is
+//! (objects key by key, everything else replaced), so a new setting of the state is settable
+//! here without touching this file. A few shortcuts stay: the network and scene keys at the
+//! top level (`width`, `lr`, `sde`, `t`, …), the sampler keys for sampler `slot` (`n`, `eps`,
+//! `kind`, …, with their older spellings `particles`, `sampler_eps`, `sampler`, … as
+//! aliases), and the actions `engine`, `reset`, `restart`, `step_sampler`. Parsed and
+//! checked here, synchronously (a bad call throws in JS with the message). No egui.
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::engine::{EngineChoice, Guide, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::SamplerKind;
 use crate::sim::sde::SdeKind;
-use crate::state::{ArrowMode, InpaintSpec, Layers, Palette, Scene, SplitMode, State};
+use crate::state::{Scene, State};
 
 /// Longest JSON text accepted by `setScene` / `setConfig`.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 
-/// Partial layers in a config patch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LayersPatch {
-    samples: Option<bool>,
-    true_density: Option<bool>,
-    learned_density: Option<bool>,
-    arrows: Option<bool>,
-    particles: Option<bool>,
-    trails: Option<bool>,
-}
-
-impl LayersPatch {
-    /// Apply to `l`.
-    pub fn apply(&self, l: &mut Layers) {
-        let set = |dst: &mut bool, v: Option<bool>| {
-            if let Some(v) = v {
-                *dst = v;
-            }
-        };
-        set(&mut l.samples, self.samples);
-        set(&mut l.true_density, self.true_density);
-        set(&mut l.learned_density, self.learned_density);
-        set(&mut l.arrows, self.arrows);
-        set(&mut l.particles, self.particles);
-        set(&mut l.trails, self.trails);
-    }
-}
-
-/// `setConfig(partial)`: every field optional; unknown fields are refused.
+/// `setConfig(partial)`: every field optional; keys that are neither a shortcut nor a key
+/// of the [`State`] are refused.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConfigPatch {
     /// Hidden width (8..=256).
     pub width: Option<usize>,
@@ -59,8 +35,13 @@ pub struct ConfigPatch {
     pub sde: Option<SdeKind>,
     /// Noise level shown, t ∈ [0, 1].
     pub t: Option<f64>,
-    /// Train continuously.
-    pub training: Option<bool>,
+    /// Freeze the live particles where they are (true) or let them run (`particles_paused`).
+    #[serde(alias = "particles_paused")]
+    pub paused: Option<bool>,
+    /// "gpu" | "cpu".
+    pub engine: Option<EngineChoice>,
+    /// Which live sampler the sampler keys below change (0 or 1; default 0).
+    pub slot: Option<usize>,
     /// Run the live sampler (`sampling` in older calls).
     #[serde(alias = "sampling")]
     pub enabled: Option<bool>,
@@ -70,27 +51,16 @@ pub struct ConfigPatch {
     /// Number of live particles (`particles`).
     #[serde(alias = "particles")]
     pub n: Option<usize>,
+    /// Pick a sampler with its recommended schedule, e.g. "annealed-langevin", "ode-rk4"
+    /// (`sampler`).
+    #[serde(alias = "sampler")]
+    pub kind: Option<SamplerKind>,
     /// Annealed Langevin: noise levels L, 2..=200 (`sampler_levels`).
     #[serde(alias = "sampler_levels")]
     pub levels: Option<usize>,
     /// Steps (per level for annealed Langevin) (`sampler_steps`).
     #[serde(alias = "sampler_steps")]
     pub steps: Option<usize>,
-    /// Freeze the live particles where they are (true) or let them run (`particles_paused`).
-    #[serde(alias = "particles_paused")]
-    pub paused: Option<bool>,
-    /// "learned" | "exact" | "difference".
-    pub arrows: Option<ArrowMode>,
-    /// Layer toggles.
-    pub layers: Option<LayersPatch>,
-    /// "gpu" | "cpu".
-    pub engine: Option<EngineChoice>,
-    /// Which live sampler the sampler keys below change (0 or 1; default 0).
-    pub slot: Option<usize>,
-    /// Pick a sampler with its recommended schedule, e.g. "annealed-langevin", "ode-rk4"
-    /// (`sampler`).
-    #[serde(alias = "sampler")]
-    pub kind: Option<SamplerKind>,
     /// Langevin step α / annealed ε (`sampler_eps`).
     #[serde(alias = "sampler_eps")]
     pub eps: Option<f64>,
@@ -108,20 +78,11 @@ pub struct ConfigPatch {
     pub restart: Option<bool>,
     /// Take this many sampler steps (while the particles are frozen).
     pub step_sampler: Option<u32>,
-    /// "off" | "samplers" | "density".
-    pub split: Option<SplitMode>,
-    /// Probability-flow ODE paths from a grid of start points.
-    pub ode_paths: Option<bool>,
-    /// Drop the probe particle at [x, y], or null to remove it.
-    #[serde(default, deserialize_with = "double_option")]
-    pub probe: Option<Option<[f64; 2]>>,
-    /// Inpainting `{c, method: "exact"|"replacement", n, steps, exact}`, or null for none.
-    #[serde(default, deserialize_with = "double_option")]
-    pub inpaint: Option<Option<InpaintSpec>>,
     /// A fresh network (true).
     pub reset: Option<bool>,
-    /// Colour map of the density heatmaps: "classic" | "cividis".
-    pub palette: Option<Palette>,
+    /// Every other key: merged into the state.
+    #[serde(flatten)]
+    pub state: Map<String, Value>,
 }
 
 /// `Some(None)` for an explicit null, `Some(Some(v))` for a value (absent keys stay `None`).
@@ -131,6 +92,18 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// Merge `patch` into `target`: objects key by key (recursively), anything else replaced.
+pub fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
 }
 
 fn check_len(json: &str) -> Result<(), String> {
@@ -173,13 +146,6 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     if let Some(Some(g)) = p.guide {
         real("guide.gamma", Some(g.gamma), 0.0, 20.0)?;
     }
-    if let Some(Some(pr)) = p.probe {
-        real("probe x", Some(pr[0]), -1e4, 1e4)?;
-        real("probe y", Some(pr[1]), -1e4, 1e4)?;
-    }
-    if let Some(Some(i)) = &p.inpaint {
-        i.validate().map_err(|e| format!("setConfig: {e}"))?;
-    }
     if let Some(lr) = p.lr {
         if !(lr.is_finite() && (1e-5..=0.1).contains(&lr)) {
             return Err(format!("setConfig: lr must be in [1e-5, 0.1] (got {lr})"));
@@ -190,6 +156,11 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
             return Err(format!("setConfig: t must be in [0, 1] (got {t})"));
         }
     }
+    // The state keys: names, types and ranges, checked on the defaults (the mixture-dependent
+    // checks run again on the real state when the patch is applied).
+    let mut st = State::default();
+    p.merge_into(&mut st)?;
+    st.validate().map_err(|e| format!("setConfig: {e}"))?;
     Ok(p)
 }
 
@@ -203,10 +174,25 @@ pub fn parse_scene(json: &str) -> Result<Scene, String> {
 }
 
 impl ConfigPatch {
+    /// Merge the patch's state keys into `st`.
+    fn merge_into(&self, st: &mut State) -> Result<(), String> {
+        if self.state.is_empty() {
+            return Ok(());
+        }
+        let mut v = serde_json::to_value(&*st).map_err(|e| e.to_string())?;
+        merge(&mut v, &Value::Object(self.state.clone()));
+        *st = serde_json::from_value(v).map_err(|e| format!("setConfig: {e}"))?;
+        Ok(())
+    }
+
     /// Apply the state part of the patch to `st` (the sampler keys to sampler `slot`);
     /// `mixture` gives a picked sampler its recommended schedule. Actions (`reset`,
     /// `restart`, `step_sampler`, `engine`) are the caller's.
     pub fn apply_to(&self, st: &mut State, mixture: &GaussianMixture) {
+        if let Err(e) = self.merge_into(st) {
+            // Checked by `parse_config`; unreachable for a parsed patch.
+            log::warn!("{e}");
+        }
         let set = |dst: &mut usize, v: Option<usize>| {
             if let Some(v) = v {
                 *dst = v;
@@ -224,32 +210,8 @@ impl ConfigPatch {
         if let Some(v) = self.t {
             st.scene.t = v;
         }
-        if let Some(v) = self.training {
-            st.training = v;
-        }
         if let Some(v) = self.paused {
             st.paused = v;
-        }
-        if let Some(v) = self.arrows {
-            st.arrows = v;
-        }
-        if let Some(l) = &self.layers {
-            l.apply(&mut st.layers);
-        }
-        if let Some(v) = self.split {
-            st.split = v;
-        }
-        if let Some(v) = self.ode_paths {
-            st.ode_paths = v;
-        }
-        if let Some(v) = self.probe {
-            st.probe = v;
-        }
-        if let Some(v) = self.inpaint {
-            st.inpaint = v;
-        }
-        if let Some(v) = self.palette {
-            st.palette = v;
         }
         let live = &mut st.samplers[self.slot.unwrap_or(0).min(SLOTS - 1)];
         if let Some(kind) = self.kind {
@@ -294,7 +256,11 @@ mod tests {
         .expect("valid patch");
         assert_eq!(ok.width, Some(32));
         assert_eq!(ok.sde, Some(SdeKind::Vp));
-        assert_eq!(ok.arrows, Some(ArrowMode::Difference));
+        let mut st = State::default();
+        let m = GaussianMixture::from_spec(&st.scene.mixture).expect("valid");
+        ok.apply_to(&mut st, &m);
+        assert_eq!(st.arrows, crate::state::ArrowMode::Difference);
+        assert!(!st.layers.trails && st.layers.samples, "a partial layers object merges");
         for bad in [
             r#"{"width":4}"#,
             r#"{"width":100000}"#,
@@ -306,6 +272,9 @@ mod tests {
             r#"{"particles":1e12}"#,
             r#"{"colour":"red"}"#,
             r#"{"layers":{"everything":true}}"#,
+            r#"{"probe":[1e300,0]}"#,
+            r#"{"palette":"rainbow"}"#,
+            r#"{"inpaint":{"c":0,"method":"exact","n":0,"steps":10}}"#,
             "not json",
         ] {
             assert!(parse_config(bad).is_err(), "accepted {bad}");
@@ -331,6 +300,23 @@ mod tests {
         assert_eq!(a.samplers[1].kind, SamplerKind::Pc);
         assert!(a.samplers[1].exact && a.paused);
         assert_eq!(a.samplers[0], State::default().samplers[0]);
+    }
+
+    /// A key of the state needs no code here: `palette` (added after the patch was written)
+    /// and nulls that remove an optional part.
+    #[test]
+    fn any_state_key_merges_and_null_removes() {
+        let m = GaussianMixture::from_spec(&State::default().scene.mixture).expect("valid");
+        let mut st = State {
+            probe: Some([1.0, 2.0]),
+            ..State::default()
+        };
+        parse_config(r#"{"palette":"cividis","probe":null,"training":false}"#)
+            .expect("valid")
+            .apply_to(&mut st, &m);
+        assert_eq!(st.palette, crate::state::Palette::Cividis);
+        assert_eq!(st.probe, None);
+        assert!(!st.training);
     }
 
     #[test]
