@@ -204,7 +204,7 @@ fn bad_input_is_one_clear_line() {
 
 #[test]
 fn gpu_backend_round_trip() {
-    // Same rule as tests/gpu_parity.rs: no adapter fails unless explicitly skipped.
+    // Same rule as tests/gpu_parity: no adapter fails unless explicitly skipped.
     if std::env::var("SCORELAB_SKIP_GPU_TESTS").as_deref() == Ok("1") {
         eprintln!("SCORELAB_SKIP_GPU_TESTS=1: skipping");
         return;

@@ -1,4 +1,4 @@
-//! Tier 2 (DESIGN §4), no GPU needed: every WGSL module parses and validates with naga, and
+//! Tier 2 (ARCHITECTURE.md §6), no GPU needed: every WGSL module parses and validates with naga, and
 //! every GPU-visible struct has the same field offsets and size in WGSL and in Rust.
 
 use std::mem::{offset_of, size_of};

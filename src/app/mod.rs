@@ -1,4 +1,4 @@
-//! The egui app (DESIGN §1 "app"): shows the [`State`] and turns every input into a
+//! The egui app (ARCHITECTURE.md §1 "app"): shows the [`State`] and turns every input into a
 //! [`Command`]; the science runs in the engine layer (`crate::engine`) and `sim`.
 //!
 //! Per frame: JS calls, keys and dropped files become commands → the panel edits a copy of

@@ -1,4 +1,4 @@
-//! The wgpu engine (DESIGN §1 "gpu"): WGSL compute pipelines mirroring `sim` one to one.
+//! The wgpu engine (ARCHITECTURE.md §1 "gpu"): WGSL compute pipelines mirroring `sim` one to one.
 //! No egui here; wgpu is the one egui re-exports.
 //!
 //! Data flow: a [`context::GpuContext`] (injected device/queue) builds every pipeline once.

@@ -1,4 +1,4 @@
-//! Truth-gap metrics (DESIGN §2): relative Fisher divergence per noise level, sample mode
+//! Truth-gap metrics (ARCHITECTURE.md §4): relative Fisher divergence per noise level, sample mode
 //! weights, energy distance to true samples, NLL under the truth, KS statistic.
 
 use serde::Serialize;

@@ -1,5 +1,5 @@
 //! 2D Gaussian mixtures: validation, sampling, log-density, exact score and its
-//! divergence, and the exact perturbed mixture under an affine SDE (DESIGN §2):
+//! divergence, and the exact perturbed mixture under an affine SDE (ARCHITECTURE.md §4):
 //! p_t(x) = Σ_k w_k N(x; α μ_k, α² Σ_k + s² I).
 
 use serde::{Deserialize, Serialize};

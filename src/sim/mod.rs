@@ -1,4 +1,4 @@
-//! The CPU reference science (DESIGN §1): the ground truth every GPU stage is tested
+//! The CPU reference science (ARCHITECTURE.md §1): the ground truth every GPU stage is tested
 //! against and the fallback engine where WebGPU is missing. No UI toolkit and no GPU API here.
 //!
 //! Data flow: a [`mixture::GaussianMixture`] (validated from a [`mixture::MixtureSpec`]) and an

@@ -1,6 +1,6 @@
 //! The noise-conditional score network s_θ(x, t) and its file format.
 //!
-//! Parameterisation (DESIGN §2: "predict the noise; score = −ε/std"): with
+//! Parameterisation (ARCHITECTURE.md §4: "predict the noise; score = −ε/std"): with
 //! x_t = m + α (x_0 − m) + s z (m: the SDE frame's centre, `sim::sde`), let σ = s/α (the noise
 //! level in data units), x̂ − m = (x − m)/α, c = √(σ² + d²) (d = data std) and
 //! G = MLP(features). Then

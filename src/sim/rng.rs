@@ -1,6 +1,6 @@
 //! Counter-based random numbers: every random value is a pure function of
 //! `(seed, step, index, stream)`, so a WGSL kernel can reproduce any single draw
-//! exactly (DESIGN §3 "RNG").
+//! exactly (ARCHITECTURE.md §5 "RNG").
 //!
 //! The hash is `pcg4d` (Jarzynski & Olano, "Hash Functions for GPU Rendering", JCGT 2020):
 //! only wrapping `u32` multiplies, adds, xors and shifts, which WGSL has with the same

@@ -1,5 +1,5 @@
 //! What samplers, likelihoods and metrics consume: a time-dependent score ∇ₓ log p_t(x),
-//! either exact (closed form for a Gaussian mixture, DESIGN §2) or a trained network.
+//! either exact (closed form for a Gaussian mixture, ARCHITECTURE.md §4) or a trained network.
 
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;

@@ -6,7 +6,7 @@
 //!   α = exp(−¼ t²(β_max−β_min) − ½ t β_min), s = √(1 − α²).
 //! - sub-VP: f = −½ β x, g = √(β (1 − e^{−2∫β})), α as VP, s = 1 − α².
 //!
-//! ## The data's frame (DESIGN §2)
+//! ## The data's frame (ARCHITECTURE.md §4)
 //!
 //! Real diffusion models normalise their data; ScoreLab's data is a mixture the user drags
 //! anywhere, so every SDE is defined in the mixture's own frame y = (x − m)/d, with m the
@@ -145,7 +145,7 @@ pub struct Sde {
     pub scale: f64,
 }
 
-/// Default training t-floor ε_t (DESIGN §2).
+/// Default training t-floor ε_t (ARCHITECTURE.md §4).
 pub const TRAIN_T_EPS: f64 = 1e-5;
 /// Default sampling end time (score_sde's `sampling_eps`).
 pub const SAMPLE_T_EPS: f64 = 1e-3;

@@ -50,7 +50,7 @@ pub enum TrainError {
     },
 }
 
-/// One training sample: (x_0, t, z) for batch index `i` of step `step` (DESIGN §3: drawn
+/// One training sample: (x_0, t, z) for batch index `i` of step `step` (ARCHITECTURE.md §5: drawn
 /// from the mixture parameters only, so a shader can reproduce it).
 pub fn draw_sample(
     mixture: &GaussianMixture,

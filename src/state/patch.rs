@@ -260,7 +260,10 @@ mod tests {
         let m = GaussianMixture::from_spec(&st.scene.mixture).expect("valid");
         ok.apply_to(&mut st, &m);
         assert_eq!(st.arrows, crate::state::ArrowMode::Difference);
-        assert!(!st.layers.trails && st.layers.samples, "a partial layers object merges");
+        assert!(
+            !st.layers.trails && st.layers.samples,
+            "a partial layers object merges"
+        );
         for bad in [
             r#"{"width":4}"#,
             r#"{"width":100000}"#,

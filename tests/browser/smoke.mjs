@@ -1,4 +1,4 @@
-// Browser tier (DESIGN §4.4): the built page in Debian's Chromium, headless.
+// Browser tier (docs/ARCHITECTURE.md §6): the built page in Debian's Chromium, headless.
 // WebGPU run (SwiftShader): no console errors, BrowserWebGpu backend, pixels of samples and
 // handles on the screenshot, training brings the Fisher divergence to the exact score below
 // FISHER_BAR, a real mouse drag of a component handle moves its mean in state(), and training

@@ -1,4 +1,4 @@
-//! Tier 1 (DESIGN §4): the CPU reference science against closed forms.
+//! Tier 1 (ARCHITECTURE.md §6): the CPU reference science against closed forms.
 //! Tolerances are relative+absolute; statistical tests use fixed seeds and sample sizes
 //! large enough that a wrong implementation fails.
 

@@ -1,4 +1,4 @@
-//! Tier 3 (DESIGN §4): the WGSL engine on a real adapter (Mesa lavapipe in CI) against the CPU
+//! Tier 3 (ARCHITECTURE.md §6): the WGSL engine on a real adapter (Mesa lavapipe in CI) against the CPU
 //! reference. One-step element-wise parity per kernel (same counter RNG, so the same noise),
 //! then long runs. A missing adapter FAILS these tests unless SCORELAB_SKIP_GPU_TESTS=1.
 
