@@ -31,9 +31,7 @@ fn fisher_report(
 ) -> Result<serde_json::Value, CliError> {
     let levels = metrics::fisher_levels();
     let sde = score.sde();
-    let f = batch
-        .relative_fisher(score, mixture, &levels, n)
-        .map_err(msg)?;
+    let f = batch.relative_fisher(score, mixture, &levels, n)?;
     Ok(json!({
         "fisher_mean": metrics::mean(&f),
         "fisher_per_level": f,
@@ -91,9 +89,7 @@ pub fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
             rows.push_str(&format!("{step},{l},{fisher}\n"));
         }
     };
-    let (net, last) = batch
-        .train(net, &mixture, tc, a.steps, a.log.is_some(), log)
-        .map_err(msg)?;
+    let (net, last) = batch.train(net, &mixture, tc, a.steps, a.log.is_some(), log)?;
     let secs = start.elapsed().as_secs_f64();
     let text =
         serde_json::to_string(&net.to_file(u64::from(a.steps))).map_err(|e| msg(e.to_string()))?;
@@ -140,9 +136,7 @@ pub fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     }
     let batch = open(a.score.backend)?;
     let start = web_time::Instant::now();
-    let (xs, nfe) = batch
-        .sample(&score, &mixture, cfg, a.n as usize)
-        .map_err(msg)?;
+    let (xs, nfe) = batch.sample(&score, &mixture, cfg, a.n as usize)?;
     let secs = start.elapsed().as_secs_f64();
     write(&a.out, &points_to_csv(&xs))?;
     let census = metrics::ModeCensus::of(&mixture, &xs);
@@ -171,9 +165,7 @@ pub fn likelihood(a: &LikelihoodArgs) -> Result<serde_json::Value, CliError> {
     let score = load_score(&a.score, &mixture)?;
     let what = format!("points file '{}'", a.points.display());
     let points = parse_points_csv(&read(&a.points)?, &what)?;
-    let model = open(a.score.backend)?
-        .log_likelihood(&score, &mixture, &points, a.steps)
-        .map_err(msg)?;
+    let model = open(a.score.backend)?.log_likelihood(&score, &mixture, &points, a.steps)?;
     let mut out = String::from("x,y,logp_model,logp_true\n");
     let mut failed = 0;
     let mut abs_err = 0.0;

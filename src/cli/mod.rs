@@ -30,6 +30,9 @@ pub enum CliError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The engine refused or failed.
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
     /// Anything else, already phrased.
     #[error("{0}")]
     Msg(String),
@@ -44,7 +47,7 @@ fn open(backend: Backend) -> Result<Batch, CliError> {
     if backend == Backend::Gpu {
         ensure_runtime_dir();
     }
-    Batch::new(backend.into()).map_err(msg)
+    Ok(Batch::new(backend.into())?)
 }
 
 fn ensure_runtime_dir() {

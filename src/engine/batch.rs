@@ -2,8 +2,8 @@
 //! divergence on either engine, chosen once ([`Batch::new`]); the calls are the same after
 //! that, so the callers never branch on CPU vs GPU themselves.
 
-use crate::engine::EngineChoice;
-use crate::gpu::context::{GpuContext, GpuError};
+use crate::engine::{EngineChoice, EngineError};
+use crate::gpu::context::GpuContext;
 use crate::gpu::sampler::{GpuSampler, GpuScore};
 use crate::gpu::trainer::GpuTrainer;
 use crate::gpu::GpuNet;
@@ -56,17 +56,13 @@ pub enum Batch {
     Gpu(Box<GpuContext>),
 }
 
-fn gpu_err(e: GpuError) -> String {
-    format!("GPU engine: {e}")
-}
-
 impl Batch {
     /// Open the engine `choice` (the GPU one on the best native adapter).
-    pub fn new(choice: EngineChoice) -> Result<Self, String> {
+    pub fn new(choice: EngineChoice) -> Result<Self, EngineError> {
         Ok(match choice {
             EngineChoice::Cpu => Self::Cpu,
             EngineChoice::Gpu => Self::Gpu(Box::new(
-                GpuContext::headless().map_err(|e| format!("GPU backend unavailable: {e}"))?,
+                GpuContext::headless().map_err(EngineError::NoGpu)?,
             )),
         })
     }
@@ -91,7 +87,7 @@ impl Batch {
         steps: u32,
         with_net: bool,
         mut chunk: impl FnMut(u32, &[f64], Option<&ScoreNet>),
-    ) -> Result<(ScoreNet, f64), String> {
+    ) -> Result<(ScoreNet, f64), EngineError> {
         let mut last = f64::NAN;
         let mut done = 0u32;
         match self {
@@ -107,9 +103,9 @@ impl Batch {
                             Err(e) => {
                                 diverged += 1;
                                 if diverged > MAX_RECOVERIES {
-                                    return Err(format!(
+                                    return Err(EngineError::Diverged(format!(
                                         "{e}; gave up after {MAX_RECOVERIES} divergences"
-                                    ));
+                                    )));
                                 }
                                 eprintln!("warning: {}", trainer.recover(&e));
                             }
@@ -123,31 +119,30 @@ impl Batch {
                 Ok((trainer.ema_net(), last))
             }
             Self::Gpu(ctx) => {
-                let trainer = GpuTrainer::new(ctx, &net, mixture, &tc).map_err(gpu_err)?;
+                let trainer = GpuTrainer::new(ctx, &net, mixture, &tc)?;
                 while done < steps {
                     let k = (steps - done).min(TRAIN_CHUNK);
                     trainer.train(ctx, k);
-                    if let Some(at) = trainer.diverged_at(ctx).map_err(gpu_err)? {
-                        return Err(format!(
+                    if let Some(at) = trainer.diverged_at(ctx)? {
+                        return Err(EngineError::Diverged(format!(
                             "training diverged on the GPU at step {at} (non-finite loss); try a smaller --lr"
-                        ));
+                        )));
                     }
                     let losses: Vec<f64> = trainer
-                        .read_losses(ctx, done, k)
-                        .map_err(gpu_err)?
+                        .read_losses(ctx, done, k)?
                         .into_iter()
                         .map(f64::from)
                         .collect();
                     last = losses.last().copied().unwrap_or(f64::NAN);
                     let ema = if with_net {
-                        Some(trainer.ema_net(ctx).map_err(gpu_err)?)
+                        Some(trainer.ema_net(ctx)?)
                     } else {
                         None
                     };
                     chunk(done + 1, &losses, ema.as_ref());
                     done += k;
                 }
-                Ok((trainer.ema_net(ctx).map_err(gpu_err)?, last))
+                Ok((trainer.ema_net(ctx)?, last))
             }
         }
     }
@@ -159,21 +154,18 @@ impl Batch {
         mixture: &GaussianMixture,
         cfg: SamplerConfig,
         n: usize,
-    ) -> Result<(Vec<Vec2>, u64), String> {
+    ) -> Result<(Vec<Vec2>, u64), EngineError> {
         match self {
-            Self::Cpu => {
-                samplers::sample(cfg, score.sde(), n, score.model()).map_err(|e| e.to_string())
-            }
+            Self::Cpu => Ok(samplers::sample(cfg, score.sde(), n, score.model())?),
             Self::Gpu(ctx) => {
                 if cfg.kind == SamplerKind::OdeRk45 {
-                    return Err("ode-rk45 is adaptive and runs on the CPU; on the GPU use ode-rk4 (fixed steps)".into());
+                    return Err(EngineError::Unsupported("ode-rk45 is adaptive and runs on the CPU; on the GPU use ode-rk4 (fixed steps)".into()));
                 }
                 let net = Self::upload(ctx, score)?;
                 let gs = net.as_ref().map_or(GpuScore::Exact, GpuScore::Net);
-                let mut s =
-                    GpuSampler::new(ctx, gs, mixture, score.sde(), &cfg, n).map_err(gpu_err)?;
+                let mut s = GpuSampler::new(ctx, gs, mixture, score.sde(), &cfg, n)?;
                 s.run(ctx);
-                Ok((s.samples(ctx).map_err(gpu_err)?, s.nfe()))
+                Ok((s.samples(ctx)?, s.nfe()))
             }
         }
     }
@@ -186,7 +178,7 @@ impl Batch {
         mixture: &GaussianMixture,
         points: &[Vec2],
         gpu_steps: u32,
-    ) -> Result<Vec<Option<f64>>, String> {
+    ) -> Result<Vec<Option<f64>>, EngineError> {
         let sde = score.sde();
         let cfg = LikelihoodConfig::default();
         match self {
@@ -199,8 +191,7 @@ impl Batch {
                 let gs = net.as_ref().map_or(GpuScore::Exact, GpuScore::Net);
                 let lp = crate::gpu::likelihood::log_likelihood(
                     ctx, gs, mixture, sde, points, cfg.t0, gpu_steps,
-                )
-                .map_err(gpu_err)?;
+                )?;
                 Ok(lp.into_iter().map(|l| l.is_finite().then_some(l)).collect())
             }
         }
@@ -214,11 +205,13 @@ impl Batch {
         mixture: &GaussianMixture,
         levels: &[f64],
         n: usize,
-    ) -> Result<Vec<f64>, String> {
+    ) -> Result<Vec<f64>, EngineError> {
         match (self, score) {
             (Self::Gpu(ctx), Score::Net(net)) => {
-                let g = GpuNet::upload(ctx, net).map_err(gpu_err)?;
-                crate::gpu::field::relative_fisher(ctx, &g, mixture, levels, n, 1).map_err(gpu_err)
+                let g = GpuNet::upload(ctx, net)?;
+                Ok(crate::gpu::field::relative_fisher(
+                    ctx, &g, mixture, levels, n, 1,
+                )?)
             }
             _ => Ok(metrics::relative_fisher(
                 score.model(),
@@ -231,9 +224,9 @@ impl Batch {
         }
     }
 
-    fn upload(ctx: &GpuContext, score: &Score) -> Result<Option<GpuNet>, String> {
+    fn upload(ctx: &GpuContext, score: &Score) -> Result<Option<GpuNet>, EngineError> {
         match score {
-            Score::Net(n) => GpuNet::upload(ctx, n).map(Some).map_err(gpu_err),
+            Score::Net(n) => Ok(Some(GpuNet::upload(ctx, n)?)),
             Score::Exact(_) => Ok(None),
         }
     }

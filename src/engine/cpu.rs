@@ -6,9 +6,9 @@ use web_time::{Duration, Instant};
 
 use super::settings::{net_or_new, train_config};
 use super::{
-    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, FieldRequest, FrameOutput,
-    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, DENSITY_EVERY,
-    DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
+    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest,
+    FrameOutput, FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings,
+    DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
 };
 use crate::sim::field::cpu_field;
 use crate::sim::guidance::GuidedScore;
@@ -61,7 +61,7 @@ impl CpuEngine {
         sde: Sde,
         settings: &TrainSettings,
         net: Option<ScoreNet>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let net = net_or_new(net, settings, mixture, sde)?;
         Ok(Self {
             trainer: Trainer::new(net, mixture.clone(), train_config(settings)),
@@ -75,7 +75,7 @@ impl CpuEngine {
         })
     }
 
-    fn start_sampler(&mut self, i: usize) -> Result<(), String> {
+    fn start_sampler(&mut self, i: usize) -> Result<(), EngineError> {
         self.control.begin_run(i);
         let slot = &mut self.slots[i];
         slot.sampler = None;
@@ -84,19 +84,19 @@ impl CpuEngine {
             slot.particles.clear();
             return Ok(());
         }
-        c.live.validate()?;
+        c.live.validate().map_err(EngineError::Setting)?;
         let mixture = &self.trainer.mixture;
         if let Some(g) = c.live.guide {
             if g.component >= mixture.len() {
-                return Err(format!(
+                return Err(EngineError::Setting(format!(
                     "guidance toward component {} but the mixture has {}",
                     g.component + 1,
                     mixture.len()
-                ));
+                )));
             }
         }
         let cfg = c.live.config(mixture, c.run);
-        let s = Sampler::new(cfg, self.trainer.net.sde, c.live.n).map_err(|e| e.to_string())?;
+        let s = Sampler::new(cfg, self.trainer.net.sde, c.live.n)?;
         slot.sampler = Some(s);
         Ok(())
     }
@@ -246,7 +246,7 @@ impl Engine for CpuEngine {
         &mut self.control
     }
 
-    fn start_slot(&mut self, i: usize, _fresh: bool) -> Result<(), String> {
+    fn start_slot(&mut self, i: usize, _fresh: bool) -> Result<(), EngineError> {
         self.start_sampler(i)
     }
 

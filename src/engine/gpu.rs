@@ -10,10 +10,10 @@ use web_time::{Duration, Instant};
 
 use super::settings::{net_or_new, train_config};
 use super::{
-    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, FieldRequest, FrameOutput,
-    FrameRequest, FrameTiming, ParticleSource, ParticleView, SamplerStatus, SamplesOut,
-    TrainSettings, DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
-    TRAIL_SLOTS,
+    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest,
+    FrameOutput, FrameRequest, FrameTiming, ParticleSource, ParticleView, SamplerStatus,
+    SamplesOut, TrainSettings, DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY,
+    FISHER_POINTS, SLOTS, TRAIL_SLOTS,
 };
 use crate::gpu::context::{AsyncReadback, GpuContext, GpuError};
 use crate::gpu::field::{FisherProbe, GpuField};
@@ -108,12 +108,11 @@ impl GpuEngine {
         sde: Sde,
         settings: &TrainSettings,
         net: Option<ScoreNet>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let net = net_or_new(net, settings, mixture, sde)?;
         let sde = net.sde;
-        let trainer = GpuTrainer::new(&ctx, &net, mixture, &train_config(settings))
-            .map_err(|e| e.to_string())?;
-        let ema = GpuNet::upload(&ctx, &net).map_err(|e| e.to_string())?;
+        let trainer = GpuTrainer::new(&ctx, &net, mixture, &train_config(settings))?;
+        let ema = GpuNet::upload(&ctx, &net)?;
         let fisher = FisherProbe::new(&ctx, &ema, mixture, &fisher_levels(), FISHER_POINTS, 1);
         Ok(Self {
             ctx,
@@ -140,7 +139,7 @@ impl GpuEngine {
     }
 
     /// Start run `run` of live sampler `i` (see [`Engine::start_slot`]).
-    fn start_sampler(&mut self, i: usize, fresh: bool) -> Result<(), String> {
+    fn start_sampler(&mut self, i: usize, fresh: bool) -> Result<(), EngineError> {
         self.control.begin_run(i);
         let slot = &mut self.slots[i];
         slot.sampler = None;
@@ -151,9 +150,9 @@ impl GpuEngine {
         if !c.live.enabled {
             return Ok(());
         }
-        c.live.validate()?;
+        c.live.validate().map_err(EngineError::Setting)?;
         if c.live.guide.is_some() {
-            return Err("guidance runs on the CPU engine (Engine: CPU); the GPU sampler has no guidance shader yet".into());
+            return Err(EngineError::Unsupported("guidance runs on the CPU engine (Engine: CPU); the GPU sampler has no guidance shader yet".into()));
         }
         let score = if c.live.exact {
             GpuScore::Exact
@@ -161,8 +160,7 @@ impl GpuEngine {
             GpuScore::Net(&self.ema)
         };
         let cfg = c.live.config(&self.mixture, c.run);
-        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, c.live.n)
-            .map_err(|e| e.to_string())?;
+        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, c.live.n)?;
         let trails = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("GpuEngine::trails"),
             size: (u64::from(TRAIL_SLOTS) * c.live.n as u64 * 16).max(16),
@@ -436,7 +434,7 @@ impl Engine for GpuEngine {
         &mut self.control
     }
 
-    fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), String> {
+    fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), EngineError> {
         self.start_sampler(i, fresh)
     }
 

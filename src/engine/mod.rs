@@ -44,6 +44,32 @@ const DENSITY_STEPS: u32 = 16;
 /// Shortest interval between learned-density evaluations (unless the request changes).
 const DENSITY_EVERY: Duration = Duration::from_millis(1500);
 
+/// Why an engine, a live sampler or a batch job could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A setting is out of range (the message names it).
+    #[error("{0}")]
+    Setting(String),
+    /// The network could not be built.
+    #[error("{0}")]
+    Model(#[from] crate::sim::model::ModelError),
+    /// The sampler refused its configuration.
+    #[error("{0}")]
+    Sampler(#[from] crate::sim::samplers::SamplerError),
+    /// The GPU engine failed.
+    #[error("GPU engine: {0}")]
+    Gpu(#[from] crate::gpu::context::GpuError),
+    /// No GPU could be opened (batch work).
+    #[error("GPU backend unavailable: {0}")]
+    NoGpu(crate::gpu::context::GpuError),
+    /// Not available on this engine (the message says where it is).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Training diverged beyond recovery.
+    #[error("{0}")]
+    Diverged(String),
+}
+
 /// Which engine to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +88,7 @@ pub fn start(
     sde: Sde,
     settings: &TrainSettings,
     net: Option<ScoreNet>,
-) -> Result<Box<dyn Engine>, String> {
+) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match gpu {
         Some(ctx) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
         None => Box::new(CpuEngine::new(mixture, sde, settings, net)?),
@@ -274,7 +300,7 @@ pub trait Engine {
     fn control(&mut self) -> &mut Control;
     /// (Re)start run `control().slots[i].run` of live sampler `i` (stops it when disabled);
     /// `fresh` drops any readback of an earlier run.
-    fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), String>;
+    fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), EngineError>;
     /// Dispatches, submits and bytes moved so far (GPU engine only).
     fn gpu_counts(&self) -> Option<GpuCounts> {
         None

@@ -2,6 +2,7 @@
 //! live sampler ([`LiveSampling`]), with the range checks the panel, the share link, scene
 //! files and the JS API all go through.
 
+use super::EngineError;
 use crate::sim::adam::AdamConfig;
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::{NetConfig, ScoreNet};
@@ -234,8 +235,8 @@ pub fn new_net(
     settings: &TrainSettings,
     mixture: &GaussianMixture,
     sde: Sde,
-) -> Result<ScoreNet, String> {
-    ScoreNet::new(
+) -> Result<ScoreNet, EngineError> {
+    Ok(ScoreNet::new(
         NetConfig {
             width: settings.width,
             depth: settings.depth,
@@ -243,8 +244,7 @@ pub fn new_net(
             ..NetConfig::default()
         },
         sde,
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }
 
 /// The network an engine starts from: `net` (an imported model) or a fresh one.
@@ -253,7 +253,7 @@ pub fn net_or_new(
     settings: &TrainSettings,
     mixture: &GaussianMixture,
     sde: Sde,
-) -> Result<ScoreNet, String> {
+) -> Result<ScoreNet, EngineError> {
     match net {
         Some(n) => Ok(n),
         None => new_net(settings, mixture, sde),
