@@ -17,7 +17,7 @@ use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
 use crate::sim::metrics::{ks_critical_001, ks_statistic};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
-use crate::sim::samplers::pf_ode_paths;
+use crate::sim::samplers::{pf_ode_paths, prior_grid};
 use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::sde::{Sde, SAMPLE_T_EPS};
 use crate::sim::Vec2;
@@ -233,13 +233,7 @@ impl Lessons {
         };
         if let Some(score) = score {
             if self.ode_paths && self.paths.as_ref().is_none_or(|(k, _)| *k != key) {
-                let sd = sde.prior_std();
-                let starts: Vec<Vec2> = (0..PATH_GRID * PATH_GRID)
-                    .map(|i| {
-                        let f = |j: usize| (j as f64 / (PATH_GRID - 1) as f64 - 0.5) * 4.0 * sd;
-                        sde.center() + Vec2::new(f(i % PATH_GRID), f(i / PATH_GRID))
-                    })
-                    .collect();
+                let starts = prior_grid(sde, PATH_GRID);
                 let paths = pf_ode_paths(score, sde, &starts, 1.0, SAMPLE_T_EPS, PATH_STEPS);
                 self.paths = Some((key, paths));
             }

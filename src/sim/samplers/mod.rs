@@ -560,6 +560,17 @@ impl Sampler {
     }
 }
 
+/// An `n × n` grid of start points over ±2 prior standard deviations around the SDE's
+/// centre (the PF-ODE paths drawn from noise to data), row-major from the lower left.
+pub fn prior_grid(sde: &Sde, n: usize) -> Vec<Vec2> {
+    let sd = sde.prior_std();
+    let n = n.max(2);
+    let f = |j: usize| (j as f64 / (n - 1) as f64 - 0.5) * 4.0 * sd;
+    (0..n * n)
+        .map(|i| sde.center() + Vec2::new(f(i % n), f(i / n)))
+        .collect()
+}
+
 /// Probability-flow ODE paths (score_sde Eq. 13) of every start point from time `t0` to `t1`
 /// (either direction: t1 > t0 is data → noise, t1 < t0 noise → data), classic RK4 with
 /// `n_steps` steps; each path has `n_steps + 1` points. Deterministic: the same start gives
