@@ -14,6 +14,7 @@
 pub mod adam;
 pub mod ellipse;
 pub mod field;
+pub mod gemm;
 pub mod guidance;
 pub mod likelihood;
 pub mod metrics;
