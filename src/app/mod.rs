@@ -339,7 +339,6 @@ impl ScoreLabApp {
         // weight row of a selected component), or it would jump under the user's pointer.
         if panels.controls {
             let mut draft = self.state.clone();
-            let link = self.link();
             let sde = self.host.sde(&self.state, &self.data.mixture);
             let mut cx = panels::PanelCtx {
                 data: &self.data,
@@ -349,7 +348,6 @@ impl ScoreLabApp {
                 canvas: &mut self.canvas,
                 ui: &mut self.ui,
                 sde,
-                link,
             };
             egui::Panel::left("controls")
                 .exact_size(300.0)

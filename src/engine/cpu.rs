@@ -6,9 +6,9 @@ use web_time::{Duration, Instant};
 
 use super::settings::{net_or_new, train_config};
 use super::{
-    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest,
-    FrameOutput, FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings,
-    DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
+    ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest, FrameOutput,
+    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, DENSITY_EVERY,
+    DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
 };
 use crate::sim::field::cpu_field;
 use crate::sim::guidance::GuidedScore;
@@ -187,7 +187,7 @@ impl CpuEngine {
                 self.density = Some(DensityJob {
                     req: r,
                     net: self.trainer.ema_net(),
-                    points: grid_points(&r),
+                    points: r.points(),
                     out: Vec::new(),
                 });
             }

@@ -10,10 +10,10 @@ use web_time::{Duration, Instant};
 
 use super::settings::{net_or_new, train_config};
 use super::{
-    grid_points, ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest,
-    FrameOutput, FrameRequest, FrameTiming, ParticleSource, ParticleView, SamplerStatus,
-    SamplesOut, TrainSettings, DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY,
-    FISHER_POINTS, SLOTS, TRAIL_SLOTS,
+    ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest, FrameOutput,
+    FrameRequest, FrameTiming, ParticleSource, ParticleView, SamplerStatus, SamplesOut,
+    TrainSettings, DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
+    TRAIL_SLOTS,
 };
 use crate::gpu::context::{AsyncReadback, GpuContext, GpuError};
 use crate::gpu::field::{FisherProbe, GpuField};
@@ -508,7 +508,7 @@ impl Engine for GpuEngine {
                     GpuScore::Net(&self.ema),
                     &self.mixture,
                     self.sde,
-                    &grid_points(&req),
+                    &req.points(),
                     req.t.clamp(1e-3, 0.99),
                     DENSITY_STEPS,
                 ) {

@@ -16,7 +16,7 @@ pub mod settings;
 
 use web_time::{Duration, Instant};
 
-pub use crate::sim::field::{grid_points, FieldCell, FieldRequest};
+pub use crate::sim::field::{FieldCell, FieldRequest};
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
 pub use settings::{

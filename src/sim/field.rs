@@ -50,11 +50,6 @@ impl FieldRequest {
     }
 }
 
-/// Cell centres of a grid request, row-major from `lo` ([`FieldRequest::points`]).
-pub fn grid_points(req: &FieldRequest) -> Vec<Vec2> {
-    req.points()
-}
-
 /// One grid cell of a field evaluation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FieldCell {

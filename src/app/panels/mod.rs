@@ -36,8 +36,6 @@ pub struct PanelCtx<'a> {
     pub ui: &'a mut UiState,
     /// The SDE in use.
     pub sde: Sde,
-    /// The share link of the state.
-    pub link: String,
 }
 
 /// The whole left panel.

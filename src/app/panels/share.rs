@@ -17,7 +17,9 @@ pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec
             .on_hover_text("The whole scene, model settings, samplers and view, in the URL")
             .clicked()
         {
-            ui.ctx().copy_text(cx.link.clone());
+            // The link of the panel's copy is the state's (only made on a click).
+            let hash = crate::state::link::to_hash(st, &cx.ui.flags);
+            ui.ctx().copy_text(format!("{}{hash}", cx.ui.page_url));
             cx.ui.file_message = Some("Link copied.".into());
         }
         if ui.button("PNG").clicked() {
