@@ -182,10 +182,10 @@ impl Batch {
         let sde = score.sde();
         let cfg = LikelihoodConfig::default();
         match self {
-            Self::Cpu => Ok(points
-                .iter()
-                .map(|p| log_likelihood(score.model(), &sde, *p, cfg).map(|l| l.log_prob))
-                .collect()),
+            // One adaptive solve per point, the points spread over the cores.
+            Self::Cpu => Ok(crate::sim::par::map_range(points.len(), |i| {
+                log_likelihood(score.model(), &sde, points[i], cfg).map(|l| l.log_prob)
+            })),
             Self::Gpu(ctx) => {
                 let net = Self::upload(ctx, score)?;
                 let gs = net.as_ref().map_or(GpuScore::Exact, GpuScore::Net);

@@ -51,6 +51,9 @@ struct DensityJob {
 
 /// CPU time per frame for the live samplers and for the density heatmap.
 const CPU_SIDE_BUDGET: Duration = Duration::from_millis(4);
+/// Particles per slice of a live sampler step (`Sampler::advance`): ≈ 70 MFLOP at width
+/// 128, a few milliseconds in the page.
+const SAMPLER_SLICE: usize = 1024;
 /// CPU time per frame for the live samplers while training is paused.
 const CPU_SAMPLER_BUDGET_IDLE: Duration = Duration::from_millis(30);
 
@@ -134,11 +137,16 @@ impl CpuEngine {
                 }
                 _ => base,
             };
-            for _ in 0..k {
-                if s.done() || start.elapsed() >= budget {
+            // Steps in slices of particles, so that a big step (10⁵ particles) spreads over
+            // frames instead of stalling one; a started step is always finished.
+            let mut completed = 0;
+            while !s.done() && (completed < k || s.mid_step()) {
+                if s.advance(score, SAMPLER_SLICE) {
+                    completed += 1;
+                }
+                if start.elapsed() >= budget {
                     break;
                 }
-                s.step(score);
             }
             if s.done() && c.finished_at.is_none() {
                 c.finished_at = Some(Instant::now());

@@ -1,8 +1,8 @@
-//! Batch-major blocked matrix products for the MLP. Natively they run `matrixmultiply`'s
-//! packed, register-tiled sgemm (runtime-detected AVX/FMA kernels); on wasm the MLP keeps
-//! its scalar reference path (`sim::mlp`, per-sample dot products) until a simd128
-//! micro-kernel lands. The blocked path sums in another order than the reference: the tests
-//! compare the two to a relative + absolute tolerance (`sim::mlp` tests).
+//! Batch-major blocked matrix products for the MLP: `matrixmultiply`'s packed, register-tiled
+//! sgemm, with runtime-detected AVX/FMA kernels natively and its simd128 micro-kernel on wasm
+//! (`.cargo/config.toml` builds the page with `+simd128`). The blocked path sums in another
+//! order than the scalar reference (`sim::mlp`, per-sample dot products): the tests compare
+//! the two to a relative + absolute tolerance (`sim::mlp` tests).
 
 /// A strided view of an `rows × cols` matrix: element (r, c) is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy, Debug)]

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mixture;
 pub mod mlp;
 pub mod model;
+pub mod par;
 pub mod rng;
 pub mod samplers;
 pub mod score;

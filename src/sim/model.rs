@@ -289,10 +289,13 @@ impl ScoreNet {
 
     /// Write the input features for (x, t) into `out` (length `n_inputs`).
     pub fn features(&self, x: Vec2, p: &Precond, out: &mut [f32]) {
-        let u = (x - self.sde.center()) / (p.alpha * p.c);
+        self.time_features(p, out);
+        self.space_features(x, p, out);
+    }
+
+    /// The features that depend on t only: c_noise and its Fourier features (`out[2..]`).
+    fn time_features(&self, p: &Precond, out: &mut [f32]) {
         let c_noise = 0.25 * p.sigma.ln();
-        out[0] = u.x as f32;
-        out[1] = u.y as f32;
         out[2] = c_noise as f32;
         let nt = self.time_freqs.len();
         for (j, w) in self.time_freqs.iter().enumerate() {
@@ -300,7 +303,14 @@ impl ScoreNet {
             out[3 + j] = a.sin() as f32;
             out[3 + nt + j] = a.cos() as f32;
         }
-        let base = 3 + 2 * nt;
+    }
+
+    /// The features that depend on x: u = (x − m)/(α c) and its Fourier features.
+    fn space_features(&self, x: Vec2, p: &Precond, out: &mut [f32]) {
+        let u = (x - self.sde.center()) / (p.alpha * p.c);
+        out[0] = u.x as f32;
+        out[1] = u.y as f32;
+        let base = 3 + 2 * self.time_freqs.len();
         let nx = self.x_freqs.len();
         for (j, b) in self.x_freqs.iter().enumerate() {
             let a = std::f64::consts::TAU * b.dot(&u);
@@ -328,6 +338,26 @@ impl ScoreNet {
         input: &mut Vec<f32>,
         d_out: &mut Vec<f32>,
     ) -> f64 {
+        let inv_b = 1.0 / x0.len() as f64;
+        self.dsm_part(x0, t, z, inv_b, grad, ws, input, d_out)
+    }
+
+    /// One piece of a batch: Σ_i inv_b·‖ε_θ − z‖² over the piece and its gradient (added to
+    /// `grad`), with `inv_b` = 1 / (the whole batch's size), so that the pieces' losses and
+    /// gradients add up to the batch mean ([`crate::sim::train::Trainer`] splits a batch into
+    /// pieces that run on separate cores).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dsm_part(
+        &self,
+        x0: &[Vec2],
+        t: &[f64],
+        z: &[Vec2],
+        inv_b: f64,
+        grad: &mut [f32],
+        ws: &mut MlpWorkspace,
+        input: &mut Vec<f32>,
+        d_out: &mut Vec<f32>,
+    ) -> f64 {
         let batch = x0.len();
         let n_in = self.config.n_inputs();
         input.resize(batch * n_in, 0.0);
@@ -343,7 +373,6 @@ impl ScoreNet {
         let out = self.mlp.forward(input, batch, ws).to_vec();
         d_out.resize(batch * 2, 0.0);
         let mut loss = 0.0;
-        let inv_b = 1.0 / batch as f64;
         for i in 0..batch {
             let p = &pre[i];
             let g = Vec2::new(f64::from(out[2 * i]), f64::from(out[2 * i + 1]));
@@ -389,25 +418,37 @@ impl ScoreNet {
     }
 }
 
-/// Points per forward chunk (bounds scratch memory, keeps activations in cache).
-const CHUNK: usize = 1024;
+/// Points per forward chunk: chunks run on separate cores ([`crate::sim::par`]) and bound
+/// the scratch memory; every point's score is independent of the chunking.
+const CHUNK: usize = 512;
+
+thread_local! {
+    /// Each thread's forward scratch for [`ScoreNet::score_batch`] (kept between calls:
+    /// allocating and zeroing it per chunk cost more than the features).
+    static SCRATCH: std::cell::RefCell<(MlpWorkspace, Vec<f32>)> = Default::default();
+}
 
 impl ScoreModel for ScoreNet {
     fn score_batch(&self, xs: &[Vec2], t: f64, out: &mut [Vec2]) {
         let p = self.precond(t);
         let n_in = self.config.n_inputs();
-        let mut ws = MlpWorkspace::default();
-        let mut input = vec![0.0f32; CHUNK.min(xs.len()) * n_in];
-        for (xc, oc) in xs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            for (i, x) in xc.iter().enumerate() {
-                self.features(*x, &p, &mut input[i * n_in..(i + 1) * n_in]);
-            }
-            let g = self.mlp.forward(&input, xc.len(), &mut ws);
-            for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
-                let gv = Vec2::new(f64::from(g[2 * i]), f64::from(g[2 * i + 1]));
-                *o = self.score_from_output(*x, gv, &p);
-            }
-        }
+        // Every point has the same t: its features are computed once and copied.
+        let mut time = vec![0.0f32; n_in];
+        self.time_features(&p, &mut time);
+        crate::sim::par::zip_chunks(xs, out, CHUNK, |xc, oc| {
+            SCRATCH.with_borrow_mut(|(ws, input)| {
+                input.resize(xc.len() * n_in, 0.0);
+                for (row, x) in input.chunks_exact_mut(n_in).zip(xc) {
+                    row.copy_from_slice(&time);
+                    self.space_features(*x, &p, row);
+                }
+                let g = self.mlp.forward(input, xc.len(), ws);
+                for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
+                    let gv = Vec2::new(f64::from(g[2 * i]), f64::from(g[2 * i + 1]));
+                    *o = self.score_from_output(*x, gv, &p);
+                }
+            });
+        });
     }
 
     fn score_and_divergence(&self, x: Vec2, t: f64) -> (Vec2, f64) {

@@ -5,8 +5,8 @@ use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
 
-/// A time-dependent score function.
-pub trait ScoreModel {
+/// A time-dependent score function (`Sync`: batch work evaluates it on several cores).
+pub trait ScoreModel: Sync {
     /// ∇ₓ log p_t at every point of `xs` (all at the same `t`), written into `out`.
     fn score_batch(&self, xs: &[Vec2], t: f64, out: &mut [Vec2]);
 

@@ -18,6 +18,8 @@
 //!   then the ancestral predictor.
 //! - Probability-flow ODE (score_sde Eq. 13): dx/dt = f − ½ g² s; Euler, Heun, RK4, adaptive RK45.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sim::mixture::GaussianMixture;
@@ -273,6 +275,17 @@ pub struct Sampler {
     tmp: Vec<Vec2>,
     k_acc: Vec<Vec2>,
     rk45: Option<Rk45>,
+    cursor: Cursor,
+}
+
+/// Where a step split over several calls ([`Sampler::advance`]) stands: the particles
+/// `0..next` of the current pass are done; predictor–corrector first evaluates every
+/// particle's corrector score (its step size needs the mean score norm), then corrects them
+/// all and runs the predictor pass.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    corrected: bool,
+    next: usize,
 }
 
 impl Sampler {
@@ -317,6 +330,7 @@ impl Sampler {
             tmp: vec![Vec2::zeros(); n_particles],
             k_acc: vec![Vec2::zeros(); n_particles],
             rk45,
+            cursor: Cursor::default(),
             config,
         })
     }
@@ -381,22 +395,24 @@ impl Sampler {
         }
     }
 
-    fn eval(&mut self, score: &dyn ScoreModel, t: f64) {
-        score.score_batch(&self.x, t, &mut self.scores);
-        self.nfe += 1;
+    /// The score at particles `r` into `scores[r]`.
+    fn eval_range(&mut self, score: &dyn ScoreModel, t: f64, r: Range<usize>) {
+        score.score_batch(&self.x[r.clone()], t, &mut self.scores[r]);
     }
 
-    /// Apply a stochastic single-particle step `(x, score, z) -> (x, x_mean)` to every
-    /// particle, with z drawn from the counter RNG at (step, particle, STEP).
-    fn update(&mut self, step_fn: impl Fn(Vec2, Vec2, Vec2) -> (Vec2, Vec2)) {
+    /// Apply a stochastic single-particle step `(x, score, z) -> (x, x_mean)` to particles
+    /// `r`, with z drawn from the counter RNG at (step, particle, STEP).
+    fn update_range(
+        &mut self,
+        r: Range<usize>,
+        step_fn: impl Fn(Vec2, Vec2, Vec2) -> (Vec2, Vec2),
+    ) {
         let (rng, i) = (self.rng, self.step as u32);
-        for (p, ((x, m), s)) in self
-            .x
+        let xs = self.x[r.clone()]
             .iter_mut()
-            .zip(self.x_mean.iter_mut())
-            .zip(&self.scores)
-            .enumerate()
-        {
+            .zip(&mut self.x_mean[r.clone()]);
+        let scores = &self.scores[r.clone()];
+        for (p, ((x, m), s)) in r.zip(xs.zip(scores)) {
             let (nx, nm) = step_fn(*x, *s, rng.normal2(i, p as u32, stream::STEP));
             *x = nx;
             *m = nm;
@@ -430,68 +446,112 @@ impl Sampler {
 
     /// Advance one step (RK45: one accepted adaptive step). No-op when done.
     pub fn step(&mut self, score: &dyn ScoreModel) {
-        if self.done() {
-            return;
-        }
-        let sde = self.sde;
-        match self.config.kind {
-            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
-                let (t, _, alpha) = self.schedule_at(self.step);
-                self.eval(score, t);
-                self.update(|x, s, z| langevin_step(x, s, alpha, z));
-            }
-            SamplerKind::ReverseSde => {
-                let (t, tn, _) = self.schedule_at(self.step);
-                self.eval(score, t);
-                self.update(|x, s, z| reverse_sde_step(&sde, x, s, t, tn - t, z));
-            }
-            SamplerKind::Ancestral | SamplerKind::Pc => {
-                let (t, tn, a) = self.schedule_at(self.step);
-                if self.config.kind == SamplerKind::Pc {
-                    self.corrector(score, t, a);
-                }
-                self.eval(score, t);
-                self.update(|x, s, z| ancestral_step(&sde, x, s, t, tn, z));
-            }
-            SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
-                let (t, tn) = (self.grid(self.step), self.grid(self.step + 1));
-                self.ode_fixed_step(score, t, tn);
-            }
-            SamplerKind::OdeRk45 => {
-                let Some(mut rk) = self.rk45.take() else {
-                    // Only reachable if a config were changed to RK45 after construction.
-                    return;
-                };
-                let n = self.x.len();
-                let mut xs = vec![Vec2::zeros(); n];
-                let mut ss = vec![Vec2::zeros(); n];
-                let before = rk.nfev;
-                rk.step(&mut |t, y, dy| {
-                    for (p, v) in xs.iter_mut().enumerate() {
-                        *v = Vec2::new(y[2 * p], y[2 * p + 1]);
-                    }
-                    score.score_batch(&xs, t, &mut ss);
-                    for p in 0..n {
-                        let v = pf_ode_velocity(&sde, xs[p], ss[p], t);
-                        dy[2 * p] = v.x;
-                        dy[2 * p + 1] = v.y;
-                    }
-                });
-                self.nfe += rk.nfev - before;
-                for (p, x) in self.x.iter_mut().enumerate() {
-                    *x = Vec2::new(rk.y[2 * p], rk.y[2 * p + 1]);
-                }
-                self.x_mean.clone_from(&self.x);
-                self.rk45 = Some(rk);
-            }
-        }
-        self.step += 1;
+        while !self.advance(score, usize::MAX) {}
     }
 
-    /// Langevin corrector at time t (score_sde `LangevinCorrector`, one step).
-    fn corrector(&mut self, score: &dyn ScoreModel, t: f64, a: f64) {
+    /// Advance the current step over at most `max` more particles; true when the step is
+    /// complete (or the schedule done). Every particle still takes every step with the same
+    /// noise, so a step split into slices gives the same particles as [`Self::step`] (tested);
+    /// the app slices big steps over frames so that no frame waits for a whole step. RK45's
+    /// adaptive step is shared by all particles and runs whole.
+    pub fn advance(&mut self, score: &dyn ScoreModel, max: usize) -> bool {
+        if self.done() {
+            return true;
+        }
+        let sde = self.sde;
+        let n = self.x.len();
+        let kind = self.config.kind;
+        let r = self.cursor.next..self.cursor.next.saturating_add(max.max(1)).min(n);
+        let (t, tn, a) = self.schedule_at(self.step);
+        if kind == SamplerKind::Pc && !self.cursor.corrected {
+            self.eval_range(score, t, r.clone());
+            self.cursor.next = r.end;
+            if r.end == n {
+                self.nfe += 1;
+                self.correct(a);
+                self.cursor = Cursor {
+                    corrected: true,
+                    next: 0,
+                };
+            }
+            return false;
+        }
+        let evals = match kind {
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
+                self.eval_range(score, t, r.clone());
+                self.update_range(r.clone(), |x, s, z| langevin_step(x, s, a, z));
+                1
+            }
+            SamplerKind::ReverseSde => {
+                self.eval_range(score, t, r.clone());
+                self.update_range(r.clone(), |x, s, z| {
+                    reverse_sde_step(&sde, x, s, t, tn - t, z)
+                });
+                1
+            }
+            SamplerKind::Ancestral | SamplerKind::Pc => {
+                self.eval_range(score, t, r.clone());
+                self.update_range(r.clone(), |x, s, z| ancestral_step(&sde, x, s, t, tn, z));
+                1
+            }
+            SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
+                self.ode_fixed_range(score, t, tn, r.clone())
+            }
+            SamplerKind::OdeRk45 => {
+                self.rk45_step(score);
+                self.step += 1;
+                return true;
+            }
+        };
+        self.cursor.next = r.end;
+        if r.end < n {
+            return false;
+        }
+        self.nfe += evals;
+        self.cursor = Cursor::default();
+        self.step += 1;
+        true
+    }
+
+    /// Whether a step has been started by [`Self::advance`] and not finished.
+    pub fn mid_step(&self) -> bool {
+        self.cursor.next > 0 || self.cursor.corrected
+    }
+
+    /// One accepted adaptive RK45 step over all particles.
+    fn rk45_step(&mut self, score: &dyn ScoreModel) {
+        let Some(mut rk) = self.rk45.take() else {
+            // Only reachable if a config were changed to RK45 after construction.
+            return;
+        };
+        let sde = self.sde;
+        let n = self.x.len();
+        let mut xs = vec![Vec2::zeros(); n];
+        let mut ss = vec![Vec2::zeros(); n];
+        let before = rk.nfev;
+        rk.step(&mut |t, y, dy| {
+            for (p, v) in xs.iter_mut().enumerate() {
+                *v = Vec2::new(y[2 * p], y[2 * p + 1]);
+            }
+            score.score_batch(&xs, t, &mut ss);
+            for p in 0..n {
+                let v = pf_ode_velocity(&sde, xs[p], ss[p], t);
+                dy[2 * p] = v.x;
+                dy[2 * p + 1] = v.y;
+            }
+        });
+        self.nfe += rk.nfev - before;
+        for (p, x) in self.x.iter_mut().enumerate() {
+            *x = Vec2::new(rk.y[2 * p], rk.y[2 * p + 1]);
+        }
+        self.x_mean.clone_from(&self.x);
+        self.rk45 = Some(rk);
+    }
+
+    /// Langevin corrector (score_sde `LangevinCorrector`, one step) over every particle, with
+    /// the corrector scores already in `scores`.
+    fn correct(&mut self, a: f64) {
         let i = self.step as u32;
-        self.eval(score, t);
         let n = self.x.len() as f64;
         for (p, z) in self.tmp.iter_mut().enumerate() {
             *z = self.rng.normal2(i, p as u32, stream::CORRECTOR);
@@ -505,51 +565,59 @@ impl Sampler {
         }
     }
 
-    fn ode_fixed_step(&mut self, score: &dyn ScoreModel, t: f64, tn: f64) {
+    /// A fixed PF-ODE step (Euler, Heun or RK4) of particles `r`; returns the network
+    /// evaluations per particle.
+    fn ode_fixed_range(&mut self, score: &dyn ScoreModel, t: f64, tn: f64, r: Range<usize>) -> u64 {
         let sde = self.sde;
         let dt = tn - t;
         let kind = self.config.kind;
-        self.eval(score, t);
+        self.eval_range(score, t, r.clone());
         if kind == SamplerKind::OdeEuler {
-            for (x, s) in self.x.iter_mut().zip(&self.scores) {
+            for (x, s) in self.x[r.clone()].iter_mut().zip(&self.scores[r.clone()]) {
                 *x = pf_ode_step(&sde, *x, *s, t, dt);
             }
+            self.x_mean[r.clone()].clone_from_slice(&self.x[r]);
+            return 1;
+        }
+        // k1 into k_acc (weighted sum), stage points into tmp.
+        let (stages, weights): (&[(f64, f64)], &[f64]) = if kind == SamplerKind::OdeHeun {
+            (&[(1.0, 1.0)], &[0.5, 0.5])
         } else {
-            // k1 into k_acc (weighted sum), stage points into tmp.
-            let (stages, weights): (&[(f64, f64)], &[f64]) = if kind == SamplerKind::OdeHeun {
-                (&[(1.0, 1.0)], &[0.5, 0.5])
-            } else {
-                (
-                    &[(0.5, 0.5), (0.5, 0.5), (1.0, 1.0)],
-                    &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
-                )
-            };
-            let x0 = self.x.clone();
-            let mut k_prev: Vec<Vec2> = x0
-                .iter()
-                .zip(&self.scores)
-                .map(|(x, s)| pf_ode_velocity(&sde, *x, *s, t))
-                .collect();
-            for (acc, k) in self.k_acc.iter_mut().zip(&k_prev) {
-                *acc = weights[0] * k;
+            (
+                &[(0.5, 0.5), (0.5, 0.5), (1.0, 1.0)],
+                &[1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0],
+            )
+        };
+        let x0 = self.x[r.clone()].to_vec();
+        let mut k_prev: Vec<Vec2> = x0
+            .iter()
+            .zip(&self.scores[r.clone()])
+            .map(|(x, s)| pf_ode_velocity(&sde, *x, *s, t))
+            .collect();
+        for (acc, k) in self.k_acc[r.clone()].iter_mut().zip(&k_prev) {
+            *acc = weights[0] * k;
+        }
+        for (si, &(c_t, a)) in stages.iter().enumerate() {
+            let ts = t + c_t * dt;
+            for ((tmp, x), k) in self.tmp[r.clone()].iter_mut().zip(&x0).zip(&k_prev) {
+                *tmp = x + a * dt * k;
             }
-            for (si, &(c_t, a)) in stages.iter().enumerate() {
-                let ts = t + c_t * dt;
-                for ((tmp, x), k) in self.tmp.iter_mut().zip(&x0).zip(&k_prev) {
-                    *tmp = x + a * dt * k;
-                }
-                score.score_batch(&self.tmp, ts, &mut self.scores);
-                self.nfe += 1;
-                for (p, k) in k_prev.iter_mut().enumerate() {
-                    *k = pf_ode_velocity(&sde, self.tmp[p], self.scores[p], ts);
-                    self.k_acc[p] += weights[si + 1] * *k;
-                }
-            }
-            for ((x, x0), k) in self.x.iter_mut().zip(&x0).zip(&self.k_acc) {
-                *x = x0 + dt * k;
+            score.score_batch(&self.tmp[r.clone()], ts, &mut self.scores[r.clone()]);
+            for (j, k) in k_prev.iter_mut().enumerate() {
+                let p = r.start + j;
+                *k = pf_ode_velocity(&sde, self.tmp[p], self.scores[p], ts);
+                self.k_acc[p] += weights[si + 1] * *k;
             }
         }
-        self.x_mean.clone_from(&self.x);
+        for ((x, x0), k) in self.x[r.clone()]
+            .iter_mut()
+            .zip(&x0)
+            .zip(&self.k_acc[r.clone()])
+        {
+            *x = x0 + dt * k;
+        }
+        self.x_mean[r.clone()].clone_from_slice(&self.x[r]);
+        1 + stages.len() as u64
     }
 
     /// Run to the end.
@@ -638,4 +706,63 @@ pub fn sample(
     let mut s = Sampler::new(config, sde, n_particles)?;
     s.run(score);
     Ok((s.samples().to_vec(), s.nfe()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::mixture::presets;
+    use crate::sim::model::{NetConfig, ScoreNet};
+    use crate::sim::score::ExactScore;
+
+    /// Runs `steps` steps of every sampler whole and in slices of `slice` particles; the
+    /// particles and NFE must be identical (same noise, same per-particle arithmetic).
+    fn sliced_equals_whole(score: &dyn ScoreModel, m: &GaussianMixture, sde: Sde, slice: usize) {
+        for kind in SamplerKind::ALL {
+            let cfg = SamplerConfig {
+                n_steps: 6,
+                n_levels: 3,
+                ..SamplerConfig::defaults(kind, m)
+            };
+            let n = 1100;
+            let mut whole = Sampler::new(cfg.clone(), sde, n).expect("valid sampler");
+            let mut sliced = whole.clone();
+            for _ in 0..4 {
+                whole.step(score);
+                let mut calls = 1;
+                while !sliced.advance(score, slice) {
+                    calls += 1;
+                }
+                if kind != SamplerKind::OdeRk45 {
+                    assert!(calls > 1, "{kind:?}: a step of {n} in slices of {slice}");
+                }
+                assert_eq!(whole.steps_done(), sliced.steps_done(), "{kind:?}");
+            }
+            assert_eq!(whole.x, sliced.x, "{kind:?} particles");
+            assert_eq!(whole.x_mean, sliced.x_mean, "{kind:?} means");
+            assert_eq!(whole.nfe(), sliced.nfe(), "{kind:?} NFE");
+            assert!(whole.x.iter().all(|x| x.x.is_finite() && x.y.is_finite()));
+        }
+    }
+
+    #[test]
+    fn a_step_in_slices_equals_the_whole_step() {
+        let spec = presets::by_name("ring8").expect("ring8 is a preset");
+        let m = GaussianMixture::from_spec(&spec).expect("valid");
+        for kind in [SdeKind::Ve, SdeKind::Vp] {
+            let sde = Sde::for_mixture(kind, &m);
+            let exact = ExactScore::new(m.clone(), sde);
+            sliced_equals_whole(&exact, &m, sde, 300);
+            let cfg = NetConfig {
+                width: 16,
+                depth: 2,
+                data_std: m.data_std(),
+                ..NetConfig::default()
+            };
+            let net = ScoreNet::new(cfg, sde).expect("valid net");
+            // Slices on the network's chunk boundaries (512 points) and off them.
+            sliced_equals_whole(&net, &m, sde, 512);
+            sliced_equals_whole(&net, &m, sde, 333);
+        }
+    }
 }
