@@ -8,7 +8,9 @@ Data: ring8 (8 Gaussians of variance 0.09 on a circle of radius 4), VE SDE with
 sigma_min = 0.01, sigma_max = max pairwise distance (9.2), data std sqrt(8.09).
 Adam (lr 2e-3, 0.9, 0.999, 1e-8) with bias correction and a weight EMA, as in sim::adam.
 
-usage: python jax_train.py WIDTH BATCH STEPS  -> prints one JSON line
+usage: python jax_train.py WIDTH BATCH STEPS [scan]  -> prints one JSON line
+Without `scan`, Python calls the jitted step once per step (as an interactive app would);
+with `scan`, the whole step loop is one jitted lax.scan (JAX's best case on CPU).
 """
 import json
 import math
@@ -19,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 WIDTH, BATCH, STEPS = (int(a) for a in sys.argv[1:4])
+SCAN = sys.argv[4:5] == ["scan"]
 DEPTH, NT = 3, 8
 SIGMA_MIN, SIGMA_MAX = 0.01, 9.2
 DATA_STD = math.sqrt(8.09)
@@ -62,8 +65,7 @@ def loss_fn(params, freqs, key):
     return jnp.mean(jnp.sum((eps - z) ** 2, axis=1))
 
 
-@jax.jit
-def step(state, key):
+def step_body(state, key):
     params, m, v, ema, t, freqs = state
     loss, g = jax.value_and_grad(loss_fn)(params, freqs, key)
     t = t + 1
@@ -76,21 +78,33 @@ def step(state, key):
     return (params, m, v, ema, t, freqs), loss
 
 
+step = jax.jit(step_body)
+run_scan = jax.jit(lambda state, keys: jax.lax.scan(step_body, state, keys))
+
+
 def main():
     key = jax.random.PRNGKey(0)
     params, freqs = init(key)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     state = (params, zeros, zeros, params, jnp.float32(0.0), freqs)
     keys = jax.random.split(key, STEPS + 2)
-    state, loss = step(state, keys[0])
-    loss.block_until_ready()
-    start = time.perf_counter()
-    for i in range(STEPS):
-        state, loss = step(state, keys[i + 1])
-    loss.block_until_ready()
+    if SCAN:
+        warm, losses = run_scan(state, keys[1 : STEPS + 1])  # compiles
+        losses.block_until_ready()
+        start = time.perf_counter()
+        state, losses = run_scan(warm, keys[1 : STEPS + 1])
+        losses.block_until_ready()
+        loss = losses[-1]
+    else:
+        state, loss = step(state, keys[0])
+        loss.block_until_ready()
+        start = time.perf_counter()
+        for i in range(STEPS):
+            state, loss = step(state, keys[i + 1])
+        loss.block_until_ready()
     secs = (time.perf_counter() - start) / STEPS
     print(json.dumps({"width": WIDTH, "depth": DEPTH, "batch": BATCH, "steps_per_s": 1 / secs,
-                      "final_loss": float(loss), "jax": jax.__version__, "device": str(jax.devices()[0])}))
+                      "final_loss": float(loss), "scan": SCAN, "jax": jax.__version__, "device": str(jax.devices()[0])}))
 
 
 if __name__ == "__main__":

@@ -126,6 +126,43 @@ pub fn time_cpu_sampler(width: usize, n: usize, steps: usize) -> f64 {
     start.elapsed().as_secs_f64() / steps as f64
 }
 
+/// GFLOP/s of the CPU GEMM crate (`sim::gemm`, matrixmultiply) on a square n × n product:
+/// on one thread, and with the rows split over `sim::par`'s threads (as the sampler splits
+/// its particles). Median of `reps`.
+pub fn time_cpu_sgemm(n: usize, all_cores: bool, reps: usize) -> f64 {
+    use crate::sim::gemm::{sgemm, View};
+    let rng = crate::sim::rng::CounterRng::new(1);
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| rng.normal2(0, i as u32, 0).x as f32)
+        .collect();
+    let b: Vec<f32> = (0..n * n)
+        .map(|i| rng.normal2(1, i as u32, 0).x as f32)
+        .collect();
+    let mut c = vec![0.0f32; n * n];
+    let parts = if all_cores {
+        crate::sim::par::threads()
+    } else {
+        1
+    };
+    let rows = n.div_ceil(parts);
+    let once = |c: &mut Vec<f32>| {
+        let mut blocks: Vec<(usize, &mut [f32])> = c.chunks_mut(rows * n).enumerate().collect();
+        crate::sim::par::map(&mut blocks, |(i, cb)| {
+            let m = cb.len() / n;
+            let ab = &a[*i * rows * n..(*i * rows + m) * n];
+            sgemm(m, n, n, View::rows(ab, n), View::rows(&b, n), 0.0, cb, n);
+        });
+    };
+    once(&mut c);
+    let mut t = Vec::new();
+    for _ in 0..reps {
+        let start = Instant::now();
+        once(&mut c);
+        t.push(start.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / median(t) / 1e9
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 /// GFLOP/s of the tiled reference SGEMM, (m×k)·(k×n), median of `reps` timings of `per` multiplies.
 pub fn time_gpu_matmul(
@@ -277,6 +314,14 @@ pub fn run(quick: bool) -> Result<Value, String> {
         eprintln!("bench: tiled matmul {rows}×{w}·{w}×{w}: {gflops:.2} GFLOP/s");
         matmul.push(json!({ "m": rows, "n": w, "k": w, "gpu_gflops": gflops }));
     }
+    let n = if quick { 256 } else { 1024 };
+    let cpu_sgemm = json!({
+        "n": n,
+        "threads": crate::sim::par::threads(),
+        "one_thread_gflops": time_cpu_sgemm(n, false, if quick { 1 } else { 5 }),
+        "all_threads_gflops": time_cpu_sgemm(n, true, if quick { 1 } else { 5 }),
+    });
+    eprintln!("bench: CPU sgemm {n}×{n}: {cpu_sgemm}");
     let convergence = if quick {
         Vec::new()
     } else {
@@ -295,6 +340,7 @@ pub fn run(quick: bool) -> Result<Value, String> {
         "train": train,
         "sample": sample,
         "matmul": matmul,
+        "cpu_sgemm": cpu_sgemm,
         "convergence": convergence,
         "quick": quick,
     }))

@@ -364,6 +364,69 @@ impl Mlp {
         }
     }
 
+    /// [`Self::forward_jvp`] for a batch, as blocked products: per layer U = H Wᵀ + b over the
+    /// batch and dU = dH Wᵀ over the batch's `k` tangents each, then SiLU and its derivative.
+    /// `input` is batch × n_in; `tangents` is (batch · k) × n_in, sample i's tangent j in row
+    /// i·k + j. Returns (batch × n_out outputs, (batch · k) × n_out Jacobian-vector products).
+    pub fn forward_jvp_batch(
+        &self,
+        input: &[f32],
+        tangents: &[f32],
+        batch: usize,
+        k: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let layers = self.shape.layers();
+        let offsets = self.shape.offsets();
+        let mut h = input[..batch * self.shape.n_in].to_vec();
+        let mut dh = tangents[..batch * k * self.shape.n_in].to_vec();
+        for (l, (&(fan_in, fan_out), &off)) in layers.iter().zip(&offsets).enumerate() {
+            let w = &self.params[off..off + fan_in * fan_out];
+            let b = &self.params[off + fan_in * fan_out..off + fan_in * fan_out + fan_out];
+            let wt = View::transposed(w, fan_in);
+            let mut u: Vec<f32> = b.iter().copied().cycle().take(batch * fan_out).collect();
+            sgemm(
+                batch,
+                fan_in,
+                fan_out,
+                View::rows(&h, fan_in),
+                wt,
+                1.0,
+                &mut u,
+                fan_out,
+            );
+            let mut du = vec![0.0f32; batch * k * fan_out];
+            let rows = batch * k;
+            sgemm(
+                rows,
+                fan_in,
+                fan_out,
+                View::rows(&dh, fan_in),
+                wt,
+                0.0,
+                &mut du,
+                fan_out,
+            );
+            if l + 1 < layers.len() {
+                for (ui, dui) in u
+                    .chunks_exact_mut(fan_out)
+                    .zip(du.chunks_exact_mut(k * fan_out))
+                {
+                    for (o, uo) in ui.iter_mut().enumerate() {
+                        let s = sigmoid(*uo);
+                        let gr = silu_grad_from(*uo, s);
+                        for j in 0..k {
+                            dui[j * fan_out + o] *= gr;
+                        }
+                        *uo *= s;
+                    }
+                }
+            }
+            h = u;
+            dh = du;
+        }
+        (h, dh)
+    }
+
     /// One sample's output and its Jacobian with respect to the input along `k` tangent
     /// directions (`tangents` is k × n_in). Returns (output, k × n_out Jacobian-vector products).
     pub fn forward_jvp(&self, input: &[f32], tangents: &[f32], k: usize) -> (Vec<f32>, Vec<f32>) {
@@ -412,7 +475,6 @@ mod tests {
         Mlp { shape, params }
     }
 
-    /// Loss L = Σ c ⊙ out for fixed random c: dL/dθ by backprop vs central differences in f64-ish.
     #[test]
     fn exp_f32_matches_libm() {
         let mut worst = 0.0f64;
@@ -428,6 +490,7 @@ mod tests {
         assert!(silu(f32::NAN).is_nan() && silu_grad(f32::NAN).is_nan());
     }
 
+    /// Loss L = Σ c ⊙ out for fixed random c: dL/dθ by backprop vs central differences in f64-ish.
     #[test]
     fn backward_matches_finite_differences() {
         let shape = MlpShape {
@@ -518,6 +581,40 @@ mod tests {
                 e_out < 1e-5 && e_grad < 1e-5,
                 "({n_in}, {width}, {depth}, {batch}): {e_out:.1e} / {e_grad:.1e}"
             );
+        }
+    }
+
+    #[test]
+    fn blocked_jvp_matches_the_per_sample_jvp() {
+        // Ragged: 37 samples, width 19 (not multiples of the GEMM tiles), 2 tangents each.
+        let shape = MlpShape {
+            n_in: 5,
+            width: 19,
+            depth: 3,
+            n_out: 2,
+        };
+        let mlp = random_mlp(shape, 11);
+        let (batch, k) = (37, 2);
+        let rng = crate::sim::rng::CounterRng::new(3);
+        let input: Vec<f32> = (0..batch * 5)
+            .map(|i| rng.normal2(0, i as u32, 0).x as f32)
+            .collect();
+        let tangents: Vec<f32> = (0..batch * k * 5)
+            .map(|i| rng.normal2(1, i as u32, 0).x as f32)
+            .collect();
+        let (out, jvp) = mlp.forward_jvp_batch(&input, &tangents, batch, k);
+        for i in 0..batch {
+            let (o, j) = mlp.forward_jvp(
+                &input[i * 5..(i + 1) * 5],
+                &tangents[i * k * 5..(i + 1) * k * 5],
+                k,
+            );
+            for (a, b) in out[i * 2..(i + 1) * 2].iter().zip(&o) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "output {a} vs {b}");
+            }
+            for (a, b) in jvp[i * k * 2..(i + 1) * k * 2].iter().zip(&j) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "jvp {a} vs {b}");
+            }
         }
     }
 

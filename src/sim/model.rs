@@ -455,11 +455,45 @@ impl ScoreModel for ScoreNet {
         let p = self.precond(t);
         let n_in = self.config.n_inputs();
         let mut input = vec![0.0f32; n_in];
-        self.features(x, &p, &mut input);
-        // Tangents of the features along e_x and e_y: du/dx = I/(α c); x-Fourier chain rule.
+        let mut tangents = vec![0.0f32; 2 * n_in];
+        self.jvp_inputs(x, &p, &mut input, &mut tangents);
+        let (g, jg) = self.mlp.forward_jvp(&input, &tangents, 2);
+        self.score_and_div_from(x, &g, &jg, &p)
+    }
+
+    fn score_and_divergence_batch(&self, xs: &[Vec2], t: f64, out: &mut [(Vec2, f64)]) {
+        let p = self.precond(t);
+        let n_in = self.config.n_inputs();
+        crate::sim::par::zip_chunks(xs, out, JVP_CHUNK, |xc, oc| {
+            let mut input = vec![0.0f32; xc.len() * n_in];
+            let mut tangents = vec![0.0f32; xc.len() * 2 * n_in];
+            for ((x, row), tan) in xc
+                .iter()
+                .zip(input.chunks_exact_mut(n_in))
+                .zip(tangents.chunks_exact_mut(2 * n_in))
+            {
+                self.jvp_inputs(*x, &p, row, tan);
+            }
+            let (g, jg) = self.mlp.forward_jvp_batch(&input, &tangents, xc.len(), 2);
+            for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
+                *o = self.score_and_div_from(*x, &g[2 * i..2 * i + 2], &jg[4 * i..4 * i + 4], &p);
+            }
+        });
+    }
+}
+
+/// Points per chunk of [`ScoreNet::score_and_divergence_batch`] (3 GEMM rows per point).
+const JVP_CHUNK: usize = 128;
+
+impl ScoreNet {
+    /// The features of x into `input` (n_in) and their tangents along e_x and e_y into
+    /// `tangents` (2 × n_in): du/dx = I/(α c), and the x-Fourier features' chain rule.
+    fn jvp_inputs(&self, x: Vec2, p: &Precond, input: &mut [f32], tangents: &mut [f32]) {
+        let n_in = input.len();
+        self.features(x, p, input);
         let k_u = 1.0 / (p.alpha * p.c);
         let u = (x - self.sde.center()) * k_u;
-        let mut tangents = vec![0.0f32; 2 * n_in];
+        tangents.fill(0.0);
         tangents[0] = k_u as f32;
         tangents[n_in + 1] = k_u as f32;
         let base = 3 + 2 * self.time_freqs.len();
@@ -472,9 +506,13 @@ impl ScoreModel for ScoreNet {
                 tangents[d * n_in + base + nx + j] = (-a.sin() * da) as f32;
             }
         }
-        let (g, jg) = self.mlp.forward_jvp(&input, &tangents, 2);
+    }
+
+    /// The score and its divergence from the MLP output G (2) and its Jacobian-vector products
+    /// along e_x and e_y (2 × 2).
+    fn score_and_div_from(&self, x: Vec2, g: &[f32], jg: &[f32], p: &Precond) -> (Vec2, f64) {
         let gv = Vec2::new(f64::from(g[0]), f64::from(g[1]));
-        let score = self.score_from_output(x, gv, &p);
+        let score = self.score_from_output(x, gv, p);
         // ∂s_d/∂x_d = (1/α)(−1/(α c²) + ∂G_d/∂x_d / c).
         let tr_jg = f64::from(jg[0]) + f64::from(jg[3]);
         let div = (2.0 * (-1.0 / (p.alpha * p.c * p.c)) + tr_jg / p.c) / p.alpha;

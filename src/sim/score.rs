@@ -13,6 +13,14 @@ pub trait ScoreModel: Sync {
     /// The score and its divergence ∇·s at one point (exact 2D trace of the Jacobian).
     fn score_and_divergence(&self, x: Vec2, t: f64) -> (Vec2, f64);
 
+    /// [`Self::score_and_divergence`] at every point of `xs` (all at `t`) into `out`; the
+    /// network overrides it with blocked Jacobian-vector products.
+    fn score_and_divergence_batch(&self, xs: &[Vec2], t: f64, out: &mut [(Vec2, f64)]) {
+        for (o, x) in out.iter_mut().zip(xs) {
+            *o = self.score_and_divergence(*x, t);
+        }
+    }
+
     /// The score at one point.
     fn score(&self, x: Vec2, t: f64) -> Vec2 {
         let mut out = [Vec2::zeros()];

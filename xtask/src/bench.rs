@@ -23,7 +23,12 @@ pub(crate) fn machine_description() -> String {
 }
 
 /// The JAX peer: bench/jax_train.py in bench/.venv (created and filled from PyPI when missing).
-pub(crate) fn jax_steps_per_s(width: u64, batch: u64, steps: u64) -> Result<serde_json::Value> {
+pub(crate) fn jax_steps_per_s(
+    width: u64,
+    batch: u64,
+    steps: u64,
+    scan: bool,
+) -> Result<serde_json::Value> {
     let root = root();
     let py = root.join("bench/.venv/bin/python");
     if !py.exists() {
@@ -35,6 +40,7 @@ pub(crate) fn jax_steps_per_s(width: u64, batch: u64, steps: u64) -> Result<serd
     let out = Command::new(&py)
         .arg(root.join("bench/jax_train.py"))
         .args([width.to_string(), batch.to_string(), steps.to_string()])
+        .args(scan.then_some("scan"))
         .output()
         .map_err(|e| format!("cannot run the JAX peer: {e}"))?;
     if !out.status.success() {
@@ -85,12 +91,15 @@ pub(crate) fn bench(quick: bool) -> Result<()> {
                 row["batch"].as_u64().unwrap_or(1024),
             );
             let steps = (2_000_000_000 / (w * w * b * 6)).clamp(10, 200);
-            let jax = jax_steps_per_s(w, b, steps)?;
+            let jax = jax_steps_per_s(w, b, steps, false)?;
+            let scan = jax_steps_per_s(w, b, steps, true)?;
             eprintln!(
-                "xtask: JAX width {w} batch {b}: {:.1} steps/s",
-                jax["steps_per_s"].as_f64().unwrap_or(0.0)
+                "xtask: JAX width {w} batch {b}: {:.1} steps/s, {:.1} with lax.scan",
+                jax["steps_per_s"].as_f64().unwrap_or(0.0),
+                scan["steps_per_s"].as_f64().unwrap_or(0.0)
             );
             row["jax_cpu_steps_per_s"] = jax["steps_per_s"].clone();
+            row["jax_scan_steps_per_s"] = scan["steps_per_s"].clone();
             row["jax_version"] = jax["jax"].clone();
         }
     }

@@ -32,22 +32,26 @@ pub(crate) fn benchmarks_markdown(r: &serde_json::Value) -> String {
         a["driver_info"].as_str().unwrap_or("")
     ));
     s.push_str("## Training (same MLP: depth 3, SiLU, 8 time-Fourier features; DSM loss; Adam; ring8 data)\n\n");
-    s.push_str("| width | batch | WGSL engine steps/s | CPU `sim` steps/s | JAX (CPU) steps/s | WGSL / sim | JAX / sim | WGSL GFLOP/s | sim GFLOP/s |\n|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("JAX runs the same MLP, loss and Adam on its CPU backend twice: with Python calling the jitted step once per step (as an interactive app does), and with the whole loop jitted as one `lax.scan` (its best case). `sim` uses every core (`sim::par`).\n\n");
+    s.push_str("| width | batch | WGSL engine steps/s | CPU `sim` steps/s | JAX steps/s | JAX `lax.scan` steps/s | WGSL / sim | sim / JAX | sim / JAX scan | WGSL GFLOP/s | sim GFLOP/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in r["train"].as_array().into_iter().flatten() {
-        let (g, c, j) = (
+        let (g, c, j, js) = (
             f(&row["gpu_steps_per_s"]),
             f(&row["cpu_steps_per_s"]),
             f(&row["jax_cpu_steps_per_s"]),
+            f(&row["jax_scan_steps_per_s"]),
         );
         s.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2}× | {:.2} | {:.2} |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2}× | {:.2}× | {:.2} | {:.2} |\n",
             row["width"],
             row["batch"],
             g,
             c,
             j,
+            js,
             g / c,
-            j / c,
+            c / j,
+            c / js,
             f(&row["gpu_gflops"]),
             f(&row["cpu_gflops"])
         ));
@@ -55,11 +59,13 @@ pub(crate) fn benchmarks_markdown(r: &serde_json::Value) -> String {
     s.push_str(
         "\n## Sampling (annealed Langevin step with the network; one dispatch per step)\n\n",
     );
-    s.push_str("| width | particles | WGSL ms/step | sim ms/step | WGSL NFE/s | sim NFE/s | WGSL / sim | WGSL GFLOP/s |\n|---|---|---|---|---|---|---|---|\n");
+    let sgemm = &r["cpu_sgemm"];
+    let all = f(&sgemm["all_threads_gflops"]);
+    s.push_str("| width | particles | WGSL ms/step | sim ms/step | WGSL NFE/s | sim NFE/s | WGSL / sim | WGSL GFLOP/s | sim GFLOP/s | sim / CPU sgemm |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for row in r["sample"].as_array().into_iter().flatten() {
         let (g, c) = (f(&row["gpu_nfe_per_s"]), f(&row["cpu_nfe_per_s"]));
         s.push_str(&format!(
-            "| {} | {} | {:.2} | {:.2} | {:.3e} | {:.3e} | {:.2}× | {:.2} |\n",
+            "| {} | {} | {:.2} | {:.2} | {:.3e} | {:.3e} | {:.2}× | {:.2} | {:.2} | {:.0}% |\n",
             row["width"],
             row["particles"],
             f(&row["gpu_step_ms"]),
@@ -67,7 +73,17 @@ pub(crate) fn benchmarks_markdown(r: &serde_json::Value) -> String {
             g,
             c,
             g / c,
-            f(&row["gpu_gflops"])
+            f(&row["gpu_gflops"]),
+            f(&row["cpu_gflops"]),
+            100.0 * f(&row["cpu_gflops"]) / all
+        ));
+    }
+    if sgemm.is_object() {
+        s.push_str(&format!(
+            "\nCPU sgemm reference (`sim::gemm` = matrixmultiply, square {n}×{n}): {:.1} GFLOP/s on one thread, {all:.1} GFLOP/s with the rows split over {} threads (the last column above compares the sampler with the latter).\n",
+            f(&sgemm["one_thread_gflops"]),
+            sgemm["threads"],
+            n = sgemm["n"],
         ));
     }
     if let Some(mm) = r["matmul"].as_array().filter(|m| !m.is_empty()) {
@@ -170,22 +186,25 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
             v / rate("tfjs-wasm")
         ));
     }
-    s.push_str("\n## Sampler step in the browser (annealed Langevin with the network; TF.js: the same MLP's inference + update)\n\n| engine | particles | ms/step | NFE/s | GFLOP/s | × TF.js webgpu |\n|---|---|---|---|---|---|\n");
+    s.push_str("\n## Sampler step in the browser (annealed Langevin with the network; TF.js: the same MLP's inference + update)\n\n| engine | particles | ms/step | NFE/s | GFLOP/s | × TF.js webgpu | × TF.js wasm |\n|---|---|---|---|---|---|---|\n");
     let samples: Vec<&serde_json::Value> = b["sample"].as_array().into_iter().flatten().collect();
-    for x in &samples {
-        let peer = samples
+    let peer_ms = |engine: &str, particles: &serde_json::Value| {
+        samples
             .iter()
-            .find(|y| y["engine"] == "tfjs-webgpu" && y["particles"] == x["particles"])
+            .find(|y| y["engine"] == engine && &y["particles"] == particles)
             .map(|y| f(&y["step_ms"]))
-            .unwrap_or(f64::NAN);
+            .unwrap_or(f64::NAN)
+    };
+    for x in &samples {
         s.push_str(&format!(
-            "| {} | {} | {:.2} | {:.3e} | {:.2} | {:.2}× |\n",
+            "| {} | {} | {:.2} | {:.3e} | {:.2} | {:.2}× | {:.2}× |\n",
             x["engine"].as_str().unwrap_or("?"),
             x["particles"],
             f(&x["step_ms"]),
             f(&x["nfe_per_s"]),
             f(&x["gflops"]),
-            peer / f(&x["step_ms"])
+            peer_ms("tfjs-webgpu", &x["particles"]) / f(&x["step_ms"]),
+            peer_ms("tfjs-wasm", &x["particles"]) / f(&x["step_ms"])
         ));
     }
     s.push_str("\n## Dense matmul on the same adapter (the reference)\n\n| kernel | shape | GFLOP/s |\n|---|---|---|\n");
@@ -240,6 +259,7 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
         load["engine"].as_str().unwrap_or("?"),
         load["fisher_step"],
     ));
+    s.push_str(&cpu_engine_targets(r, &samples, &rate, &peer_ms));
     s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only; means over all frames, including those where the engine waits for the last frame's readbacks and encodes nothing; a frame that works makes one submit). On the GPU engine the split is encoding time; GPU execution shows in the interval.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let opt = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
     let opt1 = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.1}"));
@@ -270,5 +290,94 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
             s.push_str(&format!("- {}\n", e.as_str().unwrap_or("?")));
         }
     }
+    s
+}
+
+/// Issue 18's targets for the CPU engine in the browser, from this run.
+fn cpu_engine_targets(
+    r: &serde_json::Value,
+    samples: &[&serde_json::Value],
+    rate: &dyn Fn(&str) -> f64,
+    peer_ms: &dyn Fn(&str, &serde_json::Value) -> f64,
+) -> String {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    // The CPU engine's training rate in this benchmark before issue 18 (docs/BENCHMARKS.md
+    // of 2026-11, same machine and settings).
+    const BEFORE_STEPS_PER_S: f64 = 50.0;
+    let mut s = String::from(
+        "\n## Targets (issue 18: the CPU engine at the machine's limit), from this run\n\n| target | measured | |\n|---|---|---|\n",
+    );
+    for x in samples
+        .iter()
+        .filter(|x| x["engine"] == "scorelab-cpu-wasm")
+    {
+        let ratio = peer_ms("tfjs-wasm", &x["particles"]) / f(&x["step_ms"]);
+        s.push_str(&format!(
+            "| CPU sampler ≥ 1.5× TF.js wasm, {} particles | {ratio:.2}× ({:.1} ms/step) | {} |\n",
+            x["particles"],
+            f(&x["step_ms"]),
+            verdict(ratio >= 1.5)
+        ));
+    }
+    let cpu = rate("scorelab-cpu-wasm");
+    s.push_str(&format!(
+        "| CPU training ≥ 2× before (≈ {BEFORE_STEPS_PER_S} steps/s) | {:.2}× ({cpu:.1} steps/s) | {} |\n",
+        cpu / BEFORE_STEPS_PER_S,
+        verdict(cpu >= 2.0 * BEFORE_STEPS_PER_S)
+    ));
+    let b = &r["bench"];
+    let gflops = b["train"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["engine"] == "scorelab-cpu-wasm")
+        .map(|t| f(&t["gflops"]))
+        .unwrap_or(f64::NAN);
+    let mm = b["matmul"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["engine"] == "tfjs-wasm")
+        .map(|m| f(&m["gflops"]))
+        .unwrap_or(f64::NAN);
+    s.push_str(&format!(
+        "| CPU training GFLOP/s ≥ 75% of TF.js wasm's matMul | {:.0}% ({gflops:.1} of {mm:.1} GFLOP/s) | {} |\n",
+        100.0 * gflops / mm,
+        verdict(gflops >= 0.75 * mm)
+    ));
+    let frame =
+        r["frames"].as_array().into_iter().flatten().find(|row| {
+            row["engine"] == "CPU" && row["width"] == 128 && row["particles"] == 100_000
+        });
+    if let Some(row) = frame {
+        let ui = f(&row["ui_ms"]);
+        s.push_str(&format!(
+            "| app CPU time per frame ≤ 16 ms (median), CPU engine, 10⁵ particles, width 128 | {ui:.1} ms (sampling {:.1}, training {:.1}) | {} |\n",
+            f(&row["sample_ms"]),
+            f(&row["train_ms"]),
+            verdict(ui <= 16.0)
+        ));
+    }
+    for key in ["load", "load_off_centre"] {
+        let l = &r[key];
+        if !l.is_object() {
+            continue;
+        }
+        let t = f(&l["fisher_below_bar2_ms"]) / 1e3;
+        s.push_str(&format!(
+            "| relative Fisher < {} within 60 s of load, {} | {} ({} engine; {}) | {} |\n",
+            l["fisher_bar2"],
+            l["scene"].as_str().unwrap_or("?"),
+            if t.is_finite() {
+                format!("{t:.1} s")
+            } else {
+                "not reached in 120 s".into()
+            },
+            l["engine"].as_str().unwrap_or("?"),
+            format_args!("Fisher {:.3} at step {}", f(&l["fisher"]), l["fisher_step"]),
+            verdict(t <= 60.0)
+        ));
+    }
+    s.push_str("| page training ≥ 80% of the benchmark page's rate (same width and batch) | not measured yet: needs the Web Worker engine | – |\n");
     s
 }
