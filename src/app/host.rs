@@ -323,7 +323,11 @@ impl Host {
             lessons.model_requested();
         }
         let engine_start = Instant::now();
-        let out = engine.frame(Duration::from_millis(8), st.training, &req);
+        let budget = match engine.choice() {
+            EngineChoice::Cpu => perf.cpu_budget(),
+            EngineChoice::Gpu => Duration::from_millis(8),
+        };
+        let out = engine.frame(budget, st.training, &req);
         perf.engine(
             engine_start.elapsed().as_secs_f64() * 1e3,
             out.timing,

@@ -10,12 +10,19 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
+use web_time::Duration;
 
 use crate::engine::FrameTiming;
 use crate::gpu::context::GpuCounts;
 
 /// Frames kept in the window.
 pub const WINDOW: usize = 240;
+/// Frames [`PerfWindow::cpu_budget`] looks back over.
+pub const BUDGET_FRAMES: usize = 30;
+/// The CPU engine's training time per frame when the main thread has no idle time, ms.
+pub const BASE_BUDGET_MS: f64 = 8.0;
+/// The most training time per frame, ms (bounds the input latency it adds).
+pub const MAX_BUDGET_MS: f64 = 40.0;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
@@ -106,6 +113,25 @@ impl PerfWindow {
         self.frames.push_back(self.current);
     }
 
+    /// The CPU engine's training time this frame: the [`BASE_BUDGET_MS`] it always has, plus
+    /// half of the time the main thread sat idle between recent frames (median interval minus
+    /// the app's mean time per frame, over the last [`BUDGET_FRAMES`]), at most
+    /// [`MAX_BUDGET_MS`]. Where frames are slow for reasons outside the main thread (a
+    /// software rasteriser in the browser's GPU process: 3–10 fps on SwiftShader) training
+    /// uses the idle time instead of 2% of it; where the main thread is the bottleneck there
+    /// is no idle time and the budget stays at the base. Self-limiting: a larger budget
+    /// raises the app's time, which lowers the idle time it is computed from.
+    pub fn cpu_budget(&self) -> Duration {
+        let recent: Vec<&Sample> = self.frames.iter().rev().take(BUDGET_FRAMES).collect();
+        let mut intervals: Vec<f64> = recent.iter().filter_map(|s| s.interval_ms).collect();
+        if intervals.len() < 5 {
+            return Duration::from_secs_f64(BASE_BUDGET_MS / 1e3);
+        }
+        let ui = recent.iter().map(|s| s.ui_ms).sum::<f64>() / recent.len() as f64;
+        let idle = (quantile(&mut intervals, 0.5) - ui).max(0.0);
+        Duration::from_secs_f64((BASE_BUDGET_MS + 0.5 * idle).min(MAX_BUDGET_MS) / 1e3)
+    }
+
     /// Forget everything (e.g. after the engine is rebuilt).
     pub fn clear(&mut self) {
         *self = Self::default();
@@ -185,6 +211,26 @@ mod tests {
         assert_eq!(s.bytes_up, Some(0.0));
         w.clear();
         assert_eq!(w.summary(), PerfSummary::default());
+    }
+
+    #[test]
+    fn cpu_budget_takes_half_the_idle_time_within_bounds() {
+        let run = |interval: f64, ui: f64, frames: usize| {
+            let mut w = PerfWindow::default();
+            for i in 0..frames {
+                w.begin((i > 0).then_some(interval));
+                w.end(ui);
+            }
+            w.cpu_budget().as_secs_f64() * 1e3
+        };
+        // Too few frames to judge: the base.
+        assert_eq!(run(400.0, 20.0, 3), BASE_BUDGET_MS);
+        // A slow rasteriser elsewhere: capped.
+        assert_eq!(run(400.0, 20.0, 60), MAX_BUDGET_MS);
+        // 60 Hz with 12.7 ms of app time: 4 ms idle, 2 ms more.
+        assert!((run(16.7, 12.7, 60) - (BASE_BUDGET_MS + 2.0)).abs() < 1e-9);
+        // The main thread is the bottleneck: the base.
+        assert_eq!(run(30.0, 31.0, 60), BASE_BUDGET_MS);
     }
 
     #[test]

@@ -337,7 +337,7 @@ fn cpu_engine_targets(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|m| m["engine"] == "tfjs-wasm")
+        .find(|m| m["engine"] == "tfjs-wasm matMul")
         .map(|m| f(&m["gflops"]))
         .unwrap_or(f64::NAN);
     s.push_str(&format!(
