@@ -21,8 +21,12 @@ pub const WINDOW: usize = 240;
 pub const BUDGET_FRAMES: usize = 30;
 /// The CPU engine's training time per frame when the main thread has no idle time, ms.
 pub const BASE_BUDGET_MS: f64 = 8.0;
-/// The most training time per frame, ms (bounds the input latency it adds).
+const _: () = assert!(crate::engine::BASE_BUDGET.as_millis() == BASE_BUDGET_MS as u128);
+/// The most training time per frame, ms (bounds the input latency it adds), unless frames
+/// are slower than 400 ms: then a tenth of the interval, up to [`SLOW_FRAME_MAX_BUDGET_MS`].
 pub const MAX_BUDGET_MS: f64 = 40.0;
+/// The most training time per frame when frames are very slow, ms.
+pub const SLOW_FRAME_MAX_BUDGET_MS: f64 = 200.0;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
@@ -116,7 +120,7 @@ impl PerfWindow {
     /// The CPU engine's training time this frame: the [`BASE_BUDGET_MS`] it always has, plus
     /// half of the time the main thread sat idle between recent frames (median interval minus
     /// the app's mean time per frame, over the last [`BUDGET_FRAMES`]), at most
-    /// [`MAX_BUDGET_MS`]. Where frames are slow for reasons outside the main thread (a
+    /// [`MAX_BUDGET_MS`] (more for frames slower than 400 ms). Where frames are slow for reasons outside the main thread (a
     /// software rasteriser in the browser's GPU process: 3–10 fps on SwiftShader) training
     /// uses the idle time instead of 2% of it; where the main thread is the bottleneck there
     /// is no idle time and the budget stays at the base. Self-limiting: a larger budget
@@ -128,8 +132,13 @@ impl PerfWindow {
             return Duration::from_secs_f64(BASE_BUDGET_MS / 1e3);
         }
         let ui = recent.iter().map(|s| s.ui_ms).sum::<f64>() / recent.len() as f64;
-        let idle = (quantile(&mut intervals, 0.5) - ui).max(0.0);
-        Duration::from_secs_f64((BASE_BUDGET_MS + 0.5 * idle).min(MAX_BUDGET_MS) / 1e3)
+        let interval = quantile(&mut intervals, 0.5);
+        let idle = (interval - ui).max(0.0);
+        // Frames already slower than 400 ms (20000 particles at width 128 on SwiftShader:
+        // 1.4 s) may spend a tenth of their interval, so that sampler steps sliced by
+        // particles still progress about a step per frame.
+        let cap = (0.1 * interval).clamp(MAX_BUDGET_MS, SLOW_FRAME_MAX_BUDGET_MS);
+        Duration::from_secs_f64((BASE_BUDGET_MS + 0.5 * idle).min(cap) / 1e3)
     }
 
     /// Forget everything (e.g. after the engine is rebuilt).
@@ -227,6 +236,9 @@ mod tests {
         assert_eq!(run(400.0, 20.0, 3), BASE_BUDGET_MS);
         // A slow rasteriser elsewhere: capped.
         assert_eq!(run(400.0, 20.0, 60), MAX_BUDGET_MS);
+        // Very slow frames: a tenth of the interval, within the slow-frame cap.
+        assert!((run(1400.0, 70.0, 60) - 140.0).abs() < 1e-9);
+        assert_eq!(run(5000.0, 70.0, 60), SLOW_FRAME_MAX_BUDGET_MS);
         // 60 Hz with 12.7 ms of app time: 4 ms idle, 2 ms more.
         assert!((run(16.7, 12.7, 60) - (BASE_BUDGET_MS + 2.0)).abs() < 1e-9);
         // The main thread is the bottleneck: the base.

@@ -7,8 +7,8 @@ use web_time::{Duration, Instant};
 use super::settings::{net_or_new, train_config};
 use super::{
     ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest, FrameOutput,
-    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, DENSITY_EVERY,
-    DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
+    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, BASE_BUDGET,
+    DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
 };
 use crate::sim::field::cpu_field;
 use crate::sim::guidance::GuidedScore;
@@ -297,10 +297,14 @@ impl Engine for CpuEngine {
         if std::mem::take(&mut self.control.model_wanted) {
             out.model = Some(self.trainer.ema_net());
         }
+        // What the app gives beyond the base budget (idle time between slow frames) goes to
+        // the samplers as well as to training: with slices of particles, a side budget of a
+        // few ms would take many slow frames per step.
+        let extra = budget.saturating_sub(BASE_BUDGET);
         let side = if train {
-            CPU_SIDE_BUDGET
+            CPU_SIDE_BUDGET + extra
         } else {
-            CPU_SAMPLER_BUDGET_IDLE
+            CPU_SAMPLER_BUDGET_IDLE.max(budget)
         };
         let t1 = Instant::now();
         self.run_samplers(side, &mut out);

@@ -33,6 +33,9 @@ use eframe::egui_wgpu::wgpu;
 
 /// How long a finished run stays on screen before the next one starts from noise.
 const HOLD: Duration = Duration::from_millis(1500);
+/// The engine's time per frame when the app has no idle time to give it (a 60 Hz frame with
+/// room for the UI); the app adds idle time on top (`app::perf::PerfWindow::cpu_budget`).
+pub const BASE_BUDGET: Duration = Duration::from_millis(8);
 /// Points per noise level of the live Fisher estimate.
 const FISHER_POINTS: usize = 256;
 /// Steps between Fisher estimates.
