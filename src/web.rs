@@ -38,10 +38,15 @@ fn options_from_url() -> AppOptions {
             "engine=cpu" => Some(EngineChoice::Cpu),
             _ => None,
         });
+    let no_offload = search
+        .trim_start_matches('?')
+        .split('&')
+        .any(|kv| kv == "worker=0");
     AppOptions {
         engine,
         hash: Some(hash),
         page_url,
+        no_offload,
     }
 }
 
@@ -87,6 +92,9 @@ pub fn start() {
         ));
     }));
     let _ = eframe::WebLogger::init(log::LevelFilter::Info);
+    if web_sys::window().is_none() {
+        return; // the CPU engine's worker (web/worker.js): no page to start
+    }
     let bench_page = document()
         .and_then(|d| d.body())
         .is_some_and(|b| b.has_attribute("data-scorelab-bench"));
@@ -225,4 +233,138 @@ pub fn file_message(text: &str) {
     crate::state::command::push(crate::state::command::Command::FileMessage(
         text.to_string(),
     ));
+}
+
+// ------------------------------------------------------------------ the CPU engine's worker
+
+type Inbox = std::rc::Rc<RefCell<Vec<Vec<u8>>>>;
+type Failure = std::rc::Rc<RefCell<Option<String>>>;
+
+/// The page's end of the CPU engine's Web Worker (`web/worker.js` running this same wasm
+/// build; `engine::remote`). Messages go as transferred `ArrayBuffer`s.
+pub struct WebLink {
+    worker: web_sys::Worker,
+    inbox: Inbox,
+    failure: Failure,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl WebLink {
+    /// Start the worker with the build the page loaded (`data-scorelab-build`).
+    pub fn start() -> Result<Self, String> {
+        let build = document()
+            .and_then(|d| d.body())
+            .and_then(|b| b.get_attribute("data-scorelab-build"))
+            .filter(|b| b == "scorelab" || b == "scorelab_webgl")
+            .unwrap_or_else(|| "scorelab".to_string());
+        let opts = web_sys::WorkerOptions::new();
+        opts.set_type(web_sys::WorkerType::Module);
+        opts.set_name("scorelab-cpu-engine");
+        let worker =
+            web_sys::Worker::new_with_options(&format!("./worker.js?build={build}"), &opts)
+                .map_err(|e| format!("cannot start a Web Worker: {}", js_text(&e)))?;
+        let inbox: Inbox = Default::default();
+        let failure: Failure = Default::default();
+        let (ib, fl) = (inbox.clone(), failure.clone());
+        let on_message =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                let data = e.data();
+                if let Some(text) = data.as_string() {
+                    // worker.js reports a failed start as text.
+                    *fl.borrow_mut() = Some(text);
+                } else if let Ok(buf) = data.dyn_into::<js_sys::ArrayBuffer>() {
+                    ib.borrow_mut().push(js_sys::Uint8Array::new(&buf).to_vec());
+                }
+            });
+        let fl = failure.clone();
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            let text = e
+                .dyn_ref::<web_sys::ErrorEvent>()
+                .map(|e| e.message())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "the worker failed to load".to_string());
+            fl.borrow_mut().get_or_insert(text);
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            inbox,
+            failure,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+}
+
+fn js_text(v: &JsValue) -> String {
+    v.as_string()
+        .or_else(|| {
+            v.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// Post `bytes` to `target` (a worker or the worker's global scope), moving its buffer.
+fn post_bytes(
+    bytes: &[u8],
+    post: impl FnOnce(&JsValue, &JsValue) -> Result<(), JsValue>,
+) -> Result<(), JsValue> {
+    let arr = js_sys::Uint8Array::from(bytes);
+    let buf = arr.buffer();
+    post(&buf, &js_sys::Array::of1(&buf))
+}
+
+impl crate::engine::remote::Link for WebLink {
+    fn send(&mut self, msg: Vec<u8>) {
+        if let Err(e) = post_bytes(&msg, |m, t| self.worker.post_message_with_transfer(m, t)) {
+            self.failure
+                .borrow_mut()
+                .get_or_insert(format!("cannot post to the worker: {}", js_text(&e)));
+        }
+    }
+
+    fn receive(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.inbox.borrow_mut())
+    }
+
+    fn failed(&mut self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+}
+
+impl Drop for WebLink {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+thread_local! {
+    static CORE: RefCell<crate::engine::remote::WorkerCore> =
+        RefCell::new(crate::engine::remote::WorkerCore::new());
+}
+
+/// In the worker: one message from the page (its `ArrayBuffer`).
+#[wasm_bindgen]
+pub fn worker_message(data: js_sys::ArrayBuffer) {
+    let bytes = js_sys::Uint8Array::new(&data).to_vec();
+    CORE.with(|c| c.borrow_mut().handle(&bytes));
+}
+
+/// In the worker: one chunk of work (training, or a tick's samplers and report); returns
+/// whether there is more to do without a new message (`web/worker.js` schedules the next).
+#[wasm_bindgen]
+pub fn worker_pump() -> Result<bool, JsValue> {
+    let (report, busy) = CORE.with(|c| {
+        let mut c = c.borrow_mut();
+        let r = c.pump();
+        (r, c.busy())
+    });
+    if let Some(bytes) = report {
+        let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+        post_bytes(&bytes, |m, t| scope.post_message_with_transfer(m, t))?;
+    }
+    Ok(busy)
 }

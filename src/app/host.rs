@@ -55,6 +55,8 @@ pub struct Platform {
     pub software: bool,
     /// Why the GPU engine is not available, if it is not.
     pub fallback_reason: Option<String>,
+    /// Run the CPU engine off the UI thread (`engine::remote`).
+    pub offload: bool,
 }
 
 impl Platform {
@@ -90,6 +92,7 @@ impl Platform {
             render: rs.map(|rs| (rs.device.clone(), rs.queue.clone())),
             software,
             fallback_reason,
+            offload: true,
         }
     }
 
@@ -238,7 +241,7 @@ impl Host {
         let sde = self.sde(st, mixture);
         let net = self.import_net.take();
         let mut error = None;
-        match engine::start(gpu, mixture, sde, &st.settings, net) {
+        match engine::start(gpu, mixture, sde, &st.settings, net, platform.offload) {
             Ok(mut e) => {
                 for slot in 0..SLOTS {
                     e.set_sampling(slot, &st.running(slot));

@@ -50,6 +50,8 @@ pub struct AppOptions {
     pub hash: Option<String>,
     /// The page's address without the hash (for "Copy link").
     pub page_url: String,
+    /// Keep the CPU engine on the UI thread (`?worker=0`) instead of a Web Worker / thread.
+    pub no_offload: bool,
 }
 
 /// The validated mixture (the state holds its spec), samples from it, and the undo history.
@@ -140,7 +142,8 @@ impl ScoreLabApp {
         if let Some(rs) = cc.wgpu_render_state.as_ref() {
             particles::install(rs);
         }
-        let platform = Platform::new(cc.wgpu_render_state.as_ref());
+        let mut platform = Platform::new(cc.wgpu_render_state.as_ref());
+        platform.offload = !options.no_offload;
         // Measured (see the issue notes): on software WebGPU (SwiftShader) the WGSL trainer runs
         // ~2 steps/s while the wasm CPU engine runs ~80, so software adapters default to the CPU
         // engine; `?engine=gpu` or the panel switch forces the GPU one.
@@ -236,7 +239,14 @@ impl ScoreLabApp {
 
     /// The status line under the canvas.
     fn status_line(&self) -> String {
-        let engine = self.host.engine.as_ref().map_or("none", |e| e.label());
+        let engine = self
+            .host
+            .engine
+            .as_ref()
+            .map_or("none".to_string(), |e| match e.runs_on() {
+                "page" => e.label().to_string(),
+                place => format!("{} ({place})", e.label()),
+            });
         let sampler = self.host.sampler[0].map_or("particles off".to_string(), |s| {
             let diverged = self.host.runs[0]
                 .as_ref()

@@ -36,6 +36,11 @@ struct StateSnapshot<'a> {
     engine: &'a str,
     /// Why the GPU engine is not used, if it is not.
     fallback_reason: Option<&'a str>,
+    /// Where the engine's CPU work runs: "worker" (a Web Worker), "thread" (natively) or
+    /// "page" (the UI thread).
+    engine_runs_on: &'a str,
+    /// Why the CPU engine left its worker for the UI thread, if it did.
+    worker_fallback: Option<&'a str>,
     frame: u64,
     fps: f64,
     /// The frame budget over the last frames (`app::perf`).
@@ -95,6 +100,8 @@ impl ScoreLabApp {
             device_type: &b.device_type,
             engine: host.engine.as_ref().map_or("none", |e| e.label()),
             fallback_reason: self.platform.fallback_reason.as_deref(),
+            engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on()),
+            worker_fallback: host.engine.as_ref().and_then(|e| e.fell_back()),
             frame: self.clock.frame,
             fps: self.clock.fps,
             perf: self.clock.perf.summary(),

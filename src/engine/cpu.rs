@@ -232,6 +232,84 @@ impl CpuEngine {
             }
         }
     }
+
+    /// Training for about `budget` (`train` false: only the queued steps); adds the losses,
+    /// the step count, the training time and an asked-for model to `out`.
+    pub fn train_for(&mut self, budget: Duration, train: bool, out: &mut FrameOutput) {
+        let start = Instant::now();
+        let mut left = if train {
+            u32::MAX
+        } else {
+            self.control.queued_steps
+        };
+        while left > 0 && start.elapsed() < budget {
+            left -= 1;
+            if !train {
+                self.control.queued_steps -= 1;
+            }
+            match self.trainer.step() {
+                Ok(l) => {
+                    self.steps += 1;
+                    out.losses.push((self.steps, l));
+                }
+                Err(e) => {
+                    out.warning = Some(self.trainer.recover(&e));
+                    break;
+                }
+            }
+        }
+        out.steps = Some(self.steps);
+        out.timing.train_ms += ms_since(start);
+        if std::mem::take(&mut self.control.model_wanted) {
+            out.model = Some(self.trainer.ema_net());
+        }
+    }
+
+    /// Whether training has work now (`train`, or queued Step-button steps).
+    pub fn wants_training(&self, train: bool) -> bool {
+        train || self.control.queued_steps > 0
+    }
+
+    /// One frame of everything but training: the live samplers within `side`, a few
+    /// learned-density points, the field and the Fisher metric when due.
+    pub fn side_work(&mut self, side: Duration, req: &FrameRequest, out: &mut FrameOutput) {
+        let t1 = Instant::now();
+        self.run_samplers(side, out);
+        let t2 = Instant::now();
+        out.timing.sample_ms += (t2 - t1).as_secs_f64() * 1e3;
+        self.run_density(req.density, out);
+        let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
+            || (self.last_fisher_step == 0 && self.steps > 0);
+        let field = req.field.filter(|r| {
+            self.last_field
+                .as_ref()
+                .is_none_or(|(at, last)| last != r || at.elapsed() >= FIELD_EVERY)
+        });
+        if let Some(r) = field {
+            self.last_field = Some((Instant::now(), r));
+        }
+        if field.is_some() || need_fisher {
+            let net = self.trainer.ema_net();
+            if need_fisher {
+                let f = relative_fisher(
+                    &net,
+                    &self.trainer.mixture,
+                    &net.sde,
+                    &fisher_levels(),
+                    FISHER_POINTS,
+                    1,
+                );
+                out.fisher = Some((self.steps, mean(&f)));
+                self.last_fisher_step = self.steps;
+            }
+            if let Some(req) = field {
+                let exact = ExactScore::new(self.trainer.mixture.clone(), net.sde);
+                let cells = cpu_field(&net, &exact, &req);
+                out.field = Some((req, cells));
+            }
+        }
+        out.timing.field_ms += ms_since(t2);
+    }
 }
 
 impl Engine for CpuEngine {
@@ -270,33 +348,7 @@ impl Engine for CpuEngine {
 
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
-        let start = Instant::now();
-        let mut left = if train {
-            u32::MAX
-        } else {
-            self.control.queued_steps
-        };
-        while left > 0 && start.elapsed() < budget {
-            left -= 1;
-            if !train {
-                self.control.queued_steps -= 1;
-            }
-            match self.trainer.step() {
-                Ok(l) => {
-                    self.steps += 1;
-                    out.losses.push((self.steps, l));
-                }
-                Err(e) => {
-                    out.warning = Some(self.trainer.recover(&e));
-                    break;
-                }
-            }
-        }
-        out.steps = Some(self.steps);
-        out.timing.train_ms = ms_since(start);
-        if std::mem::take(&mut self.control.model_wanted) {
-            out.model = Some(self.trainer.ema_net());
-        }
+        self.train_for(budget, train, &mut out);
         // What the app gives beyond the base budget (idle time between slow frames) goes to
         // the samplers as well as to training: with slices of particles, a side budget of a
         // few ms would take many slow frames per step.
@@ -306,42 +358,7 @@ impl Engine for CpuEngine {
         } else {
             CPU_SAMPLER_BUDGET_IDLE.max(budget)
         };
-        let t1 = Instant::now();
-        self.run_samplers(side, &mut out);
-        let t2 = Instant::now();
-        out.timing.sample_ms = (t2 - t1).as_secs_f64() * 1e3;
-        self.run_density(req.density, &mut out);
-        let need_fisher = self.steps >= self.last_fisher_step + FISHER_EVERY
-            || (self.last_fisher_step == 0 && self.steps > 0);
-        let field = req.field.filter(|r| {
-            self.last_field
-                .as_ref()
-                .is_none_or(|(at, last)| last != r || at.elapsed() >= FIELD_EVERY)
-        });
-        if let Some(r) = field {
-            self.last_field = Some((Instant::now(), r));
-        }
-        if field.is_some() || need_fisher {
-            let net = self.trainer.ema_net();
-            if need_fisher {
-                let f = relative_fisher(
-                    &net,
-                    &self.trainer.mixture,
-                    &net.sde,
-                    &fisher_levels(),
-                    FISHER_POINTS,
-                    1,
-                );
-                out.fisher = Some((self.steps, mean(&f)));
-                self.last_fisher_step = self.steps;
-            }
-            if let Some(req) = field {
-                let exact = ExactScore::new(self.trainer.mixture.clone(), net.sde);
-                let cells = cpu_field(&net, &exact, &req);
-                out.field = Some((req, cells));
-            }
-        }
-        out.timing.field_ms = ms_since(t2);
+        self.side_work(side, req, &mut out);
         out
     }
 }

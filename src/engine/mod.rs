@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod cpu;
 pub mod gpu;
+pub mod remote;
 pub mod settings;
 
 use web_time::{Duration, Instant};
@@ -84,22 +85,31 @@ pub enum EngineChoice {
 }
 
 /// Start an engine: the GPU one when `gpu` is given, else the CPU one. `net` continues from
-/// an existing network (an imported model) instead of a fresh one.
+/// an existing network (an imported model) instead of a fresh one. With `offload`, the CPU
+/// engine runs off the caller's thread ([`remote`]: a Web Worker in the browser, a thread
+/// natively), falling back to the caller's thread where that cannot start.
 pub fn start(
     gpu: Option<GpuContext>,
     mixture: &GaussianMixture,
     sde: Sde,
     settings: &TrainSettings,
     net: Option<ScoreNet>,
+    offload: bool,
 ) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match gpu {
         Some(ctx) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
+        None if offload => {
+            let (link, place) = remote::offload_link();
+            Box::new(remote::RemoteEngine::new(
+                link, place, mixture, sde, settings, net,
+            )?)
+        }
         None => Box::new(CpuEngine::new(mixture, sde, settings, net)?),
     })
 }
 
 /// Where the live sampler is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SamplerStatus {
     /// Runs started so far (the seed of run k is k).
     pub run: u32,
@@ -120,7 +130,7 @@ pub struct SamplerStatus {
 }
 
 /// What the engine should compute this frame besides training.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FrameRequest {
     /// Score arrows.
     pub field: Option<FieldRequest>,
@@ -139,6 +149,7 @@ pub enum ParticleView<'a> {
 }
 
 /// Particle positions read back for a slot.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SamplesOut {
     /// Which live sampler.
     pub slot: usize,
@@ -152,7 +163,7 @@ pub struct SamplesOut {
 
 /// Where an engine's frame spent its (CPU-side) time, in ms. On the GPU engine this is the
 /// time to encode and submit; the GPU's own time shows in the frame interval.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FrameTiming {
     /// Training steps.
     pub train_ms: f64,
@@ -306,6 +317,15 @@ pub trait Engine {
     fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), EngineError>;
     /// Dispatches, submits and bytes moved so far (GPU engine only).
     fn gpu_counts(&self) -> Option<GpuCounts> {
+        None
+    }
+    /// Where the engine's CPU work runs: "page" (the caller's thread), "worker" (a Web
+    /// Worker) or "thread" (a native thread).
+    fn runs_on(&self) -> &'static str {
+        "page"
+    }
+    /// Why an offloaded engine came back to the caller's thread, if it did.
+    fn fell_back(&self) -> Option<&str> {
         None
     }
 

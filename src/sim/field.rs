@@ -7,7 +7,7 @@ use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::Vec2;
 
 /// A grid of the field to evaluate: cell centres over `[lo, hi]` at noise time `t`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldRequest {
     /// Lower corner (data units).
     pub lo: Vec2,
@@ -51,7 +51,7 @@ impl FieldRequest {
 }
 
 /// One grid cell of a field evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldCell {
     /// Learned score (exact when the field has no network).
     pub learned: Vec2,

@@ -103,8 +103,10 @@ pub fn sym_eigenvalues(m: &Mat2) -> (f64, f64) {
     (mean - r, mean + r)
 }
 
-/// One validated Gaussian with its cached factorisations.
-#[derive(Clone, Debug, PartialEq)]
+/// One validated Gaussian with its cached factorisations. (The serde derives copy it
+/// exactly between the page and its engine worker, `engine::remote`; files and links go
+/// through [`MixtureSpec`] and validation.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Gaussian2 {
     /// Mean.
     pub mean: Vec2,
@@ -151,8 +153,8 @@ impl Gaussian2 {
     }
 }
 
-/// A validated 2D Gaussian mixture with normalised weights.
-#[derive(Clone, Debug, PartialEq)]
+/// A validated 2D Gaussian mixture with normalised weights. (Serde: see [`Gaussian2`].)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GaussianMixture {
     weights: Vec<f64>,
     log_weights: Vec<f64>,

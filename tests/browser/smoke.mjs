@@ -44,7 +44,7 @@ async function waitFor(page, pred, what, timeout = TRAIN_TIMEOUT_MS) {
   return null;
 }
 
-async function open(label, extraArgs, query = "") {
+async function open(label, extraArgs, query = "", setup = async () => {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -54,6 +54,7 @@ async function open(label, extraArgs, query = "") {
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
+  await setup(page);
   const t0 = Date.now();
   await page.goto(url + query);
   await page.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
@@ -136,6 +137,8 @@ async function checkParticlesAndExport(page, label) {
   const build = await page.evaluate(() => document.body.dataset.scorelabBuild);
   check(build === "scorelab", `a WebGPU browser loads the WebGPU-only build (scorelab_bg.wasm; got ${build})`);
   check(s.frame > 0, `frames are being drawn (frame ${s.frame})`);
+  check(s.engine === "CPU" && s.engine_runs_on === "worker" && s.worker_fallback === null,
+    `the CPU engine trains in a Web Worker (engine ${s.engine} on ${s.engine_runs_on}; ${s.worker_fallback})`);
   check(!(await page.isVisible("#scorelab_message")), "no error message shown in the page");
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR}`);
   check(trained !== null, `training (engine ${s.engine}) brings the Fisher divergence below ${FISHER_BAR}`);
@@ -197,6 +200,7 @@ async function checkParticlesAndExport(page, label) {
   const build = await page.evaluate(() => document.body.dataset.scorelabBuild);
   check(build === "scorelab_webgl", `without WebGPU the page loads the WebGL build (scorelab_webgl_bg.wasm; got ${build})`);
   check(s.engine === "CPU" && typeof s.fallback_reason === "string", `the CPU engine runs and says why (${s.fallback_reason})`);
+  check(s.engine_runs_on === "worker", `the WebGL build's CPU engine runs in a Web Worker too (${s.engine_runs_on}; ${s.worker_fallback})`);
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR} on the CPU engine`);
   check(trained !== null, `the fallback trains: Fisher below ${FISHER_BAR}`);
   const img = await shot(page, "fallback");
@@ -204,6 +208,19 @@ async function checkParticlesAndExport(page, label) {
   check(await page.isVisible("canvas") && s.fallback_reason !== null, "the fallback banner's reason is reported");
   await checkParticlesAndExport(page, "fallback");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
+  await browser.close();
+}
+
+// ---------------------------------------------------------------- worker blocked
+// The worker's script cannot load (blocked by the test): the CPU engine comes back to the
+// page's thread, says why, and trains there.
+{
+  const { browser, page, errors } = await open("no-worker", WEBGPU, "", (p) => p.route(/worker\.js/, (r) => r.abort()));
+  const s = await waitFor(page, (x) => x.engine_runs_on === "page" && x.step >= 50, "50 steps on the page's thread", 60_000);
+  check(s !== null && s.engine === "CPU" && typeof s.worker_fallback === "string",
+    `without its worker the CPU engine trains on the page's thread and says why (${s?.engine_runs_on}: ${s?.worker_fallback})`);
+  const warned = errors.filter((e) => !/worker\.js|Failed to load resource/.test(e));
+  check(warned.length === 0, `no other console errors (${warned.length}: ${warned.slice(0, 3).join(" | ")})`);
   await browser.close();
 }
 

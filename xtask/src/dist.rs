@@ -147,6 +147,7 @@ pub(crate) fn dist() -> Result<PathBuf> {
         ("web/embed-example.html", "embed-example.html"),
         ("web/bench.html", "bench.html"),
         ("web/bench.js", "bench.js"),
+        ("web/worker.js", "worker.js"),
     ] {
         std::fs::copy(root.join(from), out.join(to))
             .map_err(|e| format!("cannot copy {from}: {e}"))?;

@@ -1,0 +1,34 @@
+// The CPU engine's Web Worker (src/engine/remote.rs, src/web.rs): its own instance of the
+// page's wasm build (?build=scorelab|scorelab_webgl), so training and the live samplers run
+// at the engine's full rate whatever the page's frame rate. Messages both ways are
+// ArrayBuffers of postcard bytes, transferred (no SharedArrayBuffer: any static host works).
+// A failed start is posted as text; the page then runs the engine on its own thread.
+const early = [];
+self.onmessage = (e) => early.push(e.data);
+try {
+  const build = new URL(self.location.href).searchParams.get("build") === "scorelab_webgl" ? "scorelab_webgl" : "scorelab";
+  const sl = await import(`./${build}.js`);
+  await sl.default({ module_or_path: `./${build}_bg.wasm` });
+  // Work in chunks; between chunks the event loop delivers the page's messages. A
+  // MessageChannel schedules the next chunk without setTimeout's 4 ms clamp.
+  const channel = new MessageChannel();
+  let scheduled = false;
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      channel.port2.postMessage(0);
+    }
+  };
+  channel.port1.onmessage = () => {
+    scheduled = false;
+    if (sl.worker_pump()) schedule();
+  };
+  const take = (data) => {
+    sl.worker_message(data);
+    schedule();
+  };
+  self.onmessage = (e) => take(e.data);
+  for (const data of early.splice(0)) take(data);
+} catch (e) {
+  self.postMessage("the engine worker could not start: " + e);
+}
