@@ -5,7 +5,9 @@
 //     on an off-centre 3-component mixture set right after the page is ready (full run only);
 //  2. frame budget: scorelab.state().perf (app/perf.rs) at several particle counts and
 //     widths, on the CPU engine and on the WebGPU engine (?engine=gpu);
-//  3. bench.html: training and sampling vs TensorFlow.js, and the tiled matmul.
+//  3. page training: the live page's training rate at the bench page's width and batch, with
+//     the CPU engine in its Web Worker (the default) and on the page's thread (?worker=0);
+//  4. bench.html: training and sampling vs TensorFlow.js, and the tiled matmul.
 // usage: node run.mjs http://127.0.0.1:PORT/ OUT.json [--quick]
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
@@ -85,13 +87,35 @@ async function frameBudget(browser, query, engineLabel) {
       await page.evaluate((c) => window.scorelab.setConfig(c), { particles });
       await sleep(QUICK ? 2000 : 5000);
       const s = await state(page);
-      const row = { engine: s.engine, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
+      const row = { engine: s.engine, runs_on: s.engine_runs_on, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
       rows.push(row);
       console.log(`frame ${engineLabel} width ${width} particles ${particles}: median ${row.frame_ms_median.toFixed(1)} ms, p95 ${row.frame_ms_p95.toFixed(1)} ms over ${row.frames} frames; ui ${row.ui_ms.toFixed(1)} (train ${row.train_ms.toFixed(1)}, sample ${row.sample_ms.toFixed(1)}, field ${row.field_ms.toFixed(1)}, egui ${row.egui_ms.toFixed(1)}); dispatches ${row.dispatches ?? "-"}, submits ${row.submits ?? "-"}`);
     }
   }
   await page.close();
   return rows;
+}
+
+// Training steps/s of the live page (default particles and layers) at `width` × `batch`.
+async function pageTraining(browser, query) {
+  const [width, batch] = QUICK ? [32, 256] : [128, 1024];
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(url + query);
+  await page.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
+  await page.evaluate((c) => window.scorelab.setConfig(c), { width, batch, engine: "cpu" });
+  await sleep(QUICK ? 2000 : 4000);
+  const s0 = await state(page);
+  const t0 = Date.now();
+  await sleep(QUICK ? 3000 : 15000);
+  const s1 = await state(page);
+  const row = {
+    query, width, batch, engine: s1.engine, runs_on: s1.engine_runs_on,
+    steps_per_s: (s1.step - s0.step) / ((Date.now() - t0) / 1e3),
+    frame_ms_median: s1.perf.frame_ms_median, ui_ms: s1.perf.ui_ms,
+  };
+  console.log(`page training ${query || "(default)"}: ${row.steps_per_s.toFixed(1)} steps/s at width ${width}, batch ${batch} (${row.engine} on ${row.runs_on}; frame ${row.frame_ms_median.toFixed(0)} ms, ui ${row.ui_ms.toFixed(1)} ms)`);
+  await page.close();
+  return row;
 }
 
 async function benchPage(browser) {
@@ -116,6 +140,7 @@ try {
     ...(await frameBudget(browser, "", "default")),
     ...(await frameBudget(browser, "?engine=gpu", "webgpu")),
   ];
+  result.page_training = [await pageTraining(browser, ""), await pageTraining(browser, "?worker=0")];
   result.bench = await benchPage(browser);
 } finally {
   await browser.close();

@@ -260,13 +260,18 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
         load["fisher_step"],
     ));
     s.push_str(&cpu_engine_targets(r, &samples, &rate, &peer_ms));
-    s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only; means over all frames, including those where the engine waits for the last frame's readbacks and encodes nothing; a frame that works makes one submit). On the GPU engine the split is encoding time; GPU execution shows in the interval.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("\n## Frame budget of the live page (defaults, varying particles and width)\n\nFrame interval median / p95 over the frames after the change; the app's CPU time per frame split into training, sampling, fields (incl. metrics and readbacks) and egui; GPU work per frame (WebGPU engine only; means over all frames, including those where the engine waits for the last frame's readbacks and encodes nothing; a frame that works makes one submit). On the GPU engine the split is encoding time; GPU execution shows in the interval. With the CPU engine in its Web Worker (\"CPU (worker)\"), train / sample / field are the worker's time per page frame, not the page's: the page's own time is ui ms.\n\n| engine | width | particles | frames | median ms | p95 ms | ui ms | train | sample | field | egui | dispatches | submits | bytes up | bytes down | steps/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let opt = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
     let opt1 = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.1}"));
     for row in r["frames"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
-            row["engine"].as_str().unwrap_or("?"),
+            match row["runs_on"].as_str() {
+                Some(place) if place != "page" => {
+                    format!("{} ({place})", row["engine"].as_str().unwrap_or("?"))
+                }
+                _ => row["engine"].as_str().unwrap_or("?").to_string(),
+            },
             row["width"],
             row["particles"],
             row["frames"],
@@ -378,6 +383,28 @@ fn cpu_engine_targets(
             verdict(t <= 60.0)
         ));
     }
-    s.push_str("| page training ≥ 80% of the benchmark page's rate (same width and batch) | not measured yet: needs the Web Worker engine | – |\n");
+    let page = |runs_on: &str| {
+        r["page_training"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["runs_on"] == runs_on)
+            .map(|p| (f(&p["steps_per_s"]), p["width"].clone(), p["batch"].clone()))
+    };
+    match page("worker") {
+        Some((worker, width, batch)) => {
+            let on_page = page("page").map_or("–".to_string(), |(x, _, _)| {
+                format!("{x:.1} steps/s ({:.0}%)", 100.0 * x / cpu)
+            });
+            s.push_str(&format!(
+                "| page training ≥ 80% of the benchmark page's rate (width {width}, batch {batch}) | {:.0}% ({worker:.1} of {cpu:.1} steps/s, engine in its Web Worker; on the page's thread, `?worker=0`: {on_page}) | {} |\n",
+                100.0 * worker / cpu,
+                verdict(worker >= 0.8 * cpu)
+            ));
+        }
+        None => s.push_str(
+            "| page training ≥ 80% of the benchmark page's rate | not measured in this run | – |\n",
+        ),
+    }
     s
 }
