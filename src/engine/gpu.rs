@@ -151,16 +151,22 @@ impl GpuEngine {
             return Ok(());
         }
         c.live.validate().map_err(EngineError::Setting)?;
-        if c.live.guide.is_some() {
-            return Err(EngineError::Unsupported("guidance runs on the CPU engine (Engine: CPU); the GPU sampler has no guidance shader yet".into()));
-        }
         let score = if c.live.exact {
             GpuScore::Exact
         } else {
             GpuScore::Net(&self.ema)
         };
         let cfg = c.live.config(&self.mixture, c.run);
-        let sampler = GpuSampler::new(&self.ctx, score, &self.mixture, self.sde, &cfg, c.live.n)?;
+        let guide = c.live.guide.map(|g| (g.component, g.gamma));
+        let sampler = GpuSampler::new_guided(
+            &self.ctx,
+            score,
+            guide,
+            &self.mixture,
+            self.sde,
+            &cfg,
+            c.live.n,
+        )?;
         let trails = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("GpuEngine::trails"),
             size: (u64::from(TRAIL_SLOTS) * c.live.n as u64 * 16).max(16),

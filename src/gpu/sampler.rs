@@ -78,6 +78,30 @@ impl GpuSampler {
         config: &SamplerConfig,
         n: usize,
     ) -> Result<Self, GpuError> {
+        Self::new_guided(ctx, score, None, mixture, sde, config, n)
+    }
+
+    /// [`Self::new`] with classifier guidance toward component `k` at scale γ (`guide`):
+    /// the score is s + γ ∇ log p_t(k | x) with the exact noisy classifier, as
+    /// `sim::guidance::GuidedScore` on the CPU (`classifier_grad` in `mixture.wgsl`).
+    pub fn new_guided(
+        ctx: &GpuContext,
+        score: GpuScore<'_>,
+        guide: Option<(usize, f64)>,
+        mixture: &GaussianMixture,
+        sde: Sde,
+        config: &SamplerConfig,
+        n: usize,
+    ) -> Result<Self, GpuError> {
+        if let Some((k, gamma)) = guide {
+            if k >= mixture.len() || !gamma.is_finite() {
+                return Err(GpuError::Unsupported(format!(
+                    "guidance toward component {} (γ = {gamma}) but the mixture has {}",
+                    k + 1,
+                    mixture.len()
+                )));
+            }
+        }
         if config.kind == SamplerKind::OdeRk45 {
             return Err(GpuError::Unsupported(
                 "ode-rk45 is adaptive and runs on the CPU; on the GPU use ode-rk4 (fixed steps)"
@@ -94,6 +118,10 @@ impl GpuSampler {
         }
         let mut p = Params::with_sde(&sde);
         let (weights, consts) = score.bind(&mut p, &sde)?;
+        if let Some((k, gamma)) = guide {
+            p.guidance_component = k as u32;
+            p.guidance_scale = gamma as f32;
+        }
         p.n_particles = n as u32;
         p.snr = config.snr as f32;
         p.seed = config.seed;
