@@ -5,6 +5,8 @@
 //!   `wasm-bindgen` version), runs `wasm-opt` when installed, and writes a self-contained
 //!   static site to `dist/`.
 //! - `serve`: `dist`, then serves `dist/` on http://127.0.0.1:8080 (or `--port`).
+//! - `bench`: native benchmark vs JAX (`--browser`: in Chromium vs TensorFlow.js; `--device`:
+//!   stage the binary for a machine with a real GPU, `--device-report DIR`: its report).
 //! - `test`: installs what the tests need when missing (mesa-vulkan-drivers, chromium,
 //!   Node packages), runs every test tier (`cargo test`), builds `dist/` and runs the
 //!   browser tests in headless Chromium.
@@ -13,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod device;
 mod dist;
 mod markdown;
 mod serve;
 mod test;
 
 pub(crate) use bench::*;
+pub(crate) use device::*;
 pub(crate) use dist::*;
 pub(crate) use markdown::*;
 pub(crate) use serve::*;
@@ -77,7 +81,7 @@ pub(crate) fn have(program: &str) -> bool {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick] [--browser] | bench --markdown>".into()
+    "usage: cargo xtask <dist | serve [--port P] | test | bench [--quick] [--browser] | bench --markdown | bench --device [--local [--quick]] | bench --device-report DIR [--peak-gflops N]>".into()
 }
 
 fn main() -> ExitCode {
@@ -97,7 +101,27 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => {
             let quick = args.iter().any(|a| a == "--quick");
-            if args.iter().any(|a| a == "--markdown") {
+            let value = |flag: &str| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+            };
+            if let Some(dir) = value("--device-report") {
+                let peak = match value("--peak-gflops") {
+                    Some(p) => match p.parse::<f64>() {
+                        Ok(g) if g > 0.0 => Some(g),
+                        _ => {
+                            return finish(Err(format!(
+                                "--peak-gflops needs a positive number (got {p})"
+                            )))
+                        }
+                    },
+                    None => None,
+                };
+                bench_device_report(Path::new(dir), peak)
+            } else if args.iter().any(|a| a == "--device") {
+                bench_device(args.iter().any(|a| a == "--local"), quick)
+            } else if args.iter().any(|a| a == "--markdown") {
                 write_markdown() // only regenerate docs/BENCHMARKS.md from the JSON files
             } else if args.iter().any(|a| a == "--browser") {
                 bench_browser(quick)
@@ -107,6 +131,10 @@ fn main() -> ExitCode {
         }
         _ => Err(usage()),
     };
+    finish(result)
+}
+
+fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

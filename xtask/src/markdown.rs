@@ -14,6 +14,22 @@ pub(crate) fn write_markdown() -> Result<()> {
     if let Some(b) = read("browser-bench.json") {
         md.push_str(&browser_markdown(&b));
     }
+    md.push_str("\n# On a real GPU\n\n");
+    let mut runs: Vec<String> = std::fs::read_dir(root.join("docs/device"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    runs.sort();
+    if runs.is_empty() {
+        md.push_str("No GPU run yet: no machine with a real GPU has been lent to this work. `cargo xtask bench --device` stages the release binary and `bench/device/run.sh` runs the native benchmark there (WGSL training, samplers at 10⁴–10⁶ particles, the tiled matmul, as fractions of that matmul and of the adapter's peak); `cargo xtask bench --device-report DIR` writes the report into `docs/device/`.\n");
+    } else {
+        for r in runs {
+            md.push_str(&format!("- [{r}](device/{r})\n"));
+        }
+    }
     std::fs::write(root.join("docs/BENCHMARKS.md"), md).map_err(|e| e.to_string())
 }
 
