@@ -117,7 +117,7 @@ impl ScoreLabApp {
             }
             Command::ResetNetwork => fx.rebuild = true,
             Command::TrainSteps(k) => {
-                if let Some(e) = self.host.engine.as_mut() {
+                for e in self.host.engines_mut() {
                     e.queue_steps(k);
                 }
             }
@@ -183,6 +183,9 @@ impl ScoreLabApp {
     /// Switch engine: the samplers take that engine's defaults (fewer particles on CPU paths).
     fn set_choice(&mut self, c: EngineChoice) {
         self.host.choice = c;
+        // A forced engine: no probe from now on.
+        self.host.auto = false;
+        self.host.stop_probe();
         let fast = self.platform.fast_gpu(c);
         for slot in 0..SLOTS {
             let live = &self.state.samplers[slot];
@@ -228,7 +231,7 @@ impl ScoreLabApp {
         } else {
             if mixture_changed {
                 let sde = self.host.sde(st, &self.data.mixture);
-                if let Some(e) = self.host.engine.as_mut() {
+                for e in self.host.engines_mut() {
                     e.set_mixture(&self.data.mixture, &sde);
                 }
             }
@@ -238,12 +241,12 @@ impl ScoreLabApp {
                 }
             }
             if st.paused != old.paused {
-                if let Some(e) = self.host.engine.as_mut() {
+                for e in self.host.engines_mut() {
                     e.pause_sampling(st.paused);
                 }
             }
         }
-        if let Some(e) = self.host.engine.as_mut() {
+        for e in self.host.engines_mut() {
             if fx.step_sampler > 0 {
                 e.step_sampling(fx.step_sampler);
             }

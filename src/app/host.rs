@@ -10,6 +10,7 @@ use crate::app::canvas;
 use crate::app::overlays::Lessons;
 use crate::app::particles::ParticleSource;
 use crate::app::perf::PerfWindow;
+use crate::engine::probe::{self, ProbeResult, RateMeter, PROBE_WINDOW};
 use crate::engine::{
     self, Engine, EngineChoice, FieldCell, FieldRequest, FrameRequest, LiveSampling, ParticleView,
     SamplerStatus, SLOTS, TRAIL_SLOTS,
@@ -105,7 +106,7 @@ impl Platform {
     pub fn software_note(&self) -> Option<&'static str> {
         match &self.gpu {
             Some((_, _, info)) if info.device_type == wgpu::DeviceType::Cpu => {
-                Some("software GPU adapter: smaller defaults; the CPU engine is faster here")
+                Some("software GPU adapter: smaller defaults")
             }
             None => Some("no WebGPU compute: CPU engine with smaller defaults"),
             _ => None,
@@ -166,12 +167,27 @@ pub struct Pending {
     pub samples: Vec<(u32, usize)>,
 }
 
+/// Both engines side by side after a (re)build in automatic mode (`engine::probe`).
+struct ProbeRun {
+    /// The other engine: trains and samples like the main one, its output only measured.
+    challenger: Box<dyn Engine>,
+    started: Instant,
+    main: RateMeter,
+    other: RateMeter,
+}
+
 /// The engine and everything that comes out of it.
 pub struct Host {
     /// The running engine (none if it could not start).
     pub engine: Option<Box<dyn Engine>>,
     /// Which engine the user chose (or the automatic choice).
     pub choice: EngineChoice,
+    /// No engine was forced (`?engine=`, the panel, `setConfig`): each (re)build measures both
+    /// engines and keeps the faster (`engine::probe`).
+    pub auto: bool,
+    probe: Option<ProbeRun>,
+    /// The last probe's measurements and choice.
+    pub probe_result: Option<ProbeResult>,
     /// Loss and Fisher history.
     pub history: History,
     /// The latest field and the request it answers.
@@ -202,6 +218,9 @@ impl Host {
         Self {
             engine: None,
             choice,
+            auto: false,
+            probe: None,
+            probe_result: None,
             history: History::default(),
             field: None,
             field_seq: 0,
@@ -241,6 +260,8 @@ impl Host {
         let sde = self.sde(st, mixture);
         let net = self.import_net.take();
         let mut error = None;
+        self.probe = None;
+        let challenger_net = net.clone();
         match engine::start(gpu, mixture, sde, &st.settings, net, platform.offload) {
             Ok(mut e) => {
                 for slot in 0..SLOTS {
@@ -248,6 +269,9 @@ impl Host {
                 }
                 e.pause_sampling(st.paused);
                 self.engine = Some(e);
+                if self.auto {
+                    self.start_probe(platform, st, mixture, sde, challenger_net);
+                }
             }
             Err(e) => {
                 log::error!("cannot start the training engine: {e}");
@@ -263,10 +287,108 @@ impl Host {
         error
     }
 
+    /// Start the other engine beside the main one (where there is a GPU with compute).
+    fn start_probe(
+        &mut self,
+        platform: &Platform,
+        st: &State,
+        mixture: &GaussianMixture,
+        sde: Sde,
+        net: Option<ScoreNet>,
+    ) {
+        let Some((device, queue, info)) = &platform.gpu else {
+            return;
+        };
+        let (other, gpu) = match self.choice {
+            EngineChoice::Cpu => (
+                EngineChoice::Gpu,
+                Some(GpuContext::new(device.clone(), queue.clone(), info.clone())),
+            ),
+            EngineChoice::Gpu => (EngineChoice::Cpu, None),
+        };
+        match engine::start(gpu, mixture, sde, &st.settings, net, platform.offload) {
+            Ok(mut e) => {
+                for slot in 0..SLOTS {
+                    e.set_sampling(slot, &st.running(slot));
+                }
+                e.pause_sampling(st.paused);
+                let now = Instant::now();
+                self.probe = Some(ProbeRun {
+                    challenger: e,
+                    started: now,
+                    main: RateMeter::new(now),
+                    other: RateMeter::new(now),
+                });
+                self.probe_result = None;
+                log::info!("engine probe: {:?} beside {:?}", other, self.choice);
+            }
+            Err(e) => log::warn!("engine probe: the {other:?} engine could not start ({e})"),
+        }
+    }
+
+    /// The running engine and, while probing, the other one: the app's requests go to both.
+    pub fn engines_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Engine>> {
+        self.engine
+            .iter_mut()
+            .chain(self.probe.iter_mut().map(|p| &mut p.challenger))
+    }
+
+    /// Whether the engine probe is running.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// Stop probing and forget the last probe (an engine was forced).
+    pub fn stop_probe(&mut self) {
+        self.probe = None;
+        self.probe_result = None;
+    }
+
+    /// One frame of the challenger; at the end of the window, keep the faster engine.
+    fn step_probe(&mut self, st: &State) {
+        let Some(p) = self.probe.as_mut() else {
+            return;
+        };
+        let budget = match p.challenger.choice() {
+            EngineChoice::Cpu => engine::BASE_BUDGET,
+            EngineChoice::Gpu => Duration::from_millis(8),
+        };
+        let out = p
+            .challenger
+            .frame(budget, st.training, &FrameRequest::default());
+        p.other.observe(Instant::now(), &out);
+        if p.started.elapsed() < PROBE_WINDOW {
+            return;
+        }
+        let Some(p) = self.probe.take() else {
+            return;
+        };
+        let (cpu, gpu) = match self.choice {
+            EngineChoice::Cpu => (&p.main, &p.other),
+            EngineChoice::Gpu => (&p.other, &p.main),
+        };
+        let result = probe::decide(self.choice, cpu, gpu);
+        log::info!("engine probe: {}", result.reason);
+        if result.picked != self.choice {
+            // The challenger trained through the window too: it continues from where it is.
+            self.engine = Some(p.challenger);
+            self.choice = result.picked;
+            self.history = History::default();
+            self.field = None;
+            self.learned_density = None;
+            self.sampler = [None; SLOTS];
+            self.runs = [None, None];
+        }
+        self.probe_result = Some(result);
+    }
+
     /// Restart live sampler `slot` with `live`.
     pub fn set_sampling(&mut self, slot: usize, live: &LiveSampling) {
         if let Some(e) = self.engine.as_mut() {
             e.set_sampling(slot, live);
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.challenger.set_sampling(slot, live);
         }
         self.sampler[slot] = None;
         self.runs[slot] = None;
@@ -331,6 +453,9 @@ impl Host {
             EngineChoice::Gpu => Duration::from_millis(8),
         };
         let out = engine.frame(budget, st.training, &req);
+        if let Some(p) = self.probe.as_mut() {
+            p.main.observe(Instant::now(), &out);
+        }
         perf.engine(
             engine_start.elapsed().as_secs_f64() * 1e3,
             out.timing,
@@ -409,6 +534,7 @@ impl Host {
             });
         }
         self.update_rate();
+        self.step_probe(st);
         if let Some(w) = &out.warning {
             log::warn!("{w}");
         }

@@ -174,10 +174,12 @@ impl ScoreLabApp {
             redo: Vec::new(),
         };
         data.resample(state.scene.seed);
+        let mut host = Host::new(choice);
+        host.auto = options.engine.is_none();
         let mut app = Self {
             state,
             data,
-            host: Host::new(choice),
+            host,
             platform,
             lessons: Lessons::default(),
             canvas: canvas::CanvasState::default(),
@@ -264,8 +266,18 @@ impl ScoreLabApp {
             )
         });
         let b = &self.platform.backend;
+        let probe = if self.host.probing() {
+            " · measuring the CPU and GPU engines…".to_string()
+        } else {
+            self.host.probe_result.as_ref().map_or(String::new(), |p| {
+                format!(
+                    " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s",
+                    p.cpu_steps_per_s, p.gpu_steps_per_s
+                )
+            })
+        };
         format!(
-            "{engine} engine · {} {} · {:.0} steps/s · {:.0} fps · {sampler} · step {}{}",
+            "{engine} engine · {} {} · {:.0} steps/s · {:.0} fps · {sampler} · step {}{probe}{}",
             b.backend,
             b.adapter,
             self.host.history.steps_per_s,

@@ -41,6 +41,10 @@ struct StateSnapshot<'a> {
     engine_runs_on: &'a str,
     /// Why the CPU engine left its worker for the UI thread, if it did.
     worker_fallback: Option<&'a str>,
+    /// Both engines are running side by side to measure which trains faster (`engine::probe`).
+    engine_probing: bool,
+    /// The last probe: both engines' measured rates, the engine kept and why.
+    engine_probe: Option<&'a crate::engine::probe::ProbeResult>,
     frame: u64,
     fps: f64,
     /// The frame budget over the last frames (`app::perf`).
@@ -102,6 +106,8 @@ impl ScoreLabApp {
             fallback_reason: self.platform.fallback_reason.as_deref(),
             engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on()),
             worker_fallback: host.engine.as_ref().and_then(|e| e.fell_back()),
+            engine_probing: host.probing(),
+            engine_probe: host.probe_result.as_ref(),
             frame: self.clock.frame,
             fps: self.clock.fps,
             perf: self.clock.perf.summary(),

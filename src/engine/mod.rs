@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod cpu;
 pub mod gpu;
+pub mod probe;
 pub mod remote;
 pub mod settings;
 

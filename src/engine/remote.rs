@@ -35,6 +35,9 @@ pub const CHUNK: Duration = Duration::from_millis(10);
 const SIDE_SHARE_TRAINING: f64 = 0.5;
 /// ... and while training is paused.
 const SIDE_SHARE_IDLE: f64 = 0.9;
+/// Training stops when the page has not ticked for this long (a hidden tab draws no frames;
+/// as before the worker, training then waits for the page) and resumes at its next tick.
+pub const STALE_AFTER: Duration = Duration::from_secs(3);
 /// Bounds of the samplers' time per tick.
 const SIDE_MIN: Duration = Duration::from_millis(4);
 const SIDE_MAX: Duration = Duration::from_millis(200);
@@ -141,7 +144,6 @@ fn net_from(f: ModelFile) -> Result<ScoreNet, String> {
 }
 
 /// The worker's side: a [`CpuEngine`] and the page's latest wishes.
-#[derive(Default)]
 pub struct WorkerCore {
     engine: Option<CpuEngine>,
     train: bool,
@@ -152,12 +154,42 @@ pub struct WorkerCore {
     tick_interval: f64,
     acc: FrameOutput,
     fatal: Option<String>,
+    stale_after: Duration,
+}
+
+impl Default for WorkerCore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl WorkerCore {
     /// Nothing started yet.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_stale_after(STALE_AFTER)
+    }
+
+    /// [`Self::new`] with another [`STALE_AFTER`] (tests).
+    pub fn with_stale_after(stale_after: Duration) -> Self {
+        Self {
+            engine: None,
+            train: false,
+            req: FrameRequest::default(),
+            ticks: 0,
+            last_tick: None,
+            tick_interval: 0.0,
+            acc: FrameOutput::default(),
+            fatal: None,
+            stale_after,
+        }
+    }
+
+    /// Training is on and the page is still drawing.
+    fn training(&self) -> bool {
+        self.train
+            && self
+                .last_tick
+                .is_some_and(|t| t.elapsed() < self.stale_after)
     }
 
     /// Take one message from the page.
@@ -222,7 +254,7 @@ impl WorkerCore {
             && self
                 .engine
                 .as_ref()
-                .is_some_and(|e| self.ticks > 0 || e.wants_training(self.train))
+                .is_some_and(|e| self.ticks > 0 || e.wants_training(self.training()))
     }
 
     /// The samplers' time for one tick.
@@ -246,10 +278,11 @@ impl WorkerCore {
             }));
         }
         let side = self.side_budget();
+        let train = self.training();
         let e = self.engine.as_mut()?;
         let mut out = FrameOutput::default();
-        if e.wants_training(self.train) || self.ticks > 0 {
-            e.train_for(CHUNK, self.train, &mut out);
+        if e.wants_training(train) || self.ticks > 0 {
+            e.train_for(CHUNK, train, &mut out);
         }
         if self.ticks == 0 {
             merge(&mut self.acc, out);
@@ -793,6 +826,47 @@ mod tests {
         let before = steps;
         let out = frames_until(&mut remote, true, |o| o.steps.is_some_and(|s| s > before));
         assert!(out.losses.iter().all(|(_, l)| l.is_finite()));
+    }
+
+    #[test]
+    fn training_waits_while_the_page_draws_no_frames() {
+        let m = mixture();
+        let sde = Sde::for_mixture(SdeKind::Vp, &m);
+        let net = net_or_new(None, &settings(), &m, sde).expect("net");
+        let mut core = WorkerCore::with_stale_after(Duration::from_millis(200));
+        core.handle(&encode(&ToWorker::Start(Box::new(StartMsg {
+            mixture: m.clone(),
+            sde,
+            settings: settings(),
+            net: net.to_file(0),
+        }))));
+        core.handle(&encode(&ToWorker::Tick {
+            train: true,
+            req: FrameRequest::default(),
+        }));
+        let steps = |core: &mut WorkerCore| {
+            let mut last = 0;
+            while core.busy() {
+                if let Some(r) = core.pump() {
+                    let r: Report = postcard::from_bytes(&r).expect("report");
+                    last = r.steps.unwrap_or(last);
+                }
+            }
+            last
+        };
+        // Trains until the page has been silent for 200 ms, then goes idle.
+        let t0 = Instant::now();
+        let _ = steps(&mut core);
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+        assert!(!core.busy(), "idle without ticks");
+        // The next tick resumes training and reports the steps taken.
+        core.handle(&encode(&ToWorker::Tick {
+            train: true,
+            req: FrameRequest::default(),
+        }));
+        let r: Report = postcard::from_bytes(&core.pump().expect("a report")).expect("report");
+        assert!(r.steps.unwrap_or(0) > 0 && !r.losses.is_empty());
+        assert!(core.busy(), "training again");
     }
 
     #[test]

@@ -139,6 +139,11 @@ async function checkParticlesAndExport(page, label) {
   check(s.frame > 0, `frames are being drawn (frame ${s.frame})`);
   check(s.engine === "CPU" && s.engine_runs_on === "worker" && s.worker_fallback === null,
     `the CPU engine trains in a Web Worker (engine ${s.engine} on ${s.engine_runs_on}; ${s.worker_fallback})`);
+  // The engine choice is measured: both engines run side by side for a moment after start-up.
+  const probed = await waitFor(page, (x) => x.engine_probe !== null && !x.engine_probing, "the engine probe", 30_000);
+  check(probed !== null && probed.engine_probe.picked === "cpu" && probed.engine === "CPU"
+    && probed.engine_probe.cpu_steps_per_s > probed.engine_probe.gpu_steps_per_s && /CPU trains faster/.test(probed.engine_probe.reason),
+    `on SwiftShader the probe measures both engines and keeps the CPU one (${probed?.engine_probe?.reason})`);
   check(!(await page.isVisible("#scorelab_message")), "no error message shown in the page");
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR}`);
   check(trained !== null, `training (engine ${s.engine}) brings the Fisher divergence below ${FISHER_BAR}`);
@@ -182,6 +187,7 @@ async function checkParticlesAndExport(page, label) {
   const { browser, page, errors } = await open("webgpu-engine", WEBGPU, "?engine=gpu");
   const s0 = await state(page);
   check(s0.engine === "WebGPU", `?engine=gpu trains on the WGSL engine (engine ${s0.engine})`);
+  check(s0.engine_probing === false && s0.engine_probe === null, "a forced engine is not probed");
   const s = await waitFor(page, (x) => x.step >= 20 && x.loss !== null, "20 GPU training steps", 120_000);
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
   // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
