@@ -1,15 +1,18 @@
-// field.wgsl — grid fields for drawing and metrics at noise level S.t. One thread per cell of a
+// field.wgsl — grid fields for drawing and metrics at noise level S.t. One tile of TILE_N cells
+// per workgroup (the cooperative network, mlp.wgsl) of a
 // grid_nx × grid_ny grid over [grid_lo, grid_hi] (cell centres); aux[5c ..] = learned score
 // (xy), exact score (xy), exact log p_t. With score_kind = exact the learned slot holds the
 // exact score too.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn field(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = gid.x;
+fn field(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let c = tile_index(wid, nwg, lid);
     let n = P.grid_nx * P.grid_ny;
-    if (c >= n) {
-        return;
-    }
+    let live = lid < tile_size() && c < n;
     let ix = c % P.grid_nx;
     let iy = c / P.grid_nx;
     let f = vec2<f32>((f32(ix) + 0.5) / f32(P.grid_nx), (f32(iy) + 0.5) / f32(P.grid_ny));
@@ -17,7 +20,10 @@ fn field(@builtin(global_invocation_id) gid: vec3<u32>) {
     let exact = exact_score_logp(x, S.t);
     var learned = exact.xy;
     if (P.score_kind == SCORE_NET) {
-        learned = net_score(x, S.t);
+        learned = score_from_output(x, tile_net_g(lid, x, S.t), precond(S.t));
+    }
+    if (!live) {
+        return;
     }
     aux[5u * c] = learned.x;
     aux[5u * c + 1u] = learned.y;

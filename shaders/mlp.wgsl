@@ -79,26 +79,42 @@ fn precond(t: f32) -> Precond {
     return Precond(as_.x, as_.y, sigma, c);
 }
 
+/// Feature j of the network input for the scaled position u and c_noise:
+/// [u.x, u.y, c_noise | sin, cos of 2π w c_noise (time) | sin, cos of 2π b·u (space)].
+fn feature_at(j: u32, u: vec2<f32>, c_noise: f32) -> f32 {
+    if (j == 0u) {
+        return u.x;
+    }
+    if (j == 1u) {
+        return u.y;
+    }
+    if (j == 2u) {
+        return c_noise;
+    }
+    let nt = P.n_time_freqs;
+    if (j < 3u + 2u * nt) {
+        let q = j - 3u;
+        let a = TAU * consts[q % nt] * c_noise;
+        return select(sin(a), cos(a), q >= nt);
+    }
+    let nx = P.n_x_freqs;
+    let q = j - 3u - 2u * nt;
+    let r = q % nx;
+    let b = vec2<f32>(consts[nt + 2u * r], consts[nt + 2u * r + 1u]);
+    let a = TAU * dot(b, u);
+    return select(sin(a), cos(a), q >= nx);
+}
+
+fn feature_u(x: vec2<f32>, pc: Precond) -> vec2<f32> {
+    return (x - MIX.center) / (pc.alpha * pc.c);
+}
+
 /// Network input features of (x, t) into act[0 .. n_in].
 fn features(x: vec2<f32>, pc: Precond) {
-    let u = (x - MIX.center) / (pc.alpha * pc.c);
+    let u = feature_u(x, pc);
     let c_noise = 0.25 * log(pc.sigma);
-    act[0] = u.x;
-    act[1] = u.y;
-    act[2] = c_noise;
-    let nt = P.n_time_freqs;
-    for (var j = 0u; j < nt; j++) {
-        let a = TAU * consts[j] * c_noise;
-        act[3u + j] = sin(a);
-        act[3u + nt + j] = cos(a);
-    }
-    let base = 3u + 2u * nt;
-    let nx = P.n_x_freqs;
-    for (var j = 0u; j < nx; j++) {
-        let b = vec2<f32>(consts[nt + 2u * j], consts[nt + 2u * j + 1u]);
-        let a = TAU * dot(b, u);
-        act[base + j] = sin(a);
-        act[base + nx + j] = cos(a);
+    for (var j = 0u; j < P.n_in; j++) {
+        act[j] = feature_at(j, u, c_noise);
     }
 }
 
@@ -142,6 +158,118 @@ fn score(x: vec2<f32>, t: f32) -> vec2<f32> {
     var s: vec2<f32>;
     if (P.score_kind == SCORE_NET) {
         s = net_score(x, t);
+    } else {
+        s = exact_score_logp(x, t).xy;
+    }
+    if (P.guidance_scale != 0.0) {
+        s += P.guidance_scale * classifier_grad(x, t, P.guidance_component);
+    }
+    return s;
+}
+
+// ------------------------------------------------------------------------------------------
+// The workgroup-cooperative network (issue 17): a tile of TILE_N samples per workgroup, the
+// tile's activations in workgroup memory, each layer's weights staged through workgroup memory
+// TILE_K inputs at a time, and each invocation accumulating a register tile of up to 4 outputs
+// × TILE_N samples (outputs lid, lid + 64, lid + 128, lid + 192), with bias + SiLU fused on the
+// way back into the tile. No per-thread activation array: widths up to MAX_W = 256 run with
+// 32 accumulators per invocation. Every invocation of the workgroup must call tile_score /
+// tile_net_g (they hold barriers); invocation lid < TILE_N owns sample lid of the tile.
+
+const TILE_N: u32 = 8u;
+const TILE_K: u32 = 4u;
+/// [sample][unit], row stride MAX_W: the layer's input, then (in place) its output.
+var<workgroup> tile_act: array<f32, 2048>;
+/// [k][out]: W[out, k0 + k] for the current slice of inputs.
+var<workgroup> tile_w: array<f32, 1024>;
+
+/// Samples per workgroup: TILE_N with the network; with the exact score (no network) every
+/// invocation owns a sample (src/gpu/mod.rs tile_groups dispatches to match).
+fn tile_size() -> u32 {
+    return select(WORKGROUP_SIZE, TILE_N, P.score_kind == SCORE_NET);
+}
+
+/// Index of sample `lid` of this workgroup's tile (2-D dispatches past 65535 workgroups).
+fn tile_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * tile_size() + lid;
+}
+
+/// The network's output G at (x, t) for the tile (t is the same for the whole tile).
+fn tile_net_g(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
+    let pc = precond(t);
+    if (lid < TILE_N) {
+        let u = feature_u(x, pc);
+        let c_noise = 0.25 * log(pc.sigma);
+        for (var j = 0u; j < P.n_in; j++) {
+            tile_act[lid * MAX_W + j] = feature_at(j, u, c_noise);
+        }
+    }
+    workgroupBarrier();
+    var off = 0u;
+    for (var l = 0u; l <= P.depth; l++) {
+        let fi = fan_in(l);
+        let fo = fan_out(l);
+        var acc: array<f32, 32>;
+        for (var q = 0u; q < 32u; q++) {
+            acc[q] = 0.0;
+        }
+        for (var k0 = 0u; k0 < fi; k0 += TILE_K) {
+            for (var e = lid; e < TILE_K * fo; e += WORKGROUP_SIZE) {
+                let kk = e / fo;
+                let o = e % fo;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (k < fi) {
+                    v = weights[off + o * fi + k];
+                }
+                tile_w[kk * MAX_W + o] = v;
+            }
+            workgroupBarrier();
+            let kn = min(TILE_K, fi - k0);
+            for (var kk = 0u; kk < kn; kk++) {
+                var a: array<f32, 8>;
+                for (var q = 0u; q < TILE_N; q++) {
+                    a[q] = tile_act[q * MAX_W + k0 + kk];
+                }
+                for (var j = 0u; j < 4u; j++) {
+                    let o = lid + j * WORKGROUP_SIZE;
+                    if (o < fo) {
+                        let w = tile_w[kk * MAX_W + o];
+                        for (var q = 0u; q < TILE_N; q++) {
+                            acc[j * TILE_N + q] += a[q] * w;
+                        }
+                    }
+                }
+            }
+            workgroupBarrier();
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let o = lid + j * WORKGROUP_SIZE;
+            if (o < fo) {
+                let b = weights[off + fi * fo + o];
+                for (var q = 0u; q < TILE_N; q++) {
+                    let pre = acc[j * TILE_N + q] + b;
+                    tile_act[q * MAX_W + o] = select(pre, silu(pre), l < P.depth);
+                }
+            }
+        }
+        workgroupBarrier();
+        off += fi * fo + fo;
+    }
+    var g = vec2<f32>(0.0);
+    if (lid < TILE_N) {
+        g = vec2<f32>(tile_act[lid * MAX_W], tile_act[lid * MAX_W + 1u]);
+    }
+    // The next call overwrites the tile.
+    workgroupBarrier();
+    return g;
+}
+
+/// score() for a tile: learned or exact, plus optional exact-classifier guidance.
+fn tile_score(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
+    var s: vec2<f32>;
+    if (P.score_kind == SCORE_NET) {
+        s = score_from_output(x, tile_net_g(lid, x, t), precond(t));
     } else {
         s = exact_score_logp(x, t).xy;
     }

@@ -5,12 +5,21 @@
 // is ancestral_step.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn pc_score(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= P.n_particles) {
+fn pc_score(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = tile_index(wid, nwg, lid);
+    let live = lid < tile_size() && i < P.n_particles;
+    var x = vec2<f32>(0.0);
+    if (live) {
+        x = particles[i].xy;
+    }
+    let s = tile_score(lid, x, S.t);
+    if (!live) {
         return;
     }
-    let s = score(particles[i].xy, S.t);
     let z = normal2(S.step, i, STREAM_CORRECTOR);
     aux[4u + 4u * i] = s.x;
     aux[4u + 4u * i + 1u] = s.y;

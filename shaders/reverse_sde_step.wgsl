@@ -3,13 +3,21 @@
 // ancestral / reverse diffusion from S.t to S.t_next (VE, VP; sub-VP by its discretisation).
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reverse_sde_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= P.n_particles) {
+fn reverse_sde_step(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = tile_index(wid, nwg, lid);
+    let live = lid < tile_size() && i < P.n_particles;
+    var x = vec2<f32>(0.0);
+    if (live) {
+        x = particles[i].xy;
+    }
+    let s = tile_score(lid, x, S.t);
+    if (!live) {
         return;
     }
-    let x = particles[i].xy;
-    let s = score(x, S.t);
     let z = normal2(S.step, i, STREAM_STEP);
     let g = diffusion(S.t);
     let mean = x + (drift(x, S.t) - g * g * s) * S.dt;
@@ -17,13 +25,21 @@ fn reverse_sde_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn ancestral_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= P.n_particles) {
+fn ancestral_step(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = tile_index(wid, nwg, lid);
+    let live = lid < tile_size() && i < P.n_particles;
+    var x = vec2<f32>(0.0);
+    if (live) {
+        x = particles[i].xy;
+    }
+    let s = tile_score(lid, x, S.t);
+    if (!live) {
         return;
     }
-    let x = particles[i].xy;
-    let s = score(x, S.t);
     let z = normal2(S.step, i, STREAM_STEP);
     var mean: vec2<f32>;
     var noise: f32;

@@ -226,10 +226,11 @@ fn words(module: &naga::Module, ty: naga::Handle<naga::Type>) -> u32 {
         T::Scalar(_) | T::Atomic(_) => 1,
         T::Vector { size, .. } => *size as u32,
         T::Matrix { columns, rows, .. } => *columns as u32 * *rows as u32,
-        T::Array { base, size, .. } => match size {
-            naga::ArraySize::Constant(n) => n.get() * words(module, *base),
-            _ => 0,
-        },
+        T::Array {
+            base,
+            size: naga::ArraySize::Constant(n),
+            ..
+        } => n.get() * words(module, *base),
         T::Struct { members, .. } => members.iter().map(|m| words(module, m.ty)).sum(),
         _ => 0,
     }

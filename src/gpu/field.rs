@@ -6,7 +6,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups, step_table, EvalBind, GpuNet};
+use crate::gpu::{groups, step_table, tile_groups, EvalBind, GpuNet, SCORE_NET};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -21,6 +21,8 @@ pub struct GpuField {
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
     n_cells: u32,
+    /// A network is evaluated (tiles of `TILE_N` cells; else one cell per invocation).
+    net: bool,
 }
 
 impl GpuField {
@@ -41,6 +43,7 @@ impl GpuField {
         p.grid_lo = [lo.x as f32, lo.y as f32];
         p.grid_hi = [hi.x as f32, hi.y as f32];
         let n_cells = p.grid_nx * p.grid_ny;
+        let net = p.score_kind == SCORE_NET;
         let out = ctx.storage(
             "GpuField::out",
             u64::from(n_cells) * 5 * 4,
@@ -69,6 +72,7 @@ impl GpuField {
             bind,
             step_bind,
             n_cells,
+            net,
         })
     }
 
@@ -109,7 +113,8 @@ impl GpuField {
         pass.set_bind_group(0, &self.bind, &[]);
         pass.set_bind_group(1, &self.step_bind, &[0]);
         pass.set_pipeline(ctx.pipeline("field"));
-        ctx.dispatch(&mut pass, groups(self.n_cells), 1, 1);
+        let (gx, gy) = tile_groups(self.n_cells, self.net);
+        ctx.dispatch(&mut pass, gx, gy, 1);
     }
 
     /// Evaluate at `t` and read back (blocking), row-major from the lower-left cell.

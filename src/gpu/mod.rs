@@ -83,7 +83,7 @@ impl GpuNet {
         p.n_x_freqs = c.n_x_freqs as u32;
         p.n_params = self.template.mlp.params.len() as u32;
         p.data_std = c.data_std as f32;
-        p.score_kind = 1;
+        p.score_kind = SCORE_NET;
     }
 }
 
@@ -229,4 +229,20 @@ pub const WORKGROUP_SIZE: u32 = 64;
 /// Workgroups of [`WORKGROUP_SIZE`] covering `n` threads.
 pub(crate) fn groups(n: u32) -> u32 {
     n.div_ceil(WORKGROUP_SIZE).max(1)
+}
+
+/// `Params::score_kind` of a network (`SCORE_NET` in `common.wgsl`; 0 is the exact score).
+pub const SCORE_NET: u32 = 1;
+
+/// Samples per workgroup of the cooperative-network stages (`TILE_N` in `mlp.wgsl`).
+pub const TILE_N: u32 = 8;
+
+/// Workgroups (x, y) for `n` items in tiles of [`TILE_N`] when a network is evaluated
+/// (`net`), else of [`WORKGROUP_SIZE`] (`tile_size` in `mlp.wgsl`): 2-D past WebGPU's 65535
+/// per dimension (10⁶ particles are 125 000 tiles); `tile_index` flattens them.
+pub(crate) fn tile_groups(n: u32, net: bool) -> (u32, u32) {
+    let per = if net { TILE_N } else { WORKGROUP_SIZE };
+    let g = n.div_ceil(per).max(1);
+    let x = g.min(65_535);
+    (x, g.div_ceil(x))
 }

@@ -8,7 +8,7 @@ use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
-use crate::gpu::{groups, step_table, EvalBind, GpuNet};
+use crate::gpu::{groups, step_table, tile_groups, EvalBind, GpuNet, SCORE_NET};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::{Sampler, SamplerConfig, SamplerKind};
 use crate::sim::sde::Sde;
@@ -255,6 +255,7 @@ impl GpuSampler {
             return 0;
         }
         let groups = groups(self.params.n_particles);
+        let (tx, ty) = tile_groups(self.params.n_particles, self.params.score_kind == SCORE_NET);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("GpuSampler::steps"),
             timestamp_writes: None,
@@ -271,27 +272,27 @@ impl GpuSampler {
             match self.config.kind {
                 SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
                     pass.set_pipeline(ctx.pipeline("langevin_step"));
-                    ctx.dispatch(&mut pass, groups, 1, 1);
+                    ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::ReverseSde => {
                     pass.set_pipeline(ctx.pipeline("reverse_sde_step"));
-                    ctx.dispatch(&mut pass, groups, 1, 1);
+                    ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::Pc | SamplerKind::Ancestral => {
                     if self.config.kind == SamplerKind::Pc {
                         pass.set_pipeline(ctx.pipeline("pc_score"));
-                        ctx.dispatch(&mut pass, groups, 1, 1);
+                        ctx.dispatch(&mut pass, tx, ty, 1);
                         pass.set_pipeline(ctx.pipeline("pc_norms"));
                         ctx.dispatch(&mut pass, 1, 1, 1);
                         pass.set_pipeline(ctx.pipeline("pc_correct"));
                         ctx.dispatch(&mut pass, groups, 1, 1);
                     }
                     pass.set_pipeline(ctx.pipeline("ancestral_step"));
-                    ctx.dispatch(&mut pass, groups, 1, 1);
+                    ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
                     pass.set_pipeline(ctx.pipeline("pf_ode_step"));
-                    ctx.dispatch(&mut pass, groups, 1, 1);
+                    ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::OdeRk45 => unreachable!("refused in GpuSampler::new"),
             }
