@@ -10,7 +10,7 @@ use crate::app::canvas;
 use crate::app::overlays::Lessons;
 use crate::app::particles::ParticleSource;
 use crate::app::perf::PerfWindow;
-use crate::engine::probe::{self, ProbeResult, RateMeter, PROBE_WINDOW};
+use crate::engine::probe::{self, ProbeResult, RateMeter};
 use crate::engine::{
     self, Engine, EngineChoice, FieldCell, FieldRequest, FrameRequest, LiveSampling, ParticleView,
     SamplerStatus, SLOTS, TRAIL_SLOTS,
@@ -312,12 +312,11 @@ impl Host {
                     e.set_sampling(slot, &st.running(slot));
                 }
                 e.pause_sampling(st.paused);
-                let now = Instant::now();
                 self.probe = Some(ProbeRun {
                     challenger: e,
-                    started: now,
-                    main: RateMeter::new(now),
-                    other: RateMeter::new(now),
+                    started: Instant::now(),
+                    main: RateMeter::new(),
+                    other: RateMeter::new(),
                 });
                 self.probe_result = None;
                 log::info!("engine probe: {:?} beside {:?}", other, self.choice);
@@ -356,8 +355,9 @@ impl Host {
         let out = p
             .challenger
             .frame(budget, st.training, &FrameRequest::default());
-        p.other.observe(Instant::now(), &out);
-        if p.started.elapsed() < PROBE_WINDOW {
+        let now = Instant::now();
+        p.other.observe(now, &out);
+        if !probe::finished(p.started, now, &p.main, &p.other) {
             return;
         }
         let Some(p) = self.probe.take() else {

@@ -1,6 +1,7 @@
 //! The measured engine choice (issue 17): where both engines can run (a WebGPU or native
 //! adapter with compute), the app runs the CPU engine and the GPU engine side by side for
-//! [`PROBE_WINDOW`] after each (re)build, during the first frames and without blocking them,
+//! [`PROBE_WINDOW`] once both have started after each (re)build, during the first frames and
+//! without blocking them,
 //! and keeps the one that trained faster. [`RateMeter`] turns each engine's frame outputs into
 //! training steps/s and score evaluations/s; [`decide`] picks and says why. `?engine=` and the
 //! panel's choice skip the probe.
@@ -9,71 +10,92 @@ use web_time::{Duration, Instant};
 
 use super::{EngineChoice, FrameOutput, SLOTS};
 
-/// How long both engines run before the choice.
+/// How long both engines are measured once both have reported (start-up latencies, a
+/// worker's wasm compile or a pipeline compile, are not part of the rates).
 pub const PROBE_WINDOW: Duration = Duration::from_millis(1500);
+/// The probe ends this long after the start even if an engine never reported (its rate is 0).
+pub const PROBE_MAX: Duration = Duration::from_secs(10);
 
-/// Training and sampling throughput of one engine since it started.
-#[derive(Clone, Debug)]
+/// Training and sampling throughput of one engine from its first report on.
+#[derive(Clone, Debug, Default)]
 pub struct RateMeter {
-    start: Instant,
-    /// Latest reported (time, training steps).
-    steps: Option<(Instant, u64)>,
+    /// First and latest reported (time, training steps).
+    first: Option<(Instant, u64)>,
+    last: Option<(Instant, u64)>,
     /// Per slot: (run, score evaluations counted in this run) of the latest status.
     runs: [Option<(u32, f64)>; SLOTS],
-    /// Score evaluations (NFE × particles) over all runs seen, and when last counted.
+    /// Score evaluations (NFE × particles) counted after the first report, and when.
     evals: f64,
     evals_at: Option<Instant>,
 }
 
 impl RateMeter {
-    /// A meter for an engine started at `start`.
-    pub fn new(start: Instant) -> Self {
-        Self {
-            start,
-            steps: None,
-            runs: [None; SLOTS],
-            evals: 0.0,
-            evals_at: None,
-        }
+    /// A meter with nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When the engine first reported its training steps.
+    pub fn first_report(&self) -> Option<Instant> {
+        self.first.map(|(t, _)| t)
     }
 
     /// Count what a frame of the engine reported at `now`.
     pub fn observe(&mut self, now: Instant, out: &FrameOutput) {
         if let Some(s) = out.steps {
-            self.steps = Some((now, s));
+            self.first.get_or_insert((now, s));
+            self.last = Some((now, s));
         }
         for (slot, status) in self.runs.iter_mut().zip(&out.sampler) {
             let Some(st) = status else { continue };
             let evals = st.nfe as f64 * st.n as f64;
             let before = match *slot {
-                Some((run, e)) if run == st.run => e,
-                _ => 0.0,
+                Some((run, e)) if run == st.run => Some(e),
+                Some(_) => Some(0.0),
+                None => None,
             };
-            if evals > before {
-                self.evals += evals - before;
-                self.evals_at = Some(now);
+            // The first status only sets the baseline.
+            if let Some(b) = before {
+                if evals > b && self.first.is_some() {
+                    self.evals += evals - b;
+                    self.evals_at = Some(now);
+                }
             }
             *slot = Some((st.run, evals));
         }
     }
 
-    fn per_s(&self, amount: f64, at: Option<Instant>) -> f64 {
-        match at {
-            Some(t) if t > self.start => amount / t.duration_since(self.start).as_secs_f64(),
+    /// Training steps per second between the first and the latest report (0 with fewer
+    /// than two reports).
+    pub fn steps_per_s(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+                s1.saturating_sub(s0) as f64 / t1.duration_since(t0).as_secs_f64()
+            }
             _ => 0.0,
         }
     }
 
-    /// Training steps per second since the start (start-up latency included: a user waits
-    /// for it too); 0 before the first report.
-    pub fn steps_per_s(&self) -> f64 {
-        self.steps
-            .map_or(0.0, |(t, s)| self.per_s(s as f64, Some(t)))
-    }
-
-    /// Score evaluations (NFE × particles) per second since the start.
+    /// Score evaluations (NFE × particles) per second since the first report.
     pub fn evals_per_s(&self) -> f64 {
-        self.per_s(self.evals, self.evals_at)
+        match (self.first, self.evals_at) {
+            (Some((t0, _)), Some(t1)) if t1 > t0 => {
+                self.evals / t1.duration_since(t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Whether the probe is over at `now`: [`PROBE_WINDOW`] after both engines first reported,
+/// or [`PROBE_MAX`] after `started`.
+pub fn finished(started: Instant, now: Instant, a: &RateMeter, b: &RateMeter) -> bool {
+    if now.duration_since(started) >= PROBE_MAX {
+        return true;
+    }
+    match (a.first_report(), b.first_report()) {
+        (Some(x), Some(y)) => now.duration_since(x.max(y)) >= PROBE_WINDOW,
+        _ => false,
     }
 }
 
@@ -118,11 +140,17 @@ pub fn decide(current: EngineChoice, cpu: &RateMeter, gpu: &RateMeter) -> ProbeR
         EngineChoice::Cpu => "CPU",
         EngineChoice::Gpu => "GPU",
     };
-    let mut reason = format!(
-        "measured over {:.1} s: CPU {c:.0} vs GPU {g:.1} training steps/s; {} trains faster here",
-        PROBE_WINDOW.as_secs_f64(),
-        name(picked)
-    );
+    let mut reason = if c == g {
+        format!(
+            "no difference measured (CPU {c:.0} vs GPU {g:.1} training steps/s; training paused or no reports): kept the {} engine",
+            name(picked)
+        )
+    } else {
+        format!(
+            "measured side by side: CPU {c:.0} vs GPU {g:.1} training steps/s; {} trains faster here",
+            name(picked)
+        )
+    };
     if faster_sampling != picked {
         reason.push_str(&format!(
             " (sampling: CPU {ce:.3e} vs GPU {ge:.3e} score evaluations/s; one engine does both)"
@@ -159,39 +187,56 @@ mod tests {
     }
 
     #[test]
-    fn rates_count_steps_and_evaluations_across_runs() {
+    fn rates_count_steps_and_evaluations_across_runs_from_the_first_report() {
         let t0 = Instant::now();
-        let mut m = RateMeter::new(t0);
+        let ms = |k: u64| t0 + Duration::from_millis(k);
+        let mut m = RateMeter::new();
         assert_eq!(m.steps_per_s(), 0.0);
-        m.observe(
-            t0 + Duration::from_millis(500),
-            &out(Some(100), 0, 10, 1000),
-        );
-        m.observe(t0 + Duration::from_millis(1000), &out(None, 0, 30, 1000));
+        m.observe(ms(500), &out(Some(100), 0, 10, 1000));
+        assert_eq!(m.steps_per_s(), 0.0, "one report is no rate");
+        m.observe(ms(1000), &out(None, 0, 30, 1000));
         // A new run starts its NFE from 0: its evaluations add to the earlier run's.
-        m.observe(
-            t0 + Duration::from_millis(2000),
-            &out(Some(400), 1, 5, 1000),
-        );
+        m.observe(ms(2500), &out(Some(400), 1, 5, 1000));
+        assert_eq!(m.first_report(), Some(ms(500)));
         assert!(
-            (m.steps_per_s() - 200.0).abs() < 1e-9,
+            (m.steps_per_s() - 150.0).abs() < 1e-9,
             "{}",
             m.steps_per_s()
         );
         assert!(
-            (m.evals_per_s() - 35_000.0 / 2.0).abs() < 1e-6,
+            (m.evals_per_s() - 25_000.0 / 2.0).abs() < 1e-6,
             "{}",
             m.evals_per_s()
         );
     }
 
     #[test]
+    fn the_window_starts_when_both_engines_report() {
+        let t0 = Instant::now();
+        let ms = |k: u64| t0 + Duration::from_millis(k);
+        let (mut a, mut b) = (RateMeter::new(), RateMeter::new());
+        a.observe(ms(100), &out(Some(1), 0, 0, 10));
+        assert!(
+            !finished(t0, ms(3000), &a, &b),
+            "the slow starter is waited for"
+        );
+        b.observe(ms(3000), &out(Some(0), 0, 0, 10));
+        assert!(!finished(t0, ms(4000), &a, &b));
+        assert!(finished(t0, ms(4500), &a, &b));
+        // ... but not forever.
+        let c = RateMeter::new();
+        assert!(finished(t0, t0 + PROBE_MAX, &a, &c));
+    }
+
+    #[test]
     fn the_faster_trainer_is_picked_and_the_reason_says_so() {
         let t0 = Instant::now();
-        let at = t0 + Duration::from_secs(1);
-        let (mut cpu, mut gpu) = (RateMeter::new(t0), RateMeter::new(t0));
-        cpu.observe(at, &out(Some(3000), 0, 10, 500));
-        gpu.observe(at, &out(Some(2), 0, 100, 500));
+        let at = |k: u64| t0 + Duration::from_millis(k);
+        let (mut cpu, mut gpu) = (RateMeter::new(), RateMeter::new());
+        cpu.observe(at(0), &out(Some(0), 0, 0, 500));
+        cpu.observe(at(1000), &out(Some(3000), 0, 10, 500));
+        gpu.observe(at(0), &out(Some(0), 0, 0, 500));
+        gpu.observe(at(1000), &out(Some(2), 0, 100, 500));
         let r = decide(EngineChoice::Gpu, &cpu, &gpu);
         assert_eq!(r.picked, EngineChoice::Cpu);
         assert_eq!(r.faster_sampling, EngineChoice::Gpu);
@@ -200,11 +245,16 @@ mod tests {
             "{}",
             r.reason
         );
-        // Nothing reported by either: keep the current engine.
-        let none = decide(EngineChoice::Gpu, &RateMeter::new(t0), &RateMeter::new(t0));
+        // Nothing measured by either: keep the current engine, and say so.
+        let none = decide(EngineChoice::Gpu, &RateMeter::new(), &RateMeter::new());
         assert_eq!(none.picked, EngineChoice::Gpu);
-        // A GPU that reports nothing in the window loses to a CPU that trains.
-        let r = decide(EngineChoice::Gpu, &cpu, &RateMeter::new(t0));
+        assert!(
+            none.reason.contains("kept the GPU engine"),
+            "{}",
+            none.reason
+        );
+        // A GPU that reports nothing loses to a CPU that trains.
+        let r = decide(EngineChoice::Gpu, &cpu, &RateMeter::new());
         assert_eq!(r.picked, EngineChoice::Cpu);
     }
 }
