@@ -42,11 +42,16 @@ fn options_from_url() -> AppOptions {
         .trim_start_matches('?')
         .split('&')
         .any(|kv| kv == "worker=0");
+    let probe_software = search
+        .trim_start_matches('?')
+        .split('&')
+        .any(|kv| kv == "probe=1");
     AppOptions {
         engine,
         hash: Some(hash),
         page_url,
         no_offload,
+        probe_software,
     }
 }
 

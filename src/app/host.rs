@@ -58,6 +58,8 @@ pub struct Platform {
     pub fallback_reason: Option<String>,
     /// Run the CPU engine off the UI thread (`engine::remote`).
     pub offload: bool,
+    /// Run the engine probe on a software adapter too (`?probe=1`).
+    pub probe_software: bool,
 }
 
 impl Platform {
@@ -94,6 +96,7 @@ impl Platform {
             software,
             fallback_reason,
             offload: true,
+            probe_software: false,
         }
     }
 
@@ -176,6 +179,14 @@ struct ProbeRun {
     other: RateMeter,
 }
 
+/// What starting the probe's other engine needs, kept until the first engine has trained.
+struct PendingProbe {
+    gpu: (wgpu::Device, wgpu::Queue, wgpu::AdapterInfo),
+    sde: Sde,
+    net: Option<ScoreNet>,
+    offload: bool,
+}
+
 /// The engine and everything that comes out of it.
 pub struct Host {
     /// The running engine (none if it could not start).
@@ -186,6 +197,7 @@ pub struct Host {
     /// engines and keeps the faster (`engine::probe`).
     pub auto: bool,
     probe: Option<ProbeRun>,
+    pending_probe: Option<PendingProbe>,
     /// The last probe's measurements and choice.
     pub probe_result: Option<ProbeResult>,
     /// Loss and Fisher history.
@@ -220,6 +232,7 @@ impl Host {
             choice,
             auto: false,
             probe: None,
+            pending_probe: None,
             probe_result: None,
             history: History::default(),
             field: None,
@@ -269,8 +282,21 @@ impl Host {
                 }
                 e.pause_sampling(st.paused);
                 self.engine = Some(e);
-                if self.auto {
-                    self.start_probe(platform, st, mixture, sde, challenger_net);
+                self.pending_probe = None;
+                if self.auto && platform.software && !platform.probe_software {
+                    if let Some((_, _, info)) = &platform.gpu {
+                        self.probe_result = Some(ProbeResult::software(&info.name));
+                    }
+                } else if self.auto && !self.probe_was_decisive() {
+                    // Started once the first engine has trained: creating the other engine
+                    // (a software adapter compiles its pipelines on the CPU) must not hold
+                    // up the page's first frames.
+                    self.pending_probe = platform.gpu.clone().map(|gpu| PendingProbe {
+                        gpu,
+                        sde,
+                        net: challenger_net,
+                        offload: platform.offload,
+                    });
                 }
             }
             Err(e) => {
@@ -287,26 +313,33 @@ impl Host {
         error
     }
 
-    /// Start the other engine beside the main one (where there is a GPU with compute).
-    fn start_probe(
-        &mut self,
-        platform: &Platform,
-        st: &State,
-        mixture: &GaussianMixture,
-        sde: Sde,
-        net: Option<ScoreNet>,
-    ) {
-        let Some((device, queue, info)) = &platform.gpu else {
-            return;
-        };
+    /// A finished probe measured one engine at least 10× faster at training: later rebuilds
+    /// (a network-size change) keep its choice instead of measuring again.
+    fn probe_was_decisive(&self) -> bool {
+        self.probe_result.as_ref().is_some_and(|r| {
+            r.measured && {
+                let (a, b) = (r.cpu_steps_per_s, r.gpu_steps_per_s);
+                a.max(b) >= 10.0 * a.min(b) && a.max(b) > 0.0
+            }
+        })
+    }
+
+    /// Start the other engine beside the main one.
+    fn start_probe(&mut self, st: &State, mixture: &GaussianMixture, pending: PendingProbe) {
+        let PendingProbe {
+            gpu: (device, queue, info),
+            sde,
+            net,
+            offload,
+        } = pending;
         let (other, gpu) = match self.choice {
             EngineChoice::Cpu => (
                 EngineChoice::Gpu,
-                Some(GpuContext::new(device.clone(), queue.clone(), info.clone())),
+                Some(GpuContext::new(device, queue, info)),
             ),
             EngineChoice::Gpu => (EngineChoice::Cpu, None),
         };
-        match engine::start(gpu, mixture, sde, &st.settings, net, platform.offload) {
+        match engine::start(gpu, mixture, sde, &st.settings, net, offload) {
             Ok(mut e) => {
                 for slot in 0..SLOTS {
                     e.set_sampling(slot, &st.running(slot));
@@ -332,14 +365,15 @@ impl Host {
             .chain(self.probe.iter_mut().map(|p| &mut p.challenger))
     }
 
-    /// Whether the engine probe is running.
+    /// Whether the engine probe is running or about to start.
     pub fn probing(&self) -> bool {
-        self.probe.is_some()
+        self.probe.is_some() || self.pending_probe.is_some()
     }
 
     /// Stop probing and forget the last probe (an engine was forced).
     pub fn stop_probe(&mut self) {
         self.probe = None;
+        self.pending_probe = None;
         self.probe_result = None;
     }
 
@@ -534,6 +568,11 @@ impl Host {
             });
         }
         self.update_rate();
+        if self.history.steps > 0 {
+            if let Some(p) = self.pending_probe.take() {
+                self.start_probe(st, mixture, p);
+            }
+        }
         self.step_probe(st);
         if let Some(w) = &out.warning {
             log::warn!("{w}");

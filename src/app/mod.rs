@@ -52,6 +52,8 @@ pub struct AppOptions {
     pub page_url: String,
     /// Keep the CPU engine on the UI thread (`?worker=0`) instead of a Web Worker / thread.
     pub no_offload: bool,
+    /// Measure both engines even on a software adapter (`?probe=1`).
+    pub probe_software: bool,
 }
 
 /// The validated mixture (the state holds its spec), samples from it, and the undo history.
@@ -144,6 +146,7 @@ impl ScoreLabApp {
         }
         let mut platform = Platform::new(cc.wgpu_render_state.as_ref());
         platform.offload = !options.no_offload;
+        platform.probe_software = options.probe_software;
         // Measured (see the issue notes): on software WebGPU (SwiftShader) the WGSL trainer runs
         // ~2 steps/s while the wasm CPU engine runs ~80, so software adapters default to the CPU
         // engine; `?engine=gpu` or the panel switch forces the GPU one.
@@ -269,12 +272,16 @@ impl ScoreLabApp {
         let probe = if self.host.probing() {
             " · measuring the CPU and GPU engines…".to_string()
         } else {
-            self.host.probe_result.as_ref().map_or(String::new(), |p| {
-                format!(
-                    " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s",
-                    p.cpu_steps_per_s, p.gpu_steps_per_s
-                )
-            })
+            self.host
+                .probe_result
+                .as_ref()
+                .filter(|p| p.measured)
+                .map_or(String::new(), |p| {
+                    format!(
+                        " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s",
+                        p.cpu_steps_per_s, p.gpu_steps_per_s
+                    )
+                })
         };
         format!(
             "{engine} engine · {} {} · {:.0} steps/s · {:.0} fps · {sampler} · step {}{probe}{}",

@@ -115,6 +115,29 @@ pub struct ProbeResult {
     pub faster_sampling: EngineChoice,
     /// One sentence: what was measured and why this engine.
     pub reason: String,
+    /// The rates were measured (false: the choice was made without running both engines).
+    pub measured: bool,
+}
+
+impl ProbeResult {
+    /// The choice on a software adapter, made without a probe: creating the GPU engine there
+    /// compiles its pipelines on the CPU, which froze SwiftShader's page for over 10 s, longer
+    /// than any probe may take; its WGSL then runs about 1000× slower than the CPU engine
+    /// (docs/BENCHMARKS.md). `?probe=1` measures anyway.
+    pub fn software(adapter: &str) -> Self {
+        Self {
+            picked: EngineChoice::Cpu,
+            cpu_steps_per_s: 0.0,
+            gpu_steps_per_s: 0.0,
+            cpu_evals_per_s: 0.0,
+            gpu_evals_per_s: 0.0,
+            faster_sampling: EngineChoice::Cpu,
+            reason: format!(
+                "software GPU adapter ({adapter}): not measured (building the GPU engine alone freezes the page for seconds here, and its WGSL runs ~1000× slower than the CPU engine); CPU engine; ?probe=1 measures"
+            ),
+            measured: false,
+        }
+    }
 }
 
 /// Pick the engine that trained faster (ties and no reports keep `current`); say so.
@@ -163,6 +186,7 @@ pub fn decide(current: EngineChoice, cpu: &RateMeter, gpu: &RateMeter) -> ProbeR
         gpu_evals_per_s: ge,
         faster_sampling,
         reason,
+        measured: true,
     }
 }
 

@@ -36,8 +36,9 @@ const SIDE_SHARE_TRAINING: f64 = 0.5;
 /// ... and while training is paused.
 const SIDE_SHARE_IDLE: f64 = 0.9;
 /// Training stops when the page has not ticked for this long (a hidden tab draws no frames;
+/// software rasterisers can take seconds per frame, so it is long;
 /// as before the worker, training then waits for the page) and resumes at its next tick.
-pub const STALE_AFTER: Duration = Duration::from_secs(3);
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
 /// Bounds of the samplers' time per tick.
 const SIDE_MIN: Duration = Duration::from_millis(4);
 const SIDE_MAX: Duration = Duration::from_millis(200);
