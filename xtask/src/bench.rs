@@ -52,16 +52,21 @@ pub(crate) fn jax_steps_per_s(
     serde_json::from_slice(&out.stdout).map_err(|e| format!("JAX peer printed no JSON: {e}"))
 }
 
-pub(crate) fn bench(quick: bool) -> Result<()> {
-    let root = root();
-    run(cargo().current_dir(&root).args([
+/// Build the native binary (`target/release/scorelab`) in release.
+pub(crate) fn build_native_release() -> Result<()> {
+    run(cargo().current_dir(root()).args([
         "build",
         "--release",
         "-p",
         "scorelab",
         "--bin",
         "scorelab",
-    ]))?;
+    ]))
+}
+
+pub(crate) fn bench(quick: bool) -> Result<()> {
+    let root = root();
+    build_native_release()?;
     let mut cmd = Command::new(root.join("target/release/scorelab"));
     cmd.arg("bench");
     if quick {
