@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, root, run, Result};
+use crate::{root, run, Result};
 
 /// Where the staged binary goes (git-ignored; the `device` tool carries it).
 const STAGED: &str = "bench/device/scorelab";
@@ -14,14 +14,7 @@ const STAGED: &str = "bench/device/scorelab";
 /// Build the native benchmark binary in release and stage it for the GPU machine.
 pub(crate) fn bench_device(local: bool, quick: bool) -> Result<()> {
     let root = root();
-    run(cargo().current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "scorelab",
-        "--bin",
-        "scorelab",
-    ]))?;
+    crate::build_native_release()?;
     std::fs::copy(root.join("target/release/scorelab"), root.join(STAGED))
         .map_err(|e| format!("cannot stage the binary: {e}"))?;
     let size = std::fs::metadata(root.join(STAGED)).map_or(0, |m| m.len());
