@@ -175,6 +175,8 @@ struct ProbeRun {
     /// The other engine: trains and samples like the main one, its output only measured.
     challenger: Box<dyn Engine>,
     started: Instant,
+    /// Frames drawn since it started.
+    frames: u32,
     main: RateMeter,
     other: RateMeter,
 }
@@ -348,6 +350,7 @@ impl Host {
                 self.probe = Some(ProbeRun {
                     challenger: e,
                     started: Instant::now(),
+                    frames: 0,
                     main: RateMeter::new(),
                     other: RateMeter::new(),
                 });
@@ -391,7 +394,8 @@ impl Host {
             .frame(budget, st.training, &FrameRequest::default());
         let now = Instant::now();
         p.other.observe(now, &out);
-        if !probe::finished(p.started, now, &p.main, &p.other) {
+        p.frames += 1;
+        if !probe::finished(p.started, now, p.frames, &p.main, &p.other) {
             return;
         }
         let Some(p) = self.probe.take() else {

@@ -13,9 +13,12 @@ use super::{EngineChoice, FrameOutput, SLOTS};
 /// How long both engines are measured once both have reported (start-up latencies, a
 /// worker's wasm compile or a pipeline compile, are not part of the rates).
 pub const PROBE_WINDOW: Duration = Duration::from_millis(1500);
-/// The probe ends this long after the start even if an engine has not reported over a whole
-/// window (on SwiftShader the GPU engine's frames take seconds; its rate is what it showed).
+/// Once both engines report, the probe ends this long after the later one's first report
+/// even if an engine's reports span less than a window (its rate is what it showed).
 pub const PROBE_MAX: Duration = Duration::from_secs(6);
+/// The probe gives up this long after the start if an engine never reports (its rate is 0).
+/// Long: a GPU engine's pipeline compiles can hold the page's frames for many seconds.
+pub const PROBE_GIVE_UP: Duration = Duration::from_secs(40);
 
 /// Training and sampling throughput of one engine from its first report on.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +37,11 @@ impl RateMeter {
     /// A meter with nothing seen yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// When the engine first reported its training steps.
+    pub fn first_report(&self) -> Option<Instant> {
+        self.first.map(|(t, _)| t)
     }
 
     /// Time between the engine's first and latest reports.
@@ -91,11 +99,26 @@ impl RateMeter {
     }
 }
 
-/// Whether the probe is over at `now`: both engines' reports span [`PROBE_WINDOW`], or
-/// [`PROBE_MAX`] has passed since `started`.
-pub fn finished(started: Instant, now: Instant, a: &RateMeter, b: &RateMeter) -> bool {
-    now.duration_since(started) >= PROBE_MAX
-        || (a.span() >= PROBE_WINDOW && b.span() >= PROBE_WINDOW)
+/// Frames that must have passed (besides [`PROBE_MAX`]) before a short window is accepted:
+/// while a pipeline compile holds the page's frames, wall time passes with nothing to measure.
+pub const PROBE_MIN_FRAMES: u32 = 20;
+
+/// Whether the probe is over at `now`, `frames` frames after it started: both engines' reports
+/// span [`PROBE_WINDOW`]; or both report, [`PROBE_MAX`] has passed since the later one's first
+/// report and [`PROBE_MIN_FRAMES`] frames were drawn; or [`PROBE_GIVE_UP`] since `started`.
+pub fn finished(started: Instant, now: Instant, frames: u32, a: &RateMeter, b: &RateMeter) -> bool {
+    if a.span() >= PROBE_WINDOW && b.span() >= PROBE_WINDOW {
+        return true;
+    }
+    if now.saturating_duration_since(started) >= PROBE_GIVE_UP {
+        return true;
+    }
+    match (a.first_report(), b.first_report()) {
+        (Some(x), Some(y)) => {
+            frames >= PROBE_MIN_FRAMES && now.saturating_duration_since(x.max(y)) >= PROBE_MAX
+        }
+        _ => false,
+    }
 }
 
 /// The outcome of a probe, for the status line and `state().engine_probe`.
@@ -242,15 +265,21 @@ mod tests {
         a.observe(ms(1700), &out(Some(90), 0, 0, 10));
         // The slow starter (one report, then none for a while) is waited for.
         b.observe(ms(3000), &out(Some(0), 0, 0, 10));
-        assert!(!finished(t0, ms(4000), &a, &b));
+        assert!(!finished(t0, ms(4000), 30, &a, &b));
         b.observe(ms(4200), &out(Some(3), 0, 0, 10));
-        assert!(!finished(t0, ms(4200), &a, &b));
+        assert!(!finished(t0, ms(4200), 30, &a, &b));
         b.observe(ms(4500), &out(Some(4), 0, 0, 10));
-        assert!(finished(t0, ms(4500), &a, &b));
-        // ... but not forever.
+        assert!(finished(t0, ms(4500), 30, &a, &b));
+        // ... but not forever: PROBE_MAX after both report, PROBE_GIVE_UP if one never does.
+        let mut d = RateMeter::new();
+        d.observe(ms(3000), &out(Some(0), 0, 0, 10));
+        assert!(!finished(t0, ms(8000), 30, &a, &d));
+        assert!(finished(t0, ms(3000) + PROBE_MAX, 30, &a, &d));
+        // A frozen page (few frames) is waited for.
+        assert!(!finished(t0, ms(3000) + PROBE_MAX, 5, &a, &d));
         let c = RateMeter::new();
-        assert!(finished(t0, t0 + PROBE_MAX, &a, &c));
-        assert!(!finished(t0, ms(5000), &a, &c));
+        assert!(!finished(t0, t0 + PROBE_MAX, 30, &a, &c));
+        assert!(finished(t0, t0 + PROBE_GIVE_UP, 0, &a, &c));
     }
 
     #[test]
