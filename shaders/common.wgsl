@@ -58,6 +58,8 @@ struct Params {
     guidance_scale: f32,
     grid_lo: vec2<f32>,
     grid_hi: vec2<f32>,
+    grad_chunk: u32,
+    grad_chunks: u32,
 }
 
 // Mirrors layout::ComponentGpu: cov = (xx, xy, yy, 0), chol = (l00, l10, l11, 0).

@@ -5,14 +5,9 @@
 // exact score too.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn field(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let c = tile_index(wid, nwg, lid);
-    let n = P.grid_nx * P.grid_ny;
-    let live = lid < tile_size() && c < n;
+fn field(ids: TileIds) {
+    let slot = tile_slot(ids, tile_size(), P.grid_nx * P.grid_ny);
+    let c = slot.i;
     let ix = c % P.grid_nx;
     let iy = c / P.grid_nx;
     let f = vec2<f32>((f32(ix) + 0.5) / f32(P.grid_nx), (f32(iy) + 0.5) / f32(P.grid_ny));
@@ -20,9 +15,9 @@ fn field(
     let exact = exact_score_logp(x, S.t);
     var learned = exact.xy;
     if (P.score_kind == SCORE_NET) {
-        learned = score_from_output(x, tile_net_g(lid, x, S.t), precond(S.t));
+        learned = score_from_output(x, tile_net_g(ids.lid, x, S.t), precond(S.t));
     }
-    if (!live) {
+    if (!slot.live) {
         return;
     }
     aux[5u * c] = learned.x;

@@ -1,5 +1,5 @@
 // metrics.wgsl — on-GPU truth-gap metrics (sim::metrics).
-// fisher_terms: sample i of level S.step drawn from the exact perturbed mixture p_t (the same
+// fisher_terms (one tile per workgroup, the cooperative network of mlp.wgsl): sample i of level S.step drawn from the exact perturbed mixture p_t (the same
 // draw as sim::metrics::relative_fisher), aux[2i ..] = (‖s_θ − ∇log p_t‖², ‖∇log p_t‖²);
 // sum_pairs (one workgroup) reduces them into aux[2n + 2·level], aux[2n + 2·level + 1].
 // mode_histogram (one workgroup): counters[8 + k] = finite particles assigned to component k
@@ -7,11 +7,9 @@
 // NaN/inf coordinate is counted nowhere (diverged = n − Σ counts; sim::metrics::ModeCensus).
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= P.n_particles) {
-        return;
-    }
+fn fisher_terms(ids: TileIds) {
+    let slot = tile_particle(ids);
+    let i = slot.i;
     let as_ = marginal(S.t);
     let b = pcg4d(vec4<u32>(S.seed, S.step, i, STREAM_EVAL));
     let k = pick_component(unit_closed_open(b.x));
@@ -25,7 +23,10 @@ fn fisher_terms(@builtin(global_invocation_id) gid: vec3<u32>) {
     let z = box_muller(b.y, b.z);
     let x = forward_mean(c.mean, as_.x) + vec2<f32>(l00 * z.x, l10 * z.x + l11 * z.y);
     let truth = exact_score_logp(x, S.t).xy;
-    let d = net_score(x, S.t) - truth;
+    let d = tile_score(ids.lid, x, S.t) - truth;
+    if (!slot.live) {
+        return;
+    }
     aux[2u * i] = dot(d, d);
     aux[2u * i + 1u] = dot(truth, truth);
 }

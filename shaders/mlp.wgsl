@@ -1,9 +1,7 @@
-// mlp.wgsl — the score network of src/sim/model.rs + src/sim/mlp.rs, one particle per thread.
+// mlp.wgsl — the score network of src/sim/model.rs + src/sim/mlp.rs, evaluated cooperatively by
+// a workgroup for a tile of samples (below).
 // Weights layout (sim::mlp): per layer, W (out × in, row-major) then b (out).
 // consts holds the fixed Fourier frequencies: [time (n_time_freqs) | x (2 × n_x_freqs)].
-
-/// Two halves of MAX_W: layer input at `r`, output at `w` (ping-pong).
-var<private> act: array<f32, 512>;
 
 fn fan_in(l: u32) -> u32 {
     if (l == 0u) {
@@ -27,19 +25,6 @@ fn layer_offset(l: u32) -> u32 {
     return off;
 }
 
-/// Training scratch per sample (train_step writes, reduce_adam reads): [h_0 (n_in) |
-/// h_1..h_depth (width each) | δ_0..δ_{depth−1} (width each) | δ_depth (2)].
-fn h_offset(l: u32) -> u32 {
-    if (l == 0u) {
-        return 0u;
-    }
-    return P.n_in + (l - 1u) * P.width;
-}
-
-fn d_offset(l: u32) -> u32 {
-    return P.n_in + P.depth * P.width + l * P.width;
-}
-
 fn silu(u: f32) -> f32 {
     return u / (1.0 + exp(-u));
 }
@@ -47,22 +32,6 @@ fn silu(u: f32) -> f32 {
 fn silu_grad(u: f32) -> f32 {
     let s = 1.0 / (1.0 + exp(-u));
     return s * (1.0 + u * (1.0 - s));
-}
-
-/// Σ W[w_off + i] · act[a_off + i] in sim::mlp::dot's order: 8 lanes, then the tail.
-fn dot_row(w_off: u32, a_off: u32, n: u32) -> f32 {
-    var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let main = n - n % 8u;
-    for (var i = 0u; i < main; i += 8u) {
-        for (var l = 0u; l < 8u; l++) {
-            acc[l] += weights[w_off + i + l] * act[a_off + i + l];
-        }
-    }
-    var tail = 0.0;
-    for (var i = main; i < n; i++) {
-        tail += weights[w_off + i] * act[a_off + i];
-    }
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
 struct Precond {
@@ -109,79 +78,36 @@ fn feature_u(x: vec2<f32>, pc: Precond) -> vec2<f32> {
     return (x - MIX.center) / (pc.alpha * pc.c);
 }
 
-/// Network input features of (x, t) into act[0 .. n_in].
-fn features(x: vec2<f32>, pc: Precond) {
-    let u = feature_u(x, pc);
-    let c_noise = 0.25 * log(pc.sigma);
-    for (var j = 0u; j < P.n_in; j++) {
-        act[j] = feature_at(j, u, c_noise);
-    }
-}
-
-/// Forward pass from the features in act[0 ..]; returns G.
-fn mlp_forward() -> vec2<f32> {
-    var r = 0u;
-    var w = MAX_W;
-    var off = 0u;
-    for (var l = 0u; l <= P.depth; l++) {
-        let fi = fan_in(l);
-        let fo = fan_out(l);
-        for (var o = 0u; o < fo; o++) {
-            let pre = weights[off + fi * fo + o] + dot_row(off + o * fi, r, fi);
-            if (l < P.depth) {
-                act[w + o] = silu(pre);
-            } else {
-                act[w + o] = pre;
-            }
-        }
-        off += fi * fo + fo;
-        let tmp = r;
-        r = w;
-        w = tmp;
-    }
-    return vec2<f32>(act[r], act[r + 1u]);
-}
-
 /// s_θ = (1/α)(−(x − m)/(α c²) + G/c)  (sim::model::ScoreNet::score_from_output).
 fn score_from_output(x: vec2<f32>, g: vec2<f32>, pc: Precond) -> vec2<f32> {
     return (-(x - MIX.center) / (pc.alpha * pc.c * pc.c) + g / pc.c) / pc.alpha;
 }
 
-fn net_score(x: vec2<f32>, t: f32) -> vec2<f32> {
-    let pc = precond(t);
-    features(x, pc);
-    return score_from_output(x, mlp_forward(), pc);
-}
-
-/// The score a sampler follows: learned or exact, plus optional exact-classifier guidance.
-fn score(x: vec2<f32>, t: f32) -> vec2<f32> {
-    var s: vec2<f32>;
-    if (P.score_kind == SCORE_NET) {
-        s = net_score(x, t);
-    } else {
-        s = exact_score_logp(x, t).xy;
-    }
-    if (P.guidance_scale != 0.0) {
-        s += P.guidance_scale * classifier_grad(x, t, P.guidance_component);
-    }
-    return s;
-}
-
 // ------------------------------------------------------------------------------------------
-// The workgroup-cooperative network (issue 17): a tile of TILE_N samples per workgroup, the
-// tile's activations in workgroup memory, each layer's weights staged through workgroup memory
-// TILE_K inputs at a time, and each invocation accumulating a register tile of up to 4 outputs
-// × TILE_N samples (outputs lid, lid + 64, lid + 128, lid + 192), with bias + SiLU fused on the
-// way back into the tile. No per-thread activation array: widths up to MAX_W = 256 run with
-// 32 accumulators per invocation. Every invocation of the workgroup must call tile_score /
-// tile_net_g (they hold barriers); invocation lid < TILE_N owns sample lid of the tile.
+// The workgroup-cooperative network (issue 17): a tile of TILE_N = 8 rows per workgroup, the
+// tile's activations in workgroup memory as two vec4 per unit (rows 0–3, rows 4–7), each
+// layer's weights staged through workgroup memory TILE_W / fan-out inputs at a time (a whole
+// layer up to width 32), and each invocation accumulating a register tile of up to 4 outputs
+// (lid, lid + 64, lid + 128, lid + 192) × 8 rows in named vec4s (TileAcc), with bias + SiLU
+// fused on the way back into the tile. No per-thread array: widths up to MAX_W = 256 run with
+// 32 accumulators per invocation, and every write into the tile is a whole vec4 by the
+// invocation that owns the unit (no two invocations write parts of one vector).
+// Every invocation of the workgroup must call the tile functions (they hold barriers).
+// The tile's rows are samples (samplers, field, Fisher metric, training: invocation lid < 8
+// owns row lid), or a point's activations and its two tangents (the likelihood's JVP, LIK_N
+// points per tile); training's backward pass runs through the same tiled GEMM with W
+// transposed (train_step.wgsl).
 
 const TILE_N: u32 = 8u;
-const TILE_K: u32 = 4u;
-/// [sample][unit], row stride MAX_W: the layer's input, then (in place) its output.
-var<workgroup> tile_act: array<f32, 2048>;
-/// [k][out]: W[out, k0 + k] for the current slice of inputs.
-var<workgroup> tile_w: array<f32, 1024>;
+/// Floats of staged weights: TILE_W / fan-out reduction indices per slice (4 at width 256).
+const TILE_W: u32 = 1024u;
+/// [unit][rows 0–3, rows 4–7]: the layer's input, then (in place) its output.
+var<workgroup> tile_act: array<vec4<f32>, 512>;
+/// [k][out] (row stride n_out): W(out, k0 + k) for the current slice of reduction indices.
+var<workgroup> tile_w: array<f32, TILE_W>;
+/// Per row: the scaled position u (xy), c_noise (z) and du/dx (w), written by the row's owner
+/// for the unit owners that compute the features; training reuses it for the output deltas.
+var<workgroup> tile_xt: array<vec4<f32>, 8>;
 
 /// Samples per workgroup: TILE_N with the network; with the exact score (no network) every
 /// invocation owns a sample (src/gpu/mod.rs tile_groups dispatches to match).
@@ -189,67 +115,193 @@ fn tile_size() -> u32 {
     return select(WORKGROUP_SIZE, TILE_N, P.score_kind == SCORE_NET);
 }
 
-/// Index of sample `lid` of this workgroup's tile (2-D dispatches past 65535 workgroups).
-fn tile_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * tile_size() + lid;
+/// The builtins of a tiled entry point.
+struct TileIds {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
 }
 
-/// The network's output G at (x, t) for the tile (t is the same for the whole tile).
-fn tile_net_g(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
-    let pc = precond(t);
-    if (lid < TILE_N) {
-        let u = feature_u(x, pc);
-        let c_noise = 0.25 * log(pc.sigma);
-        for (var j = 0u; j < P.n_in; j++) {
-            tile_act[lid * MAX_W + j] = feature_at(j, u, c_noise);
+/// This invocation's item in a tile of `per` items: its index, and whether it is one of the
+/// `n` (2-D dispatches past 65535 workgroups are flattened).
+struct TileSlot {
+    i: u32,
+    live: bool,
+}
+
+fn tile_slot(ids: TileIds, per: u32, n: u32) -> TileSlot {
+    let i = (ids.wid.x + ids.wid.y * ids.nwg.x) * per + ids.lid;
+    return TileSlot(i, ids.lid < per && i < n);
+}
+
+/// The sampler particle of this invocation (tiles of tile_size(); the origin where it has none).
+fn tile_particle(ids: TileIds) -> TileSlot {
+    return tile_slot(ids, tile_size(), P.n_particles);
+}
+
+fn slot_x(s: TileSlot) -> vec2<f32> {
+    if (s.live) {
+        return particles[s.i].xy;
+    }
+    return vec2<f32>(0.0);
+}
+
+/// Row `row` of unit `unit` of the tile.
+fn tile_get(row: u32, unit: u32) -> f32 {
+    return tile_act[2u * unit + row / 4u][row % 4u];
+}
+
+fn silu4(u: vec4<f32>) -> vec4<f32> {
+    return u / (1.0 + exp(-u));
+}
+
+/// tile_xt[row] for a sample at x with preconditioning pc.
+fn tile_row_input(x: vec2<f32>, pc: Precond) -> vec4<f32> {
+    return vec4<f32>(feature_u(x, pc), 0.25 * log(pc.sigma), 1.0 / (pc.alpha * pc.c));
+}
+
+/// The network's input features of every row into the tile from tile_xt (unit owners; the
+/// caller holds barriers around it).
+fn tile_load_features(lid: u32) {
+    for (var j = lid; j < P.n_in; j += WORKGROUP_SIZE) {
+        var f: array<f32, 8>;
+        for (var q = 0u; q < TILE_N; q++) {
+            f[q] = feature_at(j, tile_xt[q].xy, tile_xt[q].z);
+        }
+        tile_act[2u * j] = vec4<f32>(f[0], f[1], f[2], f[3]);
+        tile_act[2u * j + 1u] = vec4<f32>(f[4], f[5], f[6], f[7]);
+    }
+}
+
+/// Register tile of tile_gemm: output slot j (unit lid + 64 j) × rows 0–3 (lo) and 4–7 (hi).
+struct TileAcc {
+    lo0: vec4<f32>,
+    hi0: vec4<f32>,
+    lo1: vec4<f32>,
+    hi1: vec4<f32>,
+    lo2: vec4<f32>,
+    hi2: vec4<f32>,
+    lo3: vec4<f32>,
+    hi3: vec4<f32>,
+}
+
+fn acc_lo(c: TileAcc, j: u32) -> vec4<f32> {
+    switch j {
+        case 0u: {
+            return c.lo0;
+        }
+        case 1u: {
+            return c.lo1;
+        }
+        case 2u: {
+            return c.lo2;
+        }
+        default: {
+            return c.lo3;
         }
     }
+}
+
+fn acc_hi(c: TileAcc, j: u32) -> vec4<f32> {
+    switch j {
+        case 0u: {
+            return c.hi0;
+        }
+        case 1u: {
+            return c.hi1;
+        }
+        case 2u: {
+            return c.hi2;
+        }
+        default: {
+            return c.hi3;
+        }
+    }
+}
+
+/// One tiled GEMM over the tile's 8 rows: slot j of the result holds Σ_{k < n_red} row[k] ·
+/// W(o, k) for this invocation's output o = lid + j·WORKGROUP_SIZE (meaningful for o < n_out),
+/// where W(o, k) = weights[off + o·so + k·sk] (so = fan-in, sk = 1: a layer's W for the
+/// forward pass; so = 1, sk = fan-in: its transpose for the backward pass). W is staged through
+/// workgroup memory TILE_W / n_out reduction indices at a time; k ascends, as sim::mlp's
+/// backward sums. It only reads the tile (and ends on a barrier), so callers write their
+/// outputs back in place.
+fn tile_gemm(lid: u32, off: u32, n_red: u32, n_out: u32, so: u32, sk: u32) -> TileAcc {
+    let z = vec4<f32>(0.0);
+    var c = TileAcc(z, z, z, z, z, z, z, z);
+    let tk = max(1u, min(TILE_W / n_out, n_red));
+    let last = TILE_W - 1u;
+    for (var k0 = 0u; k0 < n_red; k0 += tk) {
+        for (var e = lid; e < tk * n_out; e += WORKGROUP_SIZE) {
+            // Consecutive invocations read consecutive addresses of W in either layout.
+            var kk = e / n_out;
+            var o = e % n_out;
+            if (sk == 1u) {
+                kk = e % tk;
+                o = e / tk;
+            }
+            let k = k0 + kk;
+            var v = 0.0;
+            if (k < n_red) {
+                v = weights[off + o * so + k * sk];
+            }
+            tile_w[kk * n_out + o] = v;
+        }
+        workgroupBarrier();
+        let kn = min(tk, n_red - k0);
+        for (var kk = 0u; kk < kn; kk++) {
+            let lo = tile_act[2u * (k0 + kk)];
+            let hi = tile_act[2u * (k0 + kk) + 1u];
+            let at = kk * n_out + lid;
+            let w0 = tile_w[min(at, last)];
+            c.lo0 += lo * w0;
+            c.hi0 += hi * w0;
+            if (n_out > WORKGROUP_SIZE) {
+                let w1 = tile_w[min(at + WORKGROUP_SIZE, last)];
+                c.lo1 += lo * w1;
+                c.hi1 += hi * w1;
+            }
+            if (n_out > 2u * WORKGROUP_SIZE) {
+                let w2 = tile_w[min(at + 2u * WORKGROUP_SIZE, last)];
+                c.lo2 += lo * w2;
+                c.hi2 += hi * w2;
+            }
+            if (n_out > 3u * WORKGROUP_SIZE) {
+                let w3 = tile_w[min(at + 3u * WORKGROUP_SIZE, last)];
+                c.lo3 += lo * w3;
+                c.hi3 += hi * w3;
+            }
+        }
+        workgroupBarrier();
+    }
+    return c;
+}
+
+/// The network's output G at (x, t) for the tile (each invocation lid < TILE_N its own x, t).
+fn tile_net_g(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
+    if (lid < TILE_N) {
+        tile_xt[lid] = tile_row_input(x, precond(t));
+    }
+    workgroupBarrier();
+    tile_load_features(lid);
     workgroupBarrier();
     var off = 0u;
     for (var l = 0u; l <= P.depth; l++) {
         let fi = fan_in(l);
         let fo = fan_out(l);
-        var acc: array<f32, 32>;
-        for (var q = 0u; q < 32u; q++) {
-            acc[q] = 0.0;
-        }
-        for (var k0 = 0u; k0 < fi; k0 += TILE_K) {
-            for (var e = lid; e < TILE_K * fo; e += WORKGROUP_SIZE) {
-                let kk = e / fo;
-                let o = e % fo;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (k < fi) {
-                    v = weights[off + o * fi + k];
-                }
-                tile_w[kk * MAX_W + o] = v;
-            }
-            workgroupBarrier();
-            let kn = min(TILE_K, fi - k0);
-            for (var kk = 0u; kk < kn; kk++) {
-                var a: array<f32, 8>;
-                for (var q = 0u; q < TILE_N; q++) {
-                    a[q] = tile_act[q * MAX_W + k0 + kk];
-                }
-                for (var j = 0u; j < 4u; j++) {
-                    let o = lid + j * WORKGROUP_SIZE;
-                    if (o < fo) {
-                        let w = tile_w[kk * MAX_W + o];
-                        for (var q = 0u; q < TILE_N; q++) {
-                            acc[j * TILE_N + q] += a[q] * w;
-                        }
-                    }
-                }
-            }
-            workgroupBarrier();
-        }
+        let c = tile_gemm(lid, off, fi, fo, fi, 1u);
         for (var j = 0u; j < 4u; j++) {
             let o = lid + j * WORKGROUP_SIZE;
             if (o < fo) {
                 let b = weights[off + fi * fo + o];
-                for (var q = 0u; q < TILE_N; q++) {
-                    let pre = acc[j * TILE_N + q] + b;
-                    tile_act[q * MAX_W + o] = select(pre, silu(pre), l < P.depth);
+                let lo = acc_lo(c, j) + b;
+                let hi = acc_hi(c, j) + b;
+                if (l < P.depth) {
+                    tile_act[2u * o] = silu4(lo);
+                    tile_act[2u * o + 1u] = silu4(hi);
+                } else {
+                    tile_act[2u * o] = lo;
+                    tile_act[2u * o + 1u] = hi;
                 }
             }
         }
@@ -258,7 +310,7 @@ fn tile_net_g(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
     }
     var g = vec2<f32>(0.0);
     if (lid < TILE_N) {
-        g = vec2<f32>(tile_act[lid * MAX_W], tile_act[lid * MAX_W + 1u]);
+        g = vec2<f32>(tile_get(lid, 0u), tile_get(lid, 1u));
     }
     // The next call overwrites the tile.
     workgroupBarrier();

@@ -5,19 +5,12 @@
 // is ancestral_step.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn pc_score(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = tile_index(wid, nwg, lid);
-    let live = lid < tile_size() && i < P.n_particles;
-    var x = vec2<f32>(0.0);
-    if (live) {
-        x = particles[i].xy;
-    }
-    let s = tile_score(lid, x, S.t);
-    if (!live) {
+fn pc_score(ids: TileIds) {
+    let slot = tile_particle(ids);
+    let i = slot.i;
+    let x = slot_x(slot);
+    let s = tile_score(ids.lid, x, S.t);
+    if (!slot.live) {
         return;
     }
     let z = normal2(S.step, i, STREAM_CORRECTOR);

@@ -1,8 +1,8 @@
-// reduce_adam.wgsl — one thread per parameter: the batch gradient Σ_b δ_ℓ[b, o] h_ℓ[b, j]
-// (b ascending, as sim::mlp::backward accumulates), then Adam with bias correction and the
-// weight EMA (sim::adam). adam = [m (n_params) | v (n_params) | ema (n_params)].
-// train_finish (one thread, dispatched before reduce_adam) sums the per-sample losses, records
-// them, flags a non-finite step and advances the step counter.
+// reduce_adam.wgsl — one thread per parameter: the batch gradient as the sum of train_grad's
+// chunk partials (chunk order: the whole reduction has a fixed order), then Adam with bias
+// correction and the weight EMA (sim::adam). adam = [m (n_params) | v (n_params) | ema (n_params)].
+// train_finish (one workgroup, dispatched before reduce_adam) sums the per-sample losses by a
+// tree, records them, flags a non-finite step and advances the step counter.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -12,32 +12,9 @@ fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p >= P.n_params || counters[2] != 0u) {
         return;
     }
-    var l = 0u;
-    var off = 0u;
-    loop {
-        let size = fan_in(l) * fan_out(l) + fan_out(l);
-        if (p < off + size || l >= P.depth) {
-            break;
-        }
-        off += size;
-        l += 1u;
-    }
-    let fi = fan_in(l);
-    let fo = fan_out(l);
-    let local = p - off;
     var g = 0.0;
-    if (local < fi * fo) {
-        let o = local / fi;
-        let j = local % fi;
-        for (var b = 0u; b < P.batch; b++) {
-            let base = b * P.scratch_stride;
-            g += scratch[base + d_offset(l) + o] * scratch[base + h_offset(l) + j];
-        }
-    } else {
-        let o = local - fi * fo;
-        for (var b = 0u; b < P.batch; b++) {
-            g += scratch[b * P.scratch_stride + d_offset(l) + o];
-        }
+    for (var c = 0u; c < P.grad_chunks; c++) {
+        g += scratch[P.batch * P.scratch_stride + c * P.n_params + p];
     }
     // Divergence guard (as sim::train::Trainer refuses non-finite updates): a NaN/inf gradient
     // leaves this weight, its moments and its EMA untouched; train_finish raises the flag.
@@ -59,18 +36,32 @@ fn reduce_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     adam[2u * n + p] = d * adam[2u * n + p] + (1.0 - d) * theta;
 }
 
-/// Runs between train_step and reduce_adam.
+/// Runs between train_grad and reduce_adam.
 /// counters: [0] steps taken, [1] first non-finite step + 1 (0 = none), [2] this step's loss is
 /// non-finite (reduce_adam skips the update).
 /// aux: [batch per-sample losses | LOSS_RING losses by step].
 const LOSS_RING: u32 = 4096u;
 
-@compute @workgroup_size(1)
-fn train_finish() {
-    var loss = 0.0;
-    for (var b = 0u; b < P.batch; b++) {
-        loss += aux[b];
+var<workgroup> loss_sums: array<f32, WORKGROUP_SIZE>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn train_finish(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    for (var b = li; b < P.batch; b += WORKGROUP_SIZE) {
+        acc += aux[b];
     }
+    loss_sums[li] = acc;
+    workgroupBarrier();
+    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride >>= 1u) {
+        if (li < stride) {
+            loss_sums[li] += loss_sums[li + stride];
+        }
+        workgroupBarrier();
+    }
+    if (li != 0u) {
+        return;
+    }
+    let loss = loss_sums[0];
     let step = counters[0];
     aux[P.batch + step % LOSS_RING] = loss;
     // NaN fails every comparison; so does inf against the largest float.

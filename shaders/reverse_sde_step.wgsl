@@ -3,19 +3,12 @@
 // ancestral / reverse diffusion from S.t to S.t_next (VE, VP; sub-VP by its discretisation).
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reverse_sde_step(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = tile_index(wid, nwg, lid);
-    let live = lid < tile_size() && i < P.n_particles;
-    var x = vec2<f32>(0.0);
-    if (live) {
-        x = particles[i].xy;
-    }
-    let s = tile_score(lid, x, S.t);
-    if (!live) {
+fn reverse_sde_step(ids: TileIds) {
+    let slot = tile_particle(ids);
+    let i = slot.i;
+    let x = slot_x(slot);
+    let s = tile_score(ids.lid, x, S.t);
+    if (!slot.live) {
         return;
     }
     let z = normal2(S.step, i, STREAM_STEP);
@@ -25,19 +18,12 @@ fn reverse_sde_step(
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn ancestral_step(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = tile_index(wid, nwg, lid);
-    let live = lid < tile_size() && i < P.n_particles;
-    var x = vec2<f32>(0.0);
-    if (live) {
-        x = particles[i].xy;
-    }
-    let s = tile_score(lid, x, S.t);
-    if (!live) {
+fn ancestral_step(ids: TileIds) {
+    let slot = tile_particle(ids);
+    let i = slot.i;
+    let x = slot_x(slot);
+    let s = tile_score(ids.lid, x, S.t);
+    if (!slot.live) {
         return;
     }
     let z = normal2(S.step, i, STREAM_STEP);

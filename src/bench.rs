@@ -48,7 +48,7 @@ pub fn setup(width: usize) -> (GaussianMixture, Sde, ScoreNet) {
 
 #[cfg(not(target_arch = "wasm32"))]
 /// Seconds per training step (median of `reps` timings of `steps` steps).
-fn time_gpu_train(
+pub fn time_gpu_train(
     ctx: &GpuContext,
     width: usize,
     batch: usize,
@@ -101,7 +101,12 @@ pub fn sampler_cfg(m: &GaussianMixture) -> SamplerConfig {
 
 #[cfg(not(target_arch = "wasm32"))]
 /// Seconds per annealed-Langevin step with the network.
-fn time_gpu_sampler(ctx: &GpuContext, width: usize, n: usize, steps: usize) -> Result<f64, String> {
+pub fn time_gpu_sampler(
+    ctx: &GpuContext,
+    width: usize,
+    n: usize,
+    steps: usize,
+) -> Result<f64, String> {
     let (m, sde, net) = setup(width);
     let gnet = GpuNet::upload(ctx, &net).map_err(|e| e.to_string())?;
     let mut s = GpuSampler::new(ctx, GpuScore::Net(&gnet), &m, sde, &sampler_cfg(&m), n)

@@ -146,6 +146,8 @@ fn struct_layouts_match_rust() {
             guidance_scale,
             grid_lo,
             grid_hi,
+            grad_chunk,
+            grad_chunks,
         ]
     );
     assert_layout!(
@@ -242,10 +244,6 @@ fn words(module: &naga::Module, ty: naga::Handle<naga::Type>) -> u32 {
 /// `maxComputeWorkgroupStorageSize`). Every module: the stages, the particle draw, the matmul.
 #[test]
 fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
-    // The one-thread-per-sample kernels' activation and tangent arrays, which the
-    // workgroup-cooperative rewrite of issue 17 removes; until then they are the only
-    // exceptions allowed (any other large per-thread array fails this test).
-    const AWAITING_REWRITE: &[(&str, u32)] = &[("act", 512), ("tang", 1024)];
     let mut modules: Vec<(String, String)> = shaders::STAGES
         .iter()
         .map(|s| (s.file.to_string(), shaders::compose(s.source)))
@@ -255,7 +253,6 @@ fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
         include_str!("../shaders/particles_draw.wgsl").into(),
     ));
     modules.push(("matmul.wgsl".into(), scorelab::gpu::matmul::SHADER.into()));
-    let mut exceptions_seen = std::collections::BTreeSet::new();
     for (file, src) in &modules {
         let module = parse(src, file);
         let mut workgroup = 0;
@@ -264,13 +261,10 @@ fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
             let name = g.name.as_deref().unwrap_or("?");
             match g.space {
                 naga::AddressSpace::WorkGroup => workgroup += 4 * n,
-                naga::AddressSpace::Private if n > 64 => {
-                    assert!(
-                        AWAITING_REWRITE.contains(&(name, n)),
-                        "{file}: var<private> {name} holds {n} floats (at most 64)"
-                    );
-                    exceptions_seen.insert(name.to_string());
-                }
+                naga::AddressSpace::Private => assert!(
+                    n <= 64,
+                    "{file}: var<private> {name} holds {n} floats (at most 64)"
+                ),
                 _ => {}
             }
         }
@@ -294,13 +288,5 @@ fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
                 );
             }
         }
-    }
-    // The exception list shrinks as kernels are rewritten: an entry no module has any more
-    // must go.
-    for (name, _) in AWAITING_REWRITE {
-        assert!(
-            exceptions_seen.contains(*name),
-            "{name} is gone from the shaders: remove it from AWAITING_REWRITE"
-        );
     }
 }

@@ -6,7 +6,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups, step_table, tile_groups, EvalBind, GpuNet, SCORE_NET};
+use crate::gpu::{step_table, tile_groups, EvalBind, GpuNet, SCORE_NET};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -217,7 +217,8 @@ impl FisherProbe {
         for level in 0..self.levels {
             pass.set_bind_group(1, &self.step_bind, &[(level as u64 * STEP_STRIDE) as u32]);
             pass.set_pipeline(ctx.pipeline("fisher_terms"));
-            ctx.dispatch(&mut pass, groups(self.n), 1, 1);
+            let (gx, gy) = tile_groups(self.n, true);
+            ctx.dispatch(&mut pass, gx, gy, 1);
             pass.set_pipeline(ctx.pipeline("sum_pairs"));
             ctx.dispatch(&mut pass, 1, 1, 1);
         }

@@ -67,6 +67,10 @@ pub struct Params {
     pub grid_lo: [f32; 2],
     /// Field grid upper corner.
     pub grid_hi: [f32; 2],
+    /// Training samples per gradient chunk (`train_grad`'s batch split).
+    pub grad_chunk: u32,
+    /// Gradient chunks (partials `reduce_adam` sums).
+    pub grad_chunks: u32,
 }
 
 /// One mixture component (`Component` in WGSL).

@@ -1,5 +1,6 @@
-//! PF-ODE log-likelihood on the GPU (twin of `sim::likelihood::log_likelihood_rk4`): one
-//! thread per point, fixed-step RK4 on (x, Δlogp) with the exact 2D divergence, one dispatch
+//! PF-ODE log-likelihood on the GPU (twin of `sim::likelihood::log_likelihood_rk4`): tiles of
+//! `LIK_N` points per workgroup (the network's JVP as tiled GEMMs; one point per thread with
+//! the exact score), fixed-step RK4 on (x, Δlogp) with the exact 2D divergence, one dispatch
 //! per step; the prior term log p_1(x_1) is added on the CPU after the readback.
 //!
 //! [`GpuLikelihood`] is the reusable job (the app re-encodes it into its frame and reads the
@@ -10,7 +11,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{groups, step_table, EvalBind};
+use crate::gpu::{step_table, tile_groups_of, EvalBind, LIK_N, SCORE_NET, WORKGROUP_SIZE};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -25,6 +26,8 @@ pub struct GpuLikelihood {
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
     n_steps: usize,
+    /// Workgroups (x, y): tiles of `LIK_N` points with a network, else 64 per workgroup.
+    groups: (u32, u32),
     _keep: [wgpu::Buffer; 4],
 }
 
@@ -96,6 +99,14 @@ impl GpuLikelihood {
             bind,
             step_bind,
             n_steps: n,
+            groups: tile_groups_of(
+                p.n_particles,
+                if p.score_kind == SCORE_NET {
+                    LIK_N
+                } else {
+                    WORKGROUP_SIZE
+                },
+            ),
             _keep: [table, params_buf, mixture_buf, aux],
         })
     }
@@ -122,7 +133,7 @@ impl GpuLikelihood {
         pass.set_pipeline(ctx.pipeline("likelihood_step"));
         for i in 0..self.n_steps {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
-            ctx.dispatch(&mut pass, groups(self.init.len() as u32), 1, 1);
+            ctx.dispatch(&mut pass, self.groups.0, self.groups.1, 1);
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Data flow: a [`context::GpuContext`] (injected device/queue) builds every pipeline once.
 //! [`trainer::GpuTrainer`] keeps the network, Adam state and batch scratch on the GPU and runs
-//! 3 dispatches per training step (`train_step`, `train_finish`, `reduce_adam`) with no
+//! 4 dispatches per training step (`train_step`, `train_grad`, `train_finish`, `reduce_adam`) with no
 //! CPU round-trip. [`sampler::GpuSampler`] keeps particles in a storage buffer (also usable
 //! as a vertex buffer) and runs one dispatch per sampler step (four for predictor–corrector),
 //! reading its schedule from a table written once. [`field::GpuField`] evaluates grids and
@@ -239,9 +239,17 @@ pub const TILE_N: u32 = 8;
 
 /// Workgroups (x, y) for `n` items in tiles of [`TILE_N`] when a network is evaluated
 /// (`net`), else of [`WORKGROUP_SIZE`] (`tile_size` in `mlp.wgsl`): 2-D past WebGPU's 65535
-/// per dimension (10⁶ particles are 125 000 tiles); `tile_index` flattens them.
+/// per dimension (10⁶ particles are 125 000 tiles); `tile_slot` flattens them.
 pub(crate) fn tile_groups(n: u32, net: bool) -> (u32, u32) {
-    let per = if net { TILE_N } else { WORKGROUP_SIZE };
+    tile_groups_of(n, if net { TILE_N } else { WORKGROUP_SIZE })
+}
+
+/// Points per workgroup of the likelihood's network JVP (`LIK_N` in `likelihood.wgsl`): each
+/// takes three of the tile's [`TILE_N`] rows (activations and two tangents).
+pub const LIK_N: u32 = 2;
+
+/// Workgroups (x, y) for `n` items, `per` per workgroup (2-D as [`tile_groups`]).
+pub(crate) fn tile_groups_of(n: u32, per: u32) -> (u32, u32) {
     let g = n.div_ceil(per).max(1);
     let x = g.min(65_535);
     (x, g.div_ceil(x))

@@ -26,7 +26,10 @@ pub const STAGES: &[Stage] = &[
     Stage {
         file: "train_step.wgsl",
         source: include_str!("../../shaders/train_step.wgsl"),
-        entries: &[("train_step", "sim::model::ScoreNet::dsm_loss_and_grad")],
+        entries: &[
+            ("train_step", "sim::model::ScoreNet::dsm_loss_and_grad"),
+            ("train_grad", "sim::mlp::Mlp::backward"),
+        ],
     },
     Stage {
         file: "reduce_adam.wgsl",

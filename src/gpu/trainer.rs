@@ -1,14 +1,16 @@
-//! DSM training on the GPU (twin of `sim::train::Trainer`): per step, `train_step` (one thread
-//! per sample: batch draw, forward, loss, backward into scratch), `train_finish` (loss sum, step
-//! counter, divergence flag) and `reduce_adam` (one thread per parameter: batch gradient in
-//! fixed order, Adam, EMA; skipped for a step whose loss is not finite, as on the CPU).
-//! Nothing returns to the CPU between steps.
+//! DSM training on the GPU (twin of `sim::train::Trainer`): per step, `train_step` (a tile of
+//! `TILE_N` samples per workgroup: batch draw, forward, loss and backward as tiled GEMMs, layer
+//! inputs and deltas into scratch), `train_grad` (the weight gradient δᵀ·[h | 1] as 16 × 16
+//! output tiles per batch chunk, a workgroup tree over its lanes), `train_finish` (the loss by a
+//! workgroup tree, step counter, divergence flag) and `reduce_adam` (one thread per parameter:
+//! the chunk partials in order, Adam, EMA; skipped for a step whose loss is not finite, as on
+//! the CPU). Every reduction has a fixed order. Nothing returns to the CPU between steps.
 
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::layout::Params;
-use crate::gpu::{groups, mixture_uniform, step_table, Bindings, GpuNet};
+use crate::gpu::{groups, mixture_uniform, step_table, tile_groups, Bindings, GpuNet};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
@@ -18,6 +20,29 @@ use crate::sim::train::TrainConfig;
 pub const LOSS_RING: u32 = 4096;
 /// Steps encoded per command buffer.
 const STEPS_PER_SUBMIT: u32 = 64;
+
+/// Output tile side of `train_grad` (`GRAD_T` in `train_step.wgsl`).
+const GRAD_T: u32 = 16;
+
+/// (samples per chunk, chunks) of `train_grad`'s batch split: chunks of at least 128 samples
+/// (a multiple of its 16-sample slices), at most 64 of them (the partials take
+/// chunks × n_params floats of scratch).
+fn grad_chunks(batch: u32) -> (u32, u32) {
+    let chunk = batch.div_ceil(64).max(128).next_multiple_of(16);
+    (chunk, batch.div_ceil(chunk))
+}
+
+/// `train_grad`'s workgroups along x: per layer, ⌈fan_out / 16⌉ × ⌈(fan_in + 1) / 16⌉ tiles of
+/// its gradient (the bias is column fan_in; `grad_tiles` in `train_step.wgsl`).
+fn grad_tiles(p: &Params) -> u32 {
+    (0..=p.depth)
+        .map(|l| {
+            let fi = if l == 0 { p.n_in } else { p.width };
+            let fo = if l == p.depth { 2 } else { p.width };
+            fo.div_ceil(GRAD_T) * (fi + 1).div_ceil(GRAD_T)
+        })
+        .sum()
+}
 
 /// A GPU trainer.
 pub struct GpuTrainer {
@@ -59,6 +84,7 @@ impl GpuTrainer {
         p.adam_eps = cfg.adam.eps;
         p.ema_decay = cfg.adam.ema_decay;
         p.scratch_stride = p.n_in + 2 * p.depth * p.width + 2;
+        (p.grad_chunk, p.grad_chunks) = grad_chunks(p.batch);
         let n = net.mlp.params.len();
         let adam = ctx.storage(
             "GpuTrainer::adam",
@@ -72,7 +98,9 @@ impl GpuTrainer {
         );
         let scratch = ctx.storage(
             "GpuTrainer::scratch",
-            u64::from(p.batch) * u64::from(p.scratch_stride) * 4,
+            (u64::from(p.batch) * u64::from(p.scratch_stride)
+                + u64::from(p.grad_chunks) * u64::from(p.n_params))
+                * 4,
             wgpu::BufferUsages::empty(),
         );
         let aux = ctx.storage(
@@ -110,7 +138,7 @@ impl GpuTrainer {
     }
 
     /// Dispatches per training step.
-    pub const DISPATCHES_PER_STEP: u32 = 3;
+    pub const DISPATCHES_PER_STEP: u32 = 4;
 
     /// Encode `n` training steps into `encoder` (one compute pass).
     pub fn encode(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, n: u32) {
@@ -120,9 +148,13 @@ impl GpuTrainer {
         });
         pass.set_bind_group(0, &self.bind, &[]);
         pass.set_bind_group(1, &self.step_bind, &[0]);
+        let (sx, sy) = tile_groups(self.params.batch, true);
+        let tiles = grad_tiles(&self.params);
         for _ in 0..n {
             pass.set_pipeline(ctx.pipeline("train_step"));
-            ctx.dispatch(&mut pass, groups(self.params.batch), 1, 1);
+            ctx.dispatch(&mut pass, sx, sy, 1);
+            pass.set_pipeline(ctx.pipeline("train_grad"));
+            ctx.dispatch(&mut pass, tiles, self.params.grad_chunks, 1);
             pass.set_pipeline(ctx.pipeline("train_finish"));
             ctx.dispatch(&mut pass, 1, 1, 1);
             pass.set_pipeline(ctx.pipeline("reduce_adam"));
