@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use crate::app::{AppOptions, ScoreLabApp};
 use crate::engine::EngineChoice;
 
-/// Options from the page URL: `?engine=gpu|cpu`, and the `#…` share link.
+/// Options from the page URL: `?engine=gpu|cpu|split`, and the `#…` share link.
 fn options_from_url() -> AppOptions {
     let location = web_sys::window().map(|w| w.location());
     let get = |f: fn(&web_sys::Location) -> Result<String, JsValue>| {
@@ -35,9 +35,13 @@ fn options_from_url() -> AppOptions {
         .split('&')
         .find_map(|kv| match kv {
             "engine=gpu" => Some(EngineChoice::Gpu),
-            "engine=cpu" => Some(EngineChoice::Cpu),
+            "engine=cpu" | "engine=split" => Some(EngineChoice::Cpu),
             _ => None,
         });
+    let split = search
+        .trim_start_matches('?')
+        .split('&')
+        .any(|kv| kv == "engine=split");
     let no_offload = search
         .trim_start_matches('?')
         .split('&')
@@ -52,6 +56,7 @@ fn options_from_url() -> AppOptions {
         page_url,
         no_offload,
         probe_software,
+        split,
     }
 }
 

@@ -183,8 +183,9 @@ impl ScoreLabApp {
     /// Switch engine: the samplers take that engine's defaults (fewer particles on CPU paths).
     fn set_choice(&mut self, c: EngineChoice) {
         self.host.choice = c;
-        // A forced engine: no probe from now on.
+        // A forced engine: no probe from now on, and one engine does both parts.
         self.host.auto = false;
+        self.host.split = false;
         self.host.stop_probe();
         let fast = self.platform.fast_gpu(c);
         for slot in 0..SLOTS {

@@ -11,6 +11,7 @@ use crate::app::overlays::Lessons;
 use crate::app::particles::ParticleSource;
 use crate::app::perf::PerfWindow;
 use crate::engine::probe::{self, ProbeResult, RateMeter};
+use crate::engine::split::SplitEngine;
 use crate::engine::{
     self, Engine, EngineChoice, FieldCell, FieldRequest, FrameRequest, LiveSampling, ParticleView,
     SamplerStatus, SLOTS, TRAIL_SLOTS,
@@ -198,6 +199,8 @@ pub struct Host {
     /// No engine was forced (`?engine=`, the panel, `setConfig`): each (re)build measures both
     /// engines and keeps the faster (`engine::probe`).
     pub auto: bool,
+    /// Train on the CPU engine and sample on the GPU engine (`?engine=split`).
+    pub split: bool,
     probe: Option<ProbeRun>,
     pending_probe: Option<PendingProbe>,
     /// The last probe's measurements and choice.
@@ -233,6 +236,7 @@ impl Host {
             engine: None,
             choice,
             auto: false,
+            split: false,
             probe: None,
             pending_probe: None,
             probe_result: None,
@@ -277,7 +281,20 @@ impl Host {
         let mut error = None;
         self.probe = None;
         let challenger_net = net.clone();
-        match engine::start(gpu, mixture, sde, &st.settings, net, platform.offload) {
+        let started = match (&platform.gpu, self.split) {
+            (Some((device, queue, info)), true) => {
+                let gpu = GpuContext::new(device.clone(), queue.clone(), info.clone());
+                let settings = &st.settings;
+                engine::start(None, mixture, sde, settings, net.clone(), platform.offload).and_then(
+                    |train| {
+                        let sample = engine::start(Some(gpu), mixture, sde, settings, net, false)?;
+                        Ok(Box::new(SplitEngine::new(train, sample)) as Box<dyn Engine>)
+                    },
+                )
+            }
+            _ => engine::start(gpu, mixture, sde, &st.settings, net, platform.offload),
+        };
+        match started {
             Ok(mut e) => {
                 for slot in 0..SLOTS {
                     e.set_sampling(slot, &st.running(slot));
@@ -407,7 +424,26 @@ impl Host {
         };
         let result = probe::decide(self.choice, cpu, gpu);
         log::info!("engine probe: {}", result.reason);
-        if result.picked != self.choice {
+        if result.split {
+            // Both engines stay: the faster trainer trains, the other samples with its network.
+            let Some(main) = self.engine.take() else {
+                return;
+            };
+            let (train, sample) = if result.picked == self.choice {
+                (main, p.challenger)
+            } else {
+                (p.challenger, main)
+            };
+            self.engine = Some(Box::new(SplitEngine::new(train, sample)));
+            if result.picked != self.choice {
+                self.history = History::default();
+            }
+            self.choice = result.picked;
+            self.field = None;
+            self.learned_density = None;
+            self.sampler = [None; SLOTS];
+            self.runs = [None, None];
+        } else if result.picked != self.choice {
             // The challenger trained through the window too: it continues from where it is.
             self.engine = Some(p.challenger);
             self.choice = result.picked;
@@ -467,7 +503,7 @@ impl Host {
             n: (canvas::ARROW_GRID, canvas::ARROW_GRID),
             t,
         };
-        let cols = match engine.choice() {
+        let cols = match engine.sampling_choice() {
             EngineChoice::Cpu => LEARNED_DENSITY_COLS_CPU,
             EngineChoice::Gpu => LEARNED_DENSITY_COLS_GPU,
         };

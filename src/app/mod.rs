@@ -54,6 +54,9 @@ pub struct AppOptions {
     pub no_offload: bool,
     /// Measure both engines even on a software adapter (`?probe=1`).
     pub probe_software: bool,
+    /// Train on the CPU engine and sample on the GPU engine (`?engine=split`; the probe
+    /// picks this where it measures each engine faster at its part).
+    pub split: bool,
 }
 
 /// The validated mixture (the state holds its spec), samples from it, and the undo history.
@@ -178,7 +181,8 @@ impl ScoreLabApp {
         };
         data.resample(state.scene.seed);
         let mut host = Host::new(choice);
-        host.auto = options.engine.is_none();
+        host.auto = options.engine.is_none() && !options.split;
+        host.split = options.split;
         let mut app = Self {
             state,
             data,
@@ -244,14 +248,16 @@ impl ScoreLabApp {
 
     /// The status line under the canvas.
     fn status_line(&self) -> String {
-        let engine = self
-            .host
-            .engine
-            .as_ref()
-            .map_or("none".to_string(), |e| match e.runs_on() {
+        let engine = self.host.engine.as_ref().map_or("none".to_string(), |e| {
+            let trains = match e.runs_on() {
                 "page" => e.label().to_string(),
                 place => format!("{} ({place})", e.label()),
-            });
+            };
+            match e.sampling_label() {
+                Some(s) => format!("{trains} training, {s} sampling"),
+                None => trains,
+            }
+        });
         let sampler = self.host.sampler[0].map_or("particles off".to_string(), |s| {
             let diverged = self.host.runs[0]
                 .as_ref()
@@ -277,8 +283,16 @@ impl ScoreLabApp {
                 .as_ref()
                 .filter(|p| p.measured)
                 .map_or(String::new(), |p| {
+                    let sampling = if p.split {
+                        format!(
+                            ", CPU {:.2e} vs GPU {:.2e} score evaluations/s",
+                            p.cpu_evals_per_s, p.gpu_evals_per_s
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s",
+                        " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s{sampling}",
                         p.cpu_steps_per_s, p.gpu_steps_per_s
                     )
                 })

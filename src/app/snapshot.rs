@@ -34,6 +34,9 @@ struct StateSnapshot<'a> {
     device_type: &'a str,
     /// Compute engine: "WebGPU", "GPU" or "CPU".
     engine: &'a str,
+    /// The engine of the live samplers, the field and the density: `engine`, or the other
+    /// one where the probe measured it faster at sampling (`engine::split`).
+    sampling_engine: &'a str,
     /// Why the GPU engine is not used, if it is not.
     fallback_reason: Option<&'a str>,
     /// Where the engine's CPU work runs: "worker" (a Web Worker), "thread" (natively) or
@@ -103,6 +106,10 @@ impl ScoreLabApp {
             adapter: &b.adapter,
             device_type: &b.device_type,
             engine: host.engine.as_ref().map_or("none", |e| e.label()),
+            sampling_engine: host
+                .engine
+                .as_ref()
+                .map_or("none", |e| e.sampling_label().unwrap_or_else(|| e.label())),
             fallback_reason: self.platform.fallback_reason.as_deref(),
             engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on()),
             worker_fallback: host.engine.as_ref().and_then(|e| e.fell_back()),

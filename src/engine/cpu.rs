@@ -346,6 +346,17 @@ impl Engine for CpuEngine {
         self.start_sampler(i)
     }
 
+    fn load_model(&mut self, net: &ScoreNet) -> Result<(), EngineError> {
+        if net.config != self.trainer.net.config || !self.trainer.load_weights(&net.mlp.params) {
+            return Err(EngineError::Setting(
+                "the network to load has another shape than this engine's".into(),
+            ));
+        }
+        // The density grid in progress was started with the old network.
+        self.density = None;
+        Ok(())
+    }
+
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
         self.train_for(budget, train, &mut out);

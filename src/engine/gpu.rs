@@ -444,6 +444,16 @@ impl Engine for GpuEngine {
         self.start_sampler(i, fresh)
     }
 
+    fn load_model(&mut self, net: &ScoreNet) -> Result<(), EngineError> {
+        if net.config != self.trainer.net.template.config {
+            return Err(EngineError::Setting(
+                "the network to load has another shape than this engine's".into(),
+            ));
+        }
+        self.trainer.load_weights(&self.ctx, &net.mlp.params)?;
+        Ok(())
+    }
+
     fn frame(&mut self, _budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
         let t0 = Instant::now();

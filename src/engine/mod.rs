@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod probe;
 pub mod remote;
 pub mod settings;
+pub mod split;
 
 use web_time::{Duration, Instant};
 
@@ -316,6 +317,19 @@ pub trait Engine {
     /// (Re)start run `control().slots[i].run` of live sampler `i` (stops it when disabled);
     /// `fresh` drops any readback of an earlier run.
     fn start_slot(&mut self, i: usize, fresh: bool) -> Result<(), EngineError>;
+    /// Continue from `net`'s weights (as the trained weights and their EMA, which the live
+    /// samplers, the field and the density use); refused for another network shape. A
+    /// sampling-only engine follows the training engine's network this way ([`split`]).
+    fn load_model(&mut self, net: &ScoreNet) -> Result<(), EngineError>;
+    /// The engine that runs the live samplers, the field and the density, if not this one's
+    /// training engine ([`split::SplitEngine`]).
+    fn sampling_label(&self) -> Option<&'static str> {
+        None
+    }
+    /// Which engine runs the live samplers, the field and the density.
+    fn sampling_choice(&self) -> EngineChoice {
+        self.choice()
+    }
     /// Dispatches, submits and bytes moved so far (GPU engine only).
     fn gpu_counts(&self) -> Option<GpuCounts> {
         None

@@ -136,6 +136,10 @@ pub struct ProbeResult {
     pub gpu_evals_per_s: f64,
     /// The faster engine for sampling alone.
     pub faster_sampling: EngineChoice,
+    /// The live samplers, the field and the density run on the other engine than training
+    /// (`faster_sampling`, measured at least [`SPLIT_MARGIN`] times faster there;
+    /// `engine::split`).
+    pub split: bool,
     /// One sentence: what was measured and why this engine.
     pub reason: String,
     /// The rates were measured (false: the choice was made without running both engines).
@@ -155,6 +159,7 @@ impl ProbeResult {
             cpu_evals_per_s: 0.0,
             gpu_evals_per_s: 0.0,
             faster_sampling: EngineChoice::Cpu,
+            split: false,
             reason: format!(
                 "software GPU adapter ({adapter}): not measured (building the GPU engine alone freezes the page for seconds here, and its WGSL runs ~1000× slower than the CPU engine); CPU engine; ?probe=1 measures"
             ),
@@ -163,7 +168,13 @@ impl ProbeResult {
     }
 }
 
-/// Pick the engine that trained faster (ties and no reports keep `current`); say so.
+/// How much faster the other engine must sample before sampling moves there: the live
+/// samplers' rate is paced by the frames (both engines take the same steps per frame while
+/// they keep up), so a real difference means one engine could not keep up.
+pub const SPLIT_MARGIN: f64 = 1.5;
+
+/// Pick the engine that trained faster (ties and no reports keep `current`), and the one that
+/// sampled faster if that is another by at least [`SPLIT_MARGIN`]; say so.
 pub fn decide(current: EngineChoice, cpu: &RateMeter, gpu: &RateMeter) -> ProbeResult {
     let (c, g) = (cpu.steps_per_s(), gpu.steps_per_s());
     let (ce, ge) = (cpu.evals_per_s(), gpu.evals_per_s());
@@ -196,9 +207,15 @@ pub fn decide(current: EngineChoice, cpu: &RateMeter, gpu: &RateMeter) -> ProbeR
             name(picked)
         )
     };
-    if faster_sampling != picked {
+    let split = faster_sampling != picked && ce.max(ge) >= SPLIT_MARGIN * ce.min(ge);
+    if split {
         reason.push_str(&format!(
-            " (sampling: CPU {ce:.3e} vs GPU {ge:.3e} score evaluations/s; one engine does both)"
+            "; sampling runs on the {} engine, measured faster there (CPU {ce:.3e} vs GPU {ge:.3e} score evaluations/s), with the trained network",
+            name(faster_sampling)
+        ));
+    } else if faster_sampling != picked {
+        reason.push_str(&format!(
+            " (sampling: CPU {ce:.3e} vs GPU {ge:.3e} score evaluations/s, within {SPLIT_MARGIN}×; one engine does both)"
         ));
     }
     ProbeResult {
@@ -208,6 +225,7 @@ pub fn decide(current: EngineChoice, cpu: &RateMeter, gpu: &RateMeter) -> ProbeR
         cpu_evals_per_s: ce,
         gpu_evals_per_s: ge,
         faster_sampling,
+        split,
         reason,
         measured: true,
     }
@@ -310,5 +328,40 @@ mod tests {
         // A GPU that reports nothing loses to a CPU that trains.
         let r = decide(EngineChoice::Gpu, &cpu, &RateMeter::new());
         assert_eq!(r.picked, EngineChoice::Cpu);
+    }
+
+    #[test]
+    fn sampling_moves_to_the_other_engine_only_when_clearly_faster() {
+        let t0 = Instant::now();
+        let at = |k: u64| t0 + Duration::from_millis(k);
+        let meter = |steps: u64, evals: u64| {
+            let mut m = RateMeter::new();
+            m.observe(at(0), &out(Some(0), 0, 0, 500));
+            m.observe(at(1000), &out(Some(steps), 0, evals, 500));
+            m
+        };
+        // The CPU trains faster, the GPU keeps up with 10× the particles: split.
+        let r = decide(EngineChoice::Cpu, &meter(3000, 10), &meter(30, 100));
+        assert_eq!(
+            (r.picked, r.faster_sampling, r.split),
+            (EngineChoice::Cpu, EngineChoice::Gpu, true)
+        );
+        assert!(
+            r.reason.contains("sampling runs on the GPU engine"),
+            "{}",
+            r.reason
+        );
+        // Within the margin (both keep up with the frames): one engine does both.
+        let r = decide(EngineChoice::Cpu, &meter(3000, 100), &meter(30, 120));
+        assert!(
+            !r.split && r.faster_sampling == EngineChoice::Gpu,
+            "{}",
+            r.reason
+        );
+        assert!(r.reason.contains("one engine does both"), "{}", r.reason);
+        // The faster trainer samples faster too: no split.
+        let r = decide(EngineChoice::Gpu, &meter(3000, 500), &meter(30, 100));
+        assert!(!r.split && r.picked == EngineChoice::Cpu);
+        assert!(!ProbeResult::software("x").split);
     }
 }

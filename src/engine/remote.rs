@@ -71,6 +71,8 @@ pub enum ToWorker {
     RequestSamples(usize),
     /// [`Engine::request_model`].
     RequestModel,
+    /// [`Engine::load_model`].
+    LoadModel(ModelFile),
 }
 
 /// [`ToWorker::Start`]'s content.
@@ -246,6 +248,13 @@ impl WorkerCore {
             ToWorker::RestartSampling => e.restart_sampling(),
             ToWorker::RequestSamples(i) => e.request_samples(i),
             ToWorker::RequestModel => e.request_model(),
+            ToWorker::LoadModel(f) => {
+                if let Err(why) =
+                    net_from(f).and_then(|n| e.load_model(&n).map_err(|x| x.to_string()))
+                {
+                    log::warn!("worker: cannot load the network: {why}");
+                }
+            }
         }
     }
 
@@ -573,6 +582,22 @@ impl Engine for RemoteEngine {
         match &mut self.inner {
             Inner::Local(e) => e.request_model(),
             Inner::Remote(_) => self.send(ToWorker::RequestModel),
+        }
+    }
+
+    fn load_model(&mut self, net: &ScoreNet) -> Result<(), EngineError> {
+        if net.config != self.fallback.net.config {
+            return Err(EngineError::Setting(
+                "the network to load has another shape than this engine's".into(),
+            ));
+        }
+        self.fallback.net = net.clone();
+        match &mut self.inner {
+            Inner::Local(e) => e.load_model(net),
+            Inner::Remote(_) => {
+                self.send(ToWorker::LoadModel(net.to_file(0)));
+                Ok(())
+            }
         }
     }
 }

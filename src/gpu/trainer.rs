@@ -204,6 +204,22 @@ impl GpuTrainer {
         )
     }
 
+    /// Continue from `params` as the weights and their EMA (Adam's moments are kept; a queue
+    /// write, applied at the next submit). Refused for another parameter count.
+    pub fn load_weights(&self, ctx: &GpuContext, params: &[f32]) -> Result<(), GpuError> {
+        if params.len() != self.params.n_params as usize {
+            return Err(GpuError::Unsupported(format!(
+                "a network of {} parameters cannot replace one of {}",
+                params.len(),
+                self.params.n_params
+            )));
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(params);
+        ctx.write_buffer(&self.net.weights, 0, bytes);
+        ctx.write_buffer(&self.adam, 2 * bytes.len() as u64, bytes);
+        Ok(())
+    }
+
     /// Change the learning rate.
     pub fn set_lr(&mut self, ctx: &GpuContext, lr: f32) {
         self.params.lr = lr;

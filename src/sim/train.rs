@@ -190,6 +190,18 @@ impl Trainer {
         n
     }
 
+    /// Continue from `params` as the weights and their EMA (Adam's moments are kept): how an
+    /// engine that only samples follows another engine's network (`engine::split`). False
+    /// (nothing changed) if `params` has another length than the network.
+    pub fn load_weights(&mut self, params: &[f32]) -> bool {
+        if params.len() != self.net.mlp.params.len() {
+            return false;
+        }
+        self.net.mlp.params.copy_from_slice(params);
+        self.adam.ema.copy_from_slice(params);
+        true
+    }
+
     /// Change the learning rate (e.g. after a divergence).
     pub fn set_lr(&mut self, lr: f32) {
         self.config.adam.lr = lr;

@@ -4,7 +4,8 @@
 // FISHER_BAR, a real mouse drag of a component handle moves its mean in state(), and training
 // brings the Fisher divergence back below the bar. On SwiftShader the page trains on the CPU
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
-// ?engine=gpu and checks that it trains. Fallback run (no --enable-unsafe-webgpu): WebGL
+// ?engine=gpu and checks that it trains; a third forces the split engine (?engine=split: CPU
+// trains in its worker, the WGSL engine samples with its network). Fallback run (no --enable-unsafe-webgpu): WebGL
 // renderer, CPU engine with its reason reported, training reaches the bar.
 //
 // usage: node smoke.mjs http://127.0.0.1:PORT/ OUT_DIR
@@ -194,6 +195,24 @@ async function checkParticlesAndExport(page, label) {
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
   await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10 });
   await checkParticlesAndExport(page, "webgpu-engine");
+  check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
+  await browser.close();
+}
+
+// ---------------------------------------------------------------- split: CPU trains, GPU samples
+// ?engine=split: the CPU engine trains in its worker, the WGSL engine runs the live samplers
+// with the CPU engine's network (engine::split; the probe picks this where it measures each
+// engine faster at its part). Particles from the learned score near the modes show that the
+// trained network reached the GPU engine (its own network never trains).
+{
+  const { browser, page, errors } = await open("split", WEBGPU, "?engine=split");
+  const s0 = await state(page);
+  check(s0.engine === "CPU" && s0.engine_runs_on === "worker" && s0.sampling_engine === "WebGPU",
+    `?engine=split trains on the CPU engine in its worker and samples on the WGSL engine (engine ${s0.engine} on ${s0.engine_runs_on}, sampling ${s0.sampling_engine})`);
+  const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR} with the split engine`);
+  check(trained !== null, `the split engine's CPU half trains: Fisher below ${FISHER_BAR}`);
+  await api(page, "setConfig", { training: false, particles: 100, exact_particles: false, sampler_levels: 10, sampler_steps: 10 });
+  await checkParticlesAndExport(page, "split");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
 }

@@ -211,3 +211,87 @@ fn gpu_engine_frame_is_one_submit() {
         "results came back: field {fields}, density {densities}, fisher {fishers}"
     );
 }
+
+/// Training on the CPU engine (in its thread) and sampling on the GPU engine (issue 17's split
+/// engine, which the probe picks where each is measured faster at its part): the CPU engine
+/// trains, the GPU engine runs the live sampler, and the GPU engine's network is the CPU
+/// engine's EMA network, bit for bit, after a sync with training paused.
+#[test]
+fn split_engine_trains_on_the_cpu_and_samples_on_the_gpu() {
+    use scorelab::engine::split::SplitEngine;
+    use scorelab::engine::{self, Engine, FrameRequest, LiveSampling, TrainSettings};
+    use std::time::{Duration, Instant};
+    if ctx().is_none() {
+        return;
+    }
+    let m = preset("ncsn");
+    let sde = Sde::at_origin(SdeKind::Ve, &m);
+    let st = TrainSettings::small();
+    let cpu = engine::start(None, &m, sde, &st, None, true).unwrap();
+    assert_eq!(cpu.runs_on(), "thread");
+    let gpu = GpuContext::headless().unwrap();
+    let gpu = engine::start(Some(gpu), &m, sde, &st, None, false).unwrap();
+    let init = engine_model(
+        engine::start(None, &m, sde, &st, None, false)
+            .unwrap()
+            .as_mut(),
+    );
+    let mut split = SplitEngine::new(cpu, gpu);
+    split.set_sampling(
+        0,
+        &LiveSampling {
+            n: 256,
+            ..LiveSampling::small()
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut steps, mut sampled) = (0, false);
+    while Instant::now() < deadline && (steps < 100 || split.syncs < 2 || !sampled) {
+        let out = split.frame(Duration::from_millis(8), true, &FrameRequest::default());
+        steps = out.steps.unwrap_or(steps);
+        sampled |= out.sampler[0].is_some_and(|s| s.step > 0);
+        assert!(
+            out.model.is_none(),
+            "internal syncs are not the app's model"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(steps >= 100, "the CPU engine trains ({steps} steps)");
+    assert!(split.syncs >= 2, "{} syncs", split.syncs);
+    assert!(sampled, "the GPU engine runs the live sampler");
+    assert_eq!(split.sampling_label(), Some("GPU"));
+    assert!(split.gpu_counts().is_some_and(|c| c.dispatches > 0));
+    split.sync_now();
+    let synced = split.syncs;
+    while Instant::now() < deadline && split.syncs == synced {
+        split.frame(Duration::from_millis(8), false, &FrameRequest::default());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(split.syncs > synced, "a sync while training is paused");
+    let (train, sample) = split.parts_mut();
+    let trained = engine_model(train);
+    let sampling = engine_model(sample);
+    assert_ne!(
+        trained.mlp.params, init.mlp.params,
+        "training moved the network"
+    );
+    assert_eq!(trained.mlp.params, sampling.mlp.params);
+}
+
+/// The network an engine reports (frames with training paused, at most 60 s).
+fn engine_model(e: &mut dyn scorelab::engine::Engine) -> scorelab::sim::model::ScoreNet {
+    use scorelab::engine::FrameRequest;
+    use std::time::{Duration, Instant};
+    e.request_model();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(m) = e
+            .frame(Duration::from_millis(8), false, &FrameRequest::default())
+            .model
+        {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no network reported");
+}
