@@ -457,3 +457,107 @@ fn gpu_annealed_langevin_recovers_ncsn_weights_with_the_exact_score() {
         "{w:?}"
     );
 }
+
+/// Widths past one output per invocation (the cooperative tile's output slots 1–3: width 96
+/// is ragged against the 64-invocation workgroup, 256 is the most the GPU engine takes):
+/// the field's learned score, one training step's loss and gradient, and the likelihood's
+/// network JVP against their CPU twins, with the tolerances of the width-24 tests.
+#[test]
+fn wide_networks_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let m = preset("anisotropic3");
+    for (width, kind) in [(96, SdeKind::Ve), (256, SdeKind::Vp)] {
+        let sde = Sde::at_origin(kind, &m);
+        let cfg = NetConfig {
+            width,
+            depth: 2,
+            data_std: m.data_std(),
+            seed: 4,
+            ..NetConfig::default()
+        };
+        let mut net = ScoreNet::new(cfg, sde).unwrap();
+        for (i, p) in net.mlp.params.iter_mut().enumerate() {
+            *p += 0.02 * ((i as f32) * 0.61).sin();
+        }
+        let gnet = GpuNet::upload(ctx, &net).unwrap();
+        // Field.
+        let (lo, hi) = (Vec2::new(-5.0, -4.0), Vec2::new(5.0, 4.0));
+        let field = GpuField::new(ctx, GpuScore::Net(&gnet), &m, sde, (6, 5), lo, hi).unwrap();
+        let cells = field.eval(ctx, 0.3).unwrap();
+        let pts: Vec<Vec2> = (0..30)
+            .map(|c| {
+                let f = Vec2::new(
+                    (f64::from(c % 6) + 0.5) / 6.0,
+                    (f64::from(c / 6) + 0.5) / 5.0,
+                );
+                lo + (hi - lo).component_mul(&f)
+            })
+            .collect();
+        let mut cpu = vec![Vec2::zeros(); pts.len()];
+        net.score_batch(&pts, 0.3, &mut cpu);
+        let gpu: Vec<Vec2> = cells.iter().map(|c| c.learned).collect();
+        let scale = cpu.iter().map(|s| s.norm()).fold(0.0, f64::max);
+        let r = worst_ratio(&gpu, &cpu, 1e-3, 1e-4 * scale);
+        assert!(r <= 1.0, "width {width}: learned score parity ratio {r}");
+        // One training step: loss and gradient.
+        let tc = TrainConfig {
+            batch: 24,
+            seed: 3,
+            adam: AdamConfig::default(),
+            ..TrainConfig::default()
+        };
+        let rng = CounterRng::new(tc.seed);
+        let (mut x0, mut t, mut z) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..tc.batch as u32 {
+            let (a, b, c) = draw_sample(&m, &rng, tc.t_eps, 0, i);
+            x0.push(a);
+            t.push(b);
+            z.push(c);
+        }
+        let mut grad = vec![0.0f32; net.mlp.params.len()];
+        let loss = net.dsm_loss_and_grad(
+            &x0,
+            &t,
+            &z,
+            &mut grad,
+            &mut MlpWorkspace::default(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        let tr = GpuTrainer::new(ctx, &net, &m, &tc).unwrap();
+        tr.train(ctx, 1);
+        let gl = f64::from(tr.loss_at(ctx, 0).unwrap());
+        assert!(
+            (gl - loss).abs() <= 1e-4 * loss.abs(),
+            "width {width}: loss GPU {gl} vs CPU {loss}"
+        );
+        let m1 = tr.read_first_moments(ctx).unwrap();
+        let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
+        for (i, (&mg, &gc)) in m1.iter().zip(&grad).enumerate() {
+            let gg = mg / (1.0 - tc.adam.beta1);
+            assert!(
+                (gg - gc).abs() <= 2e-3 * gc.abs() + 2e-5 * gmax,
+                "width {width}: grad[{i}] GPU {gg} vs CPU {gc}"
+            );
+        }
+        // The likelihood's network JVP (a few points, fixed-step RK4 on both).
+        let few = &pts[..5];
+        let gpu = scorelab::gpu::likelihood::log_likelihood(
+            ctx,
+            GpuScore::Net(&gnet),
+            &m,
+            sde,
+            few,
+            1e-5,
+            20,
+        )
+        .unwrap();
+        for (g, x) in gpu.iter().zip(few) {
+            let c = scorelab::sim::likelihood::log_likelihood_rk4(&net, &sde, *x, 1e-5, 20);
+            assert!(
+                (g - c).abs() <= 1e-3 * c.abs() + 1e-2,
+                "width {width}: log p GPU {g} vs CPU {c} at {x:?}"
+            );
+        }
+    }
+}
