@@ -12,11 +12,13 @@
 //! origin is.
 
 pub mod adam;
+pub mod denoise;
 pub mod ellipse;
 pub mod field;
 pub mod gemm;
 pub mod guidance;
 pub mod likelihood;
+pub mod mala;
 pub mod metrics;
 pub mod mixture;
 pub mod mlp;
@@ -32,3 +34,28 @@ pub mod train;
 pub type Vec2 = nalgebra::Vector2<f64>;
 /// A 2×2 matrix.
 pub type Mat2 = nalgebra::Matrix2<f64>;
+
+/// Mixtures shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod test_mixtures {
+    use super::mixture::{ComponentSpec, GaussianMixture, MixtureSpec};
+
+    /// Off-centre (around (23, −14)), anisotropic, unequal weights, modes far apart: nothing
+    /// lines up with the origin or the axes, and classifying a point by its most likely
+    /// component recovers the component it was drawn from.
+    pub fn off_centre_anisotropic() -> GaussianMixture {
+        let c = |weight, x: f64, y: f64, cov: [[f64; 2]; 2]| ComponentSpec {
+            weight,
+            mean: [x + 23.0, y - 14.0],
+            cov,
+        };
+        GaussianMixture::from_spec(&MixtureSpec {
+            components: vec![
+                c(0.5, -6.0, 0.0, [[1.0, 0.6], [0.6, 0.5]]),
+                c(0.3, 6.0, 1.0, [[0.3, 0.0], [0.0, 2.0]]),
+                c(0.2, 0.0, 7.0, [[0.8, -0.3], [-0.3, 0.8]]),
+            ],
+        })
+        .unwrap()
+    }
+}
