@@ -179,45 +179,11 @@ fn one_training_step_matches_cpu_loss_gradient_and_adam() {
             adam: AdamConfig::default(),
             ..TrainConfig::default()
         };
-        // CPU: the same batch (step 0) through the same loss.
-        let rng = CounterRng::new(cfg.seed);
-        let (mut x0, mut t, mut z) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..cfg.batch as u32 {
-            let (a, b, c) = draw_sample(&m, &rng, cfg.t_eps, 0, i);
-            x0.push(a);
-            t.push(b);
-            z.push(c);
-        }
-        let mut grad = vec![0.0f32; net.mlp.params.len()];
-        let loss = net.dsm_loss_and_grad(
-            &x0,
-            &t,
-            &z,
-            &mut grad,
-            &mut MlpWorkspace::default(),
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
         let mut cpu = Trainer::new(net.clone(), m.clone(), cfg.clone());
         cpu.step().unwrap();
-
-        let gpu = GpuTrainer::new(ctx, &net, &m, &cfg).unwrap();
-        gpu.train(ctx, 1);
+        let (gpu, grad) = first_step_matches(ctx, &net, &m, &cfg, &format!("{kind:?}"));
         assert_eq!(gpu.steps(ctx).unwrap(), 1);
-        let gl = f64::from(gpu.loss_at(ctx, 0).unwrap());
-        assert!(
-            (gl - loss).abs() <= 1e-4 * loss.abs(),
-            "{kind:?}: loss GPU {gl} vs CPU {loss}"
-        );
-        let m1 = gpu.read_first_moments(ctx).unwrap();
         let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
-        for (i, (&mg, &gc)) in m1.iter().zip(&grad).enumerate() {
-            let gg = mg / (1.0 - cfg.adam.beta1);
-            assert!(
-                (gg - gc).abs() <= 2e-3 * gc.abs() + 2e-5 * gmax,
-                "{kind:?}: grad[{i}] GPU {gg} vs CPU {gc}"
-            );
-        }
         // Adam's first step is ±lr where the gradient is clearly non-zero: weights agree.
         let w = gpu.read_weights(ctx).unwrap();
         for (i, ((wg, wc), gc)) in w.iter().zip(&cpu.net.mlp.params).zip(&grad).enumerate() {
@@ -506,58 +472,86 @@ fn wide_networks_match_cpu() {
             adam: AdamConfig::default(),
             ..TrainConfig::default()
         };
-        let rng = CounterRng::new(tc.seed);
-        let (mut x0, mut t, mut z) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..tc.batch as u32 {
-            let (a, b, c) = draw_sample(&m, &rng, tc.t_eps, 0, i);
-            x0.push(a);
-            t.push(b);
-            z.push(c);
-        }
-        let mut grad = vec![0.0f32; net.mlp.params.len()];
-        let loss = net.dsm_loss_and_grad(
-            &x0,
-            &t,
-            &z,
-            &mut grad,
-            &mut MlpWorkspace::default(),
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
-        let tr = GpuTrainer::new(ctx, &net, &m, &tc).unwrap();
-        tr.train(ctx, 1);
-        let gl = f64::from(tr.loss_at(ctx, 0).unwrap());
-        assert!(
-            (gl - loss).abs() <= 1e-4 * loss.abs(),
-            "width {width}: loss GPU {gl} vs CPU {loss}"
-        );
-        let m1 = tr.read_first_moments(ctx).unwrap();
-        let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
-        for (i, (&mg, &gc)) in m1.iter().zip(&grad).enumerate() {
-            let gg = mg / (1.0 - tc.adam.beta1);
-            assert!(
-                (gg - gc).abs() <= 2e-3 * gc.abs() + 2e-5 * gmax,
-                "width {width}: grad[{i}] GPU {gg} vs CPU {gc}"
-            );
-        }
+        first_step_matches(ctx, &net, &m, &tc, &format!("width {width}"));
         // The likelihood's network JVP (a few points, fixed-step RK4 on both).
-        let few = &pts[..5];
-        let gpu = scorelab::gpu::likelihood::log_likelihood(
-            ctx,
-            GpuScore::Net(&gnet),
-            &m,
-            sde,
-            few,
-            1e-5,
-            20,
-        )
-        .unwrap();
-        for (g, x) in gpu.iter().zip(few) {
-            let c = scorelab::sim::likelihood::log_likelihood_rk4(&net, &sde, *x, 1e-5, 20);
-            assert!(
-                (g - c).abs() <= 1e-3 * c.abs() + 1e-2,
-                "width {width}: log p GPU {g} vs CPU {c} at {x:?}"
-            );
-        }
+        let what = format!("width {width}");
+        net_likelihood_matches(ctx, (&net, &gnet), &m, sde, &pts[..5], 20, &what);
+    }
+}
+
+/// Training step 0 on the GPU against the CPU's loss and gradient of the same batch (the
+/// counter RNG draws it): the loss to 1e-4 relative, each gradient entry (from Adam's first
+/// moment) to 2e-3 relative + 2e-5 of the largest. Returns the trainer and the CPU gradient.
+fn first_step_matches(
+    ctx: &GpuContext,
+    net: &ScoreNet,
+    m: &GaussianMixture,
+    cfg: &TrainConfig,
+    what: &str,
+) -> (GpuTrainer, Vec<f32>) {
+    let rng = CounterRng::new(cfg.seed);
+    let (mut x0, mut t, mut z) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..cfg.batch as u32 {
+        let (a, b, c) = draw_sample(m, &rng, cfg.t_eps, 0, i);
+        x0.push(a);
+        t.push(b);
+        z.push(c);
+    }
+    let mut grad = vec![0.0f32; net.mlp.params.len()];
+    let loss = net.dsm_loss_and_grad(
+        &x0,
+        &t,
+        &z,
+        &mut grad,
+        &mut MlpWorkspace::default(),
+        &mut Vec::new(),
+        &mut Vec::new(),
+    );
+    let gpu = GpuTrainer::new(ctx, net, m, cfg).unwrap();
+    gpu.train(ctx, 1);
+    let gl = f64::from(gpu.loss_at(ctx, 0).unwrap());
+    assert!(
+        (gl - loss).abs() <= 1e-4 * loss.abs(),
+        "{what}: loss GPU {gl} vs CPU {loss}"
+    );
+    let m1 = gpu.read_first_moments(ctx).unwrap();
+    let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
+    for (i, (&mg, &gc)) in m1.iter().zip(&grad).enumerate() {
+        let gg = mg / (1.0 - cfg.adam.beta1);
+        assert!(
+            (gg - gc).abs() <= 2e-3 * gc.abs() + 2e-5 * gmax,
+            "{what}: grad[{i}] GPU {gg} vs CPU {gc}"
+        );
+    }
+    (gpu, grad)
+}
+
+/// The network's fixed-step RK4 log-likelihood on the GPU against its CPU twin, point by point
+/// (1e-3 relative + 0.01 nats).
+fn net_likelihood_matches(
+    ctx: &GpuContext,
+    (net, gnet): (&ScoreNet, &GpuNet),
+    m: &GaussianMixture,
+    sde: Sde,
+    points: &[Vec2],
+    steps: u32,
+    what: &str,
+) {
+    let gpu = scorelab::gpu::likelihood::log_likelihood(
+        ctx,
+        GpuScore::Net(gnet),
+        m,
+        sde,
+        points,
+        1e-5,
+        steps,
+    )
+    .unwrap();
+    for (g, x) in gpu.iter().zip(points) {
+        let c = scorelab::sim::likelihood::log_likelihood_rk4(net, &sde, *x, 1e-5, steps as usize);
+        assert!(
+            (g - c).abs() <= 1e-3 * c.abs() + 1e-2,
+            "{what}: net log p GPU {g} vs CPU {c} at {x:?}"
+        );
     }
 }

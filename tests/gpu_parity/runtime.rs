@@ -29,24 +29,8 @@ fn gpu_pf_ode_likelihood_matches_cpu() {
         // Network: GPU vs its CPU twin (same fixed-step RK4), point by point.
         let net = test_net(sde, m.data_std(), 2);
         let gnet = GpuNet::upload(ctx, &net).unwrap();
-        let few = &points[..40];
-        let gpu = scorelab::gpu::likelihood::log_likelihood(
-            ctx,
-            GpuScore::Net(&gnet),
-            &m,
-            sde,
-            few,
-            1e-5,
-            100,
-        )
-        .unwrap();
-        for (g, x) in gpu.iter().zip(few) {
-            let c = scorelab::sim::likelihood::log_likelihood_rk4(&net, &sde, *x, 1e-5, 100);
-            assert!(
-                (g - c).abs() <= 1e-3 * c.abs() + 1e-2,
-                "{kind:?}: net log p GPU {g} vs CPU {c} at {x:?}"
-            );
-        }
+        let what = format!("{kind:?}");
+        net_likelihood_matches(ctx, (&net, &gnet), &m, sde, &points[..40], 100, &what);
     }
 }
 
