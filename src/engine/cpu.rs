@@ -352,8 +352,8 @@ impl Engine for CpuEngine {
                 "the network to load has another shape than this engine's".into(),
             ));
         }
-        // The density grid in progress was started with the old network.
-        self.density = None;
+        // A density grid in progress finishes with the network it started with (its own
+        // copy): dropping it here would restart it at every sync of a split engine.
         Ok(())
     }
 

@@ -450,15 +450,13 @@ fn wide_networks_match_cpu() {
         let (lo, hi) = (Vec2::new(-5.0, -4.0), Vec2::new(5.0, 4.0));
         let field = GpuField::new(ctx, GpuScore::Net(&gnet), &m, sde, (6, 5), lo, hi).unwrap();
         let cells = field.eval(ctx, 0.3).unwrap();
-        let pts: Vec<Vec2> = (0..30)
-            .map(|c| {
-                let f = Vec2::new(
-                    (f64::from(c % 6) + 0.5) / 6.0,
-                    (f64::from(c / 6) + 0.5) / 5.0,
-                );
-                lo + (hi - lo).component_mul(&f)
-            })
-            .collect();
+        let pts = scorelab::engine::FieldRequest {
+            lo,
+            hi,
+            n: (6, 5),
+            t: 0.3,
+        }
+        .points();
         let mut cpu = vec![Vec2::zeros(); pts.len()];
         net.score_batch(&pts, 0.3, &mut cpu);
         let gpu: Vec<Vec2> = cells.iter().map(|c| c.learned).collect();
