@@ -27,6 +27,8 @@ pub const PROBE: &str = "Click the canvas to drop a probe. Its path is drawn bot
 pub const INPAINT: &str = "Observe x₁ = c (the vertical line) and sample x₂. 'exact' runs the reverse SDE with the exact score of the perturbed conditional p_t(x₂ | x₁ = c): its histogram matches the analytic conditional (the curve). 'replacement' runs the joint reverse SDE and overwrites x₁ with a noised copy of c at every step. It is cheap, but biased: the sampled x₂ does not see the observation consistently.";
 /// Tooltip of guidance.
 pub const GUIDE: &str = "Classifier guidance toward one component: s̃ = s + γ·∇ₓ log p_t(k | x), with the exact noisy classifier of the mixture. γ = 0 is unconditional; γ = 1 samples p(x | k); γ > 1 over-sharpens.";
+/// Metropolis-adjusted Langevin (the sampler panel's checkbox).
+pub const MALA: &str = "Metropolis-adjusted Langevin (MALA): each Langevin step becomes a proposal, kept with probability min(1, p(x')q(x|x') / p(x)q(x'|x)). The target is then exactly invariant at any step size, where plain Langevin's spread grows with the step (on a Gaussian of variance v: v / (1 − α/4v)). The acceptance rate is shown; it falls as the step grows. MALA needs the log-density, which the network does not give, so it uses the exact p_t. Neither chain hops between well-separated modes: MALA fixes each mode's shape, not the balance between modes it has not visited.";
 /// The keyboard shortcuts (help overlay).
 pub const SHORTCUTS: &[(&str, &str)] = &[
     ("space", "play / pause the particles"),

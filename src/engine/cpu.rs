@@ -103,7 +103,10 @@ impl CpuEngine {
             }
         }
         let cfg = c.live.config(mixture, c.run);
-        let s = Sampler::new(cfg, self.trainer.net.sde, c.live.n)?;
+        let mut s = Sampler::new(cfg, self.trainer.net.sde, c.live.n)?;
+        if c.live.is_mala() {
+            s = s.with_mala(ExactScore::new(mixture.clone(), self.trainer.net.sde));
+        }
         slot.sampler = Some(s);
         Ok(())
     }
@@ -170,6 +173,10 @@ impl CpuEngine {
                 n: s.x.len(),
                 kind: c.live.kind,
                 done: s.done(),
+                accept: s.is_mala().then(|| {
+                    let (a, p) = s.acceptance();
+                    a as f64 / p.max(1) as f64
+                }),
             });
             let final_now = s.done() && !c.final_sent;
             if c.samples_wanted || final_now {

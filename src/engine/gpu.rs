@@ -64,7 +64,15 @@ struct GpuSlot {
     sampler: Option<LiveGpu>,
     /// (readback, read at the end of a run, run).
     samples_rb: Option<(AsyncReadback, bool, u32)>,
+    /// MALA: the acceptance rate last read back, and the readback in flight (with the
+    /// proposals it covers) and when it started.
+    accept: Option<f64>,
+    accept_rb: Option<(AsyncReadback, u64, u32)>,
+    accept_at: Option<Instant>,
 }
+
+/// How often a MALA slot's acceptance counts are read back.
+const ACCEPT_EVERY: Duration = Duration::from_millis(400);
 
 /// The live sampler and its trail ring (`TRAIL_SLOTS` snapshots, also a vertex buffer).
 struct LiveGpu {
@@ -75,7 +83,7 @@ struct LiveGpu {
 }
 
 /// Where a GPU sampler is, for the status line and `state()`.
-fn gpu_status(run: u32, kind: SamplerKind, s: &GpuSampler) -> SamplerStatus {
+fn gpu_status(run: u32, kind: SamplerKind, s: &GpuSampler, accept: Option<f64>) -> SamplerStatus {
     let (step, total) = s.progress();
     SamplerStatus {
         run,
@@ -86,6 +94,7 @@ fn gpu_status(run: u32, kind: SamplerKind, s: &GpuSampler) -> SamplerStatus {
         n: s.n_particles(),
         kind,
         done: s.done(),
+        accept: if s.is_mala() { accept } else { None },
     }
 }
 
@@ -143,6 +152,9 @@ impl GpuEngine {
         self.control.begin_run(i);
         let slot = &mut self.slots[i];
         slot.sampler = None;
+        slot.accept = None;
+        slot.accept_rb = None;
+        slot.accept_at = None;
         if fresh {
             slot.samples_rb = None;
         }
@@ -158,7 +170,7 @@ impl GpuEngine {
         };
         let cfg = c.live.config(&self.mixture, c.run);
         let guide = c.live.guide.map(|g| (g.component, g.gamma));
-        let sampler = GpuSampler::new_guided(
+        let mut sampler = GpuSampler::new_guided(
             &self.ctx,
             score,
             guide,
@@ -167,6 +179,9 @@ impl GpuEngine {
             &cfg,
             c.live.n,
         )?;
+        if c.live.is_mala() {
+            sampler = sampler.with_mala();
+        }
         let trails = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("GpuEngine::trails"),
             size: (u64::from(TRAIL_SLOTS) * c.live.n as u64 * 16).max(16),
@@ -211,7 +226,12 @@ impl GpuEngine {
                     n,
                 );
             }
-            out.sampler[i] = Some(gpu_status(c.run, c.live.kind, &live.sampler));
+            out.sampler[i] = Some(gpu_status(
+                c.run,
+                c.live.kind,
+                &live.sampler,
+                self.slots[i].accept,
+            ));
         }
     }
 
@@ -221,6 +241,16 @@ impl GpuEngine {
         for (slot, c) in self.slots.iter_mut().zip(&mut self.control.slots) {
             let Some(l) = &slot.sampler else { continue };
             let done = l.sampler.done();
+            let due = slot.accept_at.is_none_or(|at| at.elapsed() >= ACCEPT_EVERY);
+            if l.sampler.is_mala() && slot.accept_rb.is_none() && due {
+                let (buf, off, len) = l.sampler.accepted_range();
+                slot.accept_at = Some(Instant::now());
+                slot.accept_rb = Some((
+                    AsyncReadback::record(&self.ctx, enc, buf, off, len),
+                    l.sampler.proposed(),
+                    c.run,
+                ));
+            }
             let want_final = done && !c.final_sent && l.sampler.n_particles() <= MAX_AUTO_READBACK;
             if (c.samples_wanted || want_final) && slot.samples_rb.is_none() {
                 c.samples_wanted = false;
@@ -250,6 +280,25 @@ impl GpuEngine {
 
     /// Poll the side readbacks (samples, model, learned density), independent of training pacing.
     fn poll_side(&mut self, out: &mut FrameOutput) {
+        for (slot, c) in self.slots.iter_mut().zip(&self.control.slots) {
+            let Some((rb, proposed, run)) = &slot.accept_rb else {
+                continue;
+            };
+            match rb.try_take(&self.ctx) {
+                Some(Ok(b)) => {
+                    let accepted = crate::gpu::sampler::accepted_of(bytemuck::cast_slice(&b));
+                    if *run == c.run && *proposed > 0 {
+                        slot.accept = Some(accepted as f64 / *proposed as f64);
+                    }
+                    slot.accept_rb = None;
+                }
+                Some(Err(e)) => {
+                    out.warning = Some(format!("GPU readback failed: {e}"));
+                    slot.accept_rb = None;
+                }
+                None => {}
+            }
+        }
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some((rb, done, run)) = &slot.samples_rb else {
                 continue;

@@ -129,6 +129,9 @@ pub struct SamplerStatus {
     pub kind: SamplerKind,
     /// The run is complete (samples are the noise-free means).
     pub done: bool,
+    /// MALA: the fraction of this run's proposals accepted so far.
+    #[serde(default)]
+    pub accept: Option<f64>,
 }
 
 /// What the engine should compute this frame besides training.

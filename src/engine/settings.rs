@@ -105,6 +105,9 @@ pub struct LiveSampling {
     pub repeat: bool,
     /// Classifier guidance toward a component (CPU engine).
     pub guide: Option<Guide>,
+    /// Langevin family: Metropolis-adjust each step against the exact p_t (MALA; the
+    /// proposal uses the exact score, since MALA needs the log-density).
+    pub mala: bool,
 }
 
 impl Default for LiveSampling {
@@ -138,6 +141,7 @@ impl LiveSampling {
             speed: 1.0,
             repeat: true,
             guide: None,
+            mala: false,
         }
     }
 
@@ -173,6 +177,15 @@ impl LiveSampling {
         c.snr = self.snr;
         c.seed = seed;
         c
+    }
+
+    /// Whether the run is Metropolis-adjusted (MALA applies to the Langevin family only).
+    pub fn is_mala(&self) -> bool {
+        self.mala
+            && matches!(
+                self.kind,
+                SamplerKind::Langevin | SamplerKind::AnnealedLangevin
+            )
     }
 
     /// Steps of one run (RK45: unknown, 0).

@@ -66,6 +66,8 @@ pub struct GpuSampler {
     cursor: usize,
     nfe: u64,
     times: Vec<f64>,
+    aux: wgpu::Buffer,
+    mala: bool,
 }
 
 impl GpuSampler {
@@ -197,7 +199,42 @@ impl GpuSampler {
             cursor: 0,
             nfe: 0,
             times,
+            aux,
+            mala: false,
         })
+    }
+
+    /// Metropolis-adjust the Langevin family against the exact p_t (`mala_step` in
+    /// `langevin_step.wgsl`, twin of `sim::samplers::Sampler::with_mala`); other samplers
+    /// ignore it.
+    pub fn with_mala(mut self) -> Self {
+        self.mala = matches!(
+            self.config.kind,
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin
+        );
+        self
+    }
+
+    /// Whether the steps are Metropolis-adjusted.
+    pub fn is_mala(&self) -> bool {
+        self.mala
+    }
+
+    /// (buffer, offset, bytes) of the per-particle accepted-move counts (f32) of a MALA run,
+    /// for an asynchronous readback ([`accepted_of`]).
+    pub fn accepted_range(&self) -> (&wgpu::Buffer, u64, u64) {
+        (&self.aux, 16, 4 * u64::from(self.params.n_particles))
+    }
+
+    /// (accepted, proposed) moves so far of a MALA run (blocking).
+    pub fn acceptance(&self, ctx: &GpuContext) -> Result<(u64, u64), GpuError> {
+        let v = ctx.read_f32(&self.aux, 4, u64::from(self.params.n_particles))?;
+        Ok((accepted_of(&v), self.proposed()))
+    }
+
+    /// Metropolis proposals so far (particles × steps taken).
+    pub fn proposed(&self) -> u64 {
+        u64::from(self.params.n_particles) * self.cursor as u64
     }
 
     /// Replace the mixture the exact score (and guidance) uses and the SDE's data frame (both
@@ -270,6 +307,10 @@ impl GpuSampler {
         for i in self.cursor..self.cursor + k {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
             match self.config.kind {
+                SamplerKind::Langevin | SamplerKind::AnnealedLangevin if self.mala => {
+                    pass.set_pipeline(ctx.pipeline("mala_step"));
+                    ctx.dispatch(&mut pass, groups, 1, 1);
+                }
                 SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
                     pass.set_pipeline(ctx.pipeline("langevin_step"));
                     ctx.dispatch(&mut pass, tx, ty, 1);
@@ -375,4 +416,9 @@ impl GpuSampler {
         ctx.submit(enc);
         ctx.read_u32(&self.counters, 8, n_components as u64)
     }
+}
+
+/// The total of per-particle accepted-move counts read back from [`GpuSampler::accepted_range`].
+pub fn accepted_of(counts: &[f32]) -> u64 {
+    counts.iter().map(|&c| c as u64).sum()
 }

@@ -42,7 +42,10 @@ pub const STAGES: &[Stage] = &[
     Stage {
         file: "langevin_step.wgsl",
         source: include_str!("../../shaders/langevin_step.wgsl"),
-        entries: &[("langevin_step", "sim::samplers::langevin_step")],
+        entries: &[
+            ("langevin_step", "sim::samplers::langevin_step"),
+            ("mala_step", "sim::mala::mala_step"),
+        ],
     },
     Stage {
         file: "reverse_sde_step.wgsl",

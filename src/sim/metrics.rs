@@ -241,6 +241,10 @@ pub struct RunStats {
     pub true_weights: Vec<f64>,
     /// Largest |weight − true weight|.
     pub max_weight_error: f64,
+    /// Worst relative error of a component's covariance eigenvalues, over the components
+    /// with at least 20 samples ([`variance_error`]): Langevin's step bias shows here.
+    #[serde(default)]
+    pub max_variance_error: f64,
     /// Mean −log p(x) of the finite samples under the true density (nats).
     pub nll: f64,
     /// The same for as many true samples (what a perfect sampler gets, up to noise).
@@ -248,6 +252,35 @@ pub struct RunStats {
     /// The samples (for the CSV export).
     #[serde(skip)]
     pub points: Vec<Vec2>,
+}
+
+/// Worst |λ̂ / λ − 1| over the covariance eigenvalues λ of each component, with λ̂ those of
+/// the samples classified to it by the true posterior (components with fewer than 20
+/// samples are skipped; 0 when none has 20). Classification trims each component's tails
+/// where modes overlap, so this is a measure for well-separated modes.
+pub fn variance_error(mixture: &GaussianMixture, points: &[Vec2]) -> f64 {
+    let mut worst: f64 = 0.0;
+    for (k, c) in mixture.components().iter().enumerate() {
+        let pts: Vec<Vec2> = points
+            .iter()
+            .copied()
+            .filter(|x| x.iter().all(|v| v.is_finite()) && mixture.classify(*x) == k)
+            .collect();
+        if pts.len() < 20 {
+            continue;
+        }
+        let n = pts.len() as f64;
+        let mean = pts.iter().sum::<Vec2>() / n;
+        let cov = pts
+            .iter()
+            .map(|x| (x - mean) * (x - mean).transpose())
+            .sum::<crate::sim::Mat2>()
+            / n;
+        let (a, b) = crate::sim::mixture::sym_eigenvalues(&cov);
+        let (ta, tb) = crate::sim::mixture::sym_eigenvalues(&c.cov);
+        worst = worst.max((a / ta - 1.0).abs()).max((b / tb - 1.0).abs());
+    }
+    worst
 }
 
 impl RunStats {
@@ -279,6 +312,7 @@ impl RunStats {
             weights,
             true_weights,
             max_weight_error,
+            max_variance_error: variance_error(mixture, &finite),
             nll: nll(mixture, &finite),
             nll_of_true_samples: nll(mixture, &truth),
             points: points.to_vec(),

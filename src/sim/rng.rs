@@ -91,6 +91,14 @@ impl CounterRng {
         self.bits(step, index, stream).map(unit_closed_open)
     }
 
+    /// Two standard normals (words 0 and 1 of the hash) and a uniform in `(0, 1]` (word 2):
+    /// a Metropolis step's noise and its accept draw from one hash.
+    #[inline]
+    pub fn normal2_uniform(&self, step: u32, index: u32, stream: u32) -> (Vec2, f64) {
+        let b = self.bits(step, index, stream);
+        (box_muller(b[0], b[1]), unit_open_closed(b[2]))
+    }
+
     /// Two standard normals (words 0 and 1 of the hash).
     #[inline]
     pub fn normal2(&self, step: u32, index: u32, stream: u32) -> Vec2 {

@@ -74,6 +74,8 @@ pub struct ConfigPatch {
     /// Guidance `{component, gamma}` toward a component, or null for none.
     #[serde(default, deserialize_with = "double_option")]
     pub guide: Option<Option<Guide>>,
+    /// Langevin family: Metropolis-adjust against the exact p_t (MALA).
+    pub mala: Option<bool>,
     /// Start new runs from fresh noise now.
     pub restart: Option<bool>,
     /// Take this many sampler steps (while the particles are frozen).
@@ -240,6 +242,9 @@ impl ConfigPatch {
         }
         if let Some(g) = self.guide {
             live.guide = g;
+        }
+        if let Some(v) = self.mala {
+            live.mala = v;
         }
     }
 }

@@ -322,6 +322,85 @@ fn guided_sampler_steps_match_cpu_elementwise() {
     );
 }
 
+/// MALA (`mala_step`) against `Sampler::with_mala`: the same proposals (same counter RNG),
+/// the same accept decisions except where f32 and f64 round log u ≤ log a differently, and
+/// the same acceptance rate over a long run; and MALA is not plain Langevin (control).
+#[test]
+fn mala_steps_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let m = common::dragged_mixture(3);
+    for (kind, sde_kind) in [
+        (SamplerKind::Langevin, SdeKind::Ve),
+        (SamplerKind::AnnealedLangevin, SdeKind::Vp),
+    ] {
+        let sde = Sde::for_mixture(sde_kind, &m);
+        let exact = ExactScore::new(m.clone(), sde);
+        let cfg = SamplerConfig {
+            seed: 5,
+            n_steps: 60,
+            n_levels: 4,
+            step_size: 4.0 * scorelab::sim::samplers::narrowest_variance(&m),
+            ..SamplerConfig::defaults(kind, &m)
+        };
+        let n = 400;
+        let mut cpu = Sampler::new(cfg.clone(), sde, n)
+            .unwrap()
+            .with_mala(exact.clone());
+        let mut gpu = GpuSampler::new(ctx, GpuScore::Exact, &m, sde, &cfg, n)
+            .unwrap()
+            .with_mala();
+        let mut plain = GpuSampler::new(ctx, GpuScore::Exact, &m, sde, &cfg, n).unwrap();
+        assert!(gpu.is_mala() && !plain.is_mala());
+        let label = format!("MALA {}/{}", kind.name(), sde_kind.name());
+        for step in 0..3 {
+            cpu.step(&exact);
+            gpu.step_n(ctx, 1);
+            let state = gpu.read_state(ctx).unwrap();
+            let scale = cpu.x.iter().map(|x| x.norm()).fold(1.0, f64::max);
+            let off = state
+                .iter()
+                .zip(&cpu.x)
+                .filter(|(g, c)| (g.0 - **c).norm() > 1e-4 * scale)
+                .count();
+            assert!(
+                off <= n / 100,
+                "{label} step {step}: {off} of {n} particles differ"
+            );
+            assert!(state.iter().all(|s| s.0 == s.1), "{label}: x_mean = x");
+        }
+        let (ga, gp) = gpu.acceptance(ctx).unwrap();
+        let (ca, cp) = cpu.acceptance();
+        assert_eq!(gp, cp, "{label}: proposals");
+        assert!(
+            ga.abs_diff(ca) <= cp / 100,
+            "{label}: accepted {ga} vs {ca} of {cp}"
+        );
+        gpu.run(ctx);
+        cpu.run(&exact);
+        let (ga, gp) = gpu.acceptance(ctx).unwrap();
+        let (ca, cp) = cpu.acceptance();
+        let (rg, rc) = (ga as f64 / gp as f64, ca as f64 / cp as f64);
+        eprintln!("{label}: acceptance GPU {rg:.4}, CPU {rc:.4}");
+        assert!(
+            (rg - rc).abs() < 0.02,
+            "{label}: acceptance GPU {rg} vs CPU {rc}"
+        );
+        assert!(rc > 0.05 && rc < 0.999, "{label}: acceptance {rc}");
+        plain.step_n(ctx, 3);
+        let moved = plain
+            .read_state(ctx)
+            .unwrap()
+            .iter()
+            .zip(&cpu.x)
+            .map(|(a, b)| (a.0 - b).norm())
+            .fold(0.0, f64::max);
+        assert!(
+            moved > 1e-3,
+            "{label}: MALA is not plain Langevin ({moved})"
+        );
+    }
+}
+
 fn sampler_parity(
     ctx: &GpuContext,
     m: &GaussianMixture,

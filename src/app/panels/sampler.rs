@@ -88,6 +88,8 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                     .logarithmic(true)
                     .text("ε"),
             );
+            ui.checkbox(&mut live.mala, "Metropolis (MALA, exact p_t)")
+                .on_hover_text(explain::MALA);
         }
         SamplerKind::Langevin => {
             ui.add(
@@ -100,6 +102,8 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                     .logarithmic(true)
                     .text("step α"),
             );
+            ui.checkbox(&mut live.mala, "Metropolis (MALA, exact p_t)")
+                .on_hover_text(explain::MALA);
         }
         SamplerKind::OdeRk45 => {
             ui.label("adaptive steps (rtol = atol = 1e-5)");
@@ -197,7 +201,10 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                     status.t,
                     sde.effective_sigma(status.t.max(1e-5)),
                     status.nfe,
-                    if status.done { " · done" } else { "" }
+                    match status.accept {
+                        Some(a) => format!(" · accepted {:.0}%", 100.0 * a),
+                        None => String::new(),
+                    } + if status.done { " · done" } else { "" }
                 )),
             );
         }
@@ -210,13 +217,14 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
 fn weights_ui(ui: &mut egui::Ui, split: SplitMode, charts: bool, slot: usize, r: &RunStats) {
     use egui_plot::{Bar, BarChart, Plot};
     ui.label(format!(
-        "{}mode weights (max error {:.3}) · NLL {:.2} (true samples {:.2})",
+        "{}mode weights (max error {:.3}) · variance error {:.0}% · NLL {:.2} (true samples {:.2})",
         if split == SplitMode::Samplers {
             ["A ", "B "][slot]
         } else {
             ""
         },
         r.max_weight_error,
+        100.0 * r.max_variance_error,
         r.nll,
         r.nll_of_true_samples
     ));
