@@ -219,6 +219,15 @@ pub fn request_field() -> u32 {
     id
 }
 
+/// Ask for Tweedie's denoiser on the field's grid (learned, exact, responsibilities);
+/// returns a request id.
+#[wasm_bindgen]
+pub fn request_denoiser() -> u32 {
+    let id = crate::state::command::next_id();
+    crate::state::command::push(crate::state::command::Command::Denoiser(id));
+    id
+}
+
 /// Ask for the inpainting samples x₂ (answered when the run is complete); returns a request id.
 #[wasm_bindgen]
 pub fn request_inpaint() -> u32 {

@@ -7,6 +7,7 @@
 use eframe::egui;
 
 use super::{default_sampling, ScoreLabApp};
+use crate::app::host::FieldAnswer;
 use crate::app::overlays::Lessons;
 use crate::engine::{EngineChoice, SLOTS};
 use crate::sim::ellipse::remove_component;
@@ -154,7 +155,8 @@ impl ScoreLabApp {
                     api::answer(id, Err("no training engine is running".into()));
                 }
             }
-            Command::Field(id) => self.host.ask_field(id),
+            Command::Field(id) => self.host.ask_field(id, FieldAnswer::Score),
+            Command::Denoiser(id) => self.host.ask_field(id, FieldAnswer::Denoiser),
             Command::Inpaint(id) => self.lessons.ask_inpaint(id),
             Command::Import(file) => match *file {
                 Imported::Model(net) => {

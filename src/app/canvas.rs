@@ -88,6 +88,27 @@ const SELECTED_COLOR: Color32 = Color32::from_rgb(255, 220, 90);
 const HANDLE_COLOR: Color32 = Color32::from_rgb(255, 80, 120);
 const BACKGROUND: Color32 = Color32::from_rgb(18, 20, 28);
 
+/// The denoiser's arrow from the learned score.
+const DENOISE_LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
+/// The denoiser's arrow from the exact score.
+const DENOISE_EXACT: Color32 = Color32::from_rgb(90, 210, 255);
+/// Categorical component colours (Paul Tol's "bright" scheme, readable with colour-vision
+/// deficiencies), repeated past seven.
+const COMPONENT_COLORS: [Color32; 7] = [
+    Color32::from_rgb(0x44, 0x77, 0xAA),
+    Color32::from_rgb(0xEE, 0x66, 0x77),
+    Color32::from_rgb(0x22, 0x88, 0x33),
+    Color32::from_rgb(0xCC, 0xBB, 0x44),
+    Color32::from_rgb(0x66, 0xCC, 0xEE),
+    Color32::from_rgb(0xAA, 0x33, 0x77),
+    Color32::from_rgb(0xBB, 0xBB, 0xBB),
+];
+
+/// Colour of component `k` (responsibilities layer and its legend).
+pub fn component_color(k: usize) -> Color32 {
+    COMPONENT_COLORS[k % COMPONENT_COLORS.len()]
+}
+
 /// Arrows per side of the field grid.
 pub const ARROW_GRID: u32 = 24;
 /// Centre/edge handle pick radius in points.
@@ -101,6 +122,8 @@ pub struct CanvasLayers<'a> {
     pub samples: Option<&'a [Vec2]>,
     /// (position, vector) arrows.
     pub arrows: &'a [(Vec2, Vec2)],
+    /// Tweedie's denoiser, to scale: (x_t, D from the learned score, D from the exact score).
+    pub denoiser: &'a [[Vec2; 3]],
     /// Heatmap textures over data boxes.
     pub heatmaps: Vec<(egui::TextureId, Vec2, Vec2)>,
     /// Particles to draw through the paint callback.
@@ -310,6 +333,21 @@ pub fn canvas_ui(
             dir * len,
             Stroke::new(1.3, arrow_color(rel)),
         );
+    }
+
+    // The denoiser's arrows to scale: learned (orange) with a dot where it lands, exact (cyan).
+    for [p, d, e] in layers.denoiser {
+        let from = view.screen_from_data(*p);
+        for (to, color, width) in [(e, DENOISE_EXACT, 1.2), (d, DENOISE_LEARNED, 1.6)] {
+            if !(to.x.is_finite() && to.y.is_finite()) {
+                continue;
+            }
+            let to = view.screen_from_data(*to);
+            painter.arrow(from, to - from, Stroke::new(width, color));
+        }
+        if d.x.is_finite() && d.y.is_finite() {
+            painter.circle_filled(view.screen_from_data(*d), 2.0, DENOISE_LEARNED);
+        }
     }
 
     if let Some(samples) = layers.samples {

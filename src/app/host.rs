@@ -17,6 +17,7 @@ use crate::engine::{
     SamplerStatus, SLOTS, TRAIL_SLOTS,
 };
 use crate::gpu::context::{check_adapter, GpuContext};
+use crate::sim::denoise;
 use crate::sim::metrics::RunStats;
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
@@ -27,6 +28,13 @@ use crate::state::{ArrowMode, Palette, State};
 
 /// Columns of the true-density heatmap (rows follow the aspect ratio).
 const TRUE_DENSITY_COLS: u32 = 96;
+/// Columns of the responsibilities layer.
+const RESP_COLS: u32 = 96;
+/// Opacity of the responsibilities layer over the heatmap.
+const RESP_ALPHA: u8 = 150;
+/// The denoiser's arrows take every 3rd point of the field grid both ways (8 × 8 of 24 × 24):
+/// they are drawn to scale, and a full grid of long arrows hides the picture.
+const DENOISER_EVERY: usize = 3;
 /// Columns of the learned-density heatmap (each cell is a PF-ODE solve).
 const LEARNED_DENSITY_COLS_GPU: u32 = 48;
 const LEARNED_DENSITY_COLS_CPU: u32 = 24;
@@ -160,13 +168,23 @@ pub struct Said {
     pub file_message: Option<String>,
 }
 
+/// What a request for the latest field is answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldAnswer {
+    /// `field()`: `[[x, y, sx, sy], …]`, the learned score.
+    Score,
+    /// `denoiser()`: `[[x, y, Dx, Dy, D*x, D*y, r₁, …, r_K], …]`: Tweedie's denoiser from
+    /// the learned score, from the exact score, and the exact responsibilities p(k | x_t).
+    Denoiser,
+}
+
 /// Requests that wait for the engine.
 #[derive(Default)]
 pub struct Pending {
     /// Model exports (id 0: save a file).
     pub models: Vec<u32>,
-    /// `field()` requests and the field sequence number when asked.
-    pub fields: Vec<(u32, u64)>,
+    /// `field()` / `denoiser()` requests and the field sequence number when asked.
+    pub fields: Vec<(u32, u64, FieldAnswer)>,
     /// `samples()` requests: (id, slot).
     pub samples: Vec<(u32, usize)>,
 }
@@ -227,6 +245,8 @@ pub struct Host {
     pub true_density: Option<Heatmap>,
     /// The learned (PF-ODE) log-density heatmap.
     pub learned_density: Option<Heatmap>,
+    /// The exact responsibilities p(k | x_t), as component colours.
+    pub responsibilities: Option<Heatmap>,
 }
 
 impl Host {
@@ -251,6 +271,7 @@ impl Host {
             cpu_particles: [None, None],
             true_density: None,
             learned_density: None,
+            responsibilities: None,
         }
     }
 
@@ -478,8 +499,8 @@ impl Host {
     }
 
     /// Queue a `field()` request (answered by the next field computed after it).
-    pub fn ask_field(&mut self, id: u32) {
-        self.pending.fields.push((id, self.field_seq));
+    pub fn ask_field(&mut self, id: u32, what: FieldAnswer) {
+        self.pending.fields.push((id, self.field_seq, what));
     }
 
     /// Run the engine for this frame and fold its output in.
@@ -508,7 +529,8 @@ impl Host {
             EngineChoice::Gpu => LEARNED_DENSITY_COLS_GPU,
         };
         let req = FrameRequest {
-            field: st.layers.arrows.then_some(field),
+            // A `field()` / `denoiser()` request is answered with the arrows off too.
+            field: (st.layers.arrows || !self.pending.fields.is_empty()).then_some(field),
             density: st
                 .layers
                 .learned_density
@@ -690,14 +712,19 @@ impl Host {
                     ArrowMode::Learned => cell.learned,
                     ArrowMode::Exact => cell.exact,
                     ArrowMode::Difference => cell.learned - cell.exact,
+                    // Drawn to scale by `denoiser_arrows` instead.
+                    ArrowMode::Denoiser => Vec2::zeros(),
                 };
                 (p, v)
             })
             .collect()
     }
 
-    /// Answer `field()` requests from the latest learned field computed after them at `t`.
-    pub fn answer_fields(&mut self, t: f64) {
+    /// Answer `field()` / `denoiser()` requests from the latest learned field computed after
+    /// them at the state's `t` (`mixture` gives the exact responsibilities).
+    pub fn answer_fields(&mut self, st: &State, mixture: &GaussianMixture) {
+        let t = st.scene.t;
+        let sde = self.sde(st, mixture);
         let Some((req, cells)) = &self.field else {
             return;
         };
@@ -709,21 +736,127 @@ impl Host {
             .pending
             .fields
             .iter()
-            .partition(|(_, asked)| *asked < seq);
+            .partition(|(_, asked, _)| *asked < seq);
         if due.is_empty() {
             return;
         }
         self.pending.fields = wait;
-        let rows: Vec<[f64; 4]> = req
-            .points()
-            .iter()
-            .zip(cells)
-            .map(|(p, c)| [p.x, p.y, c.learned.x, c.learned.y])
-            .collect();
-        let json = serde_json::to_string(&rows).map_err(|e| e.to_string());
-        for (id, _) in due {
-            api::answer(id, json.clone());
+        let points = req.points();
+        let score_rows = || -> Vec<Vec<f64>> {
+            points
+                .iter()
+                .zip(cells)
+                .map(|(p, c)| vec![p.x, p.y, c.learned.x, c.learned.y])
+                .collect()
+        };
+        let denoiser_rows = || -> Vec<Vec<f64>> {
+            points
+                .iter()
+                .zip(cells)
+                .map(|(p, c)| {
+                    let d = denoise::tweedie(&sde, *p, t, c.learned);
+                    let e = denoise::tweedie(&sde, *p, t, c.exact);
+                    let mut row = vec![p.x, p.y, d.x, d.y, e.x, e.y];
+                    row.extend(denoise::responsibilities(mixture, &sde, *p, t));
+                    row
+                })
+                .collect()
+        };
+        for (id, _, what) in due {
+            let rows = match what {
+                FieldAnswer::Score => score_rows(),
+                FieldAnswer::Denoiser => denoiser_rows(),
+            };
+            api::answer(id, serde_json::to_string(&rows).map_err(|e| e.to_string()));
         }
+    }
+
+    /// The denoiser's arrows (every `DENOISER_EVERY`-th grid point of the latest field, both
+    /// ways): (x_t, D(x_t) from the learned score, D(x_t) from the exact score).
+    pub fn denoiser_arrows(&self, st: &State, mixture: &GaussianMixture) -> Vec<[Vec2; 3]> {
+        let Some((req, cells)) = &self.field else {
+            return Vec::new();
+        };
+        if !st.layers.arrows || st.arrows != ArrowMode::Denoiser {
+            return Vec::new();
+        }
+        let sde = self.sde(st, mixture);
+        let nx = req.n.0 as usize;
+        req.points()
+            .into_iter()
+            .zip(cells)
+            .enumerate()
+            .filter(|(i, _)| (i % nx) % DENOISER_EVERY == 1 && (i / nx) % DENOISER_EVERY == 1)
+            .map(|(_, (p, c))| {
+                [
+                    p,
+                    denoise::tweedie(&sde, p, req.t, c.learned),
+                    denoise::tweedie(&sde, p, req.t, c.exact),
+                ]
+            })
+            .collect()
+    }
+
+    /// The responsibilities layer for the visible box: each pixel the mix of the component
+    /// colours weighted by p(k | x_t) (recomputed when the grid, the mixture or the SDE change).
+    pub fn update_responsibilities(
+        &mut self,
+        ctx: &egui::Context,
+        st: &State,
+        mixture: &GaussianMixture,
+        revision: u64,
+        view: (Vec2, Vec2),
+    ) {
+        if !st.layers.responsibilities {
+            self.responsibilities = None;
+            return;
+        }
+        let req = FieldRequest::square_cells(view.0, view.1, RESP_COLS, st.scene.t);
+        let sde = self.sde(st, mixture);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            revision.hash(&mut h);
+            format!("{sde:?}").hash(&mut h);
+            h.finish()
+        };
+        if self
+            .responsibilities
+            .as_ref()
+            .is_some_and(|h| h.req == req && h.key == (key, st.palette))
+        {
+            return;
+        }
+        let pt = crate::sim::score::ExactScore::new(mixture.clone(), sde).at(req.t);
+        let (nx, ny) = (req.n.0 as usize, req.n.1 as usize);
+        let mut pixels = vec![egui::Color32::TRANSPARENT; nx * ny];
+        let mut r = vec![0.0; mixture.len()];
+        for (i, p) in req.points().iter().enumerate() {
+            pt.responsibilities(*p, &mut r);
+            let mut rgb = [0.0f64; 3];
+            for (k, rk) in r.iter().enumerate() {
+                let c = canvas::component_color(k);
+                rgb[0] += rk * f64::from(c.r());
+                rgb[1] += rk * f64::from(c.g());
+                rgb[2] += rk * f64::from(c.b());
+            }
+            let (ix, iy) = (i % nx, i / nx);
+            pixels[(ny - 1 - iy) * nx + ix] = egui::Color32::from_rgba_unmultiplied(
+                rgb[0] as u8,
+                rgb[1] as u8,
+                rgb[2] as u8,
+                RESP_ALPHA,
+            );
+        }
+        self.responsibilities = Some(Heatmap {
+            req,
+            key: (key, st.palette),
+            texture: ctx.load_texture(
+                "responsibilities",
+                egui::ColorImage::new([nx, ny], pixels),
+                egui::TextureOptions::LINEAR,
+            ),
+        });
     }
 
     /// The particles of `slot` to draw (uploading the CPU engine's into a vertex buffer).

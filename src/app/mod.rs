@@ -409,6 +409,7 @@ impl ScoreLabApp {
     fn canvases(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) -> Option<(Vec2, Vec2)> {
         let st = &self.state;
         let arrows = self.host.arrows(st);
+        let denoiser = self.host.denoiser_arrows(st, &self.data.mixture);
         let n_canvas = if st.split == SplitMode::Off { 1 } else { 2 };
         let mut sides = Vec::new();
         for side in 0..n_canvas {
@@ -435,6 +436,7 @@ impl ScoreLabApp {
             let heatmaps: Vec<_> = heat
                 .into_iter()
                 .filter_map(|(on, h)| h.as_ref().filter(|_| on))
+                .chain(self.host.responsibilities.as_ref())
                 .map(|h| (h.texture.id(), h.req.lo, h.req.hi))
                 .collect();
             sides.push((particles, heatmaps, panels::side_title(st, side)));
@@ -455,6 +457,7 @@ impl ScoreLabApp {
                     canvas::CanvasLayers {
                         samples: self.state.layers.samples.then_some(&self.data.samples[..]),
                         arrows: &arrows,
+                        denoiser: &denoiser,
                         heatmaps,
                         particles,
                         trails: self.state.layers.trails,
@@ -577,6 +580,8 @@ impl eframe::App for ScoreLabApp {
             let (st, data) = (&self.state, &self.data);
             self.host
                 .update_true_density(&ctx, st, &data.mixture, data.revision, view);
+            self.host
+                .update_responsibilities(&ctx, st, &data.mixture, data.revision, view);
             let said = self.host.frame(
                 &ctx,
                 st,
@@ -591,7 +596,7 @@ impl eframe::App for ScoreLabApp {
             if let Some(m) = said.file_message {
                 self.ui.file_message = Some(m);
             }
-            self.host.answer_fields(st.scene.t);
+            self.host.answer_fields(st, &data.mixture);
             let sde = self.host.sde(st, &data.mixture);
             self.lessons
                 .frame(&data.mixture, data.revision, &sde, st.samplers[0].exact);

@@ -32,6 +32,13 @@ const INPAINT_BUDGET: Duration = Duration::from_millis(8);
 const PATH_GRID: usize = 7;
 /// RK4 steps of a drawn path.
 const PATH_STEPS: usize = 60;
+/// The conditional-vs-marginal pivot time is the shown t, kept inside this range (at t → 0
+/// both paths start at x₀; at t = 1 the shared point is prior noise).
+const COND_T_MIN: f64 = 0.05;
+/// Upper end of the pivot's range.
+const COND_T_MAX: f64 = 0.95;
+/// The fixed noise z of the conditional path (a unit-length draw, so x_t is a typical point).
+const COND_Z: [f64; 2] = [0.8, 0.6];
 
 /// What a click on the canvas does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +71,33 @@ pub struct ProbeResult {
     pub log_p_true: f64,
     /// Whether `log_p_model` comes from the exact score.
     pub exact: bool,
+}
+
+/// The probe as a data point x₀: its conditional noising path x_t = m + α(x₀ − m) + s z
+/// (one fixed z) beside the marginal probability-flow ODE path through the same x_t at the
+/// pivot time, followed both ways (`sim::denoise::conditional_path`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CondPaths {
+    /// The data point x₀.
+    pub x0: [f64; 2],
+    /// The time both paths share a point at.
+    pub t: f64,
+    /// The shared point x_t.
+    pub x_t: [f64; 2],
+    /// Where the conditional path starts (t → 0: x₀ itself).
+    pub conditional_start: [f64; 2],
+    /// Where the marginal PF-ODE path through x_t lands at t → 0.
+    pub marginal_start: [f64; 2],
+    /// Where the conditional path ends at t = 1.
+    pub conditional_end: [f64; 2],
+    /// Where the marginal path ends at t = 1.
+    pub marginal_end: [f64; 2],
+    /// The conditional path, t from t₀ to 1.
+    #[serde(skip)]
+    pub conditional: Vec<Vec2>,
+    /// The marginal path, t from t₀ to 1 (through x_t).
+    #[serde(skip)]
+    pub marginal: Vec<Vec2>,
 }
 
 /// Result of an inpainting run.
@@ -108,6 +142,9 @@ pub struct Lessons {
     pub ode_paths: bool,
     /// Where the probe is.
     pub probe_at: Option<Vec2>,
+    /// Show the probe's conditional path against the marginal one, pivoting at this time.
+    pub cond_paths: Option<f64>,
+    cond: Option<(u64, CondPaths)>,
     /// Inpainting settings (on when `Some`).
     pub inpaint: Option<InpaintSpec>,
     /// What a canvas click does.
@@ -147,7 +184,7 @@ impl Lessons {
             || self.probe_at.is_some()
             || self
                 .inpaint
-                .is_some_and(|i| i.method == InpaintMethod::Replacement && !i.exact);
+                .is_some_and(|i| i.method != InpaintMethod::ExactConditional && !i.exact);
         let stale = self.model_at.is_none_or(|t| t.elapsed() >= MODEL_EVERY);
         let asked_recently = self
             .model_asked
@@ -172,6 +209,14 @@ impl Lessons {
         if probe != self.probe_at {
             self.probe_at = probe;
             self.probe = None;
+            self.cond = None;
+        }
+        let pivot = st
+            .cond_paths
+            .then(|| st.scene.t.clamp(COND_T_MIN, COND_T_MAX));
+        if pivot != self.cond_paths {
+            self.cond_paths = pivot;
+            self.cond = None;
         }
         if st.inpaint != self.inpaint {
             self.inpaint = st.inpaint;
@@ -272,6 +317,11 @@ impl Lessons {
                 }
             }
         }
+        if let (Some(score), Some(x0), Some(t)) = (score, self.probe_at, self.cond_paths) {
+            if self.cond.as_ref().is_none_or(|(k, _)| *k != key) {
+                self.cond = Some((key, cond_paths(score, sde, x0, t)));
+            }
+        }
         if !self.ode_paths {
             self.paths = None;
         }
@@ -302,7 +352,7 @@ impl Lessons {
         }
         let finished = self.inpaint_result.as_ref().is_some_and(|(k, _)| *k == key);
         if self.inpaint_job.is_none() && !finished {
-            let needs_net = spec.method == InpaintMethod::Replacement && !spec.exact;
+            let needs_net = spec.method != InpaintMethod::ExactConditional && !spec.exact;
             let score = if needs_net {
                 match &self.model {
                     Some(m) => OwnedScore::Net(m.clone()),
@@ -311,7 +361,8 @@ impl Lessons {
             } else {
                 OwnedScore::Exact(exact_score)
             };
-            let job = Inpainter::new(mixture, sde, spec.c, spec.n, spec.steps, spec.method, 0);
+            let job = Inpainter::new(mixture, sde, spec.c, spec.n, spec.steps, spec.method, 0)
+                .with_zeta(spec.zeta);
             self.inpaint_job = Some((key, job, score));
         }
         let start = Instant::now();
@@ -378,6 +429,24 @@ impl Lessons {
                 ex.labels.push((x, text, Color32::WHITE));
             }
         }
+        if let Some((_, c)) = &self.cond {
+            let cond_color = Color32::from_rgb(255, 230, 90);
+            let marg_color = Color32::from_rgb(235, 110, 255);
+            ex.curves.push((c.conditional.clone(), cond_color, 2.0));
+            ex.curves.push((c.marginal.clone(), marg_color, 2.0));
+            let x_t = Vec2::new(c.x_t[0], c.x_t[1]);
+            ex.points.push((x_t, Color32::WHITE, 4.0));
+            let ms = Vec2::new(c.marginal_start[0], c.marginal_start[1]);
+            ex.points.push((ms, marg_color, 4.0));
+            ex.labels.push((
+                x_t,
+                format!(
+                    "x_t (t = {:.2}): conditional (yellow) · marginal PF-ODE (magenta)",
+                    c.t
+                ),
+                Color32::WHITE,
+            ));
+        }
         if let Some(spec) = self.inpaint {
             ex.vline = Some((spec.c, Color32::from_rgb(255, 170, 60)));
             let pts: Vec<f64> = match (&self.inpaint_job, &self.inpaint_result) {
@@ -399,6 +468,7 @@ impl Lessons {
         serde_json::json!({
             "ode_paths": self.paths.as_ref().map_or(0, |(_, p)| p.len()),
             "probe": self.probe.as_ref().map(|(_, r)| r),
+            "cond_paths": self.cond.as_ref().map(|(_, c)| c),
             "inpaint": self.inpaint,
             "inpaint_progress": inpaint_progress,
             "inpaint_result": self.inpaint_result.as_ref().map(|(_, r)| r),
@@ -458,5 +528,38 @@ impl Lessons {
                     .collect();
                 p.line(Line::new("p(x₂ | x₁ = c)", PlotPoints::from(pts)));
             });
+    }
+}
+
+/// The conditional path of `x0` and the marginal PF-ODE path through its x_t at time `t`.
+fn cond_paths(score: &dyn ScoreModel, sde: &Sde, x0: Vec2, t: f64) -> CondPaths {
+    let t0 = 1e-3;
+    let z = Vec2::new(COND_Z[0], COND_Z[1]);
+    let ts: Vec<f64> = (0..=PATH_STEPS)
+        .map(|i| t0 + (1.0 - t0) * i as f64 / PATH_STEPS as f64)
+        .collect();
+    let conditional = crate::sim::denoise::conditional_path(sde, x0, z, &ts);
+    let x_t = crate::sim::denoise::conditional_path(sde, x0, z, &[t])[0];
+    let mut back = pf_ode_paths(score, sde, &[x_t], t, t0, PATH_STEPS)
+        .pop()
+        .unwrap_or_default();
+    let fwd = pf_ode_paths(score, sde, &[x_t], t, 1.0, PATH_STEPS)
+        .pop()
+        .unwrap_or_default();
+    back.reverse();
+    let marginal_start = back.first().copied().unwrap_or(x_t);
+    let marginal_end = fwd.last().copied().unwrap_or(x_t);
+    back.extend(fwd.into_iter().skip(1));
+    let arr = |v: Vec2| [v.x, v.y];
+    CondPaths {
+        x0: arr(x0),
+        t,
+        x_t: arr(x_t),
+        conditional_start: arr(conditional.first().copied().unwrap_or(x0)),
+        marginal_start: arr(marginal_start),
+        conditional_end: arr(conditional.last().copied().unwrap_or(x0)),
+        marginal_end: arr(marginal_end),
+        conditional,
+        marginal: back,
     }
 }

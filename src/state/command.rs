@@ -71,6 +71,9 @@ pub enum Command {
     ExportModel(u32),
     /// The learned score field at the shown noise level, `[[x, y, sx, sy], …]`.
     Field(u32),
+    /// Tweedie's denoiser at the shown noise level on the field's grid,
+    /// `[[x, y, Dx, Dy, D*x, D*y, r₁, …, r_K], …]` (learned, exact, responsibilities).
+    Denoiser(u32),
     /// The inpainting samples x₂ once the run is complete.
     Inpaint(u32),
     /// Apply an imported (already validated) file.

@@ -208,9 +208,15 @@ mod tests {
         s.probe = Some([1.5, -2.25]);
         s.inpaint = Some(InpaintSpec {
             c: -1.0,
+            method: crate::sim::guidance::InpaintMethod::Dps,
+            zeta: 0.2,
             ..InpaintSpec::default()
         });
         s.view = Some([-10.0, -9.0, 11.0, 12.5]);
+        // Issue 16's views.
+        s.samplers[0].mala = true;
+        s.arrows = crate::state::ArrowMode::Denoiser;
+        s.layers.responsibilities = true;
         s
     }
 

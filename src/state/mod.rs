@@ -86,6 +86,8 @@ pub struct Layers {
     pub particles: bool,
     /// Fading trails behind the particles.
     pub trails: bool,
+    /// The plane coloured by the exact responsibilities p(k | x_t) of the components.
+    pub responsibilities: bool,
 }
 
 impl Default for Layers {
@@ -97,6 +99,7 @@ impl Default for Layers {
             arrows: true,
             particles: true,
             trails: true,
+            responsibilities: false,
         }
     }
 }
@@ -112,6 +115,9 @@ pub enum ArrowMode {
     Exact,
     /// learned − exact.
     Difference,
+    /// Tweedie's denoiser: arrows from x_t to D(x_t) = E[x₀ | x_t], to scale, for the learned
+    /// score (orange) and the exact one (cyan).
+    Denoiser,
 }
 
 /// What the split view shows.
@@ -150,9 +156,16 @@ pub struct InpaintSpec {
     pub n: usize,
     /// Reverse-SDE steps.
     pub steps: usize,
-    /// Replacement follows the exact joint score instead of the learned one.
+    /// Replacement and DPS follow the exact joint score instead of the learned one.
     #[serde(default)]
     pub exact: bool,
+    /// DPS's step ζ, in units of the data's spread.
+    #[serde(default = "default_zeta")]
+    pub zeta: f64,
+}
+
+fn default_zeta() -> f64 {
+    crate::sim::guidance::DPS_ZETA
 }
 
 impl Default for InpaintSpec {
@@ -163,6 +176,7 @@ impl Default for InpaintSpec {
             n: 1000,
             steps: 500,
             exact: false,
+            zeta: default_zeta(),
         }
     }
 }
@@ -174,6 +188,9 @@ impl InpaintSpec {
             return Err(format!(
                 "the inpainting line x₁ = c needs |c| ≤ {MAX_COORD}"
             ));
+        }
+        if !(self.zeta.is_finite() && (0.0..=1.0).contains(&self.zeta)) {
+            return Err("DPS's step ζ must be in [0, 1]".into());
         }
         if !(1..=MAX_INPAINT_N).contains(&self.n) || !(1..=MAX_INPAINT_STEPS).contains(&self.steps)
         {
@@ -210,6 +227,9 @@ pub struct State {
     pub ode_paths: bool,
     /// The probe particle, if dropped.
     pub probe: Option<[f64; 2]>,
+    /// With the probe as the data point x₀: its conditional noising path beside the marginal
+    /// PF-ODE path through the same x_t (at the shown noise level).
+    pub cond_paths: bool,
     /// Inpainting, if on.
     pub inpaint: Option<InpaintSpec>,
     /// The visible data box [x_lo, y_lo, x_hi, y_hi] (fitted to the data when absent).
@@ -231,6 +251,7 @@ impl Default for State {
             paused: false,
             ode_paths: false,
             probe: None,
+            cond_paths: false,
             inpaint: None,
             view: None,
             palette: Palette::default(),

@@ -21,6 +21,14 @@ pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
         ui.selectable_value(&mut cx.ui.tool, ClickTool::Inpaint, "x₁ = c")
             .on_hover_text(explain::INPAINT);
     });
+    ui.checkbox(
+        &mut st.cond_paths,
+        "conditional vs marginal path (at the shown t)",
+    )
+    .on_hover_text(explain::COND_PATHS);
+    if st.cond_paths && st.probe.is_none() {
+        ui.label("pick a data point: choose 'probe' and click the canvas");
+    }
     if let Some(r) = cx.lessons.probe_result() {
         ui.label(format!(
             "probe ({:.2}, {:.2}): log p̂ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
@@ -53,8 +61,19 @@ pub fn conditional_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
         );
         ui.selectable_value(&mut spec.method, InpaintMethod::ExactConditional, "exact");
         ui.selectable_value(&mut spec.method, InpaintMethod::Replacement, "replacement");
+        ui.selectable_value(&mut spec.method, InpaintMethod::Dps, "DPS")
+            .on_hover_text(explain::DPS);
     });
-    if spec.method == InpaintMethod::Replacement {
+    if spec.method == InpaintMethod::Dps {
+        ui.add(
+            egui::Slider::new(&mut spec.zeta, 0.0..=1.0)
+                .logarithmic(true)
+                .smallest_positive(1e-3)
+                .text("DPS step ζ"),
+        )
+        .on_hover_text(explain::DPS);
+    }
+    if spec.method != InpaintMethod::ExactConditional {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut spec.exact, false, "learned joint score");
             ui.selectable_value(&mut spec.exact, true, "exact joint score");

@@ -192,6 +192,18 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
         ui.selectable_value(&mut st.arrows, ArrowMode::Learned, "learned");
         ui.selectable_value(&mut st.arrows, ArrowMode::Exact, "exact");
         ui.selectable_value(&mut st.arrows, ArrowMode::Difference, "difference");
+        ui.selectable_value(&mut st.arrows, ArrowMode::Denoiser, "denoiser")
+            .on_hover_text(crate::app::explain::DENOISER);
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut l.responsibilities, "responsibilities p(k | xₜ)")
+            .on_hover_text(crate::app::explain::RESPONSIBILITIES);
+        if l.responsibilities {
+            for k in 0..st.scene.mixture.components.len() {
+                let c = crate::app::canvas::component_color(k);
+                ui.colored_label(c, format!("■{}", k + 1));
+            }
+        }
     });
     ui.horizontal(|ui| {
         ui.label("Heatmap");
