@@ -598,8 +598,14 @@ impl eframe::App for ScoreLabApp {
             }
             self.host.answer_fields(st, &data.mixture);
             let sde = self.host.sde(st, &data.mixture);
-            self.lessons
-                .frame(&data.mixture, data.revision, &sde, st.samplers[0].exact);
+            let budget = self.clock.perf.cpu_budget();
+            self.lessons.frame(
+                &data.mixture,
+                data.revision,
+                &sde,
+                st.samplers[0].exact,
+                budget,
+            );
         }
         if self.ui.help_open {
             panels::help_window(&ctx, &mut self.ui.help_open);

@@ -26,7 +26,7 @@ use crate::state::{InpaintSpec, State};
 
 /// How often the CPU snapshot of the network is refreshed while it is needed.
 const MODEL_EVERY: Duration = Duration::from_millis(2000);
-/// CPU time per frame for inpainting.
+/// Least CPU time per frame for inpainting (more where the main thread has idle time).
 const INPAINT_BUDGET: Duration = Duration::from_millis(8);
 /// Start points per side of the PF-ODE path grid.
 const PATH_GRID: usize = 7;
@@ -197,6 +197,11 @@ impl Lessons {
         self.probe.as_ref().map(|(_, r)| r)
     }
 
+    /// The conditional-vs-marginal paths, once computed.
+    pub fn cond_result(&self) -> Option<&CondPaths> {
+        self.cond.as_ref().map(|(_, c)| c)
+    }
+
     /// A snapshot has been requested.
     pub fn model_requested(&mut self) {
         self.model_asked = Some(Instant::now());
@@ -268,7 +273,16 @@ impl Lessons {
     }
 
     /// Recompute what is stale and advance inpainting (a few ms).
-    pub fn frame(&mut self, mixture: &GaussianMixture, revision: u64, sde: &Sde, exact: bool) {
+    /// `budget` is the main thread's spare time this frame (`app::perf::PerfWindow::cpu_budget`);
+    /// inpainting takes at least [`INPAINT_BUDGET`] of it.
+    pub fn frame(
+        &mut self,
+        mixture: &GaussianMixture,
+        revision: u64,
+        sde: &Sde,
+        exact: bool,
+        budget: Duration,
+    ) {
         let exact_score = ExactScore::new(mixture.clone(), *sde);
         let key = Self::key(revision, sde, exact, self.model_version);
         let score: Option<&dyn ScoreModel> = if exact {
@@ -325,7 +339,13 @@ impl Lessons {
         if !self.ode_paths {
             self.paths = None;
         }
-        self.run_inpaint(mixture, revision, sde, exact_score);
+        self.run_inpaint(
+            mixture,
+            revision,
+            sde,
+            exact_score,
+            budget.max(INPAINT_BUDGET),
+        );
     }
 
     fn run_inpaint(
@@ -334,6 +354,7 @@ impl Lessons {
         revision: u64,
         sde: &Sde,
         exact_score: ExactScore,
+        budget: Duration,
     ) {
         let Some(spec) = self.inpaint else {
             return;
@@ -367,7 +388,7 @@ impl Lessons {
         }
         let start = Instant::now();
         if let Some((k, job, score)) = self.inpaint_job.as_mut() {
-            while !job.done() && start.elapsed() < INPAINT_BUDGET {
+            while !job.done() && start.elapsed() < budget {
                 job.step(score.get());
             }
             if job.done() {
@@ -413,7 +434,7 @@ impl Lessons {
         }
         if let Some(x) = self.probe_at {
             ex.points.push((x, Color32::WHITE, 5.0));
-            if let Some((_, r)) = &self.probe {
+            if let Some((_, r)) = self.probe.as_ref().filter(|_| self.cond_paths.is_none()) {
                 ex.curves
                     .push((r.forward.clone(), Color32::from_rgb(255, 170, 60), 2.5));
                 ex.curves
@@ -438,14 +459,10 @@ impl Lessons {
             ex.points.push((x_t, Color32::WHITE, 4.0));
             let ms = Vec2::new(c.marginal_start[0], c.marginal_start[1]);
             ex.points.push((ms, marg_color, 4.0));
-            ex.labels.push((
-                x_t,
-                format!(
-                    "x_t (t = {:.2}): conditional (yellow) · marginal PF-ODE (magenta)",
-                    c.t
-                ),
-                Color32::WHITE,
-            ));
+            ex.labels
+                .push((x_t, format!("x_t (t = {:.2})", c.t), Color32::WHITE));
+            let x0 = Vec2::new(c.x0[0], c.x0[1]);
+            ex.labels.push((x0, "x₀".into(), cond_color));
         }
         if let Some(spec) = self.inpaint {
             ex.vline = Some((spec.c, Color32::from_rgb(255, 170, 60)));

@@ -82,6 +82,9 @@ struct StateSnapshot<'a> {
     settings: &'a TrainSettings,
     layers: &'a Layers,
     arrows: ArrowMode,
+    /// The SDE at the shown noise level, in its data frame: x_t = m + α (x₀ − m) + s z, as
+    /// `{center: m, alpha, s}` (what `denoiser()`'s closed form uses).
+    shown_marginal: ShownMarginal,
     /// The whole state as links and scene files hold it (every setting, new ones included).
     state: &'a State,
     scene: &'a Scene,
@@ -92,6 +95,14 @@ struct StateSnapshot<'a> {
     plot_rect: [f32; 4],
     error: Option<&'a str>,
     warning: Option<&'a str>,
+}
+
+/// The forward SDE's marginal at the shown t.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct ShownMarginal {
+    center: [f64; 2],
+    alpha: f64,
+    s: f64,
 }
 
 impl ScoreLabApp {
@@ -144,6 +155,16 @@ impl ScoreLabApp {
             settings: &st.settings,
             layers: &st.layers,
             arrows: st.arrows,
+            shown_marginal: {
+                let sde = host.sde(st, &self.data.mixture);
+                let (alpha, s) = sde.marginal(st.scene.t);
+                let c = sde.center();
+                ShownMarginal {
+                    center: [c.x, c.y],
+                    alpha,
+                    s,
+                }
+            },
             state: st,
             scene: &st.scene,
             selected: self.canvas.selected,

@@ -629,6 +629,9 @@ impl Engine for GpuEngine {
             if let Some((rb, _, _)) = &slot.samples_rb {
                 rb.map();
             }
+            if let Some((rb, _, _)) = &slot.accept_rb {
+                rb.map();
+            }
         }
         if let Some(rb) = &self.model_rb {
             rb.map();

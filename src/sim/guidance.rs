@@ -218,7 +218,8 @@ impl Inpainter {
             }
         }
         let guide = match self.method {
-            InpaintMethod::Dps => self.dps_gradients(score, t),
+            // ζ = 0 is the unguided joint reverse SDE (no Jacobian needed).
+            InpaintMethod::Dps if self.zeta != 0.0 => self.dps_gradients(score, t),
             _ => Vec::new(),
         };
         let shift = self.zeta * self.spread;

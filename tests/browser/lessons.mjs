@@ -14,6 +14,13 @@
 //   exact score the PF-ODE on VE and annealed Langevin on sub-VP still give the right weights
 //   (computed here, and in the app's bars), no particle diverges.
 //
+// - Issue 16: Tweedie's denoiser from denoiser() equals the closed-form posterior mean computed
+//   here (after a mouse drag), responsibilities sum to 1; the probe's conditional path and the
+//   marginal PF-ODE path share x_t and start apart; MALA beside plain Langevin on the GPU engine
+//   (acceptance live, variance error small vs large) and on the CPU fallback; DPS pulled toward
+//   the conditional but biased (KS here). Screenshots docs/lessons/lesson-{denoiser,cond-paths,
+//   mala,dps}.png.
+//
 // Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same, and a
 // frame costs ≈ 300 ms on SwiftShader, so the animation was most of this file's 13 minutes.
 //
@@ -316,6 +323,153 @@ const { browser, page, errors } = await launch();
   writeFileSync(`${outDir}/lesson-inpaint.png`, await page.screenshot());
 }
 
+// ------------------------------------------------ issue 16: denoiser, conditional paths, MALA, DPS
+const s0scene = (await state(page)).scene;
+// The denoiser's view: Tweedie's D(x_t) from the exact score equals the closed-form posterior
+// mean computed here from the scene (after a real mouse drag moved a component off-centre);
+// the learned column is Tweedie applied to field()'s learned score; responsibilities sum to 1.
+function posterior(scene, mg, x) {
+  const comps = scene.mixture.components;
+  const total = comps.reduce((a, k) => a + k.weight, 0);
+  const [m0, m1] = mg.center;
+  const { alpha: a, s } = mg;
+  const parts = comps.map((k) => {
+    const [[cxx, cxy], [, cyy]] = k.cov;
+    const mt = [m0 + a * (k.mean[0] - m0), m1 + a * (k.mean[1] - m1)];
+    const [p, q, r] = [a * a * cxx + s * s, a * a * cxy, a * a * cyy + s * s];
+    const det = p * r - q * q;
+    const inv = [r / det, -q / det, p / det];
+    const d = [x[0] - mt[0], x[1] - mt[1]];
+    const id = [inv[0] * d[0] + inv[1] * d[1], inv[1] * d[0] + inv[2] * d[1]];
+    const logw = Math.log(k.weight / total) - 0.5 * Math.log(det) - 0.5 * (d[0] * id[0] + d[1] * id[1]);
+    const mean = [k.mean[0] + a * (cxx * id[0] + cxy * id[1]), k.mean[1] + a * (cxy * id[0] + cyy * id[1])];
+    return { logw, mean };
+  });
+  const mx = Math.max(...parts.map((p) => p.logw));
+  const ws = parts.map((p) => Math.exp(p.logw - mx));
+  const z = ws.reduce((a, b) => a + b, 0);
+  const r = ws.map((w) => w / z);
+  return { r, mean: [0, 1].map((i) => parts.reduce((acc, p, k) => acc + r[k] * p.mean[i], 0)) };
+}
+// No page load of its own (each costs ≈ 20 s on SwiftShader): this continues on the page of the
+// inpainting section, switched to the GPU engine.
+{
+  await api(page, "setConfig", { inpaint: null, engine: "gpu" });
+  await api(page, "setConfig", { training: true, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, t: 0.35 });
+  for (let i = 0; i < 12; i++) await frames(page); // a little training: the learned arrows mean something
+  const s0 = await state(page);
+  const [px, py, pw, ph] = s0.plot_rect;
+  const handles = clusters(findColor(decodePng(await page.screenshot()), [255, 80, 120], 30), 20)
+    .filter((c) => c.n > 20 && c.x > px && c.x < px + pw && c.y > py && c.y < py + ph);
+  if (handles.length > 0) {
+    const h = handles.reduce((a, b) => (b.x + b.y > a.x + a.y ? b : a)); // toward the bottom-right corner
+    const [tx, ty] = [px + 0.85 * pw, py + 0.85 * ph];
+    await page.mouse.move(h.x, h.y);
+    await page.mouse.down();
+    for (let i = 1; i <= 12; i++) { await page.mouse.move(h.x + (tx - h.x) * i / 12, h.y + (ty - h.y) * i / 12); await frames(page); }
+    await page.mouse.up();
+  }
+  for (let i = 0; i < 10; i++) await frames(page);
+  const s = await state(page);
+  const moved = Math.max(...s.scene.mixture.components.map((c, k) => Math.hypot(c.mean[0] - s0.scene.mixture.components[k].mean[0], c.mean[1] - s0.scene.mixture.components[k].mean[1])));
+  const [den, fld] = await page.evaluate(() => Promise.all([window.scorelab.denoiser(), window.scorelab.field()]));
+  const mg = (await state(page)).shown_marginal;
+  const K = s.scene.mixture.components.length;
+  let worstExact = 0, worstResp = 0, worstSum = 0, worstLearned = 0, reach = 0;
+  den.forEach((row, i) => {
+    const [x, y, dx, dy, ex, ey, ...r] = row;
+    const p = posterior(s.scene, mg, [x, y]);
+    const scale = 1 + Math.hypot(p.mean[0], p.mean[1]);
+    worstExact = Math.max(worstExact, Math.hypot(ex - p.mean[0], ey - p.mean[1]) / scale);
+    worstResp = Math.max(worstResp, ...r.map((v, k) => Math.abs(v - p.r[k])));
+    worstSum = Math.max(worstSum, Math.abs(r.reduce((a, b) => a + b, 0) - 1));
+    const f = fld[i];
+    const tw = [0, 1].map((j) => mg.center[j] + (f[j] - mg.center[j] + mg.s * mg.s * f[2 + j]) / mg.alpha);
+    worstLearned = Math.max(worstLearned, Math.hypot(dx - tw[0], dy - tw[1]) / (1 + Math.hypot(tw[0], tw[1])));
+    reach = Math.max(reach, Math.hypot(ex - x, ey - y));
+  });
+  check(moved > 2 && den.length === fld.length && den.length > 100 && den[0].length === 6 + K,
+    `denoiser(): ${den.length} cells × ${den[0]?.length} columns after a mouse drag moved a component by ${moved.toFixed(1)}`);
+  check(worstExact < 1e-5 && worstResp < 1e-6 && worstSum < 1e-9,
+    `Tweedie with the exact score is the closed-form posterior mean (worst relative error ${worstExact.toExponential(1)}), responsibilities match (${worstResp.toExponential(1)}) and sum to 1`);
+  check(worstLearned < 1e-4 && reach > 0.1, `the learned arrows are Tweedie on field()'s learned score (${worstLearned.toExponential(1)}); the exact arrows reach up to ${reach.toFixed(2)} at t = 0.35`);
+  // As t → 0 the denoiser returns x_t itself.
+  await api(page, "setConfig", { t: 0.0 });
+  await page.waitForTimeout(600);
+  const d0 = await api(page, "denoiser");
+  const still = Math.max(...d0.map((r) => Math.hypot(r[4] - r[0], r[5] - r[1])));
+  check(still < 0.05, `at t = 0 the exact denoiser leaves every point where it is (largest move ${still.toFixed(4)})`);
+  await api(page, "setConfig", { t: 0.6 });
+  for (let i = 0; i < 8; i++) await frames(page);
+  writeFileSync(`${outDir}/lesson-denoiser.png`, await page.screenshot());
+}
+
+// MALA vs plain Langevin at a large step, side by side, on an off-centre anisotropic mixture
+// (GPU engine, the page loaded above); the acceptance rate is live in state().
+{
+  await api(page, "setConfig", { arrows: "learned", layers: { responsibilities: false, true_density: true } });
+  const scene = { mixture: { components: [
+    { weight: 0.5, mean: [17, -14], cov: [[1.0, 0.6], [0.6, 0.5]] },
+    { weight: 0.3, mean: [29, -13], cov: [[0.3, 0.0], [0.0, 2.0]] },
+    { weight: 0.2, mean: [23, -7], cov: [[0.8, -0.3], [-0.3, 0.8]] }] }, t: 0 };
+  await api(page, "setScene", scene);
+  await api(page, "setConfig", { training: false, split: "samplers" });
+  for (const [slot, mala] of [[0, true], [1, false]]) {
+    await api(page, "setConfig", { slot, sampler: "langevin", exact: true, mala, eps: 0.1, steps: 400, particles: 2000, repeat: false, speed: 20 });
+  }
+  const s = (await waitDone(page, 0)) && (await waitDone(page, 1));
+  const [a, b] = [s?.runs?.[0], s?.runs?.[1]];
+  const acc = s?.samplers?.[0]?.accept;
+  console.log(`     MALA: acceptance ${acc}, variance error ${a?.max_variance_error?.toFixed(3)}; plain: ${b?.max_variance_error?.toFixed(3)} (engine ${s?.engine})`);
+  check(s && s.engine === "WebGPU" && acc > 0.5 && acc < 1 && s.samplers[1].accept === null,
+    `MALA on the GPU engine reports its acceptance rate (${acc?.toFixed(3)}); plain Langevin none`);
+  check(a && b && a.max_variance_error < 0.15 && b.max_variance_error > 0.3,
+    `MALA keeps each component's variance (worst error ${a?.max_variance_error?.toFixed(3)}), plain Langevin at the same step widens it (${b?.max_variance_error?.toFixed(3)})`);
+  for (let i = 0; i < 8; i++) await frames(page);
+  writeFileSync(`${outDir}/lesson-mala.png`, await page.screenshot());
+}
+
+// Conditional vs marginal path: the probe is x₀; x_t = m + α(x₀ − m) + s z (z = (0.8, 0.6)).
+// On the same page, back on the default scene, one canvas and the CPU engine.
+{
+  await api(page, "setScene", { mixture: s0scene.mixture, t: 0.55 });
+  // Back on the CPU engine: both views run on the CPU snapshot, and WebGPU's frames on
+  // SwiftShader (≈ 0.5-2 s) would give the DPS runs below a few ms per frame (83 s vs 17 s).
+  await api(page, "setConfig", { engine: "cpu" });
+  await api(page, "setConfig", { split: "off", slot: 0, sampler: "annealed-langevin", mala: false, training: false, exact_particles: true, probe: [1.0, 3.5], cond_paths: true, t: 0.55 });
+  let s;
+  for (let i = 0; i < 40; i++) { s = await state(page); if (s.lessons.cond_paths) break; await page.waitForTimeout(250); }
+  const c = s?.lessons?.cond_paths;
+  const mg = s?.shown_marginal;
+  const xt = mg && [0, 1].map((j) => mg.center[j] + mg.alpha * ([1.0, 3.5][j] - mg.center[j]) + mg.s * [0.8, 0.6][j]);
+  check(c && Math.hypot(c.x_t[0] - xt[0], c.x_t[1] - xt[1]) < 1e-9 && Math.hypot(c.conditional_start[0] - 1.0, c.conditional_start[1] - 3.5) < 0.05,
+    `conditional path: x_t = (${c?.x_t?.map((v) => v.toFixed(3))}) = m + α(x₀ − m) + s z, and it starts at x₀ (${c?.conditional_start?.map((v) => v.toFixed(3))})`);
+  const gap = c && Math.hypot(c.marginal_start[0] - 1.0, c.marginal_start[1] - 3.5);
+  check(c && gap > 0.2, `the marginal PF-ODE path through the same x_t lands elsewhere: (${c?.marginal_start?.map((v) => v.toFixed(2))}), ${gap?.toFixed(2)} from x₀`);
+  for (let i = 0; i < 8; i++) await frames(page);
+  writeFileSync(`${outDir}/lesson-cond-paths.png`, await page.screenshot());
+}
+
+// DPS beside the exact conditional (KS computed here against the analytic conditional), on
+// the page loaded for the paths.
+{
+  await api(page, "setConfig", { cond_paths: false, probe: null });
+  const s = await state(page);
+  const c = 2.0;
+  const run = async (spec) => { await api(page, "setConfig", { inpaint: { c, n: 1000, steps: 500, exact: true, ...spec } }); return api(page, "inpaintSamples"); };
+  const cdf = conditionalCdf(s.scene, c);
+  const kExact = ks(await run({ method: "exact" }), cdf);
+  const kNone = ks(await run({ method: "dps", zeta: 0 }), cdf);
+  const kDps = ks(await run({ method: "dps", zeta: 0.05 }), cdf);
+  const crit = 1.949 / Math.sqrt(1000);
+  console.log(`     x₁ = ${c}: KS exact conditional ${kExact.toFixed(3)}, DPS (ζ = 0.05) ${kDps.toFixed(3)}, unguided ${kNone.toFixed(3)} (critical ${crit.toFixed(3)})`);
+  check(kExact < crit && kDps < kNone && kDps > crit, `DPS is pulled toward the conditional but biased (KS ${kDps.toFixed(3)}; exact ${kExact.toFixed(3)}, unguided ${kNone.toFixed(3)})`);
+  const st = await state(page);
+  check(st.link.includes("#s=") && st.state.inpaint.method === "dps" && st.state.inpaint.zeta === 0.05, `the link holds DPS and its ζ`);
+  for (let i = 0; i < 8; i++) await frames(page);
+  writeFileSync(`${outDir}/lesson-dps.png`, await page.screenshot());
+}
+
 // ------------------------------------------------ probe + ODE paths, help overlay
 {
   await load(page);
@@ -349,6 +503,16 @@ await browser.close();
     else console.log(`     ${k}: no finished run`);
   }
   check(ok === kinds.length, `the CPU fallback runs every sampler to the end (${ok}/${kinds.length})`);
+  // MALA on the CPU engine (issue 16): the same acceptance and variance behaviour as on the GPU.
+  await api(page, "setScene", { mixture: { components: [
+    { weight: 0.5, mean: [17, -14], cov: [[1.0, 0.6], [0.6, 0.5]] },
+    { weight: 0.3, mean: [29, -13], cov: [[0.3, 0.0], [0.0, 2.0]] },
+    { weight: 0.2, mean: [23, -7], cov: [[0.8, -0.3], [-0.3, 0.8]] }] }, t: 0 });
+  await api(page, "setConfig", { sampler: "langevin", exact: true, mala: true, eps: 0.1, steps: 600, particles: 1000, repeat: false, speed: 20 });
+  const m = await waitDone(page, 0, 120_000);
+  const acc = m?.samplers?.[0]?.accept;
+  check(m && m.engine === "CPU" && acc > 0.5 && acc < 1 && m.runs[0].max_variance_error < 0.2,
+    `MALA on the CPU engine: acceptance ${acc?.toFixed(3)}, variance error ${m?.runs?.[0]?.max_variance_error?.toFixed(3)}`);
   check(errors.length === 0, `fallback: no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
 }

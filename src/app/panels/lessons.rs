@@ -29,6 +29,19 @@ pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
     if st.cond_paths && st.probe.is_none() {
         ui.label("pick a data point: choose 'probe' and click the canvas");
     }
+    if let Some(c) = cx.lessons.cond_result() {
+        ui.colored_label(
+            egui::Color32::from_rgb(255, 230, 90),
+            format!("conditional path of x₀ = ({:.2}, {:.2})", c.x0[0], c.x0[1]),
+        );
+        ui.colored_label(
+            egui::Color32::from_rgb(235, 110, 255),
+            format!(
+                "marginal PF-ODE path through x_t (t = {:.2}) starts at ({:.2}, {:.2})",
+                c.t, c.marginal_start[0], c.marginal_start[1]
+            ),
+        );
+    }
     if let Some(r) = cx.lessons.probe_result() {
         ui.label(format!(
             "probe ({:.2}, {:.2}): log p̂ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
@@ -53,7 +66,7 @@ pub fn conditional_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
         .on_hover_text(explain::INPAINT);
     let mut on = st.inpaint.is_some();
     let mut spec = st.inpaint.unwrap_or_default();
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut on, "on");
         ui.add_enabled(
             on,

@@ -187,7 +187,7 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
         ui.checkbox(&mut l.samples, "data samples");
         ui.checkbox(&mut l.arrows, "score arrows");
     });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Arrows");
         ui.selectable_value(&mut st.arrows, ArrowMode::Learned, "learned");
         ui.selectable_value(&mut st.arrows, ArrowMode::Exact, "exact");

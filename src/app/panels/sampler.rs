@@ -15,11 +15,19 @@ use crate::state::{SplitMode, State};
 pub fn side_title(st: &State, side: usize) -> Option<String> {
     match st.split {
         SplitMode::Off => None,
-        SplitMode::Samplers => Some(format!(
-            "{} {}",
-            ["A", "B"][side.min(1)],
-            st.samplers[side.min(SLOTS - 1)].kind.name()
-        )),
+        SplitMode::Samplers => {
+            let live = &st.samplers[side.min(SLOTS - 1)];
+            Some(format!(
+                "{} {}{}",
+                ["A", "B"][side.min(1)],
+                live.kind.name(),
+                if live.is_mala() {
+                    " + Metropolis (MALA)"
+                } else {
+                    ""
+                }
+            ))
+        }
         SplitMode::Density => Some(
             if side == 0 {
                 "true log pₜ"
@@ -201,12 +209,15 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                     status.t,
                     sde.effective_sigma(status.t.max(1e-5)),
                     status.nfe,
-                    match status.accept {
-                        Some(a) => format!(" · accepted {:.0}%", 100.0 * a),
-                        None => String::new(),
-                    } + if status.done { " · done" } else { "" }
+                    if status.done { " · done" } else { "" }
                 )),
             );
+        }
+        if let Some(a) = cx.host.sampler[s].and_then(|st| st.accept) {
+            ui.label(format!(
+                "{name}Metropolis: {:.1}% of the moves accepted",
+                100.0 * a
+            ));
         }
         if let Some(r) = &cx.host.runs[s] {
             weights_ui(ui, st.split, cx.ui.flags.panels().charts, s, r);
@@ -217,17 +228,21 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
 fn weights_ui(ui: &mut egui::Ui, split: SplitMode, charts: bool, slot: usize, r: &RunStats) {
     use egui_plot::{Bar, BarChart, Plot};
     ui.label(format!(
-        "{}mode weights (max error {:.3}) · variance error {:.0}% · NLL {:.2} (true samples {:.2})",
+        "{}mode weights (max error {:.3}) · NLL {:.2} (true samples {:.2})",
         if split == SplitMode::Samplers {
             ["A ", "B "][slot]
         } else {
             ""
         },
         r.max_weight_error,
-        100.0 * r.max_variance_error,
         r.nll,
         r.nll_of_true_samples
     ));
+    ui.label(format!(
+        "variance error {:.0}% (worst component eigenvalue)",
+        100.0 * r.max_variance_error
+    ))
+    .on_hover_text("How far the spread of the samples in each component is from the truth: Langevin's step bias shows here (compare MALA).");
     if let Some(m) = &r.diverged_message {
         ui.colored_label(Color32::from_rgb(255, 150, 90), m);
     }
