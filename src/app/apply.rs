@@ -40,6 +40,24 @@ impl Effects {
 }
 
 impl ScoreLabApp {
+    /// Open lesson `n` (1-based): its state replaces the current one (the link and the undo
+    /// history keep what was there before; a lesson that does not exist changes nothing), and
+    /// the player shows its text; `None` closes the player and keeps the state.
+    fn open_lesson(&mut self, n: Option<usize>) {
+        let Some(n) = n else {
+            self.ui.flags.lesson = None;
+            return;
+        };
+        match crate::state::lessons::lesson(n).map(|l| l.state()) {
+            Some(Ok(s)) => {
+                self.state = s;
+                self.ui.flags.lesson = Some(n);
+            }
+            Some(Err(e)) => self.ui.error = Some(e),
+            None => {}
+        }
+    }
+
     /// Apply commands in order.
     pub(crate) fn apply_all(&mut self, cmds: Vec<Command>, ctx: &egui::Context) {
         for cmd in cmds {
@@ -66,6 +84,9 @@ impl ScoreLabApp {
                 if let Some(c) = p.engine.filter(|c| *c != self.host.choice) {
                     self.set_choice(c);
                     fx.rebuild = true;
+                }
+                if let Some(n) = p.lesson {
+                    self.open_lesson(n);
                 }
                 p.apply_to(&mut self.state, &self.data.mixture);
                 fx.rebuild |= p.reset == Some(true);
@@ -139,6 +160,13 @@ impl ScoreLabApp {
                 }
             }
             Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
+            Command::OpenLesson(n) => self.open_lesson(n),
+            Command::StepLesson(d) => {
+                let count = crate::state::lessons::LESSONS.len() as i64;
+                let at = self.ui.flags.lesson.map_or(0, |n| n as i64);
+                let next = (at + i64::from(d)).clamp(1, count) as usize;
+                self.open_lesson(Some(next));
+            }
             Command::Samples(id) => self.host.ask_samples(st, id, 0),
             Command::SamplesOf(id, slot) => self.host.ask_samples(st, id, slot),
             Command::ExportPng(id) => {
@@ -317,6 +345,12 @@ pub(crate) fn keyboard(ctx: &egui::Context) -> Vec<Command> {
             || i.consume_key(none, Key::Questionmark)
         {
             cmds.push(Command::ToggleHelp);
+        }
+        // Every press counts (two in one frame step two lessons).
+        let step = i.count_and_consume_key(none, Key::N) as i32
+            - i.count_and_consume_key(none, Key::P) as i32;
+        if step != 0 {
+            cmds.push(Command::StepLesson(step));
         }
         if let Some(k) = pick.and_then(|k| crate::sim::samplers::SamplerKind::ALL.get(k)) {
             cmds.push(Command::PickSampler(0, *k));

@@ -109,6 +109,102 @@ pub fn component_color(k: usize) -> Color32 {
     COMPONENT_COLORS[k % COMPONENT_COLORS.len()]
 }
 
+/// Axis lines, grid and tick labels.
+const AXIS_COLOR: Color32 = Color32::from_rgba_premultiplied(150, 150, 165, 150);
+/// Grid lines between ticks.
+const GRID_COLOR: Color32 = Color32::from_rgba_premultiplied(40, 40, 48, 40);
+/// The noise circle at the cursor.
+const NOISE_CIRCLE: Color32 = Color32::from_rgb(255, 255, 255);
+
+/// A "nice" step (1, 2 or 5 × 10^k) close to `raw`.
+pub fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(raw.log10().floor());
+    let f = raw / p;
+    let m = if f < 1.5 {
+        1.0
+    } else if f < 3.5 {
+        2.0
+    } else if f < 7.5 {
+        5.0
+    } else {
+        10.0
+    };
+    m * p
+}
+
+/// A tick label without float noise (at most 4 significant decimals for the step).
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = (-step.log10().floor()).clamp(0.0, 6.0) as usize;
+    let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
+    format!("{v:.decimals$}")
+}
+
+/// Grid lines at a nice step, the axes x = 0 and y = 0 where visible, tick labels along the
+/// bottom and left edges, and a scale bar in the bottom-right corner.
+fn draw_axes(painter: &egui::Painter, rect: Rect, view: ScreenFromData, visible: (Vec2, Vec2)) {
+    let (lo, hi) = visible;
+    let step = nice_step((hi.x - lo.x).max(hi.y - lo.y) / 8.0);
+    let font = egui::FontId::proportional(11.0);
+    let label_color = AXIS_COLOR;
+    let first = |a: f64| (a / step).ceil() as i64;
+    let last = |b: f64| (b / step).floor() as i64;
+    for i in first(lo.x)..=last(hi.x) {
+        let x = i as f64 * step;
+        let sx = view.screen_from_data(Vec2::new(x, 0.0)).x;
+        let color = if i == 0 { AXIS_COLOR } else { GRID_COLOR };
+        painter.line_segment(
+            [Pos2::new(sx, rect.top()), Pos2::new(sx, rect.bottom())],
+            Stroke::new(1.0, color),
+        );
+        painter.text(
+            Pos2::new(sx + 2.0, rect.bottom() - 2.0),
+            egui::Align2::LEFT_BOTTOM,
+            tick_label(x, step),
+            font.clone(),
+            label_color,
+        );
+    }
+    for i in first(lo.y)..=last(hi.y) {
+        let y = i as f64 * step;
+        let sy = view.screen_from_data(Vec2::new(0.0, y)).y;
+        let color = if i == 0 { AXIS_COLOR } else { GRID_COLOR };
+        painter.line_segment(
+            [Pos2::new(rect.left(), sy), Pos2::new(rect.right(), sy)],
+            Stroke::new(1.0, color),
+        );
+        painter.text(
+            Pos2::new(rect.left() + 3.0, sy - 1.0),
+            egui::Align2::LEFT_BOTTOM,
+            tick_label(y, step),
+            font.clone(),
+            label_color,
+        );
+    }
+    // Scale bar: one step long, bottom right, above the tick labels.
+    let len = (step as f32) * view.pixels_per_unit;
+    let right = rect.right() - 14.0;
+    let y = rect.bottom() - 22.0;
+    let bar = [Pos2::new(right - len, y), Pos2::new(right, y)];
+    let white = Color32::from_rgb(235, 235, 240);
+    painter.line_segment(bar, Stroke::new(2.5, white));
+    for p in bar {
+        painter.line_segment(
+            [p - egui::vec2(0.0, 4.0), p + egui::vec2(0.0, 4.0)],
+            Stroke::new(1.5, white),
+        );
+    }
+    painter.text(
+        Pos2::new(right - 0.5 * len, y - 5.0),
+        egui::Align2::CENTER_BOTTOM,
+        tick_label(step, step),
+        egui::FontId::proportional(12.0),
+        white,
+    );
+}
+
 /// Arrows per side of the field grid.
 pub const ARROW_GRID: u32 = 24;
 /// Centre/edge handle pick radius in points.
@@ -134,6 +230,10 @@ pub struct CanvasLayers<'a> {
     pub extras: &'a CanvasExtras,
     /// A title in the corner (split view).
     pub title: Option<String>,
+    /// Axes with tick labels and a scale bar.
+    pub axes: bool,
+    /// (s(t), σ(t)) for the noise circle at the cursor, when it is on.
+    pub noise: Option<(f64, f64)>,
 }
 
 /// Overlays drawn on top of everything but the handles.
@@ -310,6 +410,10 @@ pub fn canvas_ui(
         );
     }
 
+    if layers.axes {
+        draw_axes(&painter, rect, view, visible);
+    }
+
     // Score arrows: length ∝ √(|s| / max) (compresses the huge range near the modes), colour
     // by the same relative magnitude.
     let cell = (rect.width().min(rect.height()) / ARROW_GRID as f32) * 0.9;
@@ -446,6 +550,20 @@ pub fn canvas_ui(
                     SELECTED_COLOR,
                 );
             }
+        }
+    }
+
+    if let (Some((s, sigma)), Some(pos)) = (layers.noise, response.hover_pos()) {
+        let r = (s as f32) * view.pixels_per_unit;
+        if r.is_finite() && r > 1.0 {
+            painter.circle_stroke(pos, r, Stroke::new(1.2, NOISE_CIRCLE));
+            painter.text(
+                pos + egui::vec2(r.min(400.0) * 0.72 + 4.0, -r.min(400.0) * 0.72 - 4.0),
+                egui::Align2::LEFT_BOTTOM,
+                format!("noise s(t) = {s:.3} (σ = {sigma:.3})"),
+                egui::FontId::proportional(12.0),
+                NOISE_CIRCLE,
+            );
         }
     }
 

@@ -44,6 +44,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("r", "restart the samplers from the prior"),
     ("1 … 9", "pick a sampler: 1 Langevin, 2 annealed Langevin, 3 reverse SDE, 4 ancestral, 5 predictor–corrector, 6 ODE Euler, 7 ODE Heun, 8 ODE RK4, 9 ODE RK45"),
     ("h or ?", "this help"),
+    ("n / p", "next / previous lesson (the lesson player)"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo an edit of the mixture"),
     ("Delete", "remove the selected component"),
     ("drag", "move a centre, stretch with the edge ring, pan the background"),

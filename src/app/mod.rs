@@ -218,8 +218,12 @@ impl ScoreLabApp {
         {
             match link::parse_hash(hash) {
                 Ok(link) => {
+                    // `#lesson=N` without a state opens the lesson's own state.
+                    opened = link.shared.or_else(|| {
+                        let n = link.flags.lesson?;
+                        crate::state::lessons::lesson(n)?.state().ok()
+                    });
                     app.ui.flags = link.flags;
-                    opened = link.shared;
                 }
                 Err(e) => {
                     log::warn!("share link refused: {e}");
@@ -235,6 +239,68 @@ impl ScoreLabApp {
         }
         app.sync(&old, apply::Effects::rebuild());
         app
+    }
+
+    /// The lesson player: a panel beside the canvas with the lesson's text and Back / Next,
+    /// or (embedded with the controls hidden) a caption under the canvas.
+    fn lesson_ui(&mut self, ui: &mut egui::Ui, n: usize, window: bool, cmds: &mut Vec<Command>) {
+        let Some(l) = crate::state::lessons::lesson(n) else {
+            return;
+        };
+        let count = crate::state::lessons::LESSONS.len();
+        if !window {
+            egui::Panel::bottom("lesson_caption").show(ui, |ui| {
+                ui.strong(format!("Lesson {n}: {}", l.title));
+                ui.label(l.look);
+            });
+            return;
+        }
+        // A side panel, not a window: egui's windows and menus would add ≈ 20 kB (gzipped) to
+        // a WebGPU build at its 2 MB budget.
+        egui::Panel::right("lesson_player")
+            .exact_size(330.0)
+            .resizable(false)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.strong(format!("Lesson {n} of {count}"));
+                        if ui.small_button("close").clicked() {
+                            cmds.push(Command::OpenLesson(None));
+                        }
+                    });
+                    ui.heading(l.title);
+                    ui.label(l.look);
+                    ui.strong("Try this");
+                    for t in l.try_this {
+                        ui.label(format!("• {t}"));
+                    }
+                    ui.strong("Discuss");
+                    ui.label(l.ask);
+                    ui.horizontal(|ui| {
+                        if ui
+                            .add_enabled(n > 1, egui::Button::new("◀ Back"))
+                            .on_hover_text("p")
+                            .clicked()
+                        {
+                            cmds.push(Command::StepLesson(-1));
+                        }
+                        if ui
+                            .add_enabled(n < count, egui::Button::new("Next ▶"))
+                            .on_hover_text("n")
+                            .clicked()
+                        {
+                            cmds.push(Command::StepLesson(1));
+                        }
+                        if ui
+                            .button("Start over")
+                            .on_hover_text("this lesson's settings again")
+                            .clicked()
+                        {
+                            cmds.push(Command::OpenLesson(Some(n)));
+                        }
+                    });
+                });
+            });
     }
 
     /// The share link of the current state.
@@ -372,6 +438,9 @@ impl ScoreLabApp {
                 });
             });
         }
+        if let Some(n) = self.ui.flags.lesson {
+            self.lesson_ui(ui, n, panels.controls, cmds);
+        }
         if panels.status {
             let line = self.status_line();
             egui::Panel::bottom("status").show(ui, |ui| {
@@ -442,6 +511,11 @@ impl ScoreLabApp {
             sides.push((particles, heatmaps, panels::side_title(st, side)));
         }
         let extras = self.lessons.overlay();
+        let noise = self.state.sigma_circle.then(|| {
+            let sde = self.host.sde(&self.state, &self.data.mixture);
+            let t = self.state.scene.t;
+            (sde.marginal(t).1, sde.effective_sigma(t))
+        });
         // The view box is the canvas's own (pan and zoom; no engine reacts to it).
         self.canvas.view_box = st
             .view
@@ -463,6 +537,8 @@ impl ScoreLabApp {
                         trails: self.state.layers.trails,
                         extras: &extras,
                         title,
+                        axes: self.state.axes,
+                        noise,
                     },
                 )
             };

@@ -74,6 +74,8 @@ struct StateSnapshot<'a> {
     split: SplitMode,
     /// The share link of the current state (`#s=…`, with the embed flags).
     link: String,
+    /// The lesson the lesson player shows (1-based), if it is open.
+    lesson: Option<usize>,
     /// Why the link the page was opened with was refused, if it was.
     link_error: Option<&'a str>,
     panels: Panels,
@@ -148,6 +150,7 @@ impl ScoreLabApp {
             runs: [host.runs[0].as_ref(), host.runs[1].as_ref()],
             split: st.split,
             link: self.link(),
+            lesson: ui.flags.lesson,
             link_error: ui.link_error.as_deref(),
             panels: ui.flags.panels(),
             lessons: self.lessons.state_json(),

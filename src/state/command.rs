@@ -61,6 +61,10 @@ pub enum Command {
     CanvasClick(Vec2),
     /// Show or hide the keyboard help.
     ToggleHelp,
+    /// Open lesson N (1-based) with its state, or close the lesson player (`None`).
+    OpenLesson(Option<usize>),
+    /// The next (+1) or previous (−1) lesson.
+    StepLesson(i32),
     /// Read the particle positions; the answer is stored under the id.
     Samples(u32),
     /// Particle positions of a live sampler: (id, slot).

@@ -50,6 +50,8 @@ pub struct EmbedFlags {
     pub minimal: bool,
     /// `panels=a,b,…`: show exactly these panels.
     pub panels: Option<Vec<String>>,
+    /// `lesson=N`: the lesson player shows lesson N (1-based, `state::lessons`).
+    pub lesson: Option<usize>,
 }
 
 impl EmbedFlags {
@@ -83,6 +85,9 @@ impl EmbedFlags {
         }
         if let Some(p) = &self.panels {
             v.push(format!("panels={}", p.join(",")));
+        }
+        if let Some(n) = self.lesson {
+            v.push(format!("lesson={n}"));
         }
         v
     }
@@ -167,9 +172,21 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                 }
                 link.flags.panels = Some(list);
             }
+            "lesson" => {
+                let n = crate::state::lessons::LESSONS.len();
+                match value.parse::<usize>() {
+                    Ok(k) if (1..=n).contains(&k) => link.flags.lesson = Some(k),
+                    _ => {
+                        let shown: String = value.chars().take(20).collect();
+                        return Err(format!("lesson={shown:?} is not a lesson (1 to {n})"));
+                    }
+                }
+            }
             other => {
                 let shown: String = other.chars().take(40).collect();
-                return Err(format!("unknown link key {shown:?} (known: s, ui, panels)"));
+                return Err(format!(
+                    "unknown link key {shown:?} (known: s, ui, panels, lesson)"
+                ));
             }
         }
     }
@@ -226,6 +243,7 @@ mod tests {
         let flags = EmbedFlags {
             minimal: true,
             panels: Some(vec!["status".into()]),
+            lesson: Some(7),
         };
         let hash = to_hash(&s, &flags);
         let link = parse_hash(&hash).expect("own links parse");
@@ -274,6 +292,9 @@ mod tests {
             ("#panels=controls,everything".into(), "panels"),
             ("#evil=1".into(), "unknown link key"),
             ("#s=e30&s=e30".into(), "two states"),
+            ("#lesson=0".into(), "not a lesson"),
+            ("#lesson=99".into(), "not a lesson"),
+            ("#lesson=-1".into(), "not a lesson"),
         ];
         for (hash, want) in cases {
             let err =

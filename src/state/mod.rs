@@ -13,6 +13,7 @@
 
 pub mod base64;
 pub mod command;
+pub mod lessons;
 pub mod link;
 pub mod patch;
 
@@ -236,6 +237,10 @@ pub struct State {
     pub view: Option<[f64; 4]>,
     /// Colour map of the density heatmaps.
     pub palette: Palette,
+    /// Light axes with tick labels and a scale bar on the canvas.
+    pub axes: bool,
+    /// A circle of the noise's standard deviation s(t) at the cursor.
+    pub sigma_circle: bool,
 }
 
 impl Default for State {
@@ -255,6 +260,8 @@ impl Default for State {
             inpaint: None,
             view: None,
             palette: Palette::default(),
+            axes: true,
+            sigma_circle: true,
         }
     }
 }

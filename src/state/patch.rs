@@ -76,6 +76,10 @@ pub struct ConfigPatch {
     pub guide: Option<Option<Guide>>,
     /// Langevin family: Metropolis-adjust against the exact p_t (MALA).
     pub mala: Option<bool>,
+    /// Open lesson N (1-based) with its state, applied before the other keys; null closes
+    /// the lesson player.
+    #[serde(default, deserialize_with = "double_option")]
+    pub lesson: Option<Option<usize>>,
     /// Start new runs from fresh noise now.
     pub restart: Option<bool>,
     /// Take this many sampler steps (while the particles are frozen).
@@ -147,6 +151,14 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     real("speed", p.speed, 0.001, 100.0)?;
     if let Some(Some(g)) = p.guide {
         real("guide.gamma", Some(g.gamma), 0.0, 20.0)?;
+    }
+    if let Some(Some(n)) = p.lesson {
+        let count = crate::state::lessons::LESSONS.len();
+        if !(1..=count).contains(&n) {
+            return Err(format!(
+                "setConfig: lesson must be in 1..={count} (got {n})"
+            ));
+        }
     }
     if let Some(lr) = p.lr {
         if !(lr.is_finite() && (1e-5..=0.1).contains(&lr)) {

@@ -13,20 +13,22 @@
 // - Issue 15: a component of ncsn dragged with the mouse to the far corner of the view; with the
 //   exact score the PF-ODE on VE and annealed Langevin on sub-VP still give the right weights
 //   (computed here, and in the app's bars), no particle diverges.
-//
 // - Issue 16: Tweedie's denoiser from denoiser() equals the closed-form posterior mean computed
 //   here (after a mouse drag), responsibilities sum to 1; the probe's conditional path and the
 //   marginal PF-ODE path share x_t and start apart; MALA beside plain Langevin on the GPU engine
 //   (acceptance live, variance error small vs large) and on the CPU fallback; DPS pulled toward
-//   the conditional but biased (KS here). Screenshots docs/lessons/lesson-{denoiser,cond-paths,
-//   mala,dps}.png.
+//   the conditional but biased (KS here). Screenshots lesson-{denoiser,cond-paths,mala,dps}.png
+//   in OUT_DIR.
+// - Issue 14: `#lesson=3` with prefers-reduced-motion emulated opens the lesson with its README
+//   state, trails off and nothing playing; every lesson opens from the player with its README
+//   link's state; the n / p keys step through them; the DOM scene summary follows a drag.
 //
 // Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same, and a
 // frame costs ≈ 300 ms on SwiftShader, so the animation was most of this file's 13 minutes.
 //
 // usage: node lessons.mjs http://127.0.0.1:PORT/ OUT_DIR
 import { chromium } from "playwright-core";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { decodePng, findColor, clusters } from "./png.mjs";
 
 const [url, outDir] = process.argv.slice(2);
@@ -484,6 +486,77 @@ function posterior(scene, mg, x) {
   await page.keyboard.press("h");
   await frames(page);
   writeFileSync(`${outDir}/help.png`, await page.screenshot());
+}
+
+// ------------------------------------------------ issue 14: lesson player, reduced motion, DOM summary
+// One page load with prefers-reduced-motion emulated and `#lesson=3`: the lesson's state, no
+// trails, nothing playing; then every lesson through setConfig({lesson}) and the n / p keys,
+// each compared with its README link (decoded here); the scene summary in the DOM follows a drag.
+{
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const readmeStates = [...readme.matchAll(/\]\(http:\/\/127\.0\.0\.1:8080\/#s=([A-Za-z0-9_-]+)\)/g)]
+    .map((m) => JSON.parse(Buffer.from(m[1], "base64url").toString("utf8")));
+  const partial = (want, got) => {
+    if (want === null || typeof want !== "object") return want === got;
+    if (got === null || typeof got !== "object") return false;
+    return Object.keys(want).every((k) => partial(want[k], got[k]));
+  };
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  await load(page, "#lesson=3");
+  for (let i = 0; i < 4; i++) await frames(page);
+  let s = await state(page);
+  check(s.lesson === 3 && partial(readmeStates[2], s.state) && s.link.includes("lesson=3"),
+    `#lesson=3 opens lesson 3 with its README state (lesson ${s.lesson}, ode_paths ${s.state.ode_paths}, probe ${JSON.stringify(s.state.probe)})`);
+  check(s.layers.trails === false && s.state.paused === true && s.training === false && s.samplings[0].speed <= 0.25,
+    `prefers-reduced-motion: trails off, particles paused, training off, slow motion (trails ${s.layers.trails}, paused ${s.state.paused}, training ${s.training}, speed ${s.samplings[0].speed})`);
+  const f0 = (await state(page)).samplers[0]?.step;
+  await page.waitForTimeout(1500);
+  const f1 = (await state(page)).samplers[0]?.step;
+  check(f0 === f1, `with reduced motion nothing auto-plays (sampler step ${f0} → ${f1})`);
+  await page.emulateMedia({ reducedMotion: "no-preference" });
+  let ok = 0;
+  for (let n = 1; n <= readmeStates.length; n++) {
+    await api(page, "setConfig", { lesson: n });
+    await frames(page);
+    s = await state(page);
+    if (s.lesson === n && partial(readmeStates[n - 1], s.state)) ok++;
+    else console.log(`     lesson ${n}: state() differs from its README link`);
+  }
+  check(ok === readmeStates.length && ok >= 9, `every lesson opens from the player with its README link's state (${ok}/${readmeStates.length})`);
+  const [px, py, pw, ph] = s.plot_rect;
+  await page.mouse.click(px + 0.5 * pw, py + 0.97 * ph); // focus the canvas
+  await api(page, "setConfig", { lesson: 4 });
+  await frames(page);
+  await page.keyboard.press("n");
+  await frames(page);
+  const n5 = await state(page);
+  await page.keyboard.press("p");
+  await page.keyboard.press("p");
+  await frames(page);
+  const n3 = await state(page);
+  check(n5.lesson === 5 && partial(readmeStates[4], n5.state) && n3.lesson === 3 && partial(readmeStates[2], n3.state),
+    `the n / p keys step through the lessons (4 → ${n5.lesson} → ${n3.lesson})`);
+  writeFileSync(`${outDir}/lesson-player.png`, await page.screenshot());
+  // The scene summary in the DOM (for screen readers) changes when a component is dragged.
+  await api(page, "setConfig", { lesson: null, training: false });
+  await page.waitForTimeout(700);
+  const text0 = await page.evaluate(() => document.getElementById("scorelab_summary")?.textContent ?? "");
+  const s1 = await state(page);
+  const [qx, qy, qw, qh] = s1.plot_rect;
+  const handles = clusters(findColor(decodePng(await page.screenshot()), [255, 80, 120], 30), 20)
+    .filter((c) => c.n > 20 && c.x > qx && c.x < qx + qw && c.y > qy && c.y < qy + qh);
+  if (handles.length > 0) {
+    const h = handles[0];
+    await page.mouse.move(h.x, h.y);
+    await page.mouse.down();
+    for (let i = 1; i <= 8; i++) { await page.mouse.move(h.x + 12 * i, h.y + 6 * i); await frames(page); }
+    await page.mouse.up();
+  }
+  await page.waitForTimeout(1200);
+  const text1 = await page.evaluate(() => document.getElementById("scorelab_summary")?.textContent ?? "");
+  const moved = (await state(page)).scene.mixture.components;
+  check(text0.includes(`${s1.scene.mixture.components.length} components`) && text0.includes("Noise level σ") && text1 !== text0 && JSON.stringify(moved.map((c) => c.mean)) !== JSON.stringify(s1.scene.mixture.components.map((c) => c.mean)),
+    `the DOM scene summary exists and follows a drag ("${text0.slice(0, 80)}…" → "${text1.slice(0, 80)}…")`);
 }
 
 check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);

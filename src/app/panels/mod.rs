@@ -40,7 +40,27 @@ pub struct PanelCtx<'a> {
 
 /// The whole left panel.
 pub fn controls_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
-    ui.heading("ScoreLab");
+    ui.horizontal(|ui| {
+        ui.heading("ScoreLab");
+        let mut pick = None;
+        egui::ComboBox::from_id_salt("lessons")
+            .selected_text("Lessons")
+            .width(90.0)
+            .show_ui(ui, |ui| {
+                for (i, l) in crate::state::lessons::LESSONS.iter().enumerate() {
+                    let on = cx.ui.flags.lesson == Some(i + 1);
+                    if ui
+                        .selectable_label(on, format!("{}. {}", i + 1, l.title))
+                        .clicked()
+                    {
+                        pick = Some(i + 1);
+                    }
+                }
+            });
+        if let Some(n) = pick {
+            cmds.push(Command::OpenLesson(Some(n)));
+        }
+    });
     ui.label("Score-based generative models, live.");
     ui.separator();
     mixture_ui(ui, st, cx, cmds);
@@ -228,6 +248,11 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
     ui.horizontal(|ui| {
         ui.checkbox(&mut l.particles, "particles");
         ui.checkbox(&mut l.trails, "trails");
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut st.axes, "axes & scale bar");
+        ui.checkbox(&mut st.sigma_circle, "noise circle at the cursor")
+            .on_hover_text("A circle of radius s(t), the standard deviation of the noise at the shown t, wherever the pointer is: compare it with the distance between the modes.");
     });
 }
 
