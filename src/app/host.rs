@@ -657,6 +657,33 @@ impl Host {
         }
     }
 
+    /// The grid (`cols` columns over the visible box at the shown t), the cache key (the
+    /// mixture's `revision`, the SDE and the palette) and the SDE of a heatmap computed on the
+    /// CPU; `None` when `cached` already holds it.
+    fn heat_job(
+        &self,
+        st: &State,
+        mixture: &GaussianMixture,
+        revision: u64,
+        view: (Vec2, Vec2),
+        cols: u32,
+        cached: &Option<Heatmap>,
+    ) -> Option<(FieldRequest, (u64, Palette), Sde)> {
+        let req = FieldRequest::square_cells(view.0, view.1, cols, st.scene.t);
+        let sde = self.sde(st, mixture);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            revision.hash(&mut h);
+            format!("{sde:?}").hash(&mut h);
+            (h.finish(), st.palette)
+        };
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|h| h.req == req && h.key == key);
+        (!fresh).then_some((req, key, sde))
+    }
+
     /// The true perturbed log-density heatmap for the visible box (recomputed when the grid,
     /// the mixture's `revision`, the SDE or the palette change).
     pub fn update_true_density(
@@ -670,28 +697,18 @@ impl Host {
         if !st.layers.true_density && st.split != crate::state::SplitMode::Density {
             return;
         }
-        let req = FieldRequest::square_cells(view.0, view.1, TRUE_DENSITY_COLS, st.scene.t);
-        let sde = self.sde(st, mixture);
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            revision.hash(&mut h);
-            format!("{sde:?}").hash(&mut h);
-            h.finish()
-        };
-        if self
-            .true_density
-            .as_ref()
-            .is_some_and(|h| h.req == req && h.key == (key, st.palette))
-        {
+        let cols = TRUE_DENSITY_COLS;
+        let Some((req, key, sde)) =
+            self.heat_job(st, mixture, revision, view, cols, &self.true_density)
+        else {
             return;
-        }
+        };
         let exact = crate::sim::score::ExactScore::new(mixture.clone(), sde);
         let pt = exact.at(req.t);
         let lp: Vec<f64> = req.points().iter().map(|x| pt.log_prob(*x)).collect();
         self.true_density = Some(Heatmap {
             req,
-            key: (key, st.palette),
+            key,
             texture: heat_texture(ctx, "true_density", &req, &lp, st.palette),
         });
     }
@@ -811,22 +828,12 @@ impl Host {
             self.responsibilities = None;
             return;
         }
-        let req = FieldRequest::square_cells(view.0, view.1, RESP_COLS, st.scene.t);
-        let sde = self.sde(st, mixture);
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            revision.hash(&mut h);
-            format!("{sde:?}").hash(&mut h);
-            h.finish()
-        };
-        if self
-            .responsibilities
-            .as_ref()
-            .is_some_and(|h| h.req == req && h.key == (key, st.palette))
-        {
+        let cols = RESP_COLS;
+        let Some((req, key, sde)) =
+            self.heat_job(st, mixture, revision, view, cols, &self.responsibilities)
+        else {
             return;
-        }
+        };
         let pt = crate::sim::score::ExactScore::new(mixture.clone(), sde).at(req.t);
         let (nx, ny) = (req.n.0 as usize, req.n.1 as usize);
         let mut pixels = vec![egui::Color32::TRANSPARENT; nx * ny];
@@ -850,7 +857,7 @@ impl Host {
         }
         self.responsibilities = Some(Heatmap {
             req,
-            key: (key, st.palette),
+            key,
             texture: ctx.load_texture(
                 "responsibilities",
                 egui::ColorImage::new([nx, ny], pixels),
