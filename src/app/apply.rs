@@ -27,6 +27,8 @@ pub(crate) struct Effects {
     step_sampler: u32,
     /// Start new runs from fresh noise after the change.
     restart: bool,
+    /// Training steps to queue after the change (a failure scene's under-trained network).
+    train_steps: u32,
 }
 
 impl Effects {
@@ -43,18 +45,29 @@ impl ScoreLabApp {
     /// Open lesson `n` (1-based): its state replaces the current one (the link and the undo
     /// history keep what was there before; a lesson that does not exist changes nothing), and
     /// the player shows its text; `None` closes the player and keeps the state.
-    fn open_lesson(&mut self, n: Option<usize>) {
+    /// A failure scene also starts its samplers afresh and, where it shows an under-trained
+    /// network, trains a fresh one for its steps (the effects say so).
+    fn open_lesson(&mut self, n: Option<usize>, fx: &mut Effects) {
         let Some(n) = n else {
             self.ui.flags.lesson = None;
             return;
         };
-        match crate::state::lessons::lesson(n).map(|l| l.state()) {
-            Some(Ok(s)) => {
+        let Some(lesson) = crate::state::lessons::lesson(n) else {
+            return;
+        };
+        match lesson.state() {
+            Ok(s) => {
                 self.state = s;
                 self.ui.flags.lesson = Some(n);
+                if let Some(c) = lesson.check {
+                    fx.restart = true;
+                    if c.train_steps > 0 {
+                        fx.rebuild = true;
+                        fx.train_steps = c.train_steps;
+                    }
+                }
             }
-            Some(Err(e)) => self.ui.error = Some(e),
-            None => {}
+            Err(e) => self.ui.error = Some(e),
         }
     }
 
@@ -86,12 +99,12 @@ impl ScoreLabApp {
                     fx.rebuild = true;
                 }
                 if let Some(n) = p.lesson {
-                    self.open_lesson(n);
+                    self.open_lesson(n, &mut fx);
                 }
                 p.apply_to(&mut self.state, &self.data.mixture);
                 fx.rebuild |= p.reset == Some(true);
                 fx.step_sampler = p.step_sampler.unwrap_or(0);
-                fx.restart = p.restart == Some(true);
+                fx.restart |= p.restart == Some(true);
             }
             Command::SetMixture {
                 spec,
@@ -160,12 +173,12 @@ impl ScoreLabApp {
                 }
             }
             Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
-            Command::OpenLesson(n) => self.open_lesson(n),
+            Command::OpenLesson(n) => self.open_lesson(n, &mut fx),
             Command::StepLesson(d) => {
-                let count = crate::state::lessons::LESSONS.len() as i64;
+                let count = crate::state::lessons::count() as i64;
                 let at = self.ui.flags.lesson.map_or(0, |n| n as i64);
                 let next = (at + i64::from(d)).clamp(1, count) as usize;
-                self.open_lesson(Some(next));
+                self.open_lesson(Some(next), &mut fx);
             }
             Command::Samples(id) => self.host.ask_samples(st, id, 0),
             Command::SamplesOf(id, slot) => self.host.ask_samples(st, id, slot),
@@ -283,6 +296,9 @@ impl ScoreLabApp {
             }
             if fx.restart {
                 e.restart_sampling();
+            }
+            if fx.train_steps > 0 {
+                e.queue_steps(fx.train_steps);
             }
         }
         if fx.restart {

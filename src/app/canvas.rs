@@ -89,9 +89,9 @@ const HANDLE_COLOR: Color32 = Color32::from_rgb(255, 80, 120);
 const BACKGROUND: Color32 = Color32::from_rgb(18, 20, 28);
 
 /// The denoiser's arrow from the learned score.
-const DENOISE_LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
+pub const DENOISE_LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
 /// The denoiser's arrow from the exact score.
-const DENOISE_EXACT: Color32 = Color32::from_rgb(90, 210, 255);
+pub const DENOISE_EXACT: Color32 = Color32::from_rgb(90, 210, 255);
 /// Categorical component colours (Paul Tol's "bright" scheme, readable with colour-vision
 /// deficiencies), repeated past seven.
 const COMPONENT_COLORS: [Color32; 7] = [
@@ -115,6 +115,79 @@ const AXIS_COLOR: Color32 = Color32::from_rgba_premultiplied(150, 150, 165, 150)
 const GRID_COLOR: Color32 = Color32::from_rgba_premultiplied(40, 40, 48, 40);
 /// The noise circle at the cursor.
 const NOISE_CIRCLE: Color32 = Color32::from_rgb(255, 255, 255);
+
+/// Colours and line widths of the canvas: dark, or the projector's light, high-contrast look
+/// with thicker lines and larger dots.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CanvasStyle {
+    /// A light canvas (heatmaps and arrows use their light ramps).
+    pub light: bool,
+    /// Background.
+    pub background: Color32,
+    /// Data samples.
+    pub sample: Color32,
+    /// Live particles.
+    pub particle: Color32,
+    /// Component ellipses.
+    pub ellipse: Color32,
+    /// Titles, labels, the scale bar and the noise circle.
+    pub text: Color32,
+    /// Axis lines and tick labels.
+    pub axis: Color32,
+    /// Grid lines.
+    pub grid: Color32,
+    /// Line widths are multiplied by this.
+    pub line: f32,
+    /// Dot radii are multiplied by this.
+    pub dot: f32,
+}
+
+impl CanvasStyle {
+    /// The default dark canvas.
+    pub const DARK: Self = Self {
+        light: false,
+        background: BACKGROUND,
+        sample: SAMPLE_COLOR,
+        particle: PARTICLE_COLOR,
+        ellipse: ELLIPSE_COLOR,
+        text: Color32::from_rgb(235, 235, 240),
+        axis: AXIS_COLOR,
+        grid: GRID_COLOR,
+        line: 1.0,
+        dot: 1.0,
+    };
+    /// The projector's light canvas: dark ink on white, lines twice as thick.
+    pub const PROJECTOR: Self = Self {
+        light: true,
+        background: Color32::from_rgb(252, 252, 250),
+        sample: Color32::from_rgb(0, 80, 200),
+        particle: Color32::from_rgb(0, 130, 40),
+        ellipse: Color32::from_rgb(10, 10, 10),
+        text: Color32::from_rgb(0, 0, 0),
+        axis: Color32::from_rgb(60, 60, 70),
+        grid: Color32::from_rgba_premultiplied(40, 40, 50, 60),
+        line: 2.0,
+        dot: 1.6,
+    };
+
+    /// The canvas of `theme`.
+    pub fn of(theme: crate::state::Theme) -> Self {
+        if theme == crate::state::Theme::Projector {
+            Self::PROJECTOR
+        } else {
+            Self::DARK
+        }
+    }
+
+    /// An overlay colour made readable here: white (on the dark canvas) becomes the text ink.
+    fn ink(&self, c: Color32) -> Color32 {
+        if self.light && c == Color32::WHITE {
+            self.text
+        } else {
+            c
+        }
+    }
+}
 
 /// A "nice" step (1, 2 or 5 × 10^k) close to `raw`.
 pub fn nice_step(raw: f64) -> f64 {
@@ -144,20 +217,26 @@ fn tick_label(v: f64, step: f64) -> String {
 
 /// Grid lines at a nice step, the axes x = 0 and y = 0 where visible, tick labels along the
 /// bottom and left edges, and a scale bar in the bottom-right corner.
-fn draw_axes(painter: &egui::Painter, rect: Rect, view: ScreenFromData, visible: (Vec2, Vec2)) {
+fn draw_axes(
+    painter: &egui::Painter,
+    rect: Rect,
+    view: ScreenFromData,
+    visible: (Vec2, Vec2),
+    style: &CanvasStyle,
+) {
     let (lo, hi) = visible;
     let step = nice_step((hi.x - lo.x).max(hi.y - lo.y) / 8.0);
-    let font = egui::FontId::proportional(11.0);
-    let label_color = AXIS_COLOR;
+    let font = egui::FontId::proportional(11.0 * style.dot.sqrt());
+    let label_color = style.axis;
     let first = |a: f64| (a / step).ceil() as i64;
     let last = |b: f64| (b / step).floor() as i64;
     for i in first(lo.x)..=last(hi.x) {
         let x = i as f64 * step;
         let sx = view.screen_from_data(Vec2::new(x, 0.0)).x;
-        let color = if i == 0 { AXIS_COLOR } else { GRID_COLOR };
+        let color = if i == 0 { style.axis } else { style.grid };
         painter.line_segment(
             [Pos2::new(sx, rect.top()), Pos2::new(sx, rect.bottom())],
-            Stroke::new(1.0, color),
+            Stroke::new(style.line, color),
         );
         painter.text(
             Pos2::new(sx + 2.0, rect.bottom() - 2.0),
@@ -170,10 +249,10 @@ fn draw_axes(painter: &egui::Painter, rect: Rect, view: ScreenFromData, visible:
     for i in first(lo.y)..=last(hi.y) {
         let y = i as f64 * step;
         let sy = view.screen_from_data(Vec2::new(0.0, y)).y;
-        let color = if i == 0 { AXIS_COLOR } else { GRID_COLOR };
+        let color = if i == 0 { style.axis } else { style.grid };
         painter.line_segment(
             [Pos2::new(rect.left(), sy), Pos2::new(rect.right(), sy)],
-            Stroke::new(1.0, color),
+            Stroke::new(style.line, color),
         );
         painter.text(
             Pos2::new(rect.left() + 3.0, sy - 1.0),
@@ -188,12 +267,12 @@ fn draw_axes(painter: &egui::Painter, rect: Rect, view: ScreenFromData, visible:
     let right = rect.right() - 14.0;
     let y = rect.bottom() - 22.0;
     let bar = [Pos2::new(right - len, y), Pos2::new(right, y)];
-    let white = Color32::from_rgb(235, 235, 240);
-    painter.line_segment(bar, Stroke::new(2.5, white));
+    let white = style.text;
+    painter.line_segment(bar, Stroke::new(2.5 * style.line, white));
     for p in bar {
         painter.line_segment(
             [p - egui::vec2(0.0, 4.0), p + egui::vec2(0.0, 4.0)],
-            Stroke::new(1.5, white),
+            Stroke::new(1.5 * style.line, white),
         );
     }
     painter.text(
@@ -217,7 +296,11 @@ pub struct CanvasLayers<'a> {
     /// Data samples.
     pub samples: Option<&'a [Vec2]>,
     /// (position, vector) arrows.
-    pub arrows: &'a [(Vec2, Vec2)],
+    /// (position, vector, signed value) arrows: the value (in [−1, 1] after scaling by the
+    /// largest arrow) picks a diverging colour; NaN colours by magnitude.
+    pub arrows: &'a [(Vec2, Vec2, f64)],
+    /// Colour legends, drawn bottom left.
+    pub legends: Vec<Legend>,
     /// Tweedie's denoiser, to scale: (x_t, D from the learned score, D from the exact score).
     pub denoiser: &'a [[Vec2; 3]],
     /// Heatmap textures over data boxes.
@@ -234,6 +317,8 @@ pub struct CanvasLayers<'a> {
     pub axes: bool,
     /// (s(t), σ(t)) for the noise circle at the cursor, when it is on.
     pub noise: Option<(f64, f64)>,
+    /// Colours and line widths.
+    pub style: CanvasStyle,
 }
 
 /// Overlays drawn on top of everything but the handles.
@@ -287,6 +372,141 @@ pub fn heat_color(v: f64, palette: Palette) -> Color32 {
             ],
             v,
         ),
+    }
+}
+
+/// [`heat_color`] on the dark canvas; on the projector's light canvas a ramp from the
+/// background (0) to dark (1), still monotone in brightness.
+pub fn heat_color_on(v: f64, palette: Palette, light: bool) -> Color32 {
+    if !light {
+        return heat_color(v, palette);
+    }
+    match palette {
+        Palette::Classic => ramp(
+            &[
+                (0.0, [252.0, 252.0, 250.0]),
+                (0.35, [250.0, 205.0, 130.0]),
+                (0.65, [225.0, 105.0, 90.0]),
+                (0.85, [140.0, 40.0, 110.0]),
+                (1.0, [50.0, 25.0, 90.0]),
+            ],
+            v,
+        ),
+        // Cividis reversed, from near white.
+        Palette::Cividis => ramp(
+            &[
+                (0.0, [252.0, 252.0, 240.0]),
+                (0.2, [255.0, 234.0, 70.0]),
+                (0.45, [188.0, 175.0, 111.0]),
+                (0.7, [124.0, 123.0, 120.0]),
+                (0.85, [61.0, 77.0, 110.0]),
+                (1.0, [0.0, 34.0, 78.0]),
+            ],
+            v,
+        ),
+    }
+}
+
+/// [`arrow_color`] on the dark canvas; dark blue → red → near black on the light one.
+pub fn arrow_color_on(v: f64, light: bool) -> Color32 {
+    if !light {
+        return arrow_color(v);
+    }
+    let stops: [(f64, [f32; 3]); 3] = [
+        (0.0, [90.0, 90.0, 200.0]),
+        (0.5, [200.0, 60.0, 20.0]),
+        (1.0, [60.0, 10.0, 10.0]),
+    ];
+    ramp(&stops, v)
+}
+
+/// A diverging colour for v ∈ [−1, 1]: blue (−1) → grey (0) → red (+1) (ColorBrewer RdBu's
+/// ends, distinct under the common colour-vision deficiencies).
+pub fn diverging_color(v: f64, light: bool) -> Color32 {
+    let mid = if light { 150.0 } else { 205.0 };
+    let v = if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    ramp(
+        &[
+            (0.0, [33.0, 102.0, 172.0]),
+            (0.5, [mid, mid, mid]),
+            (1.0, [178.0, 24.0, 43.0]),
+        ],
+        0.5 * (v + 1.0),
+    )
+}
+
+/// A colour legend: a bar of colours with a title and labels under its ends and middle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Legend {
+    /// What the colours mean.
+    pub title: String,
+    /// The bar's colours, left to right (a gradient's samples, or categorical swatches).
+    pub colors: Vec<Color32>,
+    /// Labels under the left end, the middle and the right end.
+    pub labels: [String; 3],
+}
+
+impl Legend {
+    /// A gradient legend sampling `f` on [0, 1].
+    pub fn gradient(title: &str, f: impl Fn(f64) -> Color32, labels: [&str; 3]) -> Self {
+        Self {
+            title: title.into(),
+            colors: (0..=40).map(|i| f(f64::from(i) / 40.0)).collect(),
+            labels: labels.map(String::from),
+        }
+    }
+}
+
+/// Legends stacked upwards from the canvas's bottom left corner, above the tick labels.
+fn draw_legends(painter: &egui::Painter, rect: Rect, legends: &[Legend], style: &CanvasStyle) {
+    let (w, h) = (150.0 * style.dot.sqrt(), 10.0 * style.dot.sqrt());
+    let font = egui::FontId::proportional(11.0 * style.dot.sqrt());
+    let mut bottom = rect.bottom() - 22.0;
+    for l in legends {
+        let top = bottom - h - 30.0 * style.dot.sqrt();
+        let left = rect.left() + 34.0;
+        let frame = Rect::from_min_max(
+            Pos2::new(left - 6.0, top - 2.0),
+            Pos2::new(left + w + 6.0, bottom),
+        );
+        painter.rect_filled(frame, 4.0, style.background.gamma_multiply(0.85));
+        painter.text(
+            Pos2::new(left, top),
+            egui::Align2::LEFT_TOP,
+            &l.title,
+            font.clone(),
+            style.text,
+        );
+        let bar_top = top + 14.0 * style.dot.sqrt();
+        let n = l.colors.len().max(1) as f32;
+        for (i, c) in l.colors.iter().enumerate() {
+            let x0 = left + w * i as f32 / n;
+            let x1 = left + w * (i + 1) as f32 / n;
+            painter.rect_filled(
+                Rect::from_min_max(Pos2::new(x0, bar_top), Pos2::new(x1 + 0.5, bar_top + h)),
+                0.0,
+                *c,
+            );
+        }
+        for (k, label) in l.labels.iter().enumerate() {
+            let (x, align) = match k {
+                0 => (left, egui::Align2::LEFT_TOP),
+                1 => (left + 0.5 * w, egui::Align2::CENTER_TOP),
+                _ => (left + w, egui::Align2::RIGHT_TOP),
+            };
+            painter.text(
+                Pos2::new(x, bar_top + h + 1.0),
+                align,
+                label,
+                font.clone(),
+                style.text,
+            );
+        }
+        bottom = top - 6.0;
     }
 }
 
@@ -381,7 +601,8 @@ pub fn canvas_ui(
 ) -> CanvasOutput {
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
     let rect = response.rect;
-    painter.rect_filled(rect, 0.0, BACKGROUND);
+    let style = layers.style;
+    painter.rect_filled(rect, 0.0, style.background);
     // A fixed view around the data: the box of ±3σ, padded, and at least 10×10 units.
     let (lo, hi) = *state.view_box.get_or_insert_with(|| {
         let (lo, hi) = mixture.bounding_box();
@@ -411,7 +632,7 @@ pub fn canvas_ui(
     }
 
     if layers.axes {
-        draw_axes(&painter, rect, view, visible);
+        draw_axes(&painter, rect, view, visible, &style);
     }
 
     // Score arrows: length ∝ √(|s| / max) (compresses the huge range near the modes), colour
@@ -420,11 +641,11 @@ pub fn canvas_ui(
     let max_norm = layers
         .arrows
         .iter()
-        .map(|(_, v)| v.norm())
+        .map(|(_, v, _)| v.norm())
         .filter(|n| n.is_finite())
         .fold(0.0, f64::max)
         .max(1e-12);
-    for (p, v) in layers.arrows {
+    for (p, v, signed) in layers.arrows {
         let n = v.norm();
         if n <= 0.0 || !n.is_finite() {
             continue;
@@ -432,10 +653,15 @@ pub fn canvas_ui(
         let rel = (n / max_norm).sqrt();
         let len = cell * rel as f32;
         let dir = egui::vec2(v.x as f32, -v.y as f32) / n as f32;
+        let color = if signed.is_finite() {
+            diverging_color(signed / max_norm, style.light)
+        } else {
+            arrow_color_on(rel, style.light)
+        };
         painter.arrow(
             view.screen_from_data(*p),
             dir * len,
-            Stroke::new(1.3, arrow_color(rel)),
+            Stroke::new(1.3 * style.line, color),
         );
     }
 
@@ -447,21 +673,21 @@ pub fn canvas_ui(
                 continue;
             }
             let to = view.screen_from_data(*to);
-            painter.arrow(from, to - from, Stroke::new(width, color));
+            painter.arrow(from, to - from, Stroke::new(width * style.line, color));
         }
         if d.x.is_finite() && d.y.is_finite() {
-            painter.circle_filled(view.screen_from_data(*d), 2.0, DENOISE_LEARNED);
+            painter.circle_filled(view.screen_from_data(*d), 2.0 * style.dot, DENOISE_LEARNED);
         }
     }
 
     if let Some(samples) = layers.samples {
         for x in samples {
-            painter.circle_filled(view.screen_from_data(*x), 1.6, SAMPLE_COLOR);
+            painter.circle_filled(view.screen_from_data(*x), 1.6 * style.dot, style.sample);
         }
     }
 
     if let Some(source) = layers.particles {
-        let c = PARTICLE_COLOR;
+        let c = style.particle;
         painter.add(egui_wgpu::Callback::new_paint_callback(
             rect,
             ParticleCallback {
@@ -475,7 +701,7 @@ pub fn canvas_ui(
                     f32::from(c.b()) / 255.0,
                     1.0,
                 ],
-                radius: 2.2,
+                radius: 2.2 * style.dot,
                 trails: layers.trails,
             },
         ));
@@ -486,15 +712,18 @@ pub fn canvas_ui(
         let x = view.screen_from_data(Vec2::new(c, 0.0)).x;
         painter.line_segment(
             [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
-            Stroke::new(1.5, color),
+            Stroke::new(1.5 * style.line, color),
         );
     }
     for (pts, color, width) in &ex.curves {
         let line: Vec<Pos2> = pts.iter().map(|p| view.screen_from_data(*p)).collect();
-        painter.add(egui::Shape::line(line, Stroke::new(*width, *color)));
+        painter.add(egui::Shape::line(
+            line,
+            Stroke::new(*width * style.line, style.ink(*color)),
+        ));
     }
     for (p, color, r) in &ex.points {
-        painter.circle_filled(view.screen_from_data(*p), *r, *color);
+        painter.circle_filled(view.screen_from_data(*p), *r * style.dot, style.ink(*color));
     }
     for (p, text, color) in &ex.labels {
         painter.text(
@@ -502,7 +731,7 @@ pub fn canvas_ui(
             egui::Align2::LEFT_TOP,
             text,
             egui::FontId::proportional(13.0),
-            *color,
+            style.ink(*color),
         );
     }
     if let Some(title) = &layers.title {
@@ -511,9 +740,11 @@ pub fn canvas_ui(
             egui::Align2::LEFT_TOP,
             title,
             egui::FontId::proportional(15.0),
-            Color32::WHITE,
+            style.ink(Color32::WHITE),
         );
     }
+
+    draw_legends(&painter, rect, &layers.legends, &style);
 
     let total_w: f64 = spec.components.iter().map(|c| c.weight).sum();
     for (k, g) in mixture.components().iter().enumerate() {
@@ -521,7 +752,7 @@ pub fn canvas_ui(
         let color = if selected {
             SELECTED_COLOR
         } else {
-            ELLIPSE_COLOR
+            style.ellipse
         };
         for s in [1.0, 2.0] {
             let pts: Vec<Pos2> = (0..=64)
@@ -532,14 +763,23 @@ pub fn canvas_ui(
                 .collect();
             painter.add(egui::Shape::line(
                 pts,
-                Stroke::new(if s == 1.0 { 1.6 } else { 0.8 }, color),
+                Stroke::new(style.line * if s == 1.0 { 1.6 } else { 0.8 }, color),
             ));
         }
         let c = view.screen_from_data(g.mean);
         let e = view.screen_from_data(edge_point(g.mean, g.cov));
-        painter.line_segment([c, e], Stroke::new(1.0, color.gamma_multiply(0.6)));
-        painter.circle_stroke(e, 4.5, Stroke::new(1.5, color));
+        painter.line_segment([c, e], Stroke::new(style.line, color.gamma_multiply(0.6)));
+        painter.circle_stroke(e, 4.5, Stroke::new(1.5 * style.line, color));
         painter.circle_filled(c, 6.0, HANDLE_COLOR);
+        // The component's number: what the legends, the weight bars and guidance refer to,
+        // so no colour alone carries which component is which.
+        painter.text(
+            c + egui::vec2(-8.0, 8.0),
+            egui::Align2::RIGHT_TOP,
+            format!("{}", k + 1),
+            egui::FontId::proportional(12.0 * style.dot.sqrt()),
+            style.text,
+        );
         if selected {
             if let Some(w) = spec.components.get(k).map(|c| c.weight / total_w) {
                 painter.text(
@@ -556,13 +796,17 @@ pub fn canvas_ui(
     if let (Some((s, sigma)), Some(pos)) = (layers.noise, response.hover_pos()) {
         let r = (s as f32) * view.pixels_per_unit;
         if r.is_finite() && r > 1.0 {
-            painter.circle_stroke(pos, r, Stroke::new(1.2, NOISE_CIRCLE));
+            painter.circle_stroke(
+                pos,
+                r,
+                Stroke::new(1.2 * style.line, style.ink(NOISE_CIRCLE)),
+            );
             painter.text(
                 pos + egui::vec2(r.min(400.0) * 0.72 + 4.0, -r.min(400.0) * 0.72 - 4.0),
                 egui::Align2::LEFT_BOTTOM,
                 format!("noise s(t) = {s:.3} (σ = {sigma:.3})"),
                 egui::FontId::proportional(12.0),
-                NOISE_CIRCLE,
+                style.ink(NOISE_CIRCLE),
             );
         }
     }
@@ -763,6 +1007,37 @@ mod tests {
                 last = l;
             }
             assert_eq!(heat_color(f64::NAN, p), heat_color(0.0, p));
+            // The projector's light ramps go the other way: from the background to dark.
+            let mut last = u32::MAX;
+            for i in 0..=20 {
+                let l = lum(heat_color_on(f64::from(i) / 20.0, p, true));
+                assert!(l <= last, "{p:?} at {i}");
+                last = l;
+            }
+            assert_eq!(
+                heat_color_on(0.0, p, true),
+                heat_color_on(f64::NAN, p, true)
+            );
+            assert_eq!(heat_color_on(0.3, p, false), heat_color(0.3, p));
+        }
+    }
+
+    /// The difference map's diverging colours: blue for negative, red for positive, a grey
+    /// in the middle, and the sign flips red and blue.
+    #[test]
+    fn diverging_colours_are_symmetric() {
+        for light in [false, true] {
+            let (neg, mid, pos) = (
+                diverging_color(-1.0, light),
+                diverging_color(0.0, light),
+                diverging_color(1.0, light),
+            );
+            assert!(neg.b() > neg.r() && pos.r() > pos.b());
+            assert!(mid.r() == mid.g() && mid.g() == mid.b());
+            let (a, b) = (diverging_color(-0.4, light), diverging_color(0.4, light));
+            assert!(a.b() > a.r() && b.r() > b.b());
+            assert_eq!(diverging_color(5.0, light), pos);
+            assert_eq!(diverging_color(f64::NAN, light), mid);
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
 use crate::state::command as api;
-use crate::state::{ArrowMode, Palette, State};
+use crate::state::{ArrowMode, Palette, State, Theme};
 
 /// Columns of the true-density heatmap (rows follow the aspect ratio).
 const TRUE_DENSITY_COLS: u32 = 96;
@@ -39,7 +39,7 @@ const DENOISER_EVERY: usize = 3;
 const LEARNED_DENSITY_COLS_GPU: u32 = 48;
 const LEARNED_DENSITY_COLS_CPU: u32 = 24;
 /// Nats below the maximum that the heatmap colour ramp spans.
-const HEAT_SPAN: f64 = 10.0;
+pub const HEAT_SPAN: f64 = 10.0;
 
 /// What the renderer runs on, for the status line and `state()`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -146,7 +146,7 @@ pub struct History {
 pub struct Heatmap {
     /// The grid.
     pub req: FieldRequest,
-    key: (u64, Palette),
+    key: (u64, HeatLook),
     /// The texture.
     pub texture: egui::TextureHandle,
 }
@@ -625,8 +625,8 @@ impl Host {
         if let Some((req, lp)) = out.density {
             self.learned_density = Some(Heatmap {
                 req,
-                key: (0, st.palette),
-                texture: heat_texture(ctx, "learned_density", &req, &lp, st.palette),
+                key: (0, heat_look(st)),
+                texture: heat_texture(ctx, "learned_density", &req, &lp, heat_look(st)),
             });
         }
         self.update_rate();
@@ -668,7 +668,7 @@ impl Host {
         view: (Vec2, Vec2),
         cols: u32,
         cached: &Option<Heatmap>,
-    ) -> Option<(FieldRequest, (u64, Palette), Sde)> {
+    ) -> Option<(FieldRequest, (u64, HeatLook), Sde)> {
         let req = FieldRequest::square_cells(view.0, view.1, cols, st.scene.t);
         let sde = self.sde(st, mixture);
         let key = {
@@ -676,7 +676,7 @@ impl Host {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             revision.hash(&mut h);
             format!("{sde:?}").hash(&mut h);
-            (h.finish(), st.palette)
+            (h.finish(), heat_look(st))
         };
         let fresh = cached
             .as_ref()
@@ -709,12 +709,14 @@ impl Host {
         self.true_density = Some(Heatmap {
             req,
             key,
-            texture: heat_texture(ctx, "true_density", &req, &lp, st.palette),
+            texture: heat_texture(ctx, "true_density", &req, &lp, heat_look(st)),
         });
     }
 
-    /// Arrows for the canvas from the latest field, in the chosen mode.
-    pub fn arrows(&self, st: &State) -> Vec<(Vec2, Vec2)> {
+    /// Arrows for the canvas from the latest field, in the chosen mode, with a signed value
+    /// for the difference map: the error's component along the exact score (positive: the
+    /// network pulls too hard that way; negative: too weakly or the wrong way); NaN otherwise.
+    pub fn arrows(&self, st: &State) -> Vec<(Vec2, Vec2, f64)> {
         let Some((req, cells)) = &self.field else {
             return Vec::new();
         };
@@ -724,15 +726,17 @@ impl Host {
         req.points()
             .into_iter()
             .zip(cells)
-            .map(|(p, cell)| {
-                let v = match st.arrows {
-                    ArrowMode::Learned => cell.learned,
-                    ArrowMode::Exact => cell.exact,
-                    ArrowMode::Difference => cell.learned - cell.exact,
-                    // Drawn to scale by `denoiser_arrows` instead.
-                    ArrowMode::Denoiser => Vec2::zeros(),
-                };
-                (p, v)
+            .map(|(p, cell)| match st.arrows {
+                ArrowMode::Learned => (p, cell.learned, f64::NAN),
+                ArrowMode::Exact => (p, cell.exact, f64::NAN),
+                ArrowMode::Difference => {
+                    let d = cell.learned - cell.exact;
+                    let n = cell.exact.norm();
+                    let along = if n > 0.0 { d.dot(&cell.exact) / n } else { 0.0 };
+                    (p, d, along)
+                }
+                // Drawn to scale by `denoiser_arrows` instead.
+                ArrowMode::Denoiser => (p, Vec2::zeros(), f64::NAN),
             })
             .collect()
     }
@@ -913,13 +917,21 @@ impl Host {
     }
 }
 
+/// A heatmap's colours: the palette, and whether on the projector's light canvas.
+type HeatLook = (Palette, bool);
+
+/// The heatmap colours `st` asks for.
+fn heat_look(st: &State) -> HeatLook {
+    (st.palette, st.theme == Theme::Projector)
+}
+
 /// A heatmap texture of log-density values on `req`'s grid (row 0 = lowest y).
 fn heat_texture(
     ctx: &egui::Context,
     name: &str,
     req: &FieldRequest,
     lp: &[f64],
-    palette: Palette,
+    (palette, light): HeatLook,
 ) -> egui::TextureHandle {
     let (nx, ny) = (req.n.0 as usize, req.n.1 as usize);
     let max = lp
@@ -936,7 +948,7 @@ fn heat_texture(
             } else {
                 0.0
             };
-            pixels[(ny - 1 - iy) * nx + ix] = canvas::heat_color(f, palette);
+            pixels[(ny - 1 - iy) * nx + ix] = canvas::heat_color_on(f, palette, light);
         }
     }
     ctx.load_texture(

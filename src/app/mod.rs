@@ -91,6 +91,12 @@ impl Data {
 pub struct UiState {
     /// The keyboard help is open.
     pub help_open: bool,
+    /// The theme and UI scale last applied to egui.
+    pub look: Option<(crate::state::Theme, f64)>,
+    /// The panels' theme as egui shows it ("dark" / "light"; auto follows the system).
+    pub shown_theme: &'static str,
+    /// egui's zoom factor as applied.
+    pub zoom: f32,
     /// What a canvas click does.
     pub tool: ClickTool,
     /// Which sampler the panel edits (split view).
@@ -191,6 +197,9 @@ impl ScoreLabApp {
             lessons: Lessons::default(),
             canvas: canvas::CanvasState::default(),
             ui: UiState {
+                look: None,
+                shown_theme: "dark",
+                zoom: 1.0,
                 help_open: false,
                 tool: ClickTool::default(),
                 edit_slot: 0,
@@ -242,19 +251,28 @@ impl ScoreLabApp {
     }
 
     /// The lesson player: a panel beside the canvas with the lesson's text and Back / Next,
-    /// or (embedded with the controls hidden) a caption under the canvas.
+    /// or (embedded with the controls hidden) a caption under the canvas. A failure scene
+    /// shows why it fails and the number it measures, live.
     fn lesson_ui(&mut self, ui: &mut egui::Ui, n: usize, window: bool, cmds: &mut Vec<Command>) {
-        let Some(l) = crate::state::lessons::lesson(n) else {
+        use crate::state::lessons;
+        let Some(l) = lessons::lesson(n) else {
             return;
         };
-        let count = crate::state::lessons::LESSONS.len();
+        let count = lessons::count();
+        let header = match n.checked_sub(lessons::LESSONS.len() + 1) {
+            Some(k) if l.check.is_some() => {
+                format!("Failure scene {} of {}", k + 1, lessons::FAILURES.len())
+            }
+            _ => format!("Lesson {n} of {}", lessons::LESSONS.len()),
+        };
         if !window {
             egui::Panel::bottom("lesson_caption").show(ui, |ui| {
-                ui.strong(format!("Lesson {n}: {}", l.title));
+                ui.strong(format!("{header}: {}", l.title));
                 ui.label(l.look);
             });
             return;
         }
+        let measured = l.check.and_then(|c| self.measured(c.metric));
         // A side panel, not a window: egui's windows and menus would add ≈ 20 kB (gzipped) to
         // a WebGPU build at its 2 MB budget.
         egui::Panel::right("lesson_player")
@@ -263,14 +281,27 @@ impl ScoreLabApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     ui.horizontal(|ui| {
-                        ui.strong(format!("Lesson {n} of {count}"));
+                        ui.strong(header);
                         if ui.small_button("close").clicked() {
                             cmds.push(Command::OpenLesson(None));
                         }
                     });
                     ui.heading(l.title);
                     ui.label(l.look);
-                    ui.strong("Try this");
+                    if let Some(c) = l.check {
+                        ui.strong("Why");
+                        ui.label(l.why);
+                        ui.strong("Measured");
+                        ui.label(match measured {
+                            Some(v) => format!(
+                                "{}: {v:.2} here (the text's {:.2} was measured on the CPU engine's first run)",
+                                c.metric.label(),
+                                c.value
+                            ),
+                            None => format!("{}: waiting for the run…", c.metric.label()),
+                        });
+                    }
+                    ui.strong(if l.check.is_some() { "Fix it" } else { "Try this" });
                     for t in l.try_this {
                         ui.label(format!("• {t}"));
                     }
@@ -301,6 +332,48 @@ impl ScoreLabApp {
                     });
                 });
             });
+    }
+
+    /// Follow the state's theme and UI scale (when they change).
+    fn apply_look(&mut self, ctx: &egui::Context) {
+        use crate::state::Theme;
+        let want = (self.state.theme, self.state.ui_scale);
+        self.ui.zoom = ctx.zoom_factor();
+        self.ui.shown_theme = match ctx.theme() {
+            egui::Theme::Dark => "dark",
+            egui::Theme::Light => "light",
+        };
+        if self.ui.look == Some(want) {
+            return;
+        }
+        self.ui.look = Some(want);
+        ctx.set_visuals_of(egui::Theme::Light, projector_or_light(want.0));
+        ctx.set_visuals_of(egui::Theme::Dark, egui::Visuals::dark());
+        ctx.set_theme(match want.0 {
+            Theme::Auto => egui::ThemePreference::System,
+            Theme::Dark => egui::ThemePreference::Dark,
+            Theme::Light | Theme::Projector => egui::ThemePreference::Light,
+        });
+        ctx.set_zoom_factor(want.1 as f32);
+    }
+
+    /// A failure scene's number as this page measures it now (sampler 1's last finished run,
+    /// or the difference arrows' score errors).
+    fn measured(&self, metric: crate::state::lessons::Metric) -> Option<f64> {
+        use crate::state::lessons::Metric;
+        // Only a run of the sampler as it is now (not one that finished before a change).
+        let live = &self.state.samplers[0];
+        let now = self.host.sampler[0].map(|s| s.run);
+        let run = self.host.runs[0]
+            .as_ref()
+            .filter(|r| Some(r.run) == now && r.kind == live.kind && r.n == live.n);
+        match metric {
+            Metric::Diverged => run.map(|r| r.diverged as f64 / r.n.max(1) as f64),
+            Metric::WeightError => run.map(|r| r.max_weight_error),
+            Metric::ScoreErrorRatio => {
+                Metric::error_ratio(self.lessons.score_errors()?, self.data.mixture.weights())
+            }
+        }
     }
 
     /// The share link of the current state.
@@ -508,7 +581,29 @@ impl ScoreLabApp {
                 .chain(self.host.responsibilities.as_ref())
                 .map(|h| (h.texture.id(), h.req.lo, h.req.hi))
                 .collect();
-            sides.push((particles, heatmaps, panels::side_title(st, side)));
+            let mut legends = Vec::new();
+            let light = st.theme == crate::state::Theme::Projector;
+            let span = format!("−{}", host::HEAT_SPAN);
+            let half = format!("−{}", host::HEAT_SPAN / 2.0);
+            for (on, what) in [(show_true, "true"), (show_learned, "learned")] {
+                if on {
+                    legends.push(canvas::Legend::gradient(
+                        &format!("{what} log pₜ, nats below its largest value"),
+                        |v| canvas::heat_color_on(v, st.palette, light),
+                        [&span, &half, "0"],
+                    ));
+                }
+            }
+            if st.layers.responsibilities {
+                let k = st.scene.mixture.components.len().max(1);
+                legends.push(canvas::Legend {
+                    title: "p(k | xₜ): colour of component k".into(),
+                    colors: (0..k).map(canvas::component_color).collect(),
+                    labels: ["1".into(), String::new(), format!("{k}")],
+                });
+            }
+            legends.extend(arrow_legend(st));
+            sides.push((particles, heatmaps, legends, panels::side_title(st, side)));
         }
         let extras = self.lessons.overlay();
         let noise = self.state.sigma_circle.then(|| {
@@ -522,36 +617,39 @@ impl ScoreLabApp {
             .map(|v| (Vec2::new(v[0], v[1]), Vec2::new(v[2], v[3])));
         let mut outs = Vec::new();
         egui::CentralPanel::default_margins().show(ui, |ui| {
-            let mut draw = |ui: &mut egui::Ui, particles, heatmaps, title: Option<String>| {
-                canvas::canvas_ui(
-                    ui,
-                    &mut self.canvas,
-                    &self.data.mixture,
-                    &self.state.scene.mixture,
-                    canvas::CanvasLayers {
-                        samples: self.state.layers.samples.then_some(&self.data.samples[..]),
-                        arrows: &arrows,
-                        denoiser: &denoiser,
-                        heatmaps,
-                        particles,
-                        trails: self.state.layers.trails,
-                        extras: &extras,
-                        title,
-                        axes: self.state.axes,
-                        noise,
-                    },
-                )
-            };
+            let mut draw =
+                |ui: &mut egui::Ui, particles, heatmaps, legends, title: Option<String>| {
+                    canvas::canvas_ui(
+                        ui,
+                        &mut self.canvas,
+                        &self.data.mixture,
+                        &self.state.scene.mixture,
+                        canvas::CanvasLayers {
+                            samples: self.state.layers.samples.then_some(&self.data.samples[..]),
+                            arrows: &arrows,
+                            legends,
+                            denoiser: &denoiser,
+                            heatmaps,
+                            particles,
+                            trails: self.state.layers.trails,
+                            extras: &extras,
+                            title,
+                            axes: self.state.axes,
+                            noise,
+                            style: canvas::CanvasStyle::of(self.state.theme),
+                        },
+                    )
+                };
             if sides.len() == 1 {
-                if let Some((p, h, t)) = sides.pop() {
-                    outs.push(draw(ui, p, h, t));
+                if let Some((p, h, l, t)) = sides.pop() {
+                    outs.push(draw(ui, p, h, l, t));
                 }
             } else {
                 let w = (ui.available_width() - 8.0) / 2.0;
                 let h = ui.available_height();
                 ui.horizontal(|ui| {
-                    for (p, hm, t) in sides.drain(..) {
-                        ui.allocate_ui(egui::vec2(w, h), |ui| outs.push(draw(ui, p, hm, t)));
+                    for (p, hm, l, t) in sides.drain(..) {
+                        ui.allocate_ui(egui::vec2(w, h), |ui| outs.push(draw(ui, p, hm, l, t)));
                     }
                 });
             }
@@ -624,6 +722,69 @@ fn fallback_mixture() -> GaussianMixture {
     }
 }
 
+/// The legend of the arrows' colours in the state's arrow mode (none when they are off).
+fn arrow_legend(st: &State) -> Option<canvas::Legend> {
+    use crate::state::ArrowMode;
+    if !st.layers.arrows {
+        return None;
+    }
+    let light = st.theme == crate::state::Theme::Projector;
+    Some(match st.arrows {
+        ArrowMode::Learned | ArrowMode::Exact => canvas::Legend::gradient(
+            "score length / the longest (arrow length ∝ √)",
+            |v| canvas::arrow_color_on(v.sqrt(), light),
+            ["0", "0.5", "1"],
+        ),
+        ArrowMode::Difference => canvas::Legend::gradient(
+            "learned − exact, along the exact score",
+            |v| canvas::diverging_color(2.0 * v - 1.0, light),
+            ["too weak", "0", "too strong"],
+        ),
+        ArrowMode::Denoiser => canvas::Legend {
+            title: "D(xₜ) = E[x₀ | xₜ]: learned (dot) · exact".into(),
+            colors: [canvas::DENOISE_LEARNED; 20]
+                .into_iter()
+                .chain([canvas::DENOISE_EXACT; 20])
+                .collect(),
+            labels: ["learned".into(), String::new(), "exact".into()],
+        },
+    })
+}
+
+/// egui's light visuals, or for the projector theme a high-contrast version of them: black
+/// text, white panels, thicker outlines and a strong focus ring.
+fn projector_or_light(theme: crate::state::Theme) -> egui::Visuals {
+    use egui::{Color32, Stroke};
+    let mut v = egui::Visuals::light();
+    if theme != crate::state::Theme::Projector {
+        return v;
+    }
+    let ink = Color32::BLACK;
+    v.override_text_color = Some(ink);
+    v.panel_fill = Color32::WHITE;
+    v.window_fill = Color32::WHITE;
+    v.extreme_bg_color = Color32::WHITE;
+    v.faint_bg_color = Color32::from_gray(235);
+    v.window_stroke = Stroke::new(2.0, ink);
+    v.selection.bg_fill = Color32::from_rgb(120, 170, 255);
+    v.selection.stroke = Stroke::new(2.5, ink);
+    for w in [
+        &mut v.widgets.noninteractive,
+        &mut v.widgets.inactive,
+        &mut v.widgets.hovered,
+        &mut v.widgets.active,
+        &mut v.widgets.open,
+    ] {
+        w.fg_stroke = Stroke::new(2.0, ink);
+        w.bg_stroke = Stroke::new(1.5, Color32::from_gray(40));
+    }
+    v.widgets.inactive.weak_bg_fill = Color32::from_gray(225);
+    v.widgets.inactive.bg_fill = Color32::from_gray(215);
+    v.widgets.hovered.bg_stroke = Stroke::new(2.5, Color32::from_rgb(0, 70, 200));
+    v.widgets.active.bg_stroke = Stroke::new(3.0, Color32::from_rgb(0, 70, 200));
+    v
+}
+
 impl eframe::App for ScoreLabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
@@ -642,6 +803,7 @@ impl eframe::App for ScoreLabApp {
         }
         c.last_frame = Some(now);
         let ctx = ui.ctx().clone();
+        self.apply_look(&ctx);
         self.finish_export(ctx.pixels_per_point());
         let mut cmds = api::drain();
         cmds.extend(apply::dropped_files(&ctx));

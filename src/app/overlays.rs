@@ -37,6 +37,8 @@ const PATH_STEPS: usize = 60;
 const COND_T_MIN: f64 = 0.05;
 /// Upper end of the pivot's range.
 const COND_T_MAX: f64 = 0.95;
+/// Points per component of the score-error measure under the difference arrows.
+const SCORE_ERROR_POINTS: usize = 500;
 /// The fixed noise z of the conditional path (a unit-length draw, so x_t is a typical point).
 const COND_Z: [f64; 2] = [0.8, 0.6];
 
@@ -160,6 +162,11 @@ pub struct Lessons {
     inpaint_job: Option<(u64, Inpainter, OwnedScore)>,
     inpaint_result: Option<(u64, InpaintResult)>,
     pending_inpaint: Vec<u32>,
+    /// The noise level of the difference arrows, when they are shown.
+    diff_t: Option<f64>,
+    /// The snapshot's relative score error near each component at `diff_t`
+    /// (`sim::metrics::score_error_by_component`), with its cache key.
+    score_errors: Option<(u64, Vec<f64>)>,
 }
 
 impl Lessons {
@@ -182,6 +189,7 @@ impl Lessons {
     pub fn wants_model(&self) -> bool {
         let needed = self.ode_paths
             || self.probe_at.is_some()
+            || self.diff_t.is_some()
             || self
                 .inpaint
                 .is_some_and(|i| i.method != InpaintMethod::ExactConditional && !i.exact);
@@ -197,6 +205,11 @@ impl Lessons {
         self.probe.as_ref().map(|(_, r)| r)
     }
 
+    /// The network's relative score error near each component (difference arrows on).
+    pub fn score_errors(&self) -> Option<&[f64]> {
+        self.score_errors.as_ref().map(|(_, e)| e.as_slice())
+    }
+
     /// The conditional-vs-marginal paths, once computed.
     pub fn cond_result(&self) -> Option<&CondPaths> {
         self.cond.as_ref().map(|(_, c)| c)
@@ -210,6 +223,10 @@ impl Lessons {
     /// Follow the state's lesson settings (a moved probe or changed inpainting restarts).
     pub fn sync(&mut self, st: &State) {
         self.ode_paths = st.ode_paths;
+        self.diff_t = (st.arrows == crate::state::ArrowMode::Difference).then_some(st.scene.t);
+        if self.diff_t.is_none() {
+            self.score_errors = None;
+        }
         let probe = st.probe.map(|p| Vec2::new(p[0], p[1]));
         if probe != self.probe_at {
             self.probe_at = probe;
@@ -334,6 +351,20 @@ impl Lessons {
         if let (Some(score), Some(x0), Some(t)) = (score, self.probe_at, self.cond_paths) {
             if self.cond.as_ref().is_none_or(|(k, _)| *k != key) {
                 self.cond = Some((key, cond_paths(score, sde, x0, t)));
+            }
+        }
+        if let (Some(t), Some(model)) = (self.diff_t, self.model.as_ref()) {
+            let key = Self::key(revision, sde, false, self.model_version) ^ t.to_bits();
+            if self.score_errors.as_ref().is_none_or(|(k, _)| *k != key) {
+                let errs = crate::sim::metrics::score_error_by_component(
+                    model,
+                    mixture,
+                    sde,
+                    t,
+                    SCORE_ERROR_POINTS,
+                    1,
+                );
+                self.score_errors = Some((key, errs));
             }
         }
         if !self.ode_paths {
@@ -490,6 +521,7 @@ impl Lessons {
             "inpaint_progress": inpaint_progress,
             "inpaint_result": self.inpaint_result.as_ref().map(|(_, r)| r),
             "model_snapshot": self.model.is_some(),
+            "score_errors": self.score_errors(),
         })
     }
 

@@ -76,6 +76,12 @@ struct StateSnapshot<'a> {
     link: String,
     /// The lesson the lesson player shows (1-based), if it is open.
     lesson: Option<usize>,
+    /// The panels' theme as shown: "dark" or "light" (theme auto follows prefers-color-scheme).
+    shown_theme: &'a str,
+    /// egui's zoom factor (the UI scale as applied).
+    zoom: f32,
+    /// A failure scene's measured number as the player shows it (null before its run ends).
+    lesson_measured: Option<f64>,
     /// Why the link the page was opened with was refused, if it was.
     link_error: Option<&'a str>,
     panels: Panels,
@@ -151,6 +157,14 @@ impl ScoreLabApp {
             split: st.split,
             link: self.link(),
             lesson: ui.flags.lesson,
+            shown_theme: ui.shown_theme,
+            zoom: ui.zoom,
+            lesson_measured: ui
+                .flags
+                .lesson
+                .and_then(crate::state::lessons::lesson)
+                .and_then(|l| l.check)
+                .and_then(|c| self.measured(c.metric)),
             link_error: ui.link_error.as_deref(),
             panels: ui.flags.panels(),
             lessons: self.lessons.state_json(),

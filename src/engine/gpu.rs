@@ -194,6 +194,9 @@ impl GpuEngine {
             head: 0,
             filled: 0,
         });
+        // A readback of the sampler this one replaces would arrive under the new run's number.
+        self.slots[i].samples_rb = None;
+        self.slots[i].accept_rb = None;
         Ok(())
     }
 

@@ -108,6 +108,12 @@ pub struct LiveSampling {
     /// Langevin family: Metropolis-adjust each step against the exact p_t (MALA; the
     /// proposal uses the exact score, since MALA needs the log-density).
     pub mala: bool,
+    /// Start time of a run: 1 starts at the SDE's prior; smaller starts the annealing or the
+    /// reverse process at a lower noise level (this run's σ_max is s(t_start)).
+    pub t_start: f64,
+    /// The start distribution's std relative to the right prior's (SDE / ODE samplers): 1 is
+    /// right; anything else shows what a wrong prior does.
+    pub prior_scale: f64,
 }
 
 impl Default for LiveSampling {
@@ -142,6 +148,8 @@ impl LiveSampling {
             repeat: true,
             guide: None,
             mala: false,
+            t_start: 1.0,
+            prior_scale: 1.0,
         }
     }
 
@@ -176,6 +184,8 @@ impl LiveSampling {
         }
         c.snr = self.snr;
         c.seed = seed;
+        c.t_start = self.t_start;
+        c.prior_scale = self.prior_scale;
         c
     }
 
@@ -218,6 +228,12 @@ impl LiveSampling {
         if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
             return Err("snr must be in [0, 10]".into());
         }
+        if !(self.t_start.is_finite() && (MIN_T_START..=1.0).contains(&self.t_start)) {
+            return Err(format!("the start time must be in [{MIN_T_START}, 1]"));
+        }
+        if !(self.prior_scale.is_finite() && (0.01..=10.0).contains(&self.prior_scale)) {
+            return Err("the prior scale must be in [0.01, 10]".into());
+        }
         if !(self.speed.is_finite() && (0.001..=100.0).contains(&self.speed)) {
             return Err("speed must be in [0.001, 100]".into());
         }
@@ -232,6 +248,9 @@ impl LiveSampling {
         Ok(())
     }
 }
+
+/// Earliest start time of a live run (its σ_max = s(t_start)).
+pub const MIN_T_START: f64 = 0.05;
 
 /// Most steps of one live run.
 pub const MAX_LIVE_STEPS: usize = 20_000;

@@ -19,6 +19,35 @@ pub struct Lesson {
     pub try_this: &'static [&'static str],
     /// A question to discuss.
     pub ask: &'static str,
+    /// Failure scenes: why it goes wrong (empty for lessons).
+    pub why: &'static str,
+    /// Failure scenes: the number that shows the failure, as measured (a unit test
+    /// re-measures it).
+    pub check: Option<Check>,
+}
+
+/// What a failure scene measures and what it measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Check {
+    /// The number.
+    pub metric: Metric,
+    /// Its value as measured with the exact score (or, for an under-trained network, the CPU
+    /// engine's training) on the scene's first run; the text quotes it.
+    pub value: f64,
+    /// A fresh network trained this many steps first (0: the network is left alone).
+    pub train_steps: u32,
+}
+
+/// The measured number of a failure scene.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Fraction of the particles that diverged (not finite) in sampler 1's run.
+    Diverged,
+    /// Sampler 1's largest |sample weight − true weight| of a component.
+    WeightError,
+    /// The learned score's relative error near the lightest component over that near the
+    /// heaviest (`sim::metrics::score_error_by_component`, at the shown t).
+    ScoreErrorRatio,
 }
 
 impl Lesson {
@@ -43,6 +72,8 @@ pub const LESSONS: &[Lesson] = &[
             "Give the right sampler 10 times more steps.",
         ],
         ask: "Both samplers find the modes, so why does only the annealed one get the weights right? Why can't a chain at the smallest noise cross from one mode to the other?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "The noise level: true vs learned density",
@@ -53,6 +84,8 @@ pub const LESSONS: &[Lesson] = &[
             "Drag a component to a new place and watch the right side catch up.",
         ],
         ask: "Why do samplers start from the blob at large noise, instead of from the data's noise level?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Deterministic paths and exact likelihoods",
@@ -64,6 +97,8 @@ pub const LESSONS: &[Lesson] = &[
             "Drag a component far away and run the sampler again.",
         ],
         ask: "The ODE is deterministic: how can a deterministic map from noise produce random samples? What makes the likelihood exact?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Inpainting: replacement vs the exact conditional",
@@ -74,6 +109,8 @@ pub const LESSONS: &[Lesson] = &[
             "Pick the x₁ = c tool and click the canvas to move the line.",
         ],
         ask: "Replacement overwrites x₁ with a noised copy of the observation at every step. Why is that not the same as conditioning?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Guidance toward one component",
@@ -84,6 +121,8 @@ pub const LESSONS: &[Lesson] = &[
             "Set γ to 0: the unconditional split comes back.",
         ],
         ask: "What does γ > 1 do to the distribution of one component, and why would anyone want that?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "The denoiser's view (Tweedie)",
@@ -95,6 +134,8 @@ pub const LESSONS: &[Lesson] = &[
             "Drag a component into the other one's colour region.",
         ],
         ask: "Tweedie's formula says the score points toward the denoiser's guess. Why does the score get longer as the noise gets smaller?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Conditional vs marginal paths",
@@ -105,6 +146,8 @@ pub const LESSONS: &[Lesson] = &[
             "Drop the probe in the middle of a component, then between the components.",
         ],
         ask: "Why does the magenta path not lead back to x₀? What does flow matching learn from the yellow paths?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Metropolis vs Langevin",
@@ -115,6 +158,8 @@ pub const LESSONS: &[Lesson] = &[
             "Lower α until plain Langevin's variance error is small too.",
         ],
         ask: "MALA keeps each component's shape exactly. Why are its mode weights still wrong?",
+        why: "",
+        check: None,
     },
     Lesson {
         title: "Approximate vs exact guidance: DPS",
@@ -125,12 +170,135 @@ pub const LESSONS: &[Lesson] = &[
             "Move the DPS step ζ down by 10, then up by 10.",
         ],
         ask: "DPS treats the denoiser's guess as if it were the clean point. When is that a good approximation, and when is it bad?",
+        why: "",
+        check: None,
     },
 ];
 
+/// The failure-mode scenes, one click each: what goes wrong, why, and the number that shows
+/// it. In the player they follow the lessons (`#lesson=10` is the first one).
+pub const FAILURES: &[Lesson] = &[
+    Lesson {
+        title: "Langevin step too large",
+        state_json: r#"{"scene":{"mixture":{"components":[{"weight":0.2,"mean":[-5,-5],"cov":[[0.1,0],[0,0.1]]},{"weight":0.8,"mean":[5,5],"cov":[[0.1,0],[0,0.1]]}]}},"samplers":[{"kind":"langevin","steps":1000,"eps":1,"exact":true,"n":2000,"repeat":false}],"training":false}"#,
+        look: "Plain Langevin with step α = 1 on components of variance σ² = 0.1, following the exact score. The particles fly off the canvas; the sampler panel counts the diverged ones. Measured: all of them (diverged fraction 1.00).",
+        try_this: &[
+            "Set α to 0.3: the chain is stable, but each mode's variance comes out 4 times too big.",
+            "Set α to 0.02 and compare the variance error.",
+        ],
+        ask: "Why does the narrowest direction of the data, not the widest, decide the largest step that works?",
+        why: "One step moves x by (α/2) ∇log p(x) + √α z. Near a mode of variance σ² the score is −(x − μ)/σ², so the step multiplies the distance to the mode by |1 − α/(2σ²)|. With α = 10σ² that factor is 4: every step quadruples the error until the numbers overflow. The chain is stable only for α < 4σ², and even then its variance is σ²/(1 − α/(4σ²)), too big unless α is small.",
+        check: Some(Check {
+            metric: Metric::Diverged,
+            value: 1.0,
+            train_steps: 0,
+        }),
+    },
+    Lesson {
+        title: "Too few noise levels",
+        state_json: r#"{"samplers":[{"kind":"annealed-langevin","levels":3,"steps":133,"exact":true,"n":2000,"repeat":false}],"training":false}"#,
+        look: "Annealed Langevin with only L = 3 noise levels (σ ≈ 25, 0.5 and 0.01) and the exact score. Compare the bars under the sampler panel with the true weights 0.2 and 0.8. Measured: weight error 0.22 (0.03 with the default 20 levels).",
+        try_this: &[
+            "Raise L to 10, then 20, keeping about 400 steps in all.",
+            "Slide σ to see how different neighbouring noise levels' densities are.",
+        ],
+        ask: "Each level starts from where the last one ended. What must be true of two neighbouring levels for that to work?",
+        why: "Each level's Langevin chain only mixes locally; it relies on starting from samples of the level above, which should already be close to its own distribution. With three levels the jumps from σ ≈ 25 to 0.5 and on to 0.01 are far too big: the particles arrive spread over the whole plane at a noise level where the modes are separate, and each falls into the nearest basin. So the modes get the share of the plane's area they drain, not their weight.",
+        check: Some(Check {
+            metric: Metric::WeightError,
+            value: 0.22,
+            train_steps: 0,
+        }),
+    },
+    Lesson {
+        title: "σ_max too small to connect the modes",
+        state_json: r#"{"samplers":[{"kind":"annealed-langevin","levels":20,"steps":20,"exact":true,"n":2000,"repeat":false,"t_start":0.5}],"training":false}"#,
+        look: "Annealed Langevin whose largest noise level is σ = 0.50 (start t = 0.5) instead of σ_max ≈ 25, while the modes are 14 apart. Measured: weights 0.50 / 0.50 against the true 0.2 / 0.8 (weight error 0.30).",
+        try_this: &[
+            "Move the start t in the sampler panel back up to 1.",
+            "Slide σ to 0.5 and look at the density: are the modes connected?",
+        ],
+        ask: "How large must σ_max be for the first level to 'see' every mode, and what does Song and Ermon's rule of thumb say?",
+        why: "The weights of the modes are decided at the first, largest noise level, where the density is one connected blob and Langevin moves freely between the modes. If σ_max is much smaller than the distance between modes, even the first level has separate modes with (almost) no probability between them, so no chain crosses: each particle stays in the basin it started in, and the uniform start puts half in each.",
+        check: Some(Check {
+            metric: Metric::WeightError,
+            value: 0.30,
+            train_steps: 0,
+        }),
+    },
+    Lesson {
+        title: "A deterministic sampler from the wrong prior",
+        state_json: r#"{"samplers":[{"kind":"ode-rk4","steps":200,"exact":true,"n":2000,"repeat":false,"prior_scale":0.2}],"training":false}"#,
+        look: "The probability-flow ODE with the exact score, started from N(m, (σ_max/5)² I) instead of the VE prior N(m, σ_max² I). Measured: every sample lands in the heavy mode (weight error 0.20), and the samples' variance is 4% of the data's.",
+        try_this: &[
+            "Set the prior scale back to 1 in the sampler panel.",
+            "Try 0.5 and 2: which way does each distort the samples?",
+        ],
+        ask: "A stochastic sampler forgets part of where it started. Why can a deterministic one not?",
+        why: "The ODE is a fixed, invertible map from noise to data: it turns the right prior into the data distribution and anything else into something else. A prior 5 times too narrow holds only the middle of the right one, and the middle of the prior maps to the middle of the probability mass, inside the heavy mode. Nothing in the ODE can correct this; a reverse SDE partly can, because its noise keeps mixing.",
+        check: Some(Check {
+            metric: Metric::WeightError,
+            value: 0.20,
+            train_steps: 0,
+        }),
+    },
+    Lesson {
+        title: "An under-trained network",
+        state_json: r#"{"scene":{"mixture":{"components":[{"weight":0.95,"mean":[-3,0],"cov":[[1,0],[0,1]]},{"weight":0.05,"mean":[4,2],"cov":[[0.5,0],[0,0.5]]}]},"sde":"vp","t":0.2},"arrows":"difference","training":false}"#,
+        look: "A fresh network trained for only 400 steps; the arrows show learned − exact score at t = 0.2, coloured by whether the network pulls too weakly (blue) or too strongly (red) along the true score. They are short only inside the heavy component (weight 0.95). Measured: relative to the true score, the error near the light component (weight 0.05) is 6.2 times the error near the heavy one (0.68 against 0.11).",
+        try_this: &[
+            "Switch training on and watch the light component's arrows shrink last.",
+            "Give the light component more weight and reset the network.",
+        ],
+        ask: "Why does the training loss care so little about the light component, and what would that do to a sampler?",
+        why: "Denoising score matching averages the score error over the data: a region the data visits 5% of the time contributes about 5% of the loss and of the gradient. So the network first learns the score where the data is plentiful and stays wrong where it is scarce, which is exactly where a sampler must be steered correctly to give the light mode its weight.",
+        check: Some(Check {
+            metric: Metric::ScoreErrorRatio,
+            value: 6.2,
+            train_steps: 400,
+        }),
+    },
+];
+
+impl Metric {
+    /// What the number is called in the player.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Diverged => "diverged fraction",
+            Self::WeightError => "weight error",
+            Self::ScoreErrorRatio => "score error, light / heavy component",
+        }
+    }
+
+    /// The ratio of the relative score errors near the lightest and the heaviest component
+    /// (`errors[k]` near component k of weights `weights`).
+    pub fn error_ratio(errors: &[f64], weights: &[f64]) -> Option<f64> {
+        let by = |better: fn(f64, f64) -> bool| {
+            (0..weights.len().min(errors.len())).reduce(|a, b| {
+                if better(weights[b], weights[a]) {
+                    b
+                } else {
+                    a
+                }
+            })
+        };
+        let (light, heavy) = (by(|a, b| a < b)?, by(|a, b| a > b)?);
+        (errors[heavy] > 0.0).then(|| errors[light] / errors[heavy])
+    }
+}
+
 /// Lesson `n` (1-based), if it exists.
+/// The failure scenes follow the lessons: n = `LESSONS.len()` + k is failure scene k.
 pub fn lesson(n: usize) -> Option<&'static Lesson> {
-    n.checked_sub(1).and_then(|i| LESSONS.get(i))
+    let i = n.checked_sub(1)?;
+    LESSONS
+        .get(i)
+        .or_else(|| FAILURES.get(i.checked_sub(LESSONS.len())?))
+}
+
+/// Lessons and failure scenes together (the player's Next / Back run through both).
+pub fn count() -> usize {
+    LESSONS.len() + FAILURES.len()
 }
 
 #[cfg(test)]
@@ -159,7 +327,85 @@ mod tests {
                 !l.look.is_empty() && (2..=3).contains(&l.try_this.len()) && l.ask.ends_with('?')
             );
         }
-        assert!(lesson(0).is_none() && lesson(LESSONS.len() + 1).is_none());
+        assert!(lesson(0).is_none() && lesson(count() + 1).is_none());
         assert_eq!(lesson(1).map(|l| l.title), Some(LESSONS[0].title));
+        assert_eq!(
+            lesson(LESSONS.len() + 1).map(|l| l.title),
+            Some(FAILURES[0].title)
+        );
+        // Every failure scene has its README link too.
+        for f in FAILURES {
+            let st = f.state().expect("a failure scene's state is valid");
+            assert!(links.contains(&st), "README link of {:?}", f.title);
+            assert!(f.check.is_some() && !f.why.is_empty() && f.ask.ends_with('?'));
+        }
+    }
+
+    /// What a failure scene measures on a run with `seed` (the engine's run number), as the
+    /// CPU engine computes it: the exact-score sampler's statistics, or a fresh network trained
+    /// for the scene's steps.
+    fn measure(f: &Lesson, seed: u32) -> f64 {
+        use crate::engine::settings::{new_net, train_config};
+        use crate::sim::metrics::{score_error_by_component, RunStats};
+        use crate::sim::samplers::sample;
+        use crate::sim::score::ExactScore;
+        use crate::sim::sde::Sde;
+        let st = f.state().unwrap();
+        let m = st.validate().unwrap();
+        let sde = Sde::for_mixture(st.scene.sde, &m);
+        let c = f.check.unwrap();
+        if c.metric == Metric::ScoreErrorRatio {
+            let net = new_net(&st.settings, &m, sde).unwrap();
+            let mut tr =
+                crate::sim::train::Trainer::new(net, m.clone(), train_config(&st.settings));
+            for _ in 0..c.train_steps {
+                tr.step().unwrap();
+            }
+            let e = score_error_by_component(&tr.ema_net(), &m, &sde, st.scene.t, 500, 1);
+            return Metric::error_ratio(&e, m.weights()).unwrap();
+        }
+        let live = &st.samplers[0];
+        let exact = ExactScore::new(m.clone(), sde);
+        let (xs, _) = sample(live.config(&m, seed), sde, live.n, &exact).unwrap();
+        let r = RunStats::new(&m, seed, live.kind, &xs);
+        match c.metric {
+            Metric::Diverged => r.diverged as f64 / r.n as f64,
+            _ => r.max_weight_error,
+        }
+    }
+
+    /// Each failure scene produces the failure it names, by the number its text quotes: the
+    /// first run (seed 0) within 0.02 of it (5% for the ratio), and other runs clearly failing
+    /// too; the quoted number is written in the text.
+    #[test]
+    fn failure_scenes_fail_as_measured() {
+        for f in FAILURES {
+            let c = f.check.unwrap();
+            let got = measure(f, 0);
+            let tol = if c.metric == Metric::ScoreErrorRatio {
+                0.05 * c.value
+            } else {
+                0.02
+            };
+            assert!(
+                (got - c.value).abs() <= tol,
+                "{}: measured {got:.3}, the text says {}",
+                f.title,
+                c.value
+            );
+            let quoted = format!("{:.2}", c.value);
+            let quoted_1 = format!("{:.1}", c.value);
+            assert!(
+                f.look.contains(&quoted) || f.look.contains(&quoted_1),
+                "{}: the text quotes {quoted}",
+                f.title
+            );
+            if c.train_steps == 0 {
+                for seed in 1..3 {
+                    let other = measure(f, seed);
+                    assert!(other >= 0.75 * c.value, "{} run {seed}: {other}", f.title);
+                }
+            }
+        }
     }
 }

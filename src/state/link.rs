@@ -173,7 +173,7 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                 link.flags.panels = Some(list);
             }
             "lesson" => {
-                let n = crate::state::lessons::LESSONS.len();
+                let n = crate::state::lessons::count();
                 match value.parse::<usize>() {
                     Ok(k) if (1..=n).contains(&k) => link.flags.lesson = Some(k),
                     _ => {

@@ -145,6 +145,26 @@ pub enum Palette {
     Cividis,
 }
 
+/// The look of the page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    /// The panels follow the system's light / dark setting (`prefers-color-scheme`); the
+    /// canvas stays dark.
+    #[default]
+    Auto,
+    /// Dark panels.
+    Dark,
+    /// Light panels.
+    Light,
+    /// For a projector in a bright room: light, high-contrast panels and canvas, thicker lines
+    /// and larger dots.
+    Projector,
+}
+
+/// Smallest and largest UI scale.
+pub const UI_SCALE_RANGE: (f64, f64) = (0.75, 2.5);
+
 /// 2D inpainting: observe x₁ = c, sample x₂.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +261,10 @@ pub struct State {
     pub axes: bool,
     /// A circle of the noise's standard deviation s(t) at the cursor.
     pub sigma_circle: bool,
+    /// The page's look (the projector theme).
+    pub theme: Theme,
+    /// Size of the controls and text (1 = egui's default; 1.25 or more for a room).
+    pub ui_scale: f64,
 }
 
 impl Default for State {
@@ -262,6 +286,8 @@ impl Default for State {
             palette: Palette::default(),
             axes: true,
             sigma_circle: true,
+            theme: Theme::Auto,
+            ui_scale: 1.0,
         }
     }
 }
@@ -319,6 +345,10 @@ impl State {
         }
         if let Some(i) = &self.inpaint {
             i.validate()?;
+        }
+        let (lo, hi) = UI_SCALE_RANGE;
+        if !(self.ui_scale.is_finite() && (lo..=hi).contains(&self.ui_scale)) {
+            return Err(format!("the UI scale must be in [{lo}, {hi}]"));
         }
         if let Some(v) = self.view {
             let ok = v.iter().all(|x| x.is_finite() && x.abs() <= MAX_COORD)

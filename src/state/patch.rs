@@ -76,6 +76,10 @@ pub struct ConfigPatch {
     pub guide: Option<Option<Guide>>,
     /// Langevin family: Metropolis-adjust against the exact p_t (MALA).
     pub mala: Option<bool>,
+    /// Start time of a run (its σ_max = s(t_start)).
+    pub t_start: Option<f64>,
+    /// The start distribution's std relative to the right prior's.
+    pub prior_scale: Option<f64>,
     /// Open lesson N (1-based) with its state, applied before the other keys; null closes
     /// the lesson player.
     #[serde(default, deserialize_with = "double_option")]
@@ -149,11 +153,18 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     real("eps", p.eps, 1e-12, 1.0)?;
     real("snr", p.snr, 0.0, 10.0)?;
     real("speed", p.speed, 0.001, 100.0)?;
+    real(
+        "t_start",
+        p.t_start,
+        crate::engine::settings::MIN_T_START,
+        1.0,
+    )?;
+    real("prior_scale", p.prior_scale, 0.01, 10.0)?;
     if let Some(Some(g)) = p.guide {
         real("guide.gamma", Some(g.gamma), 0.0, 20.0)?;
     }
     if let Some(Some(n)) = p.lesson {
-        let count = crate::state::lessons::LESSONS.len();
+        let count = crate::state::lessons::count();
         if !(1..=count).contains(&n) {
             return Err(format!(
                 "setConfig: lesson must be in 1..={count} (got {n})"
@@ -257,6 +268,12 @@ impl ConfigPatch {
         }
         if let Some(v) = self.mala {
             live.mala = v;
+        }
+        if let Some(v) = self.t_start {
+            live.t_start = v;
+        }
+        if let Some(v) = self.prior_scale {
+            live.prior_scale = v;
         }
     }
 }

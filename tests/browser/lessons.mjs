@@ -537,6 +537,32 @@ function posterior(scene, mg, x) {
   check(n5.lesson === 5 && partial(readmeStates[4], n5.state) && n3.lesson === 3 && partial(readmeStates[2], n3.state),
     `the n / p keys step through the lessons (4 → ${n5.lesson} → ${n3.lesson})`);
   writeFileSync(`${outDir}/lesson-player.png`, await page.screenshot());
+  // The failure scenes (lessons 10-14): each one, opened from the player, fails by the number
+  // it names, as the page measures it (sampler 1's finished run, or the under-trained network's
+  // score error near the light component over that near the heavy one).
+  const failures = [
+    { n: 10, what: "diverged fraction", min: 0.9 },
+    { n: 11, what: "weight error", min: 0.12 },
+    { n: 12, what: "weight error", min: 0.2 },
+    { n: 13, what: "weight error", min: 0.15 },
+    { n: 14, what: "score error ratio light / heavy", min: 2 },
+  ];
+  for (const f of failures) {
+    await api(page, "setConfig", { lesson: f.n });
+    if (f.n < 14) await api(page, "setConfig", { speed: 15 });
+    let fs = null;
+    for (let i = 0; i < 240; i++) {
+      await page.waitForTimeout(250);
+      fs = await state(page);
+      // The under-trained network: its 400 steps first (training is off after them).
+      if (fs.lesson === f.n && fs.lesson_measured != null && (f.n < 14 || fs.step >= 400)) break;
+    }
+    if (f.n === 14) { await page.waitForTimeout(4500); fs = await state(page); } // a snapshot after the steps
+    const m = fs.lesson_measured;
+    check(fs.lesson === f.n && m >= f.min,
+      `failure scene ${f.n - 9} fails as it says: ${f.what} ${m?.toFixed?.(3)} (needs ≥ ${f.min}; steps ${fs.step})`);
+    if (f.n === 14) writeFileSync(`${outDir}/failure-undertrained.png`, await page.screenshot());
+  }
   // The scene summary in the DOM (for screen readers) changes when a component is dragged.
   await api(page, "setConfig", { lesson: null, training: false });
   await page.waitForTimeout(700);

@@ -40,23 +40,41 @@ pub struct PanelCtx<'a> {
 
 /// The whole left panel.
 pub fn controls_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.heading("ScoreLab");
         let mut pick = None;
-        egui::ComboBox::from_id_salt("lessons")
-            .selected_text("Lessons")
-            .width(90.0)
-            .show_ui(ui, |ui| {
-                for (i, l) in crate::state::lessons::LESSONS.iter().enumerate() {
-                    let on = cx.ui.flags.lesson == Some(i + 1);
-                    if ui
-                        .selectable_label(on, format!("{}. {}", i + 1, l.title))
-                        .clicked()
-                    {
-                        pick = Some(i + 1);
+        let lessons = crate::state::lessons::LESSONS;
+        let menus = [
+            ("lessons", "Lessons", lessons, 0),
+            (
+                "failures",
+                "Failures",
+                crate::state::lessons::FAILURES,
+                lessons.len(),
+            ),
+        ];
+        for (id, name, list, first) in menus {
+            egui::ComboBox::from_id_salt(id)
+                .selected_text(name)
+                .width(80.0)
+                .show_ui(ui, |ui| {
+                    for (i, l) in list.iter().enumerate() {
+                        let on = cx.ui.flags.lesson == Some(first + i + 1);
+                        if ui
+                            .selectable_label(on, format!("{}. {}", i + 1, l.title))
+                            .clicked()
+                        {
+                            pick = Some(first + i + 1);
+                        }
                     }
-                }
-            });
+                })
+                .response
+                .on_hover_text(if first == 0 {
+                    "the README's lessons, with what to look at and things to try"
+                } else {
+                    "one click each: a sampler or network set up to fail, with why"
+                });
+        }
         if let Some(n) = pick {
             cmds.push(Command::OpenLesson(Some(n)));
         }
@@ -249,6 +267,27 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
         ui.checkbox(&mut l.particles, "particles");
         ui.checkbox(&mut l.trails, "trails");
     });
+    ui.horizontal_wrapped(|ui| {
+        use crate::state::Theme;
+        ui.label("Theme");
+        ui.selectable_value(&mut st.theme, Theme::Auto, "auto")
+            .on_hover_text("follows the system's light / dark setting");
+        ui.selectable_value(&mut st.theme, Theme::Dark, "dark");
+        ui.selectable_value(&mut st.theme, Theme::Light, "light");
+        ui.selectable_value(&mut st.theme, Theme::Projector, "projector")
+            .on_hover_text("light and high contrast, thicker lines: for a projector in a bright room (try UI scale 1.25 or more)");
+    });
+    let (lo, hi) = crate::state::UI_SCALE_RANGE;
+    // Applied when the slider is let go (a scale that changes under the pointer jumps).
+    let mut scale = st.ui_scale;
+    let r = ui.add(
+        egui::Slider::new(&mut scale, lo..=hi)
+            .step_by(0.05)
+            .text("UI scale"),
+    );
+    if r.drag_stopped() || (r.changed() && !r.dragged()) {
+        st.ui_scale = scale;
+    }
     ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut st.axes, "axes & scale bar");
         ui.checkbox(&mut st.sigma_circle, "noise circle at the cursor")

@@ -127,6 +127,28 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
             }
         }
     }
+    if live.kind != SamplerKind::Langevin {
+        ui.add(
+            egui::Slider::new(&mut live.t_start, crate::engine::settings::MIN_T_START..=1.0)
+                .text("start t"),
+        )
+        .on_hover_text(
+            "Where the run starts: t = 1 is the SDE's prior. A smaller t makes this run's largest noise level s(t) smaller (the 'σ_max too small' failure scene).",
+        );
+    }
+    if !matches!(
+        live.kind,
+        SamplerKind::Langevin | SamplerKind::AnnealedLangevin
+    ) {
+        ui.add(
+            egui::Slider::new(&mut live.prior_scale, 0.01..=10.0)
+                .logarithmic(true)
+                .text("prior scale"),
+        )
+        .on_hover_text(
+            "The start distribution's std relative to the right prior's: 1 is right (the 'wrong prior' failure scene).",
+        );
+    }
     let max_n = if cx.host.choice == EngineChoice::Gpu && cx.platform.gpu.is_some() {
         crate::engine::MAX_PARTICLES
     } else {

@@ -143,6 +143,20 @@ pub struct SamplerConfig {
     pub seed: u32,
     /// Starting distribution.
     pub init: Init,
+    /// Start time of the run: 1 (the default) starts at the SDE's prior; a smaller t starts
+    /// the annealing (its largest noise level) or the reverse process there, with the prior
+    /// N(m, s(t_start)² I). Too small is the "σ_max too small" failure: the modes never
+    /// connect.
+    #[serde(default = "one")]
+    pub t_start: f64,
+    /// The prior's std relative to the right one (`Init::Prior` only): 1 (the default) is
+    /// right; anything else is the "wrong prior" failure.
+    #[serde(default = "one")]
+    pub prior_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Why a sampler configuration was refused.
@@ -188,6 +202,8 @@ impl SamplerConfig {
             atol: 1e-5,
             seed: 0,
             init,
+            t_start: 1.0,
+            prior_scale: 1.0,
         }
     }
 
@@ -216,6 +232,12 @@ impl SamplerConfig {
         }
         if !(self.t_end.is_finite() && self.t_end > 0.0 && self.t_end < 1.0) {
             return bad("t_end must be in (0, 1)");
+        }
+        if !(self.t_start.is_finite() && self.t_start > self.t_end && self.t_start <= 1.0) {
+            return bad("the start time must be in (t_end, 1]");
+        }
+        if !(self.prior_scale.is_finite() && self.prior_scale > 0.0 && self.prior_scale <= 100.0) {
+            return bad("the prior scale must be in (0, 100]");
         }
         if !(self.rtol > 0.0 && self.atol > 0.0 && self.rtol.is_finite() && self.atol.is_finite()) {
             return bad("rtol and atol must be positive");
@@ -302,9 +324,16 @@ impl Sampler {
             ));
         }
         let rng = CounterRng::new(config.seed);
+        // The prior at the start time (the SDE's own prior at t = 1), times the prior scale.
+        let prior_std = config.prior_scale
+            * if config.t_start == 1.0 {
+                sde.prior_std()
+            } else {
+                sde.marginal(config.t_start).1
+            };
         let x: Vec<Vec2> = (0..n_particles as u32)
             .map(|i| match config.init {
-                Init::Prior => sde.prior_sample(rng.normal2(0, i, stream::INIT)),
+                Init::Prior => sde.center() + prior_std * rng.normal2(0, i, stream::INIT),
                 Init::Uniform { lo, hi } => {
                     let u = rng.uniform4(0, i, stream::INIT);
                     Vec2::new(
@@ -316,7 +345,7 @@ impl Sampler {
             .collect();
         let rk45 = (config.kind == SamplerKind::OdeRk45).then(|| {
             Rk45::new(
-                1.0,
+                config.t_start,
                 x.iter().flat_map(|p| [p.x, p.y]).collect(),
                 config.t_end,
                 config.rtol,
@@ -394,16 +423,17 @@ impl Sampler {
         }
     }
 
-    /// The time grid point i of the N-step SDE/ODE schedule: linspace(1, t_end, N + 1).
+    /// The time grid point i of the N-step SDE/ODE schedule: linspace(t_start, t_end, N + 1).
     fn grid(&self, i: usize) -> f64 {
-        1.0 + (self.config.t_end - 1.0) * i as f64 / self.config.n_steps as f64
+        let t0 = self.config.t_start;
+        t0 + (self.config.t_end - t0) * i as f64 / self.config.n_steps as f64
     }
 
-    /// Annealed-Langevin level times: linspace(1, t_min, L) with t_min the time where the
-    /// VE-equivalent noise is σ_min ([`Sde::t_of_sigma_min`]; 0 for VE, σ_L = σ_min).
+    /// Annealed-Langevin level times: linspace(t_start, t_min, L) with t_min the time where
+    /// the VE-equivalent noise is σ_min ([`Sde::t_of_sigma_min`]; 0 for VE, σ_L = σ_min).
     pub fn level_time(&self, level: usize) -> f64 {
-        let t_min = self.sde.t_of_sigma_min();
-        1.0 + (t_min - 1.0) * level as f64 / (self.config.n_levels - 1) as f64
+        let (t0, t_min) = (self.config.t_start, self.sde.t_of_sigma_min());
+        t0 + (t_min - t0) * level as f64 / (self.config.n_levels - 1) as f64
     }
 
     /// The current time (or noise level) of the schedule, for display.
@@ -413,7 +443,7 @@ impl Sampler {
             SamplerKind::AnnealedLangevin => {
                 self.level_time((self.step / self.config.n_steps).min(self.config.n_levels - 1))
             }
-            SamplerKind::OdeRk45 => self.rk45.as_ref().map_or(1.0, |r| r.t),
+            SamplerKind::OdeRk45 => self.rk45.as_ref().map_or(self.config.t_start, |r| r.t),
             _ => self.grid(self.step.min(self.config.n_steps)),
         }
     }
