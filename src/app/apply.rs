@@ -157,6 +157,11 @@ impl ScoreLabApp {
                 }
             }
             Command::TogglePlay => st.paused = !st.paused,
+            Command::FreezeAll => {
+                let moving = !st.paused || st.training;
+                st.paused = moving;
+                st.training = !moving;
+            }
             Command::StepSampler => {
                 st.paused = true;
                 fx.step_sampler = 1;
@@ -173,6 +178,7 @@ impl ScoreLabApp {
                 }
             }
             Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
+            Command::ToggleDrawer => self.ui.drawer_open = !self.ui.drawer_open,
             Command::OpenLesson(n) => self.open_lesson(n, &mut fx),
             Command::StepLesson(d) => {
                 let count = crate::state::lessons::count() as i64;
@@ -361,6 +367,12 @@ pub(crate) fn keyboard(ctx: &egui::Context) -> Vec<Command> {
             || i.consume_key(none, Key::Questionmark)
         {
             cmds.push(Command::ToggleHelp);
+        }
+        if i.consume_key(none, Key::F) {
+            cmds.push(Command::FreezeAll);
+        }
+        if i.consume_key(none, Key::C) {
+            cmds.push(Command::ToggleDrawer);
         }
         // Every press counts (two in one frame step two lessons).
         let step = i.count_and_consume_key(none, Key::N) as i32

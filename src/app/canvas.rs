@@ -38,6 +38,10 @@ pub struct CanvasState {
     pub paint_fresh: bool,
     last_paint: Option<Vec2>,
     last_scroll: Option<f64>,
+    /// A long press on a component (touch) opened its action menu here: (component, where).
+    touch_menu: Option<(usize, Pos2)>,
+    /// Where the touch menu's Remove button is on screen (for the browser tests).
+    pub touch_menu_remove: Option<(usize, Pos2)>,
 }
 
 /// Maps data coordinates to screen points (y up in data, down on screen).
@@ -385,22 +389,20 @@ pub fn heat_color_on(v: f64, palette: Palette, light: bool) -> Color32 {
         Palette::Classic => ramp(
             &[
                 (0.0, [252.0, 252.0, 250.0]),
-                (0.35, [250.0, 205.0, 130.0]),
-                (0.65, [225.0, 105.0, 90.0]),
-                (0.85, [140.0, 40.0, 110.0]),
-                (1.0, [50.0, 25.0, 90.0]),
+                (0.4, [250.0, 210.0, 140.0]),
+                (0.75, [230.0, 130.0, 100.0]),
+                (1.0, [170.0, 70.0, 120.0]),
             ],
             v,
         ),
-        // Cividis reversed, from near white.
+        // Cividis reversed from near white, stopping at its middle grey-blue so that the dots
+        // drawn over the densest part stay visible.
         Palette::Cividis => ramp(
             &[
                 (0.0, [252.0, 252.0, 240.0]),
-                (0.2, [255.0, 234.0, 70.0]),
-                (0.45, [188.0, 175.0, 111.0]),
-                (0.7, [124.0, 123.0, 120.0]),
-                (0.85, [61.0, 77.0, 110.0]),
-                (1.0, [0.0, 34.0, 78.0]),
+                (0.3, [250.0, 232.0, 120.0]),
+                (0.65, [188.0, 175.0, 111.0]),
+                (1.0, [124.0, 123.0, 120.0]),
             ],
             v,
         ),
@@ -852,6 +854,11 @@ fn handle_input(
             state.selected = Some(k);
         }
     }
+    // Two fingers on the canvas pinch-zoom it (below); they never drag a component or pan.
+    let pinch = ui.input(|i| i.multi_touch());
+    if pinch.is_some() {
+        state.dragging = None;
+    }
     let first = response.drag_started();
     if response.dragged() {
         let d = response.drag_delta();
@@ -946,18 +953,24 @@ fn handle_input(
             }
         }
     }
-    if response.secondary_clicked() {
+    if response.long_touched() {
+        // Touch: a long press opens the component's actions instead of removing it at once
+        // (a finger resting before a drag must not delete anything); it stops the drag.
+        let at = press.or(hover);
+        if let Some((k, p)) = at.and_then(|p| Some((hit_test(mixture, view, p)?.component(), p))) {
+            state.touch_menu = Some((k, p));
+            state.selected = Some(k);
+            state.dragging = None;
+        }
+    } else if response.secondary_clicked() {
         if let Some(k) = hit.map(Hit::component) {
-            match remove_component(spec, k) {
-                Ok(s) => {
-                    state.selected = None;
-                    out.edit = Some((s, true));
-                }
-                Err(m) => out.message = Some(m),
-            }
+            remove(spec, k, state, out);
         }
     }
-    if response.hovered() {
+    touch_menu_ui(ui, state, spec, n, out);
+    if let Some(mt) = pinch.filter(|mt| response.rect.contains(mt.center_pos)) {
+        zoom_about(state, view, mt.center_pos, mt.zoom_delta);
+    } else if response.hovered() {
         let (scroll, zoom, time) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.time));
         match hit {
             Some(h) if scroll != 0.0 && zoom == 1.0 => {
@@ -976,18 +989,75 @@ fn handle_input(
                 } else {
                     (scroll * 0.002).exp()
                 };
-                if factor != 1.0 {
-                    if let (Some(p), Some((lo, hi))) = (hover, state.view_box.as_mut()) {
-                        let at = view.data_from_screen(p);
-                        let f = 1.0 / f64::from(factor.clamp(0.2, 5.0));
-                        let span = (*hi - *lo) * f;
-                        if span.x > 0.05 && span.x < 2e3 && span.y > 0.05 && span.y < 2e3 {
-                            *lo = at + (*lo - at) * f;
-                            *hi = at + (*hi - at) * f;
-                        }
-                    }
+                if let Some(p) = hover {
+                    zoom_about(state, view, p, factor);
                 }
             }
+        }
+    }
+}
+
+/// Remove component `k` (an undo point), or say why not.
+fn remove(spec: &MixtureSpec, k: usize, state: &mut CanvasState, out: &mut CanvasOutput) {
+    match remove_component(spec, k) {
+        Ok(s) => {
+            state.selected = None;
+            out.edit = Some((s, true));
+        }
+        Err(m) => out.message = Some(m),
+    }
+}
+
+/// The touch menu of a long-pressed component: Remove or Cancel, beside the finger.
+fn touch_menu_ui(
+    ui: &egui::Ui,
+    state: &mut CanvasState,
+    spec: &MixtureSpec,
+    n: usize,
+    out: &mut CanvasOutput,
+) {
+    state.touch_menu_remove = None;
+    let Some((k, at)) = state.touch_menu.filter(|(k, _)| *k < n) else {
+        state.touch_menu = None;
+        return;
+    };
+    let mut close = false;
+    egui::Area::new(egui::Id::unique("touch_menu"))
+        .order(egui::Order::Foreground)
+        .fixed_pos(at + egui::vec2(16.0, 16.0))
+        .show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                ui.label(format!("Component {}", k + 1));
+                let size = egui::vec2(110.0, 34.0);
+                let r = ui.add(egui::Button::new("Remove").min_size(size));
+                state.touch_menu_remove = Some((k, r.rect.center()));
+                if r.clicked() {
+                    remove(spec, k, state, out);
+                    close = true;
+                }
+                if ui.add(egui::Button::new("Cancel").min_size(size)).clicked() {
+                    close = true;
+                }
+            });
+        });
+    if close {
+        state.touch_menu = None;
+        state.touch_menu_remove = None;
+    }
+}
+
+/// Zoom the view by `factor` (> 1: in) keeping the data point under `p` in place.
+fn zoom_about(state: &mut CanvasState, view: ScreenFromData, p: Pos2, factor: f32) {
+    if factor == 1.0 || !factor.is_finite() {
+        return;
+    }
+    if let Some((lo, hi)) = state.view_box.as_mut() {
+        let at = view.data_from_screen(p);
+        let f = 1.0 / f64::from(factor.clamp(0.2, 5.0));
+        let span = (*hi - *lo) * f;
+        if span.x > 0.05 && span.x < 2e3 && span.y > 0.05 && span.y < 2e3 {
+            *lo = at + (*lo - at) * f;
+            *hi = at + (*hi - at) * f;
         }
     }
 }

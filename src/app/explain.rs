@@ -40,14 +40,18 @@ pub const MALA: &str = "Metropolis-adjusted Langevin (MALA): each Langevin step 
 /// The keyboard shortcuts (help overlay).
 pub const SHORTCUTS: &[(&str, &str)] = &[
     ("space", "play / pause the particles"),
+    ("f", "freeze all motion (particles and training), or start both again"),
     ("s", "one sampler step (pauses)"),
     ("r", "restart the samplers from the prior"),
     ("1 … 9", "pick a sampler: 1 Langevin, 2 annealed Langevin, 3 reverse SDE, 4 ancestral, 5 predictor–corrector, 6 ODE Euler, 7 ODE Heun, 8 ODE RK4, 9 ODE RK45"),
     ("h or ?", "this help"),
     ("n / p", "next / previous lesson (the lesson player)"),
+    ("c", "open / close the controls drawer (narrow screens)"),
+    ("Tab / Shift+Tab", "move the keyboard focus through the controls; Enter presses the focused one"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo an edit of the mixture"),
     ("Delete", "remove the selected component"),
     ("drag", "move a centre, stretch with the edge ring, pan the background"),
     ("scroll / pinch", "weight of the component under the pointer, or zoom"),
     ("double-click", "add a component"),
+    ("right-click", "remove a component (undo brings it back); on touch, a long press opens its menu"),
 ];

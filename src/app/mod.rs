@@ -97,6 +97,12 @@ pub struct UiState {
     pub shown_theme: &'static str,
     /// egui's zoom factor as applied.
     pub zoom: f32,
+    /// A control has the keyboard focus (Tab moves it).
+    pub keyboard_focus: bool,
+    /// The screen is narrow (the controls are a drawer).
+    pub narrow: bool,
+    /// The controls drawer is open (narrow screens).
+    pub drawer_open: bool,
     /// What a canvas click does.
     pub tool: ClickTool,
     /// Which sampler the panel edits (split view).
@@ -200,6 +206,9 @@ impl ScoreLabApp {
                 look: None,
                 shown_theme: "dark",
                 zoom: 1.0,
+                narrow: false,
+                keyboard_focus: false,
+                drawer_open: false,
                 help_open: false,
                 tool: ClickTool::default(),
                 edit_slot: 0,
@@ -274,11 +283,14 @@ impl ScoreLabApp {
         }
         let measured = l.check.and_then(|c| self.measured(c.metric));
         // A side panel, not a window: egui's windows and menus would add ≈ 20 kB (gzipped) to
-        // a WebGPU build at its 2 MB budget.
-        egui::Panel::right("lesson_player")
-            .exact_size(330.0)
-            .resizable(false)
-            .show(ui, |ui| {
+        // a WebGPU build at its 2 MB budget. On a narrow screen it goes under the canvas.
+        let panel = if self.ui.narrow {
+            let h = ui.ctx().content_rect().height();
+            egui::Panel::bottom("lesson_player").exact_size((0.36 * h).clamp(160.0, 420.0))
+        } else {
+            egui::Panel::right("lesson_player").exact_size(330.0)
+        };
+        panel.resizable(false).show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     ui.horizontal(|ui| {
                         ui.strong(header);
@@ -339,6 +351,7 @@ impl ScoreLabApp {
         use crate::state::Theme;
         let want = (self.state.theme, self.state.ui_scale);
         self.ui.zoom = ctx.zoom_factor();
+        self.ui.keyboard_focus = ctx.memory(|m| m.focused().is_some());
         self.ui.shown_theme = match ctx.theme() {
             egui::Theme::Dark => "dark",
             egui::Theme::Light => "light",
@@ -511,6 +524,29 @@ impl ScoreLabApp {
                 });
             });
         }
+        // A narrow screen (a tablet in portrait): the controls collapse into a drawer opened
+        // from a bar above the canvas, and the lesson player sits under the canvas.
+        let narrow = ui.ctx().content_rect().width() < NARROW_WIDTH;
+        self.ui.narrow = narrow;
+        if narrow && panels.controls {
+            egui::Panel::top("drawer_bar").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let label = if self.ui.drawer_open {
+                        "✕ Close controls"
+                    } else {
+                        "☰ Controls"
+                    };
+                    if ui
+                        .add(egui::Button::new(label).min_size(egui::vec2(120.0, 30.0)))
+                        .on_hover_text("c")
+                        .clicked()
+                    {
+                        self.ui.drawer_open = !self.ui.drawer_open;
+                    }
+                    ui.label("ScoreLab");
+                });
+            });
+        }
         if let Some(n) = self.ui.flags.lesson {
             self.lesson_ui(ui, n, panels.controls, cmds);
         }
@@ -522,7 +558,7 @@ impl ScoreLabApp {
         }
         // A fixed width: the canvas must not shift when the panel's content changes (e.g. the
         // weight row of a selected component), or it would jump under the user's pointer.
-        if panels.controls {
+        if panels.controls && (!narrow || self.ui.drawer_open) {
             let mut draft = self.state.clone();
             let sde = self.host.sde(&self.state, &self.data.mixture);
             let mut cx = panels::PanelCtx {
@@ -582,6 +618,7 @@ impl ScoreLabApp {
                 .map(|h| (h.texture.id(), h.req.lo, h.req.hi))
                 .collect();
             let mut legends = Vec::new();
+            let show_legends = st.legends;
             let light = st.theme == crate::state::Theme::Projector;
             let span = format!("−{}", host::HEAT_SPAN);
             let half = format!("−{}", host::HEAT_SPAN / 2.0);
@@ -603,6 +640,9 @@ impl ScoreLabApp {
                 });
             }
             legends.extend(arrow_legend(st));
+            if !show_legends {
+                legends.clear();
+            }
             sides.push((particles, heatmaps, legends, panels::side_title(st, side)));
         }
         let extras = self.lessons.overlay();
@@ -750,6 +790,9 @@ fn arrow_legend(st: &State) -> Option<canvas::Legend> {
         },
     })
 }
+
+/// Narrower than this (in points) the controls become a drawer: a 768-px tablet in portrait.
+const NARROW_WIDTH: f32 = 900.0;
 
 /// egui's light visuals, or for the projector theme a high-contrast version of them: black
 /// text, white panels, thicker outlines and a strong focus ring.

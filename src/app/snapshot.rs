@@ -80,6 +80,14 @@ struct StateSnapshot<'a> {
     shown_theme: &'a str,
     /// egui's zoom factor (the UI scale as applied).
     zoom: f32,
+    /// "narrow" (the controls are a drawer, the lesson player under the canvas) or "wide".
+    layout: &'a str,
+    /// The controls drawer is open (narrow layout).
+    drawer_open: bool,
+    /// A control has the keyboard focus.
+    keyboard_focus: bool,
+    /// A long press's menu is open: `{component, remove: [x, y]}` (its Remove button, CSS px).
+    touch_menu: Option<TouchMenu>,
     /// A failure scene's measured number as the player shows it (null before its run ends).
     lesson_measured: Option<f64>,
     /// Why the link the page was opened with was refused, if it was.
@@ -103,6 +111,13 @@ struct StateSnapshot<'a> {
     plot_rect: [f32; 4],
     error: Option<&'a str>,
     warning: Option<&'a str>,
+}
+
+/// The open touch menu of a component.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct TouchMenu {
+    component: usize,
+    remove: [f32; 2],
 }
 
 /// The forward SDE's marginal at the shown t.
@@ -159,6 +174,16 @@ impl ScoreLabApp {
             lesson: ui.flags.lesson,
             shown_theme: ui.shown_theme,
             zoom: ui.zoom,
+            layout: if ui.narrow { "narrow" } else { "wide" },
+            drawer_open: ui.drawer_open,
+            keyboard_focus: ui.keyboard_focus,
+            touch_menu: self
+                .canvas
+                .touch_menu_remove
+                .map(|(component, p)| TouchMenu {
+                    component,
+                    remove: [p.x, p.y],
+                }),
             lesson_measured: ui
                 .flags
                 .lesson

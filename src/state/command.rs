@@ -51,6 +51,8 @@ pub enum Command {
     TrainSteps(u32),
     /// Play / pause the live samplers.
     TogglePlay,
+    /// Stop all motion (particles and training), or start both again (WCAG 2.2.2).
+    FreezeAll,
     /// One sampler step (pauses first).
     StepSampler,
     /// New runs from fresh noise.
@@ -61,6 +63,8 @@ pub enum Command {
     CanvasClick(Vec2),
     /// Show or hide the keyboard help.
     ToggleHelp,
+    /// Open or close the controls drawer (narrow screens).
+    ToggleDrawer,
     /// Open lesson N (1-based) with its state, or close the lesson player (`None`).
     OpenLesson(Option<usize>),
     /// The next (+1) or previous (−1) lesson.

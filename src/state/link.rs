@@ -234,6 +234,13 @@ mod tests {
         s.samplers[0].mala = true;
         s.arrows = crate::state::ArrowMode::Denoiser;
         s.layers.responsibilities = true;
+        // Issue 14's display settings and failure-scene sampler settings.
+        s.theme = crate::state::Theme::Projector;
+        s.ui_scale = 1.25;
+        s.palette = crate::state::Palette::Cividis;
+        s.legends = false;
+        s.samplers[1].t_start = 0.5;
+        s.samplers[1].prior_scale = 0.2;
         s
     }
 
@@ -243,7 +250,7 @@ mod tests {
         let flags = EmbedFlags {
             minimal: true,
             panels: Some(vec!["status".into()]),
-            lesson: Some(7),
+            lesson: Some(12),
         };
         let hash = to_hash(&s, &flags);
         let link = parse_hash(&hash).expect("own links parse");

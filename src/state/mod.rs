@@ -261,6 +261,8 @@ pub struct State {
     pub axes: bool,
     /// A circle of the noise's standard deviation s(t) at the cursor.
     pub sigma_circle: bool,
+    /// Colour legends on the canvas.
+    pub legends: bool,
     /// The page's look (the projector theme).
     pub theme: Theme,
     /// Size of the controls and text (1 = egui's default; 1.25 or more for a room).
@@ -286,6 +288,7 @@ impl Default for State {
             palette: Palette::default(),
             axes: true,
             sigma_circle: true,
+            legends: true,
             theme: Theme::Auto,
             ui_scale: 1.0,
         }

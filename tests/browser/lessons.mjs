@@ -26,6 +26,10 @@
 // Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same, and a
 // frame costs ≈ 300 ms on SwiftShader, so the animation was most of this file's 13 minutes.
 //
+// - Issue 14 (classroom): the five failure scenes fail by their numbers; theme auto follows
+//   prefers-color-scheme; projector theme, UI scale and palette persist in the link; Tab focus
+//   and f (freeze all); screenshots under simulated deuteranopia; a 768-px touch tablet
+//   (drawer, touch drag, long press, pinch) in a page of its own.
 // usage: node lessons.mjs http://127.0.0.1:PORT/ OUT_DIR
 import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -563,6 +567,49 @@ function posterior(scene, mg, x) {
       `failure scene ${f.n - 9} fails as it says: ${f.what} ${m?.toFixed?.(3)} (needs ≥ ${f.min}; steps ${fs.step})`);
     if (f.n === 14) writeFileSync(`${outDir}/failure-undertrained.png`, await page.screenshot());
   }
+  // The panels follow prefers-color-scheme (theme auto); the projector theme, the UI scale and
+  // the palette switch and land in the share link.
+  await api(page, "setConfig", { lesson: null, theme: "auto", ui_scale: 1, paused: true, training: false });
+  await page.emulateMedia({ colorScheme: "dark" });
+  for (let i = 0; i < 3; i++) await frames(page);
+  const darkScheme = (await state(page)).shown_theme;
+  await page.emulateMedia({ colorScheme: "light" });
+  for (let i = 0; i < 3; i++) await frames(page);
+  const lightScheme = (await state(page)).shown_theme;
+  check(darkScheme === "dark" && lightScheme === "light",
+    `theme auto follows prefers-color-scheme (dark → ${darkScheme}, light → ${lightScheme})`);
+  await api(page, "setConfig", { theme: "projector", ui_scale: 1.25, palette: "cividis" });
+  for (let i = 0; i < 4; i++) await frames(page);
+  await page.waitForTimeout(1500);
+  s = await state(page);
+  const linked = JSON.parse(Buffer.from(s.link.split("#s=")[1].split("&")[0], "base64url").toString("utf8"));
+  check(s.shown_theme === "light" && s.zoom === 1.25 && linked.theme === "projector" && linked.ui_scale === 1.25 && linked.palette === "cividis",
+    `the projector theme, UI scale and palette switch and persist in the link (shown ${s.shown_theme}, zoom ${s.zoom}, link ${linked.theme} / ${linked.ui_scale} / ${linked.palette})`);
+  writeFileSync(`${outDir}/classroom-projector.png`, await page.screenshot());
+  // The component colours and the denoiser's two arrows under simulated deuteranopia.
+  await api(page, "setConfig", { theme: "auto", ui_scale: 1, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, scene: { t: 0.5 } });
+  await page.waitForTimeout(2000);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Emulation.setEmulatedVisionDeficiency", { type: "deuteranopia" });
+  await frames(page);
+  writeFileSync(`${outDir}/classroom-deuteranopia.png`, await page.screenshot());
+  await cdp.send("Emulation.setEmulatedVisionDeficiency", { type: "none" });
+  // Keyboard: Tab gives a control the focus (egui draws a ring around it); f freezes all motion.
+  await api(page, "setConfig", { palette: "classic", arrows: "learned", layers: { responsibilities: false, true_density: true }, scene: { t: 0 }, paused: false, training: true });
+  await frames(page);
+  for (let i = 0; i < 4; i++) { await page.keyboard.press("Tab"); await frames(page); }
+  const focused = (await state(page)).keyboard_focus;
+  await page.keyboard.press("Escape");
+  const [fx, fy, fw, fh] = (await state(page)).plot_rect;
+  await page.mouse.click(fx + 0.5 * fw, fy + 0.97 * fh);
+  await page.keyboard.press("f");
+  await frames(page); await frames(page);
+  const frozen = await state(page);
+  await page.keyboard.press("f");
+  await frames(page); await frames(page);
+  const thawed = await state(page);
+  check(focused && frozen.state.paused && !frozen.training && !thawed.state.paused && thawed.training,
+    `Tab reaches the controls (focus ${focused}); f freezes all motion and starts it again (paused ${frozen.state.paused}/${thawed.state.paused}, training ${frozen.training}/${thawed.training})`);
   // The scene summary in the DOM (for screen readers) changes when a component is dragged.
   await api(page, "setConfig", { lesson: null, training: false });
   await page.waitForTimeout(700);
@@ -587,6 +634,90 @@ function posterior(scene, mg, x) {
 
 check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
 await browser.close();
+
+// ------------------------------------------------ issue 14: a 768-px touch tablet
+// Real touch events (CDP Input.dispatchTouchEvent): the controls are a drawer opened by a tap,
+// one finger drags a component, a long press opens its menu (Remove), two fingers pinch-zoom.
+{
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...BASE, ...WEBGPU] });
+  const ctx = await browser.newContext({ viewport: { width: 768, height: 1024 }, hasTouch: true });
+  const page = await ctx.newPage();
+  const errors = [];
+  // eframe's document-level touchmove listener is passive, so Chromium logs its preventDefault;
+  // the canvas has touch-action: none (web/style.css), so the page never scrolls under a drag.
+  const passive = /Unable to preventDefault inside passive event listener/;
+  page.on("console", (m) => { if (m.type() === "error" && !passive.test(m.text())) errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const cdp = await ctx.newCDPSession(page);
+  const touch = (type, pts) => cdp.send("Input.dispatchTouchEvent", { type, touchPoints: pts.map(([x, y], id) => ({ x, y, id })) });
+  // A tap: press, one frame, release. egui drops a press held over 0.8 s of its own time as a
+  // click, and SwiftShader draws a few frames a second: a tap that lands between frames is
+  // tried again (at most 3 times).
+  const tap = async (x, y, want) => {
+    for (let k = 0; k < 3; k++) {
+      await touch("touchStart", [[x, y]]); await frames(page); await touch("touchEnd", []); await frames(page); await frames(page);
+      const s = await state(page);
+      if (want(s)) return s;
+    }
+    return state(page);
+  };
+  await load(page);
+  await api(page, "setConfig", { training: false, paused: true });
+  for (let i = 0; i < 3; i++) await frames(page);
+  let s = await state(page);
+  const closedWidth = s.plot_rect[2];
+  check(s.layout === "narrow" && !s.drawer_open && closedWidth > 700,
+    `768 px: the controls are a closed drawer and the plot is ${closedWidth} px wide (layout ${s.layout})`);
+  writeFileSync(`${outDir}/classroom-tablet.png`, await page.screenshot());
+  s = await tap(60, 16, (s) => s.drawer_open);
+  const openWidth = s.plot_rect[2];
+  writeFileSync(`${outDir}/classroom-tablet-drawer.png`, await page.screenshot());
+  s = await tap(60, 16, (s) => !s.drawer_open);
+  check(openWidth < closedWidth - 200 && !s.drawer_open && s.plot_rect[2] === closedWidth,
+    `a tap opens the drawer (plot ${openWidth} px) and another closes it (${s.plot_rect[2]} px)`);
+  const [qx, qy, qw, qh] = s.plot_rect;
+  const handlesNow = async () => clusters(findColor(decodePng(await page.screenshot()), [255, 80, 120], 30), 20)
+    .filter((c) => c.n > 20 && c.x > qx && c.x < qx + qw && c.y > qy && c.y < qy + qh);
+  const means = (s) => JSON.stringify(s.scene.mixture.components.map((c) => c.mean));
+  let hs = await handlesNow();
+  const before = means(s);
+  if (hs.length > 0) {
+    // The finger moves at once (a finger resting over 0.8 s is a long press, and SwiftShader's
+    // frames are slow).
+    const h = hs[0];
+    await touch("touchStart", [[h.x, h.y]]);
+    for (let i = 1; i <= 8; i++) { await touch("touchMove", [[h.x + 10 * i, h.y + 5 * i]]); await frames(page); }
+    await touch("touchEnd", []); await frames(page); await frames(page);
+  }
+  s = await state(page);
+  check(hs.length >= 2 && means(s) !== before, `a one-finger drag moves a component (${before} → ${means(s)})`);
+  hs = await handlesNow();
+  const k0 = s.scene.mixture.components.length;
+  let menu = null;
+  if (hs.length > 0) {
+    await touch("touchStart", [[hs[0].x, hs[0].y]]);
+    await page.waitForTimeout(1500); await frames(page); await frames(page);
+    await touch("touchEnd", []); await frames(page); await frames(page);
+    menu = (await state(page)).touch_menu;
+  }
+  const kept = (await state(page)).scene.mixture.components.length;
+  if (menu) s = await tap(menu.remove[0], menu.remove[1], (s) => s.scene.mixture.components.length === k0 - 1);
+  check(menu && kept === k0 && s.scene.mixture.components.length === k0 - 1 && s.can_undo && !s.touch_menu,
+    `a long press opens the component's menu (component ${menu?.component}, nothing removed yet: ${kept}) and its Remove removes it (${k0} → ${s.scene.mixture.components.length}, undo ${s.can_undo})`);
+  const v0 = s.state.view;
+  const cx = qx + qw / 2, cy = qy + qh / 2;
+  const m0 = means(s);
+  await touch("touchStart", [[cx - 40, cy], [cx + 40, cy]]); await frames(page);
+  for (let i = 1; i <= 8; i++) { await touch("touchMove", [[cx - 40 - 12 * i, cy], [cx + 40 + 12 * i, cy]]); await frames(page); }
+  await touch("touchEnd", []); await frames(page); await frames(page);
+  s = await state(page);
+  const v1 = s.state.view;
+  const ratio = (v0[2] - v0[0]) / (v1[2] - v1[0]);
+  check(ratio > 2 && ratio < 5 && means(s) === m0,
+    `two fingers spreading from 80 to 272 px zoom the plot in ×${ratio.toFixed(2)} (fingers ×3.4) without moving a component`);
+  check(errors.length === 0, `tablet: no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
+  await browser.close();
+}
 
 // ------------------------------------------------ CPU fallback (no WebGPU): every sampler kind runs
 {

@@ -290,6 +290,7 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
     }
     ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut st.axes, "axes & scale bar");
+        ui.checkbox(&mut st.legends, "legends");
         ui.checkbox(&mut st.sigma_circle, "noise circle at the cursor")
             .on_hover_text("A circle of radius s(t), the standard deviation of the noise at the shown t, wherever the pointer is: compare it with the distance between the modes.");
     });

@@ -184,6 +184,14 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         if ui.button(play).on_hover_text("space").clicked() {
             cmds.push(Command::TogglePlay);
         }
+        let frozen = st.paused && !st.training;
+        if ui
+            .button(if frozen { "Unfreeze" } else { "Freeze all" })
+            .on_hover_text("f: stop all motion, particles and training (or start both again)")
+            .clicked()
+        {
+            cmds.push(Command::FreezeAll);
+        }
         if ui
             .button("Step")
             .on_hover_text("s: one step (pauses)")
