@@ -157,6 +157,30 @@ impl ScoreLabApp {
                 }
             }
             Command::TogglePlay => st.paused = !st.paused,
+            Command::SelectComponent(d) => {
+                let n = st.scene.mixture.components.len() as i64;
+                if n > 0 {
+                    let at = self
+                        .canvas
+                        .selected
+                        .map_or(if d > 0 { -1 } else { 0 }, |k| k as i64);
+                    self.canvas.selected = Some((at + i64::from(d)).rem_euclid(n) as usize);
+                }
+            }
+            Command::NudgeSelected(dx, dy) => {
+                let n = st.scene.mixture.components.len();
+                if let Some(c) = self
+                    .canvas
+                    .selected
+                    .filter(|k| *k < n)
+                    .map(|k| &mut st.scene.mixture.components[k])
+                {
+                    let sd = (0.5 * (c.cov[0][0] + c.cov[1][1])).sqrt();
+                    c.mean[0] += dx * sd;
+                    c.mean[1] += dy * sd;
+                    fx.undo_point = true;
+                }
+            }
             Command::FreezeAll => {
                 let moving = !st.paused || st.training;
                 st.paused = moving;
@@ -367,6 +391,28 @@ pub(crate) fn keyboard(ctx: &egui::Context) -> Vec<Command> {
             || i.consume_key(none, Key::Questionmark)
         {
             cmds.push(Command::ToggleHelp);
+        }
+        // The canvas by keyboard: [ / ] select a component, the arrows move it by half its
+        // standard deviation (Shift: two).
+        if i.consume_key(none, Key::CloseBracket) {
+            cmds.push(Command::SelectComponent(1));
+        }
+        if i.consume_key(none, Key::OpenBracket) {
+            cmds.push(Command::SelectComponent(-1));
+        }
+        for (key, dx, dy) in [
+            (Key::ArrowLeft, -1.0, 0.0),
+            (Key::ArrowRight, 1.0, 0.0),
+            (Key::ArrowUp, 0.0, 1.0),
+            (Key::ArrowDown, 0.0, -1.0),
+        ] {
+            // Shift first: a plain pattern also matches a press with Shift (egui ignores it).
+            if i.consume_key(egui::Modifiers::SHIFT, key) {
+                cmds.push(Command::NudgeSelected(2.0 * dx, 2.0 * dy));
+            }
+            if i.consume_key(none, key) {
+                cmds.push(Command::NudgeSelected(0.5 * dx, 0.5 * dy));
+            }
         }
         if i.consume_key(none, Key::F) {
             cmds.push(Command::FreezeAll);

@@ -50,6 +50,8 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Tab / Shift+Tab", "move the keyboard focus through the controls; Enter presses the focused one"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo an edit of the mixture"),
     ("Delete", "remove the selected component"),
+    ("[ / ]", "select the previous / next component"),
+    ("arrow keys (Shift: ×4)", "move the selected component by half its standard deviation"),
     ("drag", "move a centre, stretch with the edge ring, pan the background"),
     ("scroll / pinch", "weight of the component under the pointer, or zoom"),
     ("double-click", "add a component"),

@@ -51,6 +51,10 @@ pub enum Command {
     TrainSteps(u32),
     /// Play / pause the live samplers.
     TogglePlay,
+    /// Select the next (+1) or previous (−1) component (keyboard).
+    SelectComponent(i32),
+    /// Move the selected component by (dx, dy) of its own standard deviations (keyboard).
+    NudgeSelected(f64, f64),
     /// Stop all motion (particles and training), or start both again (WCAG 2.2.2).
     FreezeAll,
     /// One sampler step (pauses first).

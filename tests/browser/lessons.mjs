@@ -361,7 +361,9 @@ function posterior(scene, mg, x) {
 // inpainting section, switched to the GPU engine.
 {
   await api(page, "setConfig", { inpaint: null, engine: "gpu" });
-  await api(page, "setConfig", { training: true, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, t: 0.35 });
+  // Legends off while the handles are found by colour: the responsibilities legend's swatch of
+  // component 2 (Tol's #EE6677) is within the colour tolerance of the handles' pink.
+  await api(page, "setConfig", { training: true, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, t: 0.35, legends: false });
   for (let i = 0; i < 12; i++) await frames(page); // a little training: the learned arrows mean something
   const s0 = await state(page);
   const [px, py, pw, ph] = s0.plot_rect;
@@ -610,6 +612,19 @@ function posterior(scene, mg, x) {
   const thawed = await state(page);
   check(focused && frozen.state.paused && !frozen.training && !thawed.state.paused && thawed.training,
     `Tab reaches the controls (focus ${focused}); f freezes all motion and starts it again (paused ${frozen.state.paused}/${thawed.state.paused}, training ${frozen.training}/${thawed.training})`);
+  // The canvas by keyboard: ] selects the first component, → moves it by half its std, Shift+↑ by two.
+  await page.keyboard.press("]");
+  await frames(page);
+  const kb0 = await state(page);
+  const c0 = kb0.scene.mixture.components[0];
+  const sd = Math.sqrt(0.5 * (c0.cov[0][0] + c0.cov[1][1]));
+  await page.keyboard.press("ArrowRight");
+  await page.keyboard.press("Shift+ArrowUp");
+  await frames(page); await frames(page);
+  const kb1 = await state(page);
+  const m1 = kb1.scene.mixture.components[0].mean;
+  check(kb0.selected === 0 && Math.abs(m1[0] - c0.mean[0] - 0.5 * sd) < 1e-9 && Math.abs(m1[1] - c0.mean[1] - 2 * sd) < 1e-9 && kb1.can_undo,
+    `] selects component 1 (selected ${kb0.selected}); → and Shift+↑ move it by 0.5 and 2 of its std (${c0.mean} → ${m1.map((v) => v.toFixed(3))})`);
   // The scene summary in the DOM (for screen readers) changes when a component is dragged.
   await api(page, "setConfig", { lesson: null, training: false });
   await page.waitForTimeout(700);
@@ -650,12 +665,13 @@ await browser.close();
   page.on("pageerror", (e) => errors.push(String(e)));
   const cdp = await ctx.newCDPSession(page);
   const touch = (type, pts) => cdp.send("Input.dispatchTouchEvent", { type, touchPoints: pts.map(([x, y], id) => ({ x, y, id })) });
+  const frame = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(r)));
   // A tap: press, one frame, release. egui drops a press held over 0.8 s of its own time as a
   // click, and SwiftShader draws a few frames a second: a tap that lands between frames is
   // tried again (at most 3 times).
   const tap = async (x, y, want) => {
     for (let k = 0; k < 3; k++) {
-      await touch("touchStart", [[x, y]]); await frames(page); await touch("touchEnd", []); await frames(page); await frames(page);
+      await touch("touchStart", [[x, y]]); await frame(page); await touch("touchEnd", []); await frames(page); await frames(page);
       const s = await state(page);
       if (want(s)) return s;
     }
