@@ -109,6 +109,14 @@ struct StepParams {
 
 // ------------------------------------------------------------------ RNG (sim::rng)
 
+// Whether v is a finite number (checked on the exponent bits: NaN comparisons may fold).
+fn is_finite_f32(v: f32) -> bool {
+    return ((bitcast<u32>(v) >> 23u) & 0xffu) != 0xffu;
+}
+
+// Escape radius of a particle in frame scales (sim::metrics::ESCAPE_SPREADS).
+const ESCAPE_SPREADS: f32 = 1000.0;
+
 fn pcg4d(v_in: vec4<u32>) -> vec4<u32> {
     var v = v_in * 1664525u + 1013904223u;
     v.x += v.y * v.w;

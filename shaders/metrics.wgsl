@@ -4,7 +4,8 @@
 // sum_pairs (one workgroup) reduces them into aux[2n + 2·level], aux[2n + 2·level + 1].
 // mode_histogram (one workgroup): counters[8 + k] = finite particles assigned to component k
 // (highest posterior under the data mixture, t = 0); integer atomics only. A particle with a
-// NaN/inf coordinate is counted nowhere (diverged = n − Σ counts; sim::metrics::ModeCensus).
+// NaN/inf coordinate, or further than ESCAPE_SPREADS frame scales from the centre, is counted
+// nowhere (diverged = n − Σ counts; sim::metrics::ModeCensus).
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fisher_terms(ids: TileIds) {
@@ -66,6 +67,10 @@ fn mode_histogram(@builtin(local_invocation_index) li: u32) {
         // Exponent bits all set: inf or NaN (checked on the bits: NaN comparisons may fold).
         let e = (bitcast<vec2<u32>>(x) >> vec2<u32>(23u)) & vec2<u32>(0xffu);
         if (any(e == vec2<u32>(0xffu))) {
+            continue;
+        }
+        // Far outside the data (sim::metrics::is_kept): diverged, not a mode.
+        if (length(x - MIX.center) > ESCAPE_SPREADS * MIX.scale) {
             continue;
         }
         var best = 0u;

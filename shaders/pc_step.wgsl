@@ -20,13 +20,21 @@ fn pc_score(ids: TileIds) {
     aux[4u + 4u * i + 3u] = length(s);
 }
 
-var<workgroup> partial: array<vec2<f32>, 256>;
+var<workgroup> partial: array<vec4<f32>, 256>;
 
+// The mean noise norm over all particles and the mean score norm over the particles whose
+// score norm is finite (sim::samplers::finite_mean_norm): one NaN score must not set every
+// particle's step. aux[1] is NaN when no score is finite (pc_correct then skips the step).
 @compute @workgroup_size(256)
 fn pc_norms(@builtin(local_invocation_index) li: u32) {
-    var acc = vec2<f32>(0.0);
+    var acc = vec4<f32>(0.0);
     for (var i = li; i < P.n_particles; i += 256u) {
-        acc += vec2<f32>(aux[4u + 4u * i + 2u], aux[4u + 4u * i + 3u]);
+        let sn = aux[4u + 4u * i + 3u];
+        acc.x += aux[4u + 4u * i + 2u];
+        if (is_finite_f32(sn)) {
+            acc.y += sn;
+            acc.z += 1.0;
+        }
     }
     partial[li] = acc;
     workgroupBarrier();
@@ -39,7 +47,8 @@ fn pc_norms(@builtin(local_invocation_index) li: u32) {
     if (li == 0u) {
         let n = f32(P.n_particles);
         aux[0] = partial[0].x / n;
-        aux[1] = partial[0].y / n;
+        // 0/0 is NaN in IEEE arithmetic, but WGSL may not keep it: mark "none finite" as -1.
+        aux[1] = select(-1.0, partial[0].y / max(partial[0].z, 1.0), partial[0].z > 0.0);
     }
 }
 
@@ -49,8 +58,17 @@ fn pc_correct(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= P.n_particles) {
         return;
     }
-    let ratio = P.snr * aux[0] / max(aux[1], 1e-12);
-    let eps = 2.0 * S.alpha * ratio * ratio;
+    // corrector_step_size: a mean score norm that is not a positive finite number skips
+    // the correction (step 0), as does a step that is not finite.
+    let norm = aux[1];
+    var eps = 0.0;
+    if (is_finite_f32(norm) && norm > 1e-12) {
+        let ratio = P.snr * aux[0] / norm;
+        eps = 2.0 * S.alpha * ratio * ratio;
+        if (!is_finite_f32(eps)) {
+            eps = 0.0;
+        }
+    }
     let s = vec2<f32>(aux[4u + 4u * i], aux[4u + 4u * i + 1u]);
     let z = normal2(S.step, i, STREAM_CORRECTOR);
     let x = particles[i].xy + eps * s + sqrt(2.0 * eps) * z;

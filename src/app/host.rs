@@ -149,7 +149,16 @@ pub struct Heatmap {
     key: (u64, HeatLook),
     /// The texture.
     pub texture: egui::TextureHandle,
+    /// Cells whose log-density is not a finite number (drawn in [`NOT_FINITE_COLORS`]).
+    pub non_finite: usize,
 }
+
+/// A cell whose log-density is NaN or ±∞ is drawn in a magenta / dark checker, so it can
+/// never pass for "very unlikely" (the palette's lowest colour).
+pub const NOT_FINITE_COLORS: [egui::Color32; 2] = [
+    egui::Color32::from_rgb(230, 0, 200),
+    egui::Color32::from_rgb(60, 0, 50),
+];
 
 /// The CPU engine's particles uploaded into a vertex buffer for the same draw path.
 struct CpuParticleUpload {
@@ -623,10 +632,13 @@ impl Host {
             lessons.set_model(net);
         }
         if let Some((req, lp)) = out.density {
+            let (texture, non_finite) =
+                heat_texture(ctx, "learned_density", &req, &lp, heat_look(st));
             self.learned_density = Some(Heatmap {
                 req,
                 key: (0, heat_look(st)),
-                texture: heat_texture(ctx, "learned_density", &req, &lp, heat_look(st)),
+                texture,
+                non_finite,
             });
         }
         self.update_rate();
@@ -706,10 +718,12 @@ impl Host {
         let exact = crate::sim::score::ExactScore::new(mixture.clone(), sde);
         let pt = exact.at(req.t);
         let lp: Vec<f64> = req.points().iter().map(|x| pt.log_prob(*x)).collect();
+        let (texture, non_finite) = heat_texture(ctx, "true_density", &req, &lp, heat_look(st));
         self.true_density = Some(Heatmap {
             req,
             key,
-            texture: heat_texture(ctx, "true_density", &req, &lp, heat_look(st)),
+            texture,
+            non_finite,
         });
     }
 
@@ -867,6 +881,7 @@ impl Host {
                 egui::ColorImage::new([nx, ny], pixels),
                 egui::TextureOptions::LINEAR,
             ),
+            non_finite: 0,
         });
     }
 
@@ -925,14 +940,15 @@ fn heat_look(st: &State) -> HeatLook {
     (st.palette, st.theme == Theme::Projector)
 }
 
-/// A heatmap texture of log-density values on `req`'s grid (row 0 = lowest y).
+/// A heatmap texture of log-density values on `req`'s grid (row 0 = lowest y), and how many
+/// cells are not finite (drawn in [`NOT_FINITE_COLORS`], never as a palette colour).
 fn heat_texture(
     ctx: &egui::Context,
     name: &str,
     req: &FieldRequest,
     lp: &[f64],
     (palette, light): HeatLook,
-) -> egui::TextureHandle {
+) -> (egui::TextureHandle, usize) {
     let (nx, ny) = (req.n.0 as usize, req.n.1 as usize);
     let max = lp
         .iter()
@@ -940,9 +956,15 @@ fn heat_texture(
         .filter(|v| v.is_finite())
         .fold(f64::NEG_INFINITY, f64::max);
     let mut pixels = vec![egui::Color32::BLACK; nx * ny];
+    let mut non_finite = 0;
     for iy in 0..ny {
         for ix in 0..nx {
             let v = lp.get(iy * nx + ix).copied().unwrap_or(f64::NAN);
+            if !v.is_finite() {
+                non_finite += 1;
+                pixels[(ny - 1 - iy) * nx + ix] = NOT_FINITE_COLORS[(ix + iy) % 2];
+                continue;
+            }
             let f = if max.is_finite() {
                 1.0 + (v - max) / HEAT_SPAN
             } else {
@@ -951,9 +973,10 @@ fn heat_texture(
             pixels[(ny - 1 - iy) * nx + ix] = canvas::heat_color_on(f, palette, light);
         }
     }
-    ctx.load_texture(
+    let texture = ctx.load_texture(
         name,
         egui::ColorImage::new([nx, ny], pixels),
         egui::TextureOptions::LINEAR,
-    )
+    );
+    (texture, non_finite)
 }

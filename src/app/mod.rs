@@ -618,11 +618,26 @@ impl ScoreLabApp {
                 .map(|h| (h.texture.id(), h.req.lo, h.req.hi))
                 .collect();
             let mut legends = Vec::new();
+            let mut warnings = Vec::new();
             let show_legends = st.legends;
             let light = st.theme == crate::state::Theme::Projector;
             let span = format!("−{}", host::HEAT_SPAN);
             let half = format!("−{}", host::HEAT_SPAN / 2.0);
-            for (on, what) in [(show_true, "true"), (show_learned, "learned")] {
+            for (on, what, h) in [
+                (show_true, "true", &self.host.true_density),
+                (show_learned, "learned", &self.host.learned_density),
+            ] {
+                // Not-a-number cells are always explained, legends on or off.
+                if let Some(h) = h.as_ref().filter(|h| on && h.non_finite > 0) {
+                    warnings.push(canvas::Legend {
+                        title: format!(
+                            "{what} log pₜ is not a number in {} cells (checker): NaN/∞, not 'unlikely'",
+                            h.non_finite
+                        ),
+                        colors: host::NOT_FINITE_COLORS.to_vec(),
+                        labels: ["NaN".into(), String::new(), "∞".into()],
+                    });
+                }
                 if on {
                     legends.push(canvas::Legend::gradient(
                         &format!("{what} log pₜ, nats below its largest value"),
@@ -643,6 +658,7 @@ impl ScoreLabApp {
             if !show_legends {
                 legends.clear();
             }
+            legends.extend(warnings);
             sides.push((particles, heatmaps, legends, panels::side_title(st, side)));
         }
         let extras = self.lessons.overlay();

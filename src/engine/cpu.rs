@@ -333,7 +333,7 @@ impl Engine for CpuEngine {
         self.trainer.net.sde = *sde;
         for slot in &mut self.slots {
             if let Some(s) = &mut slot.sampler {
-                s.sde = *sde;
+                s.set_sde(*sde);
             }
         }
     }

@@ -95,8 +95,20 @@ pub struct LiveSampling {
     pub levels: usize,
     /// Annealed Langevin: steps per level T; plain Langevin: steps; SDE/ODE samplers: N.
     pub steps: usize,
-    /// Langevin: step α; annealed: ε in α_i = ε σ_i²/σ_L².
-    pub eps: f64,
+    /// The step size, dimensionless (relative to the mixture, so no drag or preset can make
+    /// a stored value wrong): annealed Langevin's r = α_i / σ_i², the step at each level
+    /// relative to that level's noise variance (NCSN's ε/σ_L²: ε = 2e-5 at σ_L = 0.01 is
+    /// r = 0.2; the chain is stable for r < 4 at every level and every data scale); plain
+    /// Langevin's α in units of the narrowest component variance (stable below ≈ 4, and the
+    /// stationary spread is v / (1 − α/4v): +1.3% at 0.05). [`LiveSampling::absolute_step`]
+    /// gives the step in data units.
+    pub step: f64,
+    /// An absolute ε / α from a link or scene file made before steps were relative;
+    /// [`LiveSampling::upgrade_legacy`] converts it with the file's own mixture, so a loaded
+    /// state always has None here (written as `"eps": null`: the worker's binary messages
+    /// need every field written).
+    #[serde(rename = "eps")]
+    pub legacy_eps: Option<f64>,
     /// Predictor–corrector signal-to-noise ratio.
     pub snr: f64,
     /// Animation speed: 1 = a run in about 150 frames; < 1 slow motion.
@@ -131,9 +143,11 @@ impl LiveSampling {
         }
     }
 
-    /// Defaults for the CPU engine and software adapters. L = 20, T = 20, ε = 5e-5: a
-    /// 400-step run that puts ≈0.225 of the mass in the light mode of `ncsn` with the exact
-    /// score (true 0.2; the full L = 50, T = 100 schedule picked in the sampler panel gets 0.205).
+    /// Defaults for the CPU engine and software adapters: annealed Langevin, L = 20, T = 50,
+    /// r = [`LIVE_ANNEALED_STEP`]: a 1000-step run (as many as the reverse SDE's; a run is
+    /// ≈ 150 frames whatever its steps) whose widths and
+    /// weights are right on every preset and dragged mixture (the live-defaults property
+    /// test in `tests/cpu_reference/live.rs`).
     pub fn small() -> Self {
         Self {
             enabled: true,
@@ -141,8 +155,9 @@ impl LiveSampling {
             n: 500,
             kind: SamplerKind::AnnealedLangevin,
             levels: 20,
-            steps: 20,
-            eps: 5e-5,
+            steps: 50,
+            step: LIVE_ANNEALED_STEP,
+            legacy_eps: None,
             snr: 0.16,
             speed: 1.0,
             repeat: true,
@@ -161,11 +176,12 @@ impl LiveSampling {
             kind,
             levels: d.n_levels,
             steps: d.n_steps.max(1),
-            eps: if d.step_size > 0.0 {
-                d.step_size
-            } else {
-                self.eps
+            step: match kind {
+                SamplerKind::AnnealedLangevin => ANNEALED_STEP,
+                SamplerKind::Langevin => LANGEVIN_STEP,
+                _ => self.step,
             },
+            legacy_eps: None,
             snr: d.snr,
             ..self.clone()
         }
@@ -176,17 +192,47 @@ impl LiveSampling {
         let mut c = SamplerConfig::defaults(self.kind, mixture);
         c.n_levels = self.levels;
         c.n_steps = self.steps;
-        if matches!(
-            self.kind,
-            SamplerKind::Langevin | SamplerKind::AnnealedLangevin
-        ) {
-            c.step_size = self.eps;
+        if let Some(a) = self.absolute_step(mixture) {
+            c.step_size = a;
         }
         c.snr = self.snr;
         c.seed = seed;
         c.t_start = self.t_start;
         c.prior_scale = self.prior_scale;
         c
+    }
+
+    /// The Langevin family's step in data units for `mixture`: annealed Langevin's ε = α_L
+    /// (the last level's step, r σ_min², with α_i = r σ_i² at level i), plain Langevin's α =
+    /// step × the narrowest component variance; None for the other samplers.
+    pub fn absolute_step(&self, mixture: &GaussianMixture) -> Option<f64> {
+        match self.kind {
+            SamplerKind::AnnealedLangevin => {
+                Some(self.step * crate::sim::sde::sigma_min_for(mixture).powi(2))
+            }
+            SamplerKind::Langevin => {
+                Some(self.step * crate::sim::samplers::narrowest_variance(mixture))
+            }
+            _ => None,
+        }
+    }
+
+    /// The relative step that gives the absolute step `eps` (ε or α, data units) on `mixture`
+    /// (the inverse of [`Self::absolute_step`]; the step kept as is for other samplers).
+    pub fn relative_step(&self, eps: f64, mixture: &GaussianMixture) -> f64 {
+        match self.kind {
+            SamplerKind::AnnealedLangevin => eps / crate::sim::sde::sigma_min_for(mixture).powi(2),
+            SamplerKind::Langevin => eps / crate::sim::samplers::narrowest_variance(mixture),
+            _ => self.step,
+        }
+    }
+
+    /// Convert an absolute ε / α read from an older link or file with its own mixture (what
+    /// that file's sampler ran with), so it loads as it was made.
+    pub fn upgrade_legacy(&mut self, mixture: &GaussianMixture) {
+        if let Some(eps) = self.legacy_eps.take() {
+            self.step = self.relative_step(eps, mixture);
+        }
     }
 
     /// Whether the run is Metropolis-adjusted (MALA applies to the Langevin family only).
@@ -222,8 +268,10 @@ impl LiveSampling {
                 "a live run has at most {MAX_LIVE_STEPS} steps (levels × steps for annealed Langevin)"
             ));
         }
-        if !(self.eps.is_finite() && self.eps > 0.0 && self.eps <= 1.0) {
-            return Err("the step size ε must be in (0, 1]".into());
+        if !(self.step.is_finite() && self.step > 0.0 && self.step <= MAX_REL_STEP) {
+            return Err(format!(
+                "the relative step size must be in (0, {MAX_REL_STEP}]"
+            ));
         }
         if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
             return Err("snr must be in [0, 10]".into());
@@ -248,6 +296,22 @@ impl LiveSampling {
         Ok(())
     }
 }
+
+/// Annealed Langevin's live step r = α_i/σ_i² (L = 20, T = 50). A level's chain relaxes by
+/// ≈ r T/2 × σ_i²/(λ + σ_i²) per level, so a component of variance λ freezes at the level
+/// where σ² ≈ 2λ/(rT) and keeps that much too much spread: +15% at the old live L = 20,
+/// T = 20, r = 0.5, +5.6% at T = 50 (a Gaussian recursion of the variance). A larger r
+/// relaxes faster but flattens the mode weights (the unadjusted chain samples a tempered
+/// p_σ: r = 1.5 at T = 20 gave weight errors up to 0.08 on dragged mixtures), so the live
+/// default buys its widths with steps instead. Stable for r < 4.
+pub const LIVE_ANNEALED_STEP: f64 = 0.5;
+/// Annealed Langevin's recommended r with the full L = 50, T = 100 schedule: NCSN's ε = 2e-5
+/// at σ_L = 0.01.
+pub const ANNEALED_STEP: f64 = 0.2;
+/// Plain Langevin's recommended α in units of the narrowest component variance.
+pub const LANGEVIN_STEP: f64 = 0.05;
+/// Largest relative step accepted (plain Langevin diverges above ≈ 4: the failure scene uses 10).
+pub const MAX_REL_STEP: f64 = 100.0;
 
 /// Earliest start time of a live run (its σ_max = s(t_start)).
 pub const MIN_T_START: f64 = 0.05;

@@ -9,9 +9,11 @@
 //!   the perturbed conditional p_t(x₂ | x₁ = c) (a 1D mixture).
 //!   *Diffusion posterior sampling* (DPS; Chung et al. 2023, Alg. 1): run the joint reverse SDE
 //!   and after each step move x_t down the gradient of the observation error of Tweedie's
-//!   denoised estimate, x ← x − ζ d ∇ₓ‖c − D₁(x_t)‖ with D(x_t) = m + (x_t − m + s² s(x_t))/α
-//!   (`sim::denoise`), the paper's normalised step ζ_i = ζ/‖y − A D‖ on ∇‖·‖², in units of the
-//!   data's spread d. It treats p(c | x_t) as if x₀ were D(x_t): an approximation, biased
+//!   denoised estimate, x ← x − ζ d ∇ₓ|c − D₁(x_t)| with D(x_t) = m + (x_t − m + s² s(x_t))/α
+//!   (`sim::denoise`), once per reverse step, ζ in units of the data's spread d. The paper
+//!   steps ζ'_i = ζ'/‖y − A D‖ along ∇‖y − A D‖² = 2 ‖y − A D‖ ∇‖y − A D‖, i.e. 2ζ' along
+//!   the gradient of the norm in absolute units: this ζ is the paper's ζ' = ζ d / 2 (the same
+//!   direction and normalisation, a factor 2 and the data scale d apart). It treats p(c | x_t) as if x₀ were D(x_t): an approximation, biased
 //!   where the posterior of x₀ is wide (measured in the tests and shown against the exact
 //!   conditional). The Jacobian of the score comes from central differences of the score.
 

@@ -59,13 +59,26 @@ pub fn relative_fisher(
         .collect()
 }
 
+/// A particle further than this many frame scales d from the mixture's centre m has left for
+/// good (ModeCensus counts it as diverged): a Langevin chain past its stability limit grows
+/// geometrically and reaches 1e19 while every coordinate is still finite.
+pub const ESCAPE_SPREADS: f64 = 1e3;
+
+/// Whether `x` is a sample that still counts: finite and within [`ESCAPE_SPREADS`] frame
+/// scales of the mixture's centre (`mode_histogram` in `metrics.wgsl` applies the same test
+/// with the frame of the GPU's mixture uniform).
+pub fn is_kept(frame: &crate::sim::sde::Frame, x: Vec2) -> bool {
+    x.iter().all(|v| v.is_finite()) && (x - frame.center).norm() <= ESCAPE_SPREADS * frame.scale
+}
+
 /// Where the samples went: per-component counts (highest posterior under the true mixture)
-/// of the finite samples, and how many were not finite (diverged particles are never a mode).
+/// of the kept samples, and how many diverged: not finite, or further than [`ESCAPE_SPREADS`]
+/// frame scales from the data (diverged particles are never a mode).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModeCensus {
     /// Finite samples assigned to each component.
     pub counts: Vec<usize>,
-    /// Samples with a NaN or infinite coordinate.
+    /// Samples with a NaN or infinite coordinate, or far outside the data ([`is_kept`]).
     pub diverged: usize,
     /// All samples.
     pub total: usize,
@@ -76,8 +89,9 @@ impl ModeCensus {
     pub fn of(mixture: &GaussianMixture, samples: &[Vec2]) -> Self {
         let mut counts = vec![0usize; mixture.len()];
         let mut diverged = 0;
+        let frame = crate::sim::sde::Frame::of(mixture);
         for x in samples {
-            if x.iter().all(|v| v.is_finite()) {
+            if is_kept(&frame, *x) {
                 counts[mixture.classify(*x)] += 1;
             } else {
                 diverged += 1;
@@ -118,9 +132,9 @@ impl ModeCensus {
     pub fn message(&self) -> Option<String> {
         (self.diverged > 0).then(|| {
             format!(
-                "{} of {} particles diverged (NaN/inf) and are not counted in the mode weights; \
-                 try a smaller step size or more steps",
-                self.diverged, self.total
+                "{} of {} particles diverged (NaN/inf, or more than {} data spreads away) and are \
+                 not counted in the mode weights; try a smaller step size or more steps",
+                self.diverged, self.total, ESCAPE_SPREADS
             )
         })
     }
@@ -241,11 +255,14 @@ pub struct RunStats {
     pub true_weights: Vec<f64>,
     /// Largest |weight − true weight|.
     pub max_weight_error: f64,
-    /// Worst relative error of a component's covariance eigenvalues, over the components
-    /// with at least 20 samples ([`variance_error`]): Langevin's step bias shows here.
+    /// Worst relative error of a component's covariance eigenvalues against as many true
+    /// samples under the same classifier, over the components with at least 20 samples on
+    /// both sides ([`variance_errors_against`]): Langevin's step bias shows here. NaN
+    /// (`null`) when no sample is left.
     #[serde(default)]
     pub max_variance_error: f64,
-    /// Mean −log p(x) of the finite samples under the true density (nats).
+    /// Mean −log p(x) of the kept samples under the true density (nats); NaN (`null`) when
+    /// no sample is left.
     pub nll: f64,
     /// The same for as many true samples (what a perfect sampler gets, up to noise).
     pub nll_of_true_samples: f64,
@@ -283,15 +300,64 @@ pub fn variance_error(mixture: &GaussianMixture, points: &[Vec2]) -> f64 {
     worst
 }
 
+/// Covariance eigenvalues (λ_min, λ_max) of the points classified to each component by the
+/// true posterior (None for a component with fewer than 20 of them).
+pub fn classified_eigenvalues(
+    mixture: &GaussianMixture,
+    points: &[Vec2],
+) -> Vec<Option<(f64, f64)>> {
+    let k = mixture.len();
+    let mut sums = vec![(0usize, Vec2::zeros(), crate::sim::Mat2::zeros()); k];
+    let frame = crate::sim::sde::Frame::of(mixture);
+    for x in points.iter().filter(|x| is_kept(&frame, **x)) {
+        let c = &mut sums[mixture.classify(*x)];
+        c.0 += 1;
+        c.1 += x;
+        c.2 += x * x.transpose();
+    }
+    sums.into_iter()
+        .map(|(n, s, ss)| {
+            (n >= 20).then(|| {
+                let n = n as f64;
+                let mean = s / n;
+                let cov = ss / n - mean * mean.transpose();
+                crate::sim::mixture::sym_eigenvalues(&cov)
+            })
+        })
+        .collect()
+}
+
+/// Per component, the worst |λ̂ / λ_ref − 1| of the covariance eigenvalues of `points`
+/// against those of `reference` (true samples), both classified by the true posterior: the
+/// same classifier trims both alike, so overlapping modes compare fairly (a run as good as
+/// true samples scores ≈ 0 up to sampling noise). None where either side has < 20 points.
+pub fn variance_errors_against(
+    mixture: &GaussianMixture,
+    points: &[Vec2],
+    reference: &[Vec2],
+) -> Vec<Option<f64>> {
+    classified_eigenvalues(mixture, points)
+        .into_iter()
+        .zip(classified_eigenvalues(mixture, reference))
+        .map(|(a, b)| match (a, b) {
+            (Some((a0, a1)), Some((b0, b1))) => {
+                Some((a0 / b0 - 1.0).abs().max((a1 / b1 - 1.0).abs()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 impl RunStats {
     /// Statistics of `points` under `mixture`.
     pub fn new(mixture: &GaussianMixture, run: u32, kind: SamplerKind, points: &[Vec2]) -> Self {
         let census = ModeCensus::of(mixture, points);
         let weights = census.fractions();
+        let frame = crate::sim::sde::Frame::of(mixture);
         let finite: Vec<Vec2> = points
             .iter()
             .copied()
-            .filter(|x| x.iter().all(|v| v.is_finite()))
+            .filter(|x| is_kept(&frame, *x))
             .collect();
         let true_weights = mixture.weights().to_vec();
         let max_weight_error = weights
@@ -299,10 +365,9 @@ impl RunStats {
             .zip(&true_weights)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        let truth = mixture.sample(
-            finite.len().clamp(1, 20_000),
-            &mut crate::sim::rng::StreamRng::new(99, 5),
-        );
+        // 20 000 true samples: the spreads' reference; the NLL's uses as many as the run has.
+        let truth = mixture.sample(20_000, &mut crate::sim::rng::StreamRng::new(99, 5));
+        let truth_n = &truth[..finite.len().clamp(1, truth.len())];
         Self {
             run,
             kind,
@@ -312,9 +377,21 @@ impl RunStats {
             weights,
             true_weights,
             max_weight_error,
-            max_variance_error: variance_error(mixture, &finite),
-            nll: nll(mixture, &finite),
-            nll_of_true_samples: nll(mixture, &truth),
+            // Nothing left: no number (NaN, `null` in JSON, "—" on the panel), never 0.
+            max_variance_error: if finite.is_empty() {
+                f64::NAN
+            } else {
+                variance_errors_against(mixture, &finite, &truth)
+                    .into_iter()
+                    .flatten()
+                    .fold(0.0, f64::max)
+            },
+            nll: if finite.is_empty() {
+                f64::NAN
+            } else {
+                nll(mixture, &finite)
+            },
+            nll_of_true_samples: nll(mixture, truth_n),
             points: points.to_vec(),
         }
     }

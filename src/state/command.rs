@@ -144,8 +144,9 @@ pub fn parse_import(name: &str, text: &str) -> Result<Imported, String> {
             ..State::default()
         })));
     }
-    let shared: State = serde_json::from_value(value)
+    let mut shared: State = serde_json::from_value(value)
         .map_err(|e| format!("{name} is neither a ScoreLab model nor a scene file: {e}"))?;
+    shared.upgrade_legacy();
     shared.validate().map_err(|e| format!("{name}: {e}"))?;
     Ok(Imported::Scene(Box::new(shared)))
 }

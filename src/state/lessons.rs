@@ -53,8 +53,9 @@ pub enum Metric {
 impl Lesson {
     /// The lesson's state (validated).
     pub fn state(&self) -> Result<State, String> {
-        let st: State = serde_json::from_str(self.state_json)
+        let mut st: State = serde_json::from_str(self.state_json)
             .map_err(|e| format!("lesson {:?}: {e}", self.title))?;
+        st.upgrade_legacy();
         st.validate()?;
         Ok(st)
     }
@@ -197,7 +198,7 @@ pub const FAILURES: &[Lesson] = &[
     Lesson {
         title: "Too few noise levels",
         state_json: r#"{"samplers":[{"kind":"annealed-langevin","levels":3,"steps":133,"exact":true,"n":2000,"repeat":false}],"training":false}"#,
-        look: "Annealed Langevin with only L = 3 noise levels (σ ≈ 25, 0.5 and 0.01) and the exact score. Compare the bars under the sampler panel with the true weights 0.2 and 0.8. Measured: weight error 0.22 (0.03 with the default 20 levels).",
+        look: "Annealed Langevin with only L = 3 noise levels (σ ≈ 25, 0.5 and 0.01) and the exact score. Compare the bars under the sampler panel with the true weights 0.2 and 0.8. Measured: weight error 0.22 (0.03 with 20 levels of 20 steps).",
         try_this: &[
             "Raise L to 10, then 20, keeping about 400 steps in all.",
             "Slide σ to see how different neighbouring noise levels' densities are.",
@@ -229,7 +230,7 @@ pub const FAILURES: &[Lesson] = &[
     Lesson {
         title: "A deterministic sampler from the wrong prior",
         state_json: r#"{"samplers":[{"kind":"ode-rk4","steps":200,"exact":true,"n":2000,"repeat":false,"prior_scale":0.2}],"training":false}"#,
-        look: "The probability-flow ODE with the exact score, started from N(m, (σ_max/5)² I) instead of the VE prior N(m, σ_max² I). Measured: every sample lands in the heavy mode (weight error 0.20), and the samples' variance is 4% of the data's.",
+        look: "The probability-flow ODE with the exact score, started from N(m, (σ_max/5)² I) instead of the VE prior N(m, σ_max² I). Measured: every sample lands in the heavy mode (weight error 0.20), squeezed into its middle: the covariance eigenvalues are 4–7% of that mode's, the total variance 0.3% of the data's.",
         try_this: &[
             "Set the prior scale back to 1 in the sampler panel.",
             "Try 0.5 and 2: which way does each distort the samples?",
@@ -374,6 +375,36 @@ mod tests {
         }
     }
 
+    /// The wrong-prior scene's spreads (seed 0, as the CPU engine runs it): the heavy mode's
+    /// covariance eigenvalues as percentages of the true ones (smaller, larger) and the
+    /// samples' total variance as a percentage of the data's.
+    fn prior_scene_spreads(f: &Lesson) -> (f64, f64, f64) {
+        use crate::sim::metrics::component_stats;
+        use crate::sim::mixture::sym_eigenvalues;
+        use crate::sim::samplers::sample;
+        use crate::sim::score::ExactScore;
+        use crate::sim::sde::Sde;
+        use crate::sim::{Mat2, Vec2};
+        let st = f.state().unwrap();
+        let m = st.validate().unwrap();
+        let sde = Sde::for_mixture(st.scene.sde, &m);
+        let live = &st.samplers[0];
+        let exact = ExactScore::new(m.clone(), sde);
+        let (xs, _) = sample(live.config(&m, 0), sde, live.n, &exact).unwrap();
+        let heavy = (0..m.len())
+            .max_by(|a, b| m.weights()[*a].total_cmp(&m.weights()[*b]))
+            .unwrap();
+        let c = &component_stats(&m, &xs)[heavy].cov;
+        let (a, b) = sym_eigenvalues(&Mat2::new(c[0][0], c[0][1], c[1][0], c[1][1]));
+        let (ta, tb) = sym_eigenvalues(&m.components()[heavy].cov);
+        let (r1, r2) = (a / ta, b / tb);
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<Vec2>() / n;
+        let var = xs.iter().map(|x| (x - mean).norm_squared()).sum::<f64>() / n;
+        let total = var / m.covariance().trace();
+        (100.0 * r1.min(r2), 100.0 * r1.max(r2), 100.0 * total)
+    }
+
     /// Each failure scene produces the failure it names, by the number its text quotes: the
     /// first run (seed 0) within 0.02 of it (5% for the ratio), and other runs clearly failing
     /// too; the quoted number is written in the text.
@@ -400,6 +431,33 @@ mod tests {
                 "{}: the text quotes {quoted}",
                 f.title
             );
+            if f.title == "Too few noise levels" {
+                // The text's comparison: the same scene with the live default's 20 levels.
+                let mut g = *f;
+                let json = f
+                    .state_json
+                    .replace(r#""levels":3,"steps":133"#, r#""levels":20,"steps":20"#);
+                assert_ne!(json, f.state_json);
+                g.state_json = Box::leak(json.into_boxed_str());
+                let twenty = measure(&g, 0);
+                let claim = format!("{twenty:.2} with 20 levels of 20 steps");
+                assert!(
+                    f.look.contains(&claim),
+                    "{}: the text must say {claim}",
+                    f.title
+                );
+            }
+            if f.title.contains("wrong prior") {
+                let (lo, hi, total) = prior_scene_spreads(f);
+                let claim = format!("{lo:.0}–{hi:.0}% of that mode's");
+                let claim_total = format!("total variance {total:.1}% of the data's");
+                eprintln!("{}: {claim}; {claim_total}", f.title);
+                assert!(
+                    f.look.contains(&claim) && f.look.contains(&claim_total),
+                    "{}: the text must say what is measured: {claim}; {claim_total}",
+                    f.title
+                );
+            }
             if c.train_steps == 0 {
                 for seed in 1..3 {
                     let other = measure(f, seed);

@@ -148,8 +148,9 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                 }
                 let bytes = base64url_decode(&value)?;
                 let text = String::from_utf8(bytes).map_err(|_| "the state is not valid UTF-8")?;
-                let shared: State = serde_json::from_str(&text)
+                let mut shared: State = serde_json::from_str(&text)
                     .map_err(|e| format!("the state is not a ScoreLab scene: {e}"))?;
+                shared.upgrade_legacy();
                 shared.validate()?;
                 link.shared = Some(shared);
             }
@@ -377,6 +378,16 @@ mod tests {
         assert!(parsed > 10, "only {parsed} mutated links parsed");
     }
 
+    /// The JSON of a link's `s=` state (Null when it has none).
+    fn link_json(link: &str) -> serde_json::Value {
+        link.trim_start_matches('#')
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("s="))
+            .and_then(|v| base64url_decode(v).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// Links saved from main before the state rebuild (every README lesson link, every
     /// preset, sampler, split and layer, partial links, embed flags) give the same state
     /// and flags as then; and every lesson link in today's README still parses.
@@ -388,8 +399,37 @@ mod tests {
         for row in rows {
             let link = row["link"].as_str().expect("link");
             let got = parse_hash(link).expect("an old link parses");
-            let want: State =
+            // The saved state held absolute steps (`eps`); converted with its own mixture,
+            // the samplers run with the same ε / α as then.
+            let mut want: State =
                 serde_json::from_value(row["state"].clone()).expect("the saved state parses");
+            let mixture = want.validate().expect("valid");
+            let saved_eps: Vec<Option<f64>> = want.samplers.iter().map(|s| s.legacy_eps).collect();
+            want.upgrade_legacy();
+            // A link that left a sampler's step (or steps per level) out asked for the
+            // default, which changed with issue 27: the step is relative now (the old
+            // absolute default diverged on some presets) and annealed Langevin's live T is 50.
+            let raw = link_json(link);
+            let given_key = |i: usize, key: &str| match &raw["samplers"] {
+                serde_json::Value::Array(a) => a.get(i).is_some_and(|s| s.get(key).is_some()),
+                serde_json::Value::Object(o) => i == 0 && o.contains_key(key),
+                _ => false,
+            };
+            let given = |i: usize| given_key(i, "eps");
+            let defaults = State::default();
+            for (i, s) in want.samplers.iter_mut().enumerate() {
+                if !given(i) {
+                    s.step = defaults.samplers[i].step;
+                }
+                if !given_key(i, "steps") && s.kind == defaults.samplers[i].kind {
+                    s.steps = defaults.samplers[i].steps;
+                }
+            }
+            for (i, (s, eps)) in want.samplers.iter().zip(saved_eps).enumerate() {
+                if let (Some(eps), Some(a), true) = (eps, s.absolute_step(&mixture), given(i)) {
+                    assert!((a / eps - 1.0).abs() < 1e-9, "{link}: {a} vs {eps}");
+                }
+            }
             assert_eq!(got.shared.as_ref(), Some(&want), "{link}");
             assert_eq!(got.flags.minimal, row["minimal"].as_bool().expect("bool"));
             let panels: Option<Vec<String>> =

@@ -6,7 +6,7 @@
 //!
 //! Key vocabulary (the state's own field names, documented in `docs/ARCHITECTURE.md`):
 //! `scene{mixture,sde,t,seed}`, `settings{width,depth,batch,lr}`,
-//! `samplers[{enabled,exact,n,kind,levels,steps,eps,snr,speed,repeat,guide}]`, `split`,
+//! `samplers[{enabled,exact,n,kind,levels,steps,step,snr,speed,repeat,guide}]` (older links' absolute `eps` is converted with their mixture), `split`,
 //! `layers{…}`, `arrows`, `training`, `paused`, `ode_paths`, `probe`, `inpaint`, `view`,
 //! `palette`. `setConfig` takes the same names (the sampler keys for `slot`), and still
 //! accepts the older spellings (`particles`, `sampler_eps`, `exact_particles`, …) as aliases.
@@ -269,6 +269,25 @@ pub struct State {
     pub ui_scale: f64,
 }
 
+impl State {
+    /// Convert what older links and files hold in absolute units (the samplers' `eps`) with
+    /// the state's own mixture; every path that reads a `State` from outside calls this.
+    pub fn upgrade_legacy(&mut self) {
+        match GaussianMixture::from_spec(&self.scene.mixture) {
+            Ok(m) => self.upgrade_legacy_with(&m),
+            // An invalid mixture is refused by validation; drop what cannot be converted.
+            Err(_) => self.samplers.iter_mut().for_each(|s| s.legacy_eps = None),
+        }
+    }
+
+    /// [`Self::upgrade_legacy`] with the mixture given.
+    pub fn upgrade_legacy_with(&mut self, mixture: &GaussianMixture) {
+        for s in &mut self.samplers {
+            s.upgrade_legacy(mixture);
+        }
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         Self {
@@ -301,7 +320,7 @@ pub fn second_sampler() -> LiveSampling {
     let mut l = LiveSampling::small();
     l.kind = SamplerKind::Langevin;
     l.steps = 1000;
-    l.eps = 0.05;
+    l.step = crate::engine::settings::LANGEVIN_STEP;
     l
 }
 

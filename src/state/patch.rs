@@ -61,7 +61,12 @@ pub struct ConfigPatch {
     /// Steps (per level for annealed Langevin) (`sampler_steps`).
     #[serde(alias = "sampler_steps")]
     pub steps: Option<usize>,
-    /// Langevin step α / annealed ε (`sampler_eps`).
+    /// The relative step (`LiveSampling::step`: annealed r = α_i/σ_i², plain Langevin α in
+    /// units of the narrowest component variance).
+    pub step: Option<f64>,
+    /// An absolute Langevin step α / annealed ε in data units (`sampler_eps`), converted to
+    /// the relative step with the current mixture (calls made before steps were relative
+    /// keep working).
     #[serde(alias = "sampler_eps")]
     pub eps: Option<f64>,
     /// Predictor–corrector snr (`sampler_snr`).
@@ -151,6 +156,7 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
         _ => Ok(()),
     };
     real("eps", p.eps, 1e-12, 1.0)?;
+    real("step", p.step, 1e-9, crate::engine::settings::MAX_REL_STEP)?;
     real("snr", p.snr, 0.0, 10.0)?;
     real("speed", p.speed, 0.001, 100.0)?;
     real(
@@ -218,6 +224,10 @@ impl ConfigPatch {
             // Checked by `parse_config`; unreachable for a parsed patch.
             log::warn!("{e}");
         }
+        // A patched mixture is what the legacy steps were meant for.
+        let patched = GaussianMixture::from_spec(&st.scene.mixture).ok();
+        let mixture = patched.as_ref().unwrap_or(mixture);
+        st.upgrade_legacy_with(mixture);
         let set = |dst: &mut usize, v: Option<usize>| {
             if let Some(v) = v {
                 *dst = v;
@@ -252,7 +262,10 @@ impl ConfigPatch {
         set(&mut live.levels, self.levels);
         set(&mut live.steps, self.steps);
         if let Some(v) = self.eps {
-            live.eps = v;
+            live.step = live.relative_step(v, mixture);
+        }
+        if let Some(v) = self.step {
+            live.step = v;
         }
         if let Some(v) = self.snr {
             live.snr = v;

@@ -45,3 +45,48 @@ pub fn dragged_mixture(seed: u32) -> GaussianMixture {
 pub fn preset(name: &str) -> GaussianMixture {
     GaussianMixture::from_spec(&presets::by_name(name).unwrap()).unwrap()
 }
+
+/// A random mixture as a user drags it on the live page (issue 27): 2–6 components, the box
+/// the means fall in and the narrowest variance drawn per mixture (half-widths 4–25, so some
+/// mixtures are spread over ±25; eigenvalues log-uniform from a floor of 0.005–0.3 up to 3,
+/// so some components are narrow), rotated, weights down to 0.03, separated by ≥ 4 (σ_i + σ_j).
+pub fn live_mixture(seed: u32) -> GaussianMixture {
+    let mut rng = StreamRng::new(seed, 91);
+    let k = 2 + (rng.uniform() * 5.0) as usize;
+    let half = [4.0, 12.0, 25.0][(rng.uniform() * 3.0) as usize % 3];
+    let floor: f64 = [0.005, 0.05, 0.3][(rng.uniform() * 3.0) as usize % 3];
+    let mut comps: Vec<(ComponentSpec, f64)> = Vec::new();
+    let mut tries = 0;
+    while comps.len() < k {
+        tries += 1;
+        let draw = |u: f64| floor * (3.0 / floor).powf(u);
+        let (l1, l2) = (draw(rng.uniform()), draw(rng.uniform()));
+        let th = std::f64::consts::PI * rng.uniform();
+        let (c, s) = (th.cos(), th.sin());
+        let cov = [
+            [l1 * c * c + l2 * s * s, (l1 - l2) * c * s],
+            [(l1 - l2) * c * s, l1 * s * s + l2 * c * c],
+        ];
+        // The box grows if the components do not fit (a narrow box and wide components).
+        let h = half * (1.0 + tries as f64 / 200.0);
+        let mean = [
+            2.0 * h * rng.uniform() - h + 7.0,
+            2.0 * h * rng.uniform() - h - 3.0,
+        ];
+        let sd = l1.max(l2).sqrt();
+        let far = comps.iter().all(|(o, osd)| {
+            let d = Vec2::new(mean[0] - o.mean[0], mean[1] - o.mean[1]).norm();
+            d >= 4.0 * (sd + osd)
+        });
+        if far {
+            let weight = 0.2 + rng.uniform();
+            comps.push((ComponentSpec { weight, mean, cov }, sd));
+        }
+    }
+    let mut comps: Vec<ComponentSpec> = comps.into_iter().map(|(c, _)| c).collect();
+    if seed.is_multiple_of(3) {
+        let rest: f64 = comps[1..].iter().map(|c| c.weight).sum();
+        comps[0].weight = 0.03 / 0.97 * rest;
+    }
+    GaussianMixture::from_spec(&MixtureSpec { components: comps }).unwrap()
+}

@@ -134,3 +134,88 @@ fn gpu_log_density_of_a_thin_component_is_exact() {
         }
     }
 }
+
+/// Issue 27 on the WGSL engine: the page's default live sampler A (annealed Langevin, L = 20,
+/// T = 20, relative step) and a reverse SDE picked on the starting mixture, configured by
+/// `LiveSampling::config` after a drag to a narrow and to a wide mixture, as the GPU engine
+/// does: nothing diverged (the histogram's census), mode fractions within 0.03 of true
+/// samples', every component's eigenvalues within the CPU property test's tolerance (15% for
+/// A, 8% for the picked sampler) plus 3 standard errors of the samples' own noise.
+/// The schedule (geometric levels, the time grid ending at the SDE's own t_end) is the CPU's
+/// `schedule_at`, so this also checks the WGSL steps on it.
+#[test]
+fn gpu_live_samplers_after_a_drag_keep_weights_and_spreads() {
+    let Some(ctx) = ctx() else { return };
+    let st = scorelab::state::State::default();
+    let start = GaussianMixture::from_spec(&st.scene.mixture).unwrap();
+    let picked = st.samplers[0].with_kind(SamplerKind::ReverseSde, &start);
+    let n = 4000;
+    // Seeds of common::live_mixture: one with a narrow component, one spread wide.
+    let mut cases = Vec::new();
+    for seed in 0..40u32 {
+        let m = common::live_mixture(seed);
+        let narrow = scorelab::sim::samplers::narrowest_variance(&m) < 0.02;
+        let wide = m.data_std() > 10.0;
+        if (narrow && !cases.iter().any(|(_, w, _)| !w))
+            || (wide && !cases.iter().any(|(_, w, _)| *w))
+        {
+            cases.push((seed, wide && !narrow, m));
+        }
+        if cases.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(cases.len(), 2, "a narrow and a wide mixture");
+    for (seed, _, m) in cases {
+        let truth = m.sample(
+            60_000,
+            &mut scorelab::sim::rng::StreamRng::new(5000 + seed, 0),
+        );
+        let true_w = mode_weights(&m, &truth);
+        for (live, tol, sde_kind) in [
+            (&st.samplers[0], 0.15, SdeKind::Vp),
+            (&st.samplers[0], 0.15, SdeKind::Subvp),
+            (&picked, 0.08, SdeKind::Vp),
+        ] {
+            let sde = Sde::for_mixture(sde_kind, &m);
+            let cfg = live.config(&m, 3 + seed);
+            let mut s = GpuSampler::new(ctx, GpuScore::Exact, &m, sde, &cfg, n).unwrap();
+            s.run(ctx);
+            let xs = s.samples(ctx).unwrap();
+            let label = format!(
+                "live mixture {seed} {}/{}",
+                live.kind.name(),
+                sde_kind.name()
+            );
+            let hist = s.mode_histogram(ctx, m.len()).unwrap();
+            let census = ModeCensus::from_counts(hist.iter().map(|&h| h as usize).collect(), n);
+            assert_eq!(census.diverged, 0, "{label}: {:?}", census.message());
+            let gap = census
+                .fractions()
+                .iter()
+                .zip(&true_w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                gap <= 0.03,
+                "{label}: {:?} vs {true_w:?}",
+                census.fractions()
+            );
+            let errs = scorelab::sim::metrics::variance_errors_against(&m, &xs, &truth);
+            let mut worst: f64 = 0.0;
+            for (k, e) in errs.iter().enumerate() {
+                let Some(e) = e else { continue };
+                let noise = 3.0 * (2.0 / census.counts[k].max(1) as f64).sqrt();
+                worst = worst.max(*e);
+                assert!(
+                    *e <= tol + noise,
+                    "{label}: component {k} eigenvalues off by {:.1}% (allowed {:.0}% + {:.1}%)",
+                    100.0 * e,
+                    100.0 * tol,
+                    100.0 * noise
+                );
+            }
+            eprintln!("{label}: GPU fraction gap {gap:.4}, worst eigenvalue error {worst:.3}");
+        }
+    }
+}

@@ -26,7 +26,7 @@ use crate::sim::mala::{mala_step, MalaState};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::rng::{stream, CounterRng};
 use crate::sim::score::{ExactScore, ScoreModel};
-use crate::sim::sde::{Sde, SdeKind, SAMPLE_T_EPS};
+use crate::sim::sde::{Sde, SdeKind};
 use crate::sim::Vec2;
 
 mod rk45;
@@ -34,8 +34,8 @@ mod steps;
 
 pub use rk45::{OdeRhs, Rk45};
 pub use steps::{
-    ancestral_step, corrector_step_size, langevin_step, pf_ode_step, pf_ode_velocity,
-    reverse_sde_step,
+    ancestral_step, corrector_step_size, finite_mean_norm, langevin_step, pf_ode_step,
+    pf_ode_velocity, reverse_sde_step,
 };
 
 /// Which sampler.
@@ -133,7 +133,9 @@ pub struct SamplerConfig {
     pub step_size: f64,
     /// Predictor–corrector signal-to-noise ratio.
     pub snr: f64,
-    /// Final time of SDE/ODE samplers and the noise level of plain Langevin.
+    /// Final time of SDE/ODE samplers and the noise level of plain Langevin; 0 (the default)
+    /// is the SDE's own [`Sde::sampling_t_end`] (leftover noise 1% of the narrowest
+    /// component's std, never below the training floor), resolved by [`Sampler::new`].
     pub t_end: f64,
     /// RK45 relative tolerance.
     pub rtol: f64,
@@ -167,6 +169,9 @@ pub enum SamplerError {
     Bad(String),
 }
 
+/// `SamplerConfig::t_end` of "the SDE's own end" ([`Sde::sampling_t_end`]).
+pub const AUTO_T_END: f64 = 0.0;
+
 /// Most steps any sampler may be asked for (keeps a typo from running for hours).
 pub const MAX_STEPS: usize = 1_000_000;
 
@@ -197,7 +202,7 @@ impl SamplerConfig {
             n_levels: 50,
             step_size,
             snr: 0.16,
-            t_end: SAMPLE_T_EPS,
+            t_end: AUTO_T_END,
             rtol: 1e-5,
             atol: 1e-5,
             seed: 0,
@@ -230,8 +235,8 @@ impl SamplerConfig {
         if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
             return bad("snr must be in [0, 10]");
         }
-        if !(self.t_end.is_finite() && self.t_end > 0.0 && self.t_end < 1.0) {
-            return bad("t_end must be in (0, 1)");
+        if !(self.t_end.is_finite() && self.t_end >= 0.0 && self.t_end < 1.0) {
+            return bad("t_end must be in [0, 1) (0: the SDE's own end)");
         }
         if !(self.t_start.is_finite() && self.t_start > self.t_end && self.t_start <= 1.0) {
             return bad("the start time must be in (t_end, 1]");
@@ -302,6 +307,10 @@ pub struct Sampler {
     mala: Option<ExactScore>,
     accepted: u64,
     proposed: u64,
+    /// SDE / ODE samplers: the N + 1 grid times ([`Sde::sampling_time_grid`]).
+    times: Vec<f64>,
+    /// Annealed Langevin: the L level times ([`Sde::annealing_levels`]).
+    levels: Vec<f64>,
 }
 
 /// Where a step split over several calls ([`Sampler::advance`]) stands: the particles
@@ -316,8 +325,32 @@ struct Cursor {
 
 impl Sampler {
     /// Particles drawn from the configured start, ready to step.
-    pub fn new(config: SamplerConfig, sde: Sde, n_particles: usize) -> Result<Self, SamplerError> {
+    pub fn new(
+        mut config: SamplerConfig,
+        sde: Sde,
+        n_particles: usize,
+    ) -> Result<Self, SamplerError> {
         config.validate()?;
+        if config.t_end == AUTO_T_END {
+            config.t_end = sde.sampling_t_end();
+            if config.t_end >= config.t_start {
+                return Err(SamplerError::Bad(format!(
+                    "the start time must be above the SDE's end t = {:.2e}",
+                    config.t_end
+                )));
+            }
+        }
+        let times = match config.kind {
+            SamplerKind::Langevin | SamplerKind::AnnealedLangevin | SamplerKind::OdeRk45 => {
+                Vec::new()
+            }
+            _ => sde.sampling_time_grid(config.t_start, config.t_end, config.n_steps),
+        };
+        let levels = if config.kind == SamplerKind::AnnealedLangevin {
+            sde.annealing_levels(config.t_start, config.n_levels)
+        } else {
+            Vec::new()
+        };
         if n_particles == 0 || n_particles > 10_000_000 {
             return Err(SamplerError::Bad(
                 "particle count must be in 1..=10^7".into(),
@@ -368,6 +401,8 @@ impl Sampler {
             mala: None,
             accepted: 0,
             proposed: 0,
+            times,
+            levels,
         })
     }
 
@@ -384,6 +419,19 @@ impl Sampler {
             self.mala = Some(exact);
         }
         self
+    }
+
+    /// Move a running sampler to `sde` (the mixture was dragged: a new frame and σ_min): its
+    /// remaining grid and levels follow the new SDE, as [`Sampler::new`] would build them.
+    pub fn set_sde(&mut self, sde: Sde) {
+        self.sde = sde;
+        if !self.times.is_empty() {
+            self.times =
+                sde.sampling_time_grid(self.config.t_start, self.config.t_end, self.config.n_steps);
+        }
+        if !self.levels.is_empty() {
+            self.levels = sde.annealing_levels(self.config.t_start, self.config.n_levels);
+        }
     }
 
     /// Whether the steps are Metropolis-adjusted.
@@ -423,17 +471,23 @@ impl Sampler {
         }
     }
 
-    /// The time grid point i of the N-step SDE/ODE schedule: linspace(t_start, t_end, N + 1).
+    /// The time grid point i of the N-step SDE/ODE schedule ([`Sde::sampling_time_grid`]:
+    /// from t_start to t_end, geometric in the noise level down to the narrowest
+    /// component's scale).
     fn grid(&self, i: usize) -> f64 {
-        let t0 = self.config.t_start;
-        t0 + (self.config.t_end - t0) * i as f64 / self.config.n_steps as f64
+        self.times
+            .get(i.min(self.times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(self.config.t_end)
     }
 
-    /// Annealed-Langevin level times: linspace(t_start, t_min, L) with t_min the time where
-    /// the VE-equivalent noise is σ_min ([`Sde::t_of_sigma_min`]; 0 for VE, σ_L = σ_min).
+    /// Annealed-Langevin level times ([`Sde::annealing_levels`]): geometric in the
+    /// VE-equivalent noise σ_e from s(t_start) down to σ_min on every SDE.
     pub fn level_time(&self, level: usize) -> f64 {
-        let (t0, t_min) = (self.config.t_start, self.sde.t_of_sigma_min());
-        t0 + (t_min - t0) * level as f64 / (self.config.n_levels - 1) as f64
+        self.levels
+            .get(level.min(self.levels.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(self.config.t_end)
     }
 
     /// The current time (or noise level) of the schedule, for display.
@@ -637,12 +691,11 @@ impl Sampler {
     /// the corrector scores already in `scores`.
     fn correct(&mut self, a: f64) {
         let i = self.step as u32;
-        let n = self.x.len() as f64;
         for (p, z) in self.tmp.iter_mut().enumerate() {
             *z = self.rng.normal2(i, p as u32, stream::CORRECTOR);
         }
-        let noise_norm = self.tmp.iter().map(|z| z.norm()).sum::<f64>() / n;
-        let score_norm = self.scores.iter().map(|s| s.norm()).sum::<f64>() / n;
+        let noise_norm = finite_mean_norm(&self.tmp);
+        let score_norm = finite_mean_norm(&self.scores);
         let eps = corrector_step_size(self.config.snr, a, noise_norm, score_norm);
         for ((x, s), z) in self.x.iter_mut().zip(&self.scores).zip(&self.tmp) {
             // x + ε s + √(2ε) z is langevin_step with α = 2ε.

@@ -68,7 +68,33 @@ pub fn pf_ode_step(sde: &Sde, x: Vec2, score: Vec2, t: f64, dt: f64) -> Vec2 {
 }
 
 /// Langevin-corrector step size 2 a (snr ‖z‖/‖s‖)² from batch-mean norms (score_sde Alg. 4).
+/// NaN-safe: the means are taken over the finite scores ([`finite_mean_norm`]), and a mean
+/// score norm that is not a positive finite number skips the correction (step 0) instead of
+/// `f64::max(NaN, 1e-12)` = 1e-12 making the step ≈ 1e22 for every particle.
 pub fn corrector_step_size(snr: f64, a: f64, mean_noise_norm: f64, mean_score_norm: f64) -> f64 {
-    let ratio = snr * mean_noise_norm / mean_score_norm.max(1e-12);
-    2.0 * a * ratio * ratio
+    if !(mean_score_norm.is_finite() && mean_score_norm > 1e-12) {
+        return 0.0;
+    }
+    let ratio = snr * mean_noise_norm / mean_score_norm;
+    let eps = 2.0 * a * ratio * ratio;
+    if eps.is_finite() {
+        eps
+    } else {
+        0.0
+    }
+}
+
+/// Mean ‖v‖ over the vectors with a finite norm (NaN when none is finite), the corrector's
+/// batch reduction: one diverged particle must not set every particle's step.
+pub fn finite_mean_norm(vs: &[Vec2]) -> f64 {
+    let (sum, n) = vs
+        .iter()
+        .map(|v| v.norm())
+        .filter(|n| n.is_finite())
+        .fold((0.0, 0usize), |(s, c), n| (s + n, c + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        sum / n as f64
+    }
 }
