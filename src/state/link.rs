@@ -408,7 +408,7 @@ mod tests {
             want.upgrade_legacy();
             // A link that left a sampler's step (or steps per level) out asked for the
             // default, which changed with issue 27: the step is relative now (the old
-            // absolute default diverged on some presets) and annealed Langevin's live T is 50.
+            // absolute default diverged on some presets) and annealed Langevin's live L, T are 40, 50.
             let raw = link_json(link);
             let given_key = |i: usize, key: &str| match &raw["samplers"] {
                 serde_json::Value::Array(a) => a.get(i).is_some_and(|s| s.get(key).is_some()),
@@ -416,13 +416,27 @@ mod tests {
                 _ => false,
             };
             let given = |i: usize| given_key(i, "eps");
-            let defaults = State::default();
+            // A sampler the link holds takes the struct's defaults for what it leaves out; a
+            // slot it does not hold takes the state's default sampler.
+            let present = |i: usize| match &raw["samplers"] {
+                serde_json::Value::Array(a) => i < a.len(),
+                serde_json::Value::Object(_) => i == 0,
+                _ => false,
+            };
             for (i, s) in want.samplers.iter_mut().enumerate() {
+                let d = if present(i) {
+                    crate::engine::LiveSampling::default()
+                } else {
+                    State::default().samplers[i].clone()
+                };
                 if !given(i) {
-                    s.step = defaults.samplers[i].step;
+                    s.step = d.step;
                 }
-                if !given_key(i, "steps") && s.kind == defaults.samplers[i].kind {
-                    s.steps = defaults.samplers[i].steps;
+                if !given_key(i, "steps") {
+                    s.steps = d.steps;
+                }
+                if !given_key(i, "levels") {
+                    s.levels = d.levels;
                 }
             }
             for (i, (s, eps)) in want.samplers.iter().zip(saved_eps).enumerate() {

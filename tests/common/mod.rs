@@ -16,19 +16,10 @@ pub fn dragged_mixture(seed: u32) -> GaussianMixture {
     let mut comps: Vec<(ComponentSpec, f64)> = Vec::new(); // (component, larger std)
     while comps.len() < k {
         let (l1, l2) = (0.1 + 2.9 * rng.uniform(), 0.1 + 2.9 * rng.uniform());
-        let th = std::f64::consts::PI * rng.uniform();
-        let (c, s) = (th.cos(), th.sin());
-        let cov = [
-            [l1 * c * c + l2 * s * s, (l1 - l2) * c * s],
-            [(l1 - l2) * c * s, l1 * s * s + l2 * c * c],
-        ];
+        let cov = rotated_cov(l1, l2, std::f64::consts::PI * rng.uniform());
         let mean = [50.0 * rng.uniform() - 25.0, 50.0 * rng.uniform() - 25.0];
         let sd = l1.max(l2).sqrt();
-        let far = comps.iter().all(|(o, osd)| {
-            let d = Vec2::new(mean[0] - o.mean[0], mean[1] - o.mean[1]).norm();
-            d >= 4.0 * (sd + osd)
-        });
-        if far {
+        if far_from_all(&comps, mean, sd) {
             let weight = 0.2 + rng.uniform();
             comps.push((ComponentSpec { weight, mean, cov }, sd));
         }
@@ -39,6 +30,24 @@ pub fn dragged_mixture(seed: u32) -> GaussianMixture {
         comps[0].weight = 0.03 / 0.97 * rest;
     }
     GaussianMixture::from_spec(&MixtureSpec { components: comps }).unwrap()
+}
+
+/// The covariance with eigenvalues (l1, l2) turned by `th` radians.
+fn rotated_cov(l1: f64, l2: f64, th: f64) -> [[f64; 2]; 2] {
+    let (c, s) = (th.cos(), th.sin());
+    [
+        [l1 * c * c + l2 * s * s, (l1 - l2) * c * s],
+        [(l1 - l2) * c * s, l1 * s * s + l2 * c * c],
+    ]
+}
+
+/// Whether a component at `mean` with larger std `sd` is ≥ 4 (σ_i + σ_j) from every one of
+/// `comps` (component, larger std).
+fn far_from_all(comps: &[(ComponentSpec, f64)], mean: [f64; 2], sd: f64) -> bool {
+    comps.iter().all(|(o, osd)| {
+        let d = Vec2::new(mean[0] - o.mean[0], mean[1] - o.mean[1]).norm();
+        d >= 4.0 * (sd + osd)
+    })
 }
 
 /// A named preset (panics on an unknown name: a test typo).
@@ -61,12 +70,7 @@ pub fn live_mixture(seed: u32) -> GaussianMixture {
         tries += 1;
         let draw = |u: f64| floor * (3.0 / floor).powf(u);
         let (l1, l2) = (draw(rng.uniform()), draw(rng.uniform()));
-        let th = std::f64::consts::PI * rng.uniform();
-        let (c, s) = (th.cos(), th.sin());
-        let cov = [
-            [l1 * c * c + l2 * s * s, (l1 - l2) * c * s],
-            [(l1 - l2) * c * s, l1 * s * s + l2 * c * c],
-        ];
+        let cov = rotated_cov(l1, l2, std::f64::consts::PI * rng.uniform());
         // The box grows if the components do not fit (a narrow box and wide components).
         let h = half * (1.0 + tries as f64 / 200.0);
         let mean = [
@@ -74,11 +78,7 @@ pub fn live_mixture(seed: u32) -> GaussianMixture {
             2.0 * h * rng.uniform() - h - 3.0,
         ];
         let sd = l1.max(l2).sqrt();
-        let far = comps.iter().all(|(o, osd)| {
-            let d = Vec2::new(mean[0] - o.mean[0], mean[1] - o.mean[1]).norm();
-            d >= 4.0 * (sd + osd)
-        });
-        if far {
+        if far_from_all(&comps, mean, sd) {
             let weight = 0.2 + rng.uniform();
             comps.push((ComponentSpec { weight, mean, cov }, sd));
         }
