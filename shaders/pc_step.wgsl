@@ -20,35 +20,41 @@ fn pc_score(ids: TileIds) {
     aux[4u + 4u * i + 3u] = length(s);
 }
 
-var<workgroup> partial: array<vec4<f32>, 256>;
+var<workgroup> partial: array<vec2<f32>, 256>;
+// Finite score norms counted per invocation (a second array: a vec4 one would pass WebGPU's
+// 16 KiB of workgroup memory with the network's tiles).
+var<workgroup> finite_count: array<f32, 256>;
 
 // The mean noise norm over all particles and the mean score norm over the particles whose
 // score norm is finite (sim::samplers::finite_mean_norm): one NaN score must not set every
-// particle's step. aux[1] is NaN when no score is finite (pc_correct then skips the step).
+// particle's step. aux[1] is -1 when no score is finite (pc_correct then skips the step).
 @compute @workgroup_size(256)
 fn pc_norms(@builtin(local_invocation_index) li: u32) {
-    var acc = vec4<f32>(0.0);
+    var acc = vec2<f32>(0.0);
+    var count = 0.0;
     for (var i = li; i < P.n_particles; i += 256u) {
         let sn = aux[4u + 4u * i + 3u];
         acc.x += aux[4u + 4u * i + 2u];
         if (is_finite_f32(sn)) {
             acc.y += sn;
-            acc.z += 1.0;
+            count += 1.0;
         }
     }
     partial[li] = acc;
+    finite_count[li] = count;
     workgroupBarrier();
     for (var stride = 128u; stride > 0u; stride >>= 1u) {
         if (li < stride) {
             partial[li] += partial[li + stride];
+            finite_count[li] += finite_count[li + stride];
         }
         workgroupBarrier();
     }
     if (li == 0u) {
         let n = f32(P.n_particles);
+        let c = finite_count[0];
         aux[0] = partial[0].x / n;
-        // 0/0 is NaN in IEEE arithmetic, but WGSL may not keep it: mark "none finite" as -1.
-        aux[1] = select(-1.0, partial[0].y / max(partial[0].z, 1.0), partial[0].z > 0.0);
+        aux[1] = select(-1.0, partial[0].y / max(c, 1.0), c > 0.0);
     }
 }
 

@@ -365,8 +365,12 @@ impl RunStats {
             .zip(&true_weights)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        // 20 000 true samples: the spreads' reference; the NLL's uses as many as the run has.
-        let truth = mixture.sample(20_000, &mut crate::sim::rng::StreamRng::new(99, 5));
+        // True samples: the spreads' reference (4× the run, 4000..=20 000, so its own noise
+        // is small against the run's); the NLL's uses as many as the run has.
+        let truth = mixture.sample(
+            (4 * finite.len()).clamp(4000, 20_000),
+            &mut crate::sim::rng::StreamRng::new(99, 5),
+        );
         let truth_n = &truth[..finite.len().clamp(1, truth.len())];
         Self {
             run,

@@ -223,3 +223,45 @@ fn fraction_gap(census: &ModeCensus, true_w: &[f64]) -> f64 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max)
 }
+
+/// Issue 27: one NaN particle in a predictor–corrector run. The corrector's step comes from
+/// batch-mean norms; `pc_norms` averages the finite score norms only (as
+/// `sim::samplers::finite_mean_norm`), so every other particle takes the same step as on the
+/// CPU and stays finite (before: the NaN mean made every step ≈ 1e22 on the CPU, and was
+/// implementation-defined in WGSL).
+#[test]
+fn a_nan_particle_does_not_set_the_corrector_step() {
+    let Some(ctx) = ctx() else { return };
+    let m = common::live_mixture(4);
+    let sde = Sde::for_mixture(SdeKind::Vp, &m);
+    let exact = ExactScore::new(m.clone(), sde);
+    let cfg = SamplerConfig {
+        seed: 9,
+        n_steps: 40,
+        ..SamplerConfig::defaults(SamplerKind::Pc, &m)
+    };
+    let n = 300;
+    let mut cpu = Sampler::new(cfg.clone(), sde, n).unwrap();
+    let mut gpu = GpuSampler::new(ctx, GpuScore::Exact, &m, sde, &cfg, n).unwrap();
+    cpu.x[0] = Vec2::new(f64::NAN, f64::NAN);
+    let nan = [f32::NAN, f32::NAN, f32::NAN, f32::NAN];
+    ctx.write_buffer(gpu.particles_buffer(), 0, bytemuck::cast_slice(&nan));
+    for _ in 0..5 {
+        cpu.step(&exact);
+    }
+    gpu.step_n(ctx, 5);
+    let g = gpu.read_state(ctx).unwrap();
+    assert!(
+        cpu.x[0].x.is_nan() && g[0].0.x.is_nan(),
+        "the NaN particle stays NaN"
+    );
+    let mut worst: f64 = 0.0;
+    for (p, (gx, _)) in g.iter().enumerate().skip(1) {
+        let c = cpu.x[p];
+        assert!(c.iter().all(|v| v.is_finite()), "CPU particle {p}: {c:?}");
+        assert!(gx.iter().all(|v| v.is_finite()), "GPU particle {p}: {gx:?}");
+        worst = worst.max((gx - c).norm() / (1.0 + c.norm()));
+    }
+    eprintln!("PC with a NaN particle: worst relative GPU−CPU difference {worst:.2e}");
+    assert!(worst < 1e-3, "GPU and CPU differ by {worst}");
+}

@@ -98,3 +98,27 @@ pub fn finite_mean_norm(vs: &[Vec2]) -> f64 {
         sum / n as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One NaN score must not set every particle's corrector step: the mean skips it, and a
+    /// mean that is not a positive finite number gives step 0 (before: f64::max(NaN, 1e-12)
+    /// = 1e-12 made the step ≈ 1e22).
+    #[test]
+    fn corrector_step_is_nan_safe() {
+        let scores = [
+            Vec2::new(3.0, 4.0),
+            Vec2::new(f64::NAN, 0.0),
+            Vec2::new(0.0, 5.0),
+        ];
+        assert_eq!(finite_mean_norm(&scores), 5.0);
+        assert!(finite_mean_norm(&[Vec2::new(f64::INFINITY, 0.0)]).is_nan());
+        let eps = corrector_step_size(0.16, 1.0, 1.25, finite_mean_norm(&scores));
+        assert!((eps - 2.0 * (0.16 * 1.25 / 5.0_f64).powi(2)).abs() < 1e-15);
+        for bad in [f64::NAN, 0.0, f64::INFINITY, -1.0] {
+            assert_eq!(corrector_step_size(0.16, 1.0, 1.25, bad), 0.0, "{bad}");
+        }
+    }
+}
