@@ -193,7 +193,7 @@ async function checkParticlesAndExport(page, label) {
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
   // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
-  await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10 });
+  await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
   await checkParticlesAndExport(page, "webgpu-engine");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
@@ -211,7 +211,7 @@ async function checkParticlesAndExport(page, label) {
     `?engine=split trains on the CPU engine in its worker and samples on the WGSL engine (engine ${s0.engine} on ${s0.engine_runs_on}, sampling ${s0.sampling_engine})`);
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR} with the split engine`);
   check(trained !== null, `the split engine's CPU half trains: Fisher below ${FISHER_BAR}`);
-  await api(page, "setConfig", { training: false, particles: 100, exact_particles: false, sampler_levels: 10, sampler_steps: 10 });
+  await api(page, "setConfig", { training: false, particles: 100, exact_particles: false, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
   await checkParticlesAndExport(page, "split");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
