@@ -65,7 +65,7 @@ impl Lesson {
 pub const LESSONS: &[Lesson] = &[
     Lesson {
         title: "Why annealing: plain vs annealed Langevin",
-        state_json: r#"{"samplers":[{"kind":"annealed-langevin","levels":50,"steps":100,"eps":0.00002,"exact":true,"n":2000,"repeat":false},{"kind":"langevin","steps":1000,"eps":0.05,"exact":true,"n":2000,"repeat":false}],"split":"samplers","training":false}"#,
+        state_json: r#"{"samplers":[{"kind":"annealed-langevin","levels":50,"steps":100,"step":0.2,"exact":true,"n":2000,"repeat":false},{"kind":"langevin","steps":1000,"step":0.05,"exact":true,"n":2000,"repeat":false}],"split":"samplers","training":false}"#,
         look: "Two samplers on the same two-mode mixture (weights 0.2 and 0.8), both following the exact score. Left: annealed Langevin, from large noise down to small. Right: plain Langevin at the smallest noise only. Watch the bars under the sampler panel when both runs finish.",
         try_this: &[
             "Press r to restart both from fresh noise, and watch where the particles go in the first frames.",
@@ -152,7 +152,7 @@ pub const LESSONS: &[Lesson] = &[
     },
     Lesson {
         title: "Metropolis vs Langevin",
-        state_json: r#"{"scene":{"mixture":{"components":[{"weight":0.5,"mean":[17,-14],"cov":[[1,0.6],[0.6,0.5]]},{"weight":0.3,"mean":[29,-13],"cov":[[0.3,0],[0,2]]},{"weight":0.2,"mean":[23,-7],"cov":[[0.8,-0.3],[-0.3,0.8]]}]}},"split":"samplers","training":false,"samplers":[{"kind":"langevin","steps":600,"eps":0.1,"exact":true,"mala":true,"n":3000,"repeat":false,"speed":4},{"kind":"langevin","steps":600,"eps":0.1,"exact":true,"n":3000,"repeat":false,"speed":4}]}"#,
+        state_json: r#"{"scene":{"mixture":{"components":[{"weight":0.5,"mean":[17,-14],"cov":[[1,0.6],[0.6,0.5]]},{"weight":0.3,"mean":[29,-13],"cov":[[0.3,0],[0,2]]},{"weight":0.2,"mean":[23,-7],"cov":[[0.8,-0.3],[-0.3,0.8]]}]}},"split":"samplers","training":false,"samplers":[{"kind":"langevin","steps":600,"step":1,"exact":true,"mala":true,"n":3000,"repeat":false,"speed":4},{"kind":"langevin","steps":600,"step":1,"exact":true,"n":3000,"repeat":false,"speed":4}]}"#,
         look: "Both sides run Langevin with the same large step. Left: each step is a Metropolis–Hastings proposal (MALA), with its acceptance rate shown. Right: plain Langevin. Compare the spreads and the variance errors.",
         try_this: &[
             "Raise the step α on both sides and watch the acceptance fall.",
