@@ -308,6 +308,10 @@ impl ScoreLabApp {
                 for e in self.host.engines_mut() {
                     e.set_mixture(&self.data.mixture, &sde);
                 }
+                // The last runs' bars and spreads were of the old mixture: the panel shows
+                // none until a run that started on this one finishes (a preset click once
+                // kept ncsn's two bars under ring8's eight components).
+                self.host.mixture_changed();
             }
             for slot in 0..SLOTS {
                 if st.running(slot) != old.running(slot) {

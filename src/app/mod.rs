@@ -259,6 +259,11 @@ impl ScoreLabApp {
         app
     }
 
+    /// The state as the user has set it (what a share link holds).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// The lesson player: a panel beside the canvas with the lesson's text and Back / Next,
     /// or (embedded with the controls hidden) a caption under the canvas. A failure scene
     /// shows why it fails and the number it measures, live.
@@ -321,14 +326,14 @@ impl ScoreLabApp {
                     ui.label(l.ask);
                     ui.horizontal(|ui| {
                         if ui
-                            .add_enabled(n > 1, egui::Button::new("◀ Back"))
+                            .add_enabled(n > 1, egui::Button::new("< Back"))
                             .on_hover_text("p")
                             .clicked()
                         {
                             cmds.push(Command::StepLesson(-1));
                         }
                         if ui
-                            .add_enabled(n < count, egui::Button::new("Next ▶"))
+                            .add_enabled(n < count, egui::Button::new("Next >"))
                             .on_hover_text("n")
                             .clicked()
                         {
@@ -532,9 +537,9 @@ impl ScoreLabApp {
             egui::Panel::top("drawer_bar").show(ui, |ui| {
                 ui.horizontal(|ui| {
                     let label = if self.ui.drawer_open {
-                        "✕ Close controls"
+                        "× Close controls"
                     } else {
-                        "☰ Controls"
+                        "Controls"
                     };
                     if ui
                         .add(egui::Button::new(label).min_size(egui::vec2(120.0, 30.0)))
@@ -631,7 +636,7 @@ impl ScoreLabApp {
                 if let Some(h) = h.as_ref().filter(|h| on && h.non_finite > 0) {
                     warnings.push(canvas::Legend {
                         title: format!(
-                            "{what} log pₜ is not a number in {} cells (checker): NaN/∞, not 'unlikely'",
+                            "{what} log p_t is not a number in {} cells (checker): NaN/∞, not 'unlikely'",
                             h.non_finite
                         ),
                         colors: host::NOT_FINITE_COLORS.to_vec(),
@@ -640,7 +645,7 @@ impl ScoreLabApp {
                 }
                 if on {
                     legends.push(canvas::Legend::gradient(
-                        &format!("{what} log pₜ, nats below its largest value"),
+                        &format!("{what} log p_t, nats below its largest value"),
                         |v| canvas::heat_color_on(v, st.palette, light),
                         [&span, &half, "0"],
                     ));
@@ -649,7 +654,7 @@ impl ScoreLabApp {
             if st.layers.responsibilities {
                 let k = st.scene.mixture.components.len().max(1);
                 legends.push(canvas::Legend {
-                    title: "p(k | xₜ): colour of component k".into(),
+                    title: "p(k | x_t): colour of component k".into(),
                     colors: (0..k).map(canvas::component_color).collect(),
                     labels: ["1".into(), String::new(), format!("{k}")],
                 });
@@ -787,7 +792,7 @@ fn arrow_legend(st: &State) -> Option<canvas::Legend> {
     let light = st.theme == crate::state::Theme::Projector;
     Some(match st.arrows {
         ArrowMode::Learned | ArrowMode::Exact => canvas::Legend::gradient(
-            "score length / the longest (arrow length ∝ √)",
+            "score length / the longest (arrow length ~ √)",
             |v| canvas::arrow_color_on(v.sqrt(), light),
             ["0", "0.5", "1"],
         ),
@@ -797,7 +802,7 @@ fn arrow_legend(st: &State) -> Option<canvas::Legend> {
             ["too weak", "0", "too strong"],
         ),
         ArrowMode::Denoiser => canvas::Legend {
-            title: "D(xₜ) = E[x₀ | xₜ]: learned (dot) · exact".into(),
+            title: "D(x_t) = E[x₀ | x_t]: learned (dot) · exact".into(),
             colors: [canvas::DENOISE_LEARNED; 20]
                 .into_iter()
                 .chain([canvas::DENOISE_EXACT; 20])

@@ -472,11 +472,11 @@ impl Lessons {
                     .push((r.reverse.clone(), Color32::from_rgb(80, 220, 255), 1.2));
                 let text = match r.log_p_model {
                     Some(m) => format!(
-                        "log p̂ = {m:.2} ({}) · true log p = {:.2}",
+                        "log p_θ = {m:.2} ({}) · true log p = {:.2}",
                         if r.exact { "exact score" } else { "model" },
                         r.log_p_true
                     ),
-                    None => format!("log p̂ failed · true log p = {:.2}", r.log_p_true),
+                    None => format!("log p_θ failed · true log p = {:.2}", r.log_p_true),
                 };
                 ex.labels.push((x, text, Color32::WHITE));
             }

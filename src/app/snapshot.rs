@@ -131,6 +131,15 @@ struct ShownMarginal {
 impl ScoreLabApp {
     /// Publish this frame's snapshot.
     pub(crate) fn publish_state(&self) {
+        let text = self.snapshot();
+        if let Ok(mut slot) = STATE.lock() {
+            *slot = text;
+        }
+    }
+
+    /// This app's snapshot as JSON: what `window.scorelab.state()` returns (the native UI
+    /// tests read it from the app they drive).
+    pub fn snapshot(&self) -> String {
         let (st, host, ui) = (&self.state, &self.host, &self.ui);
         let r = ui.plot_rect;
         let b = &self.platform.backend;
@@ -220,8 +229,6 @@ impl ScoreLabApp {
             error: ui.error.as_deref(),
             warning: ui.warning.as_deref(),
         };
-        if let (Ok(text), Ok(mut slot)) = (serde_json::to_string(&snap), STATE.lock()) {
-            *slot = text;
-        }
+        serde_json::to_string(&snap).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }

@@ -131,7 +131,7 @@ mod tests {
         let sde = Sde::for_mixture(SdeKind::Vp, &m);
         let x = Vec2::new(17.5, -13.0);
         let d0 = posterior_mean(&m, &sde, x, 1e-6);
-        assert!((d0 - x).norm() < 1e-3, "t → 0: {d0:?} vs {x:?}");
+        assert!((d0 - x).norm() < 1e-3, "t -> 0: {d0:?} vs {x:?}");
         let d1 = posterior_mean(&m, &sde, x, 1.0);
         assert!(
             (d1 - m.mean()).norm() < 0.1 * (x - m.mean()).norm(),

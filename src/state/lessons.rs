@@ -91,7 +91,7 @@ pub const LESSONS: &[Lesson] = &[
     Lesson {
         title: "Deterministic paths and exact likelihoods",
         state_json: r#"{"scene":{"sde":"vp"},"samplers":[{"kind":"ode-rk4","steps":200,"exact":true,"n":2000}],"ode_paths":true,"probe":[4.5,5.5]}"#,
-        look: "Purple: probability-flow ODE paths from a grid of prior points down to the data. The probe at (4.5, 5.5) is followed both ways, data → noise and back, and the two curves coincide. Its log-likelihood from the ODE matches the true log p.",
+        look: "Purple: probability-flow ODE paths from a grid of prior points down to the data. The probe at (4.5, 5.5) is followed both ways, data -> noise and back, and the two curves coincide. Its log-likelihood from the ODE matches the true log p.",
         try_this: &[
             "Pick the probe tool and click somewhere else.",
             "Switch the SDE to VE and compare the sample fractions.",
@@ -188,7 +188,7 @@ pub const FAILURES: &[Lesson] = &[
             "Set α to 0.02 and compare the variance error.",
         ],
         ask: "Why does the narrowest direction of the data, not the widest, decide the largest step that works?",
-        why: "One step moves x by (α/2) ∇log p(x) + √α z. Near a mode of variance σ² the score is −(x − μ)/σ², so the step multiplies the distance to the mode by |1 − α/(2σ²)|. With α = 10σ² that factor is 4: every step quadruples the error until the numbers overflow. The chain is stable only for α < 4σ², and even then its variance is σ²/(1 − α/(4σ²)), too big unless α is small.",
+        why: "One step moves x by (α/2) grad log p(x) + √α z. Near a mode of variance σ² the score is −(x − μ)/σ², so the step multiplies the distance to the mode by |1 − α/(2σ²)|. With α = 10σ² that factor is 4: every step quadruples the error until the numbers overflow. The chain is stable only for α < 4σ², and even then its variance is σ²/(1 − α/(4σ²)), too big unless α is small.",
         check: Some(Check {
             metric: Metric::Diverged,
             value: 1.0,

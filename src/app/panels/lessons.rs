@@ -44,7 +44,7 @@ pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
     }
     if let Some(r) = cx.lessons.probe_result() {
         ui.label(format!(
-            "probe ({:.2}, {:.2}): log p̂ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
+            "probe ({:.2}, {:.2}): log p_θ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
             r.x[0],
             r.x[1],
             r.log_p_model.map_or("failed".into(), |v| format!("{v:.2}")),

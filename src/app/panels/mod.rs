@@ -69,6 +69,7 @@ pub fn controls_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &
                     }
                 })
                 .response
+                .accessible_name(name)
                 .on_hover_text(if first == 0 {
                     "the README's lessons, with what to look at and things to try"
                 } else {
@@ -131,7 +132,9 @@ fn mixture_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut V
                         }
                     }
                 }
-            });
+            })
+            .response
+            .accessible_name("Preset");
         let paint = ui
             .selectable_label(cx.canvas.paint, "Paint your own")
             .on_hover_text("Brush strokes on the canvas become small Gaussians (the first stroke replaces the mixture). Click again to stop painting.");
@@ -234,16 +237,16 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
             .on_hover_text(crate::app::explain::DENOISER);
     });
     ui.horizontal_wrapped(|ui| {
-        ui.checkbox(&mut l.responsibilities, "responsibilities p(k | xₜ)")
+        ui.checkbox(&mut l.responsibilities, "responsibilities p(k | x_t)")
             .on_hover_text(crate::app::explain::RESPONSIBILITIES);
         if l.responsibilities {
             for k in 0..st.scene.mixture.components.len() {
                 let c = crate::app::canvas::component_color(k);
-                ui.colored_label(c, format!("■{}", k + 1));
+                ui.colored_label(c, format!("•{}", k + 1));
             }
         }
     });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Heatmap");
         let mut which = match (l.true_density, l.learned_density) {
             (_, true) => 2,
@@ -251,8 +254,8 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
             _ => 0,
         };
         ui.selectable_value(&mut which, 0, "none");
-        ui.selectable_value(&mut which, 1, "true log pₜ");
-        ui.selectable_value(&mut which, 2, "learned log pₜ")
+        ui.selectable_value(&mut which, 1, "true log p_t");
+        ui.selectable_value(&mut which, 2, "learned log p_t")
             .on_hover_text("The model's own log-density at this noise level, from the probability-flow ODE (a few seconds to refresh).");
         l.true_density = which == 1;
         l.learned_density = which == 2;
@@ -311,11 +314,17 @@ fn training_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx, cmds: &mut Vec<
     }
     ui.horizontal(|ui| {
         let label = if st.training { "Pause" } else { "Train" };
-        if ui.button(label).clicked() {
+        let name = if st.training {
+            "Pause training"
+        } else {
+            "Start training"
+        };
+        if ui.button(label).accessible_name(name).clicked() {
             st.training = !st.training;
         }
         if ui
             .add_enabled(!st.training, egui::Button::new("Step"))
+            .accessible_name("One training step")
             .on_hover_text("One training step (while paused)")
             .clicked()
         {

@@ -30,9 +30,9 @@ pub fn side_title(st: &State, side: usize) -> Option<String> {
         }
         SplitMode::Density => Some(
             if side == 0 {
-                "true log pₜ"
+                "true log p_t"
             } else {
-                "learned log pₜ (PF-ODE)"
+                "learned log p_t (PF-ODE)"
             }
             .into(),
         ),
@@ -78,6 +78,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
             }
         })
         .response
+        .accessible_name("Sampler")
         .on_hover_text(explain::sampler(live.kind));
     if let Some(k) = picked {
         *live = live.with_kind(k, &cx.data.mixture);
@@ -193,9 +194,14 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         g.component = k.saturating_sub(1).min(n.saturating_sub(1));
         live.guide = on.then_some(g);
     });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let play = if st.paused { "Play" } else { "Pause" };
-        if ui.button(play).on_hover_text("space").clicked() {
+        if ui
+            .button(play)
+            .accessible_name(format!("{play} particles"))
+            .on_hover_text("space")
+            .clicked()
+        {
             cmds.push(Command::TogglePlay);
         }
         let frozen = st.paused && !st.training;
@@ -208,6 +214,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         }
         if ui
             .button("Step")
+            .accessible_name("One sampler step")
             .on_hover_text("s: one step (pauses)")
             .clicked()
         {
@@ -230,6 +237,12 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         }
         ui.checkbox(&mut live.repeat, "loop");
     });
+    ui.add(
+        egui::Slider::new(&mut live.speed, 0.01..=100.0)
+            .logarithmic(true)
+            .text("speed"),
+    )
+    .on_hover_text("Animation speed: 1 = a run in about 150 frames, 10 = in 15; below 1 slow motion. The samples are the same at any speed.");
 
     for s in 0..SLOTS {
         if s == 1 && st.split != SplitMode::Samplers {

@@ -1,0 +1,133 @@
+//! The Lessons and Failures menus (issue 28; moved from tests/browser/lessons.mjs, which opened
+//! them through `setConfig`): every lesson and failure scene opened by clicking its menu entry
+//! has its own state and the player's text (header, title, what to look at, Back / Next); the
+//! n / p keys step through them; each failure scene fails by the number it names, as the
+//! player measures it (the browser test's bars: diverged ≥ 0.9, weight errors ≥ 0.12, 0.2,
+//! 0.15, the under-trained network's error ratio ≥ 2).
+
+use super::*;
+use scorelab::state::lessons::{self, FAILURES, LESSONS};
+
+/// The player's header of lesson `n` (1-based, failure scenes after the lessons).
+fn header(n: usize) -> String {
+    match n.checked_sub(LESSONS.len() + 1) {
+        Some(k) => format!("Failure scene {} of {}", k + 1, FAILURES.len()),
+        None => format!("Lesson {n} of {}", LESSONS.len()),
+    }
+}
+
+/// The app shows lesson `n`: its state, the player's header, title and text.
+fn check_open(h: &App, n: usize, failures: &mut Vec<String>) {
+    let l = lessons::lesson(n).expect("a lesson");
+    let mut want = l.state().expect("the lesson's state");
+    // The canvas writes the view it fitted to the scene into the state (pan and zoom).
+    want.view = h.state().state().view;
+    let s = snap(h);
+    if s["lesson"] != n {
+        failures.push(format!("{n}: the player shows lesson {}", s["lesson"]));
+    }
+    if h.state().state() != &want {
+        let mut diffs = Vec::new();
+        let want = serde_json::to_value(&want).expect("state JSON");
+        partial_eq(&want, &s["state"], "state", &mut diffs);
+        failures.push(format!("{n} '{}': state differs: {diffs:?}", l.title));
+    }
+    for text in [header(n).as_str(), l.title, l.look, l.ask] {
+        if !shows(h, text) {
+            failures.push(format!("{n}: the player does not show '{text}'"));
+        }
+    }
+}
+
+#[test]
+fn every_lesson_and_failure_scene_opens_from_its_menu() {
+    let mut h = app();
+    let mut failures = Vec::new();
+    let menus = [
+        ("Lessons", LESSONS, 0),
+        ("Failures", FAILURES, LESSONS.len()),
+    ];
+    for (menu, list, first) in menus {
+        for (i, l) in list.iter().enumerate() {
+            let n = first + i + 1;
+            choose(&mut h, menu, &format!("{}. {}", i + 1, l.title));
+            check_open(&h, n, &mut failures);
+        }
+    }
+    // Back / Next and the n / p keys walk through the same list.
+    choose(&mut h, "Lessons", &format!("4. {}", LESSONS[3].title));
+    button(&mut h, "Next >");
+    check_open(&h, 5, &mut failures);
+    button(&mut h, "< Back");
+    check_open(&h, 4, &mut failures);
+    for (key, n) in [(egui::Key::N, 5), (egui::Key::N, 6), (egui::Key::P, 5)] {
+        h.key_press(key);
+        frames(&mut h, 3);
+        check_open(&h, n, &mut failures);
+    }
+    button(&mut h, "close");
+    if !snap(&h)["lesson"].is_null() {
+        failures.push("close: the player is still open".into());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_failure_scene_fails_by_its_number() {
+    let mut h = app();
+    let mut failures = Vec::new();
+    // The browser test's bars (the texts quote the CPU engine's first run).
+    let bars = [0.9, 0.12, 0.2, 0.15, 2.0];
+    for (i, l) in FAILURES.iter().enumerate() {
+        let n = LESSONS.len() + i + 1;
+        choose(&mut h, "Failures", &format!("{}. {}", i + 1, l.title));
+        let c = l.check.expect("a failure scene has a check");
+        if c.train_steps == 0 {
+            // The run as the scene sets it, faster (the samples are the same at any speed).
+            slider(&mut h, "speed", 15.0);
+        }
+        let s = wait(
+            &mut h,
+            &format!("failure scene {}'s number", i + 1),
+            120.0,
+            |s| {
+                s["lesson"] == n
+                    && s["lesson_measured"].is_number()
+                    && s["step"].as_u64().unwrap_or(0) >= u64::from(c.train_steps)
+            },
+        );
+        // The under-trained network: its field after the last of its steps.
+        let s = if c.train_steps > 0 {
+            frames(&mut h, 60);
+            snap(&h)
+        } else {
+            s
+        };
+        // The player draws before the frame's results arrive: the number shows a frame later.
+        frames(&mut h, 2);
+        let m = s["lesson_measured"].as_f64().unwrap_or(f64::NAN);
+        eprintln!(
+            "failure scene {}: {} {m:.3} (text {:.2})",
+            i + 1,
+            c.metric.label(),
+            c.value
+        );
+        if !(m >= bars[i]) {
+            failures.push(format!(
+                "failure scene {} '{}': {} {m:.3}, needs ≥ {}",
+                i + 1,
+                l.title,
+                c.metric.label(),
+                bars[i]
+            ));
+        }
+        let said = format!("{}: {m:.2} here", c.metric.label());
+        if !shows(&h, &said) {
+            failures.push(format!(
+                "failure scene {}: the player does not say '{said}'",
+                i + 1
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
