@@ -12,3 +12,72 @@ fn no_control_is_cut_off_by_the_panel_edge() {
         "the loop checkbox can be clicked"
     );
 }
+
+/// Split view through its buttons (moved from tests/browser/lessons.mjs): A annealed
+/// Langevin, B plain Langevin, both 2000 exact-score particles; A's weights are right
+/// (< 0.03), B's wrong (> 0.1).
+#[test]
+fn split_view_runs_annealed_beside_plain_langevin() {
+    let mut h = app();
+    crate::keyboard::fast_exact_runs(&mut h);
+    h.get_by_label("A | B").click();
+    frames(&mut h, 3);
+    assert_eq!(snap(&h)["split"], "samplers");
+    for (slot, (name, item)) in [("A", "2 annealed-langevin"), ("B", "1 langevin")]
+        .into_iter()
+        .enumerate()
+    {
+        h.get_by_label(name).click();
+        frames(&mut h, 2);
+        choose(&mut h, "Sampler", item);
+        fast_slot(&mut h, slot);
+    }
+    let st = h.state().state();
+    assert_eq!(st.samplers[0].kind.name(), "annealed-langevin");
+    assert_eq!(st.samplers[1].kind.name(), "langevin");
+    let s = wait(&mut h, "both runs", 60.0, |s| {
+        s["runs"][0]["kind"] == "annealed-langevin" && s["runs"][1]["kind"] == "langevin"
+    });
+    let (a, b) = (
+        s["runs"][0]["max_weight_error"].as_f64().unwrap_or(f64::NAN),
+        s["runs"][1]["max_weight_error"].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!(a < 0.03 && b > 0.1, "A right, B wrong: {a:.3} vs {b:.3}");
+    assert_eq!(s["runs"][1]["n"], 2000);
+}
+
+/// The slot being edited: 2000 exact-score particles, speed 20, no loop.
+fn fast_slot(h: &mut App, slot: usize) {
+    h.get_by_label("exact score").click();
+    frames(h, 2);
+    slider(h, "particles", 2000.0);
+    slider(h, "speed", 20.0);
+    if h.state().state().samplers[slot].repeat {
+        click(h, Role::CheckBox, "loop");
+    }
+    let live = &h.state().state().samplers[slot];
+    assert!(live.exact && live.n == 2000 && !live.repeat, "slot {slot} set up");
+}
+
+/// The projector theme, the UI scale and the palette through their widgets (moved from
+/// tests/browser/lessons.mjs): shown at once and kept in the share link.
+#[test]
+fn projector_theme_scale_and_palette_persist_in_the_link() {
+    let mut h = app();
+    h.get_by_label("projector").click();
+    frames(&mut h, 2);
+    h.get_by_label("cividis").click();
+    frames(&mut h, 2);
+    slider(&mut h, "UI scale", 1.25);
+    frames(&mut h, 3);
+    let s = snap(&h);
+    assert_eq!(s["shown_theme"], "light");
+    assert!((s["zoom"].as_f64().unwrap_or(0.0) - 1.25).abs() < 1e-6, "zoom {}", s["zoom"]);
+    let link = s["link"].as_str().unwrap_or("");
+    let hash = &link[link.find('#').unwrap_or(0)..];
+    let parsed = scorelab::state::link::parse_hash(hash).expect("the app's own link");
+    let linked = parsed.shared.expect("a state in the link");
+    assert_eq!(linked.theme, scorelab::state::Theme::Projector);
+    assert_eq!(linked.ui_scale, 1.25);
+    assert_eq!(linked.palette, scorelab::state::Palette::Cividis);
+}
