@@ -1,35 +1,21 @@
-// Browser tier for the lessons (issue 5): the built page in Debian's Chromium, headless.
-// - Samplers switched with real key presses on `ncsn` (exact score, 2000 particles): annealed
-//   Langevin's sample mode weights match (0.2, 0.8) within 0.03, plain Langevin's do not, the
-//   PF-ODE (RK4) sampler's match. Weights are computed here from samples() and the scene, not
-//   taken from the app.
-// - Share links: a link round-trips (load it, change nothing, read it again: identical), and
-//   hostile hashes each show a message and leave a working app with the default scene.
-// - Model export → reset → import reproduces the learned field; a corrupted model file is
-//   refused with a message and the current model is kept.
-// - Inpainting samples (exact conditional score) match the analytic conditional (KS test
-//   computed here from the scene); the replacement method is measurably different.
-// - Split view and the lesson screenshots (docs/lessons/*.png are taken from OUT_DIR).
-// - Issue 15: a component of ncsn dragged with the mouse to the far corner of the view; with the
-//   exact score the PF-ODE on VE and annealed Langevin on sub-VP still give the right weights
-//   (computed here, and in the app's bars), no particle diverges.
+// Browser tier for the lessons: the built page in Debian's Chromium, headless; only what needs
+// a browser (issue 28 moved the rest to the native UI tier, tests/ui: keyboard sampler picks,
+// split view, links and hostile hashes, every lesson and failure scene from its menu, themes,
+// Tab / f / nudges, every sampler kind).
+// - Issue 15: a component of ncsn dragged with the real mouse to the far corner of the view;
+//   with the exact score the PF-ODE on VE and annealed Langevin on sub-VP still give the right
+//   weights (computed here from samples(), and in the app's bars), no particle diverges.
+// - The JS API: model export → reset → import reproduces the learned field, a corrupted model
+//   file is refused with a message; inpainting samples (exact conditional score) match the
+//   analytic conditional (KS computed here), replacement is measurably different.
 // - Issue 16: Tweedie's denoiser from denoiser() equals the closed-form posterior mean computed
-//   here (after a mouse drag), responsibilities sum to 1; the probe's conditional path and the
-//   marginal PF-ODE path share x_t and start apart; MALA beside plain Langevin on the GPU engine
-//   (acceptance live, variance error small vs large) and on the CPU fallback; DPS pulled toward
-//   the conditional but biased (KS here). Screenshots lesson-{denoiser,cond-paths,mala,dps}.png
-//   in OUT_DIR.
-// - Issue 14: `#lesson=3` with prefers-reduced-motion emulated opens the lesson with its README
-//   state, trails off and nothing playing; every lesson opens from the player with its README
-//   link's state; the n / p keys step through them; the DOM scene summary follows a drag.
-//
-// Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same, and a
-// frame costs ≈ 300 ms on SwiftShader, so the animation was most of this file's 13 minutes.
-//
-// - Issue 14 (classroom): the five failure scenes fail by their numbers; theme auto follows
-//   prefers-color-scheme; projector theme, UI scale and palette persist in the link; Tab focus
-//   and f (freeze all); screenshots under simulated deuteranopia; a 768-px touch tablet
-//   (drawer, touch drag, long press, pinch) in a page of its own.
+//   here (after a mouse drag); the probe's conditional and marginal paths; MALA beside plain
+//   Langevin on the GPU engine in WebGPU and on the CPU fallback; DPS biased (KS here).
+// - Issue 14: `#lesson=3` from the address bar with prefers-reduced-motion emulated opens the
+//   lesson with its README state, trails off and nothing playing; theme auto follows
+//   prefers-color-scheme; the DOM scene summary follows a drag; a 768-px touch tablet (drawer,
+//   touch drag, long press, pinch) in a page of its own.
+// Runs use speed 20 (a run in ≈ 8 frames instead of ≈ 150): the samples are the same.
 // usage: node lessons.mjs http://127.0.0.1:PORT/ OUT_DIR
 import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -142,33 +128,13 @@ async function pickWithKey(page, key, kind) {
 
 const { browser, page, errors } = await launch();
 
-// ------------------------------------------------ samplers through the keyboard
-{
-  await load(page);
-  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, speed: 20 });
-  await frames(page);
-  const results = {};
-  for (const [key, kind] of [["2", "annealed-langevin"], ["1", "langevin"], ["8", "ode-rk4"]]) {
-    // The PF-ODE runs on VP here (VE off-centre is checked after a drag, below; before the
-    // SDEs had the data's frame VE gave 0.262 / 0.738 on ncsn, whose mean is (3, 3)).
-    if (kind === "ode-rk4") { await api(page, "setConfig", { sde: "vp" }); await frames(page); }
-    await pickWithKey(page, key, kind);
-    const s = await waitDone(page);
-    check(s !== null, `${kind}: a run of 2000 particles finishes (NFE ${s?.samplers[0]?.nfe})`);
-    if (!s) continue;
-    const pts = await api(page, "samples");
-    const { weights, truth } = modeWeights(s.scene, pts);
-    results[kind] = weights;
-    const err = Math.max(...weights.map((w, k) => Math.abs(w - truth[k])));
-    console.log(`     ${kind}: weights ${weights.map((w) => w.toFixed(3)).join(" / ")} vs ${truth.map((w) => w.toFixed(2)).join(" / ")} (app's own: ${s.runs[0].weights.map((w) => w.toFixed(3)).join(" / ")}, NLL ${s.runs[0].nll.toFixed(3)} vs ${s.runs[0].nll_of_true_samples.toFixed(3)})`);
-    if (kind === "langevin") {
-      check(err > 0.1, `plain Langevin gets the ncsn weights wrong (max error ${err.toFixed(3)} > 0.1)`);
-    } else {
-      check(err <= 0.03, `${kind} matches the ncsn weights (0.2, 0.8) within 0.03 (max error ${err.toFixed(3)})`);
-    }
-    if (kind === "annealed-langevin") writeFileSync(`${outDir}/lesson-annealed.png`, await page.screenshot());
-  }
-}
+// Moved to the native UI tier (tests/ui, egui_kittest; issue 28): the number keys picking
+// samplers with the lessons' weights (tests/ui/keyboard.rs), the split view (views.rs), link
+// round trips and the eight hostile hashes (links.rs), every lesson and failure scene from its
+// menu with the n / p keys and the failure numbers (lessons.rs), the projector theme, UI scale
+// and palette in the link (views.rs), Tab / f / ] and the nudges (keyboard.rs), every sampler
+// kind on the CPU engine (presets.rs).
+
 
 // ------------------------------------------------ drag far off-centre (issue 15)
 {
@@ -215,71 +181,12 @@ const { browser, page, errors } = await launch();
   }
 }
 
-// ------------------------------------------------ split view: Langevin vs annealed
-{
-  await load(page, "");
-  await api(page, "setConfig", { training: false, exact_particles: true, particles: 2000, repeat: false, speed: 20, split: "samplers" });
-  await api(page, "setConfig", { slot: 0, sampler: "annealed-langevin", exact_particles: true, particles: 2000, repeat: false, speed: 20 });
-  await api(page, "setConfig", { slot: 1, sampler: "langevin", exact_particles: true, particles: 2000, repeat: false, speed: 20 });
-  const s0 = await waitDone(page, 0);
-  const s1 = await waitDone(page, 1);
-  check(s0 && s1 && s1.runs[1] && s0.runs[0], `split view runs two samplers (A ${s0?.runs?.[0]?.kind}, B ${s1?.runs?.[1]?.kind})`);
-  if (s1?.runs?.[1] && s1?.runs?.[0]) {
-    check(s1.runs[0].max_weight_error < 0.03 && s1.runs[1].max_weight_error > 0.1,
-      `split view: A (annealed) right, B (plain) wrong (${s1.runs[0].max_weight_error.toFixed(3)} vs ${s1.runs[1].max_weight_error.toFixed(3)})`);
-    const b = await api(page, "samples", 1);
-    check(b.length === 2000, `samples(1) returns sampler B's particles (${b.length})`);
-  }
-  for (let i = 0; i < 10; i++) await frames(page);
-  writeFileSync(`${outDir}/lesson-split.png`, await page.screenshot());
-}
 
-// ------------------------------------------------ share links
-{
-  await load(page);
-  await api(page, "setConfig", { sampler: "pc", split: "density", ode_paths: true, probe: [1.5, -2], t: 0.25, training: false });
-  await api(page, "setScene", { mixture: { components: [{ weight: 1, mean: [-3, 1], cov: [[1, 0.3], [0.3, 0.5]] }, { weight: 2, mean: [2, -1], cov: [[0.7, 0], [0, 0.7]] }] }, t: 0.25, seed: 5 });
-  for (let i = 0; i < 5; i++) await frames(page);
-  const link = await api(page, "link");
-  check(link.includes("#s="), `the app publishes a share link (${link.length} chars)`);
-  const hash = link.slice(link.indexOf("#"));
-  await load(page, hash);
-  for (let i = 0; i < 5; i++) await frames(page);
-  const s = await state(page);
-  const again = await api(page, "link");
-  check(again === link, `a loaded link, unchanged, copies back identically (${again === link ? "same" : again.slice(0, 200)})`);
-  check(s.link_error === null && s.split === "density" && s.sampling.kind === "pc" && s.scene.seed === 5 && s.scene.mixture.components.length === 2,
-    `the link restores the scene, sampler and view (split ${s.split}, sampler ${s.sampling.kind}, seed ${s.scene.seed})`);
-  writeFileSync(`${outDir}/lesson-density.png`, await page.screenshot());
-
-  const b64 = (txt) => Buffer.from(txt, "utf8").toString("base64url");
-  const hostile = [
-    ["huge numbers", "#s=" + b64('{"scene":{"t":1e308},"settings":{"width":1e300,"depth":3,"batch":128,"lr":0.003}}')],
-    ["NaN", "#s=" + b64('{"scene":{"t":NaN}}')],
-    ["10^6 components", "#s=" + b64('{"scene":{"mixture":{"components":[' + Array(1e6).fill("{}").join(",").slice(0, 200000) + "]}}}")],
-    ["invalid UTF-8", "#s=" + Buffer.from([0xff, 0xfe, 0xfd, 0x80]).toString("base64url")],
-    ["percent-encoded invalid UTF-8", "#s=%FF%FE"],
-    ["100 kB string", "#s=" + "A".repeat(100_000)],
-    ["unknown key", "#evil=%3Cscript%3E"],
-    ["negative particles", "#s=" + b64('{"samplers":[{"n":-5}]}')],
-  ];
-  for (const [what, h] of hostile) {
-    await load(page, h);
-    for (let i = 0; i < 3; i++) await frames(page);
-    const st = await state(page);
-    const f0 = st.frame;
-    let f1 = f0;
-    // frames must keep coming (slow under load: wait up to 10 s)
-    for (let i = 0; i < 40 && f1 <= f0; i++) { await page.waitForTimeout(250); f1 = (await state(page)).frame; }
-    check(typeof st.link_error === "string" && st.link_error.length > 10 && f1 > f0 && st.scene.mixture.components.length === 2,
-      `hostile hash (${what}) shows a message and leaves a working app with the default scene ("${st.link_error?.slice(0, 90)}")`);
-  }
-  writeFileSync(`${outDir}/hostile-link.png`, await page.screenshot());
-}
 
 // ------------------------------------------------ model export / import
 {
-  await load(page);
+  // On the page of the drag above (no load of its own: each costs ≈ 20 s on SwiftShader).
+  await api(page, "setConfig", { training: true });
   for (let i = 0; i < 40; i++) await frames(page); // a little training
   await api(page, "setConfig", { training: false, t: 0.1 });
   await page.waitForTimeout(600);
@@ -520,57 +427,7 @@ function posterior(scene, mg, x) {
   const f1 = (await state(page)).samplers[0]?.step;
   check(f0 === f1, `with reduced motion nothing auto-plays (sampler step ${f0} → ${f1})`);
   await page.emulateMedia({ reducedMotion: "no-preference" });
-  let ok = 0;
-  for (let n = 1; n <= readmeStates.length; n++) {
-    await api(page, "setConfig", { lesson: n });
-    await frames(page);
-    s = await state(page);
-    if (s.lesson === n && partial(readmeStates[n - 1], s.state)) ok++;
-    else console.log(`     lesson ${n}: state() differs from its README link`);
-  }
-  check(ok === readmeStates.length && ok >= 9, `every lesson opens from the player with its README link's state (${ok}/${readmeStates.length})`);
-  const [px, py, pw, ph] = s.plot_rect;
-  await page.mouse.click(px + 0.5 * pw, py + 0.97 * ph); // focus the canvas
-  await api(page, "setConfig", { lesson: 4 });
-  await frames(page);
-  await page.keyboard.press("n");
-  await frames(page);
-  const n5 = await state(page);
-  await page.keyboard.press("p");
-  await page.keyboard.press("p");
-  await frames(page);
-  const n3 = await state(page);
-  check(n5.lesson === 5 && partial(readmeStates[4], n5.state) && n3.lesson === 3 && partial(readmeStates[2], n3.state),
-    `the n / p keys step through the lessons (4 → ${n5.lesson} → ${n3.lesson})`);
-  writeFileSync(`${outDir}/lesson-player.png`, await page.screenshot());
-  // The failure scenes (lessons 10-14): each one, opened from the player, fails by the number
-  // it names, as the page measures it (sampler 1's finished run, or the under-trained network's
-  // score error near the light component over that near the heavy one).
-  const failures = [
-    { n: 10, what: "diverged fraction", min: 0.9 },
-    { n: 11, what: "weight error", min: 0.12 },
-    { n: 12, what: "weight error", min: 0.2 },
-    { n: 13, what: "weight error", min: 0.15 },
-    { n: 14, what: "score error ratio light / heavy", min: 2 },
-  ];
-  for (const f of failures) {
-    await api(page, "setConfig", { lesson: f.n });
-    if (f.n < 14) await api(page, "setConfig", { speed: 15 });
-    let fs = null;
-    for (let i = 0; i < 240; i++) {
-      await page.waitForTimeout(250);
-      fs = await state(page);
-      // The under-trained network: its 400 steps first (training is off after them).
-      if (fs.lesson === f.n && fs.lesson_measured != null && (f.n < 14 || fs.step >= 400)) break;
-    }
-    if (f.n === 14) { await page.waitForTimeout(4500); fs = await state(page); } // a snapshot after the steps
-    const m = fs.lesson_measured;
-    check(fs.lesson === f.n && m >= f.min,
-      `failure scene ${f.n - 9} fails as it says: ${f.what} ${m?.toFixed?.(3)} (needs ≥ ${f.min}; steps ${fs.step})`);
-    if (f.n === 14) writeFileSync(`${outDir}/failure-undertrained.png`, await page.screenshot());
-  }
-  // The panels follow prefers-color-scheme (theme auto); the projector theme, the UI scale and
-  // the palette switch and land in the share link.
+  // The panels follow prefers-color-scheme (theme auto).
   await api(page, "setConfig", { lesson: null, theme: "auto", ui_scale: 1, paused: true, training: false });
   await page.emulateMedia({ colorScheme: "dark" });
   for (let i = 0; i < 3; i++) await frames(page);
@@ -580,51 +437,6 @@ function posterior(scene, mg, x) {
   const lightScheme = (await state(page)).shown_theme;
   check(darkScheme === "dark" && lightScheme === "light",
     `theme auto follows prefers-color-scheme (dark → ${darkScheme}, light → ${lightScheme})`);
-  await api(page, "setConfig", { theme: "projector", ui_scale: 1.25, palette: "cividis" });
-  for (let i = 0; i < 4; i++) await frames(page);
-  await page.waitForTimeout(1500);
-  s = await state(page);
-  const linked = JSON.parse(Buffer.from(s.link.split("#s=")[1].split("&")[0], "base64url").toString("utf8"));
-  check(s.shown_theme === "light" && s.zoom === 1.25 && linked.theme === "projector" && linked.ui_scale === 1.25 && linked.palette === "cividis",
-    `the projector theme, UI scale and palette switch and persist in the link (shown ${s.shown_theme}, zoom ${s.zoom}, link ${linked.theme} / ${linked.ui_scale} / ${linked.palette})`);
-  writeFileSync(`${outDir}/classroom-projector.png`, await page.screenshot());
-  // The component colours and the denoiser's two arrows under simulated deuteranopia.
-  await api(page, "setConfig", { theme: "auto", ui_scale: 1, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, scene: { t: 0.5 } });
-  await page.waitForTimeout(2000);
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("Emulation.setEmulatedVisionDeficiency", { type: "deuteranopia" });
-  await frames(page);
-  writeFileSync(`${outDir}/classroom-deuteranopia.png`, await page.screenshot());
-  await cdp.send("Emulation.setEmulatedVisionDeficiency", { type: "none" });
-  // Keyboard: Tab gives a control the focus (egui draws a ring around it); f freezes all motion.
-  await api(page, "setConfig", { palette: "classic", arrows: "learned", layers: { responsibilities: false, true_density: true }, scene: { t: 0 }, paused: false, training: true });
-  await frames(page);
-  for (let i = 0; i < 4; i++) { await page.keyboard.press("Tab"); await frames(page); }
-  const focused = (await state(page)).keyboard_focus;
-  await page.keyboard.press("Escape");
-  const [fx, fy, fw, fh] = (await state(page)).plot_rect;
-  await page.mouse.click(fx + 0.5 * fw, fy + 0.97 * fh);
-  await page.keyboard.press("f");
-  await frames(page); await frames(page);
-  const frozen = await state(page);
-  await page.keyboard.press("f");
-  await frames(page); await frames(page);
-  const thawed = await state(page);
-  check(focused && frozen.state.paused && !frozen.training && !thawed.state.paused && thawed.training,
-    `Tab reaches the controls (focus ${focused}); f freezes all motion and starts it again (paused ${frozen.state.paused}/${thawed.state.paused}, training ${frozen.training}/${thawed.training})`);
-  // The canvas by keyboard: ] selects the first component, → moves it by half its std, Shift+↑ by two.
-  await page.keyboard.press("]");
-  await frames(page);
-  const kb0 = await state(page);
-  const c0 = kb0.scene.mixture.components[0];
-  const sd = Math.sqrt(0.5 * (c0.cov[0][0] + c0.cov[1][1]));
-  await page.keyboard.press("ArrowRight");
-  await page.keyboard.press("Shift+ArrowUp");
-  await frames(page); await frames(page);
-  const kb1 = await state(page);
-  const m1 = kb1.scene.mixture.components[0].mean;
-  check(kb0.selected === 0 && Math.abs(m1[0] - c0.mean[0] - 0.5 * sd) < 1e-9 && Math.abs(m1[1] - c0.mean[1] - 2 * sd) < 1e-9 && kb1.can_undo,
-    `] selects component 1 (selected ${kb0.selected}); → and Shift+↑ move it by 0.5 and 2 of its std (${c0.mean} → ${m1.map((v) => v.toFixed(3))})`);
   // The scene summary in the DOM (for screen readers) changes when a component is dragged.
   await api(page, "setConfig", { lesson: null, training: false });
   await page.waitForTimeout(700);
@@ -735,20 +547,15 @@ await browser.close();
   await browser.close();
 }
 
-// ------------------------------------------------ CPU fallback (no WebGPU): every sampler kind runs
+// ------------------------------------------------ CPU fallback (no WebGPU): a run and MALA
 {
   const { browser, page, errors } = await launch([]);
   await load(page);
   await api(page, "setConfig", { training: false, exact_particles: true, particles: 300, repeat: false });
-  const kinds = ["langevin", "annealed-langevin", "reverse-sde", "ancestral", "pc", "ode-euler", "ode-heun", "ode-rk4", "ode-rk45"];
-  let ok = 0;
-  for (const k of kinds) {
-    await api(page, "setConfig", { sampler: k, speed: 20 });
-    const s = await waitDone(page, 0, 120_000);
-    if (s && s.sampling.kind === k && s.runs[0].n === 300) ok++;
-    else console.log(`     ${k}: no finished run`);
-  }
-  check(ok === kinds.length, `the CPU fallback runs every sampler to the end (${ok}/${kinds.length})`);
+  // One run on this engine (every sampler kind runs on the CPU engine in tests/ui/presets.rs).
+  await api(page, "setConfig", { sampler: "ode-heun", speed: 20 });
+  const one = await waitDone(page, 0, 120_000);
+  check(one && one.sampling.kind === "ode-heun" && one.runs[0].n === 300, `the CPU fallback runs a sampler to the end (${one?.runs?.[0]?.n} particles)`);
   // MALA on the CPU engine (issue 16): the same acceptance and variance behaviour as on the GPU.
   await api(page, "setScene", { mixture: { components: [
     { weight: 0.5, mean: [17, -14], cov: [[1.0, 0.6], [0.6, 0.5]] },

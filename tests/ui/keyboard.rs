@@ -42,12 +42,21 @@ fn number_keys_pick_samplers_with_the_lessons_weights() {
         assert_eq!(snap(&h)["sampling"]["kind"], kind, "{key:?} picks {kind}");
         let run = finished(&mut h, kind, 60.0);
         let err = run["max_weight_error"].as_f64().unwrap_or(f64::NAN);
-        eprintln!("{kind}: weights {:.3?}, max error {err:.3}", floats(&run["weights"]));
+        eprintln!(
+            "{kind}: weights {:.3?}, max error {err:.3}",
+            floats(&run["weights"])
+        );
         assert_eq!(run["n"], 2000);
         if kind == "langevin" {
-            assert!(err > 0.1, "plain Langevin gets the ncsn weights wrong ({err:.3})");
+            assert!(
+                err > 0.1,
+                "plain Langevin gets the ncsn weights wrong ({err:.3})"
+            );
         } else {
-            assert!(err <= 0.03, "{kind} matches the ncsn weights within 0.03 ({err:.3})");
+            assert!(
+                err <= 0.03,
+                "{kind} matches the ncsn weights within 0.03 ({err:.3})"
+            );
         }
     }
 }
@@ -78,7 +87,11 @@ fn tab_focus_freeze_select_nudge_and_undo() {
         modifiers: Modifiers::NONE,
     });
     frames(&mut h, 3);
-    assert_eq!(snap(&h)["keyboard_focus"], false, "a click on the canvas takes the focus");
+    assert_eq!(
+        snap(&h)["keyboard_focus"],
+        false,
+        "a click on the canvas takes the focus"
+    );
     press(&mut h, Key::F);
     let frozen = snap(&h);
     press(&mut h, Key::F);

@@ -50,7 +50,11 @@ fn a_link_round_trips_through_the_app() {
     let again = s["link"].as_str().unwrap_or("").to_string();
     let mut h2 = app_with(Some(&again[again.find('#').unwrap_or(0)..]));
     frames(&mut h2, 5);
-    assert_eq!(snap(&h2)["link"], again, "a loaded link, unchanged, copies back identically");
+    assert_eq!(
+        snap(&h2)["link"],
+        again,
+        "a loaded link, unchanged, copies back identically"
+    );
     assert_eq!(s["split"], "density");
     assert_eq!(s["sampling"]["kind"], "pc");
     assert_eq!(s["scene"]["seed"], 5);
@@ -89,7 +93,10 @@ fn hostile_hashes_leave_a_working_app_with_a_message() {
         let msg = s["link_error"].as_str().unwrap_or("");
         assert!(msg.len() > 10, "{what}: a message ({msg:?})");
         assert!(shows(&h, msg), "{what}: the message is on screen");
-        assert!(s["frame"].as_u64().unwrap_or(0) > f0, "{what}: frames keep coming");
+        assert!(
+            s["frame"].as_u64().unwrap_or(0) > f0,
+            "{what}: frames keep coming"
+        );
         assert_eq!(
             h.state().state().scene,
             State::default().scene,

@@ -39,8 +39,12 @@ fn split_view_runs_annealed_beside_plain_langevin() {
         s["runs"][0]["kind"] == "annealed-langevin" && s["runs"][1]["kind"] == "langevin"
     });
     let (a, b) = (
-        s["runs"][0]["max_weight_error"].as_f64().unwrap_or(f64::NAN),
-        s["runs"][1]["max_weight_error"].as_f64().unwrap_or(f64::NAN),
+        s["runs"][0]["max_weight_error"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        s["runs"][1]["max_weight_error"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
     );
     assert!(a < 0.03 && b > 0.1, "A right, B wrong: {a:.3} vs {b:.3}");
     assert_eq!(s["runs"][1]["n"], 2000);
@@ -56,7 +60,10 @@ fn fast_slot(h: &mut App, slot: usize) {
         click(h, Role::CheckBox, "loop");
     }
     let live = &h.state().state().samplers[slot];
-    assert!(live.exact && live.n == 2000 && !live.repeat, "slot {slot} set up");
+    assert!(
+        live.exact && live.n == 2000 && !live.repeat,
+        "slot {slot} set up"
+    );
 }
 
 /// The projector theme, the UI scale and the palette through their widgets (moved from
@@ -72,7 +79,11 @@ fn projector_theme_scale_and_palette_persist_in_the_link() {
     frames(&mut h, 3);
     let s = snap(&h);
     assert_eq!(s["shown_theme"], "light");
-    assert!((s["zoom"].as_f64().unwrap_or(0.0) - 1.25).abs() < 1e-6, "zoom {}", s["zoom"]);
+    assert!(
+        (s["zoom"].as_f64().unwrap_or(0.0) - 1.25).abs() < 1e-6,
+        "zoom {}",
+        s["zoom"]
+    );
     let link = s["link"].as_str().unwrap_or("");
     let hash = &link[link.find('#').unwrap_or(0)..];
     let parsed = scorelab::state::link::parse_hash(hash).expect("the app's own link");

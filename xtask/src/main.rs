@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             };
             port.and_then(serve)
         }
+        Some("test") if args.iter().any(|a| a == "--quick") => test::quick(),
         Some("test") => test(),
         Some("bench") => {
             let quick = args.iter().any(|a| a == "--quick");

@@ -89,6 +89,31 @@ pub(crate) fn test() -> Result<()> {
     result
 }
 
+/// `cargo xtask test --quick`: the edit–test loop (unit tests, the native UI tier, the CPU
+/// reference without its slow live-sampler property tests), no browser, no wasm.
+pub(crate) fn quick() -> Result<()> {
+    let root = root();
+    let mut stages = Stages::default();
+    let result = quick_stages(&root, &mut stages);
+    stages.print();
+    result
+}
+
+fn quick_stages(root: &Path, stages: &mut Stages) -> Result<()> {
+    let cargo_test = |extra: &[&str]| {
+        run(cargo()
+            .current_dir(root)
+            .args(["test", "--release", "-p", "scorelab"])
+            .args(extra))
+    };
+    stages.time("unit tests (lib)", || cargo_test(&["--lib"]))?;
+    stages.time("tests/ui (egui_kittest)", || cargo_test(&["--test", "ui"]))?;
+    stages.time(
+        "tests/cpu_reference without the live:: property tests",
+        || cargo_test(&["--test", "cpu_reference", "--", "--skip", "live::"]),
+    )
+}
+
 /// `cargo test --release --workspace` split into its parts (same tests, same flags), then the
 /// page build and the browser tier.
 pub(crate) fn test_stages(root: &Path, stages: &mut Stages) -> Result<()> {
