@@ -64,7 +64,7 @@ fn a_link_round_trips_through_the_app() {
 fn hostile_hashes_leave_a_working_app_with_a_message() {
     let many = format!(
         "{{\"scene\":{{\"mixture\":{{\"components\":[{}]}}}}}}",
-        vec!["{}"; 1_000_000].join(",")[..200_000].to_string()
+        &vec!["{}"; 1_000_000].join(",")[..200_000]
     );
     let hostile = [
         (
