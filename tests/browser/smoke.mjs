@@ -1,8 +1,8 @@
 // Browser tier (docs/ARCHITECTURE.md §6): the built page in Debian's Chromium, headless.
 // WebGPU run (SwiftShader): no console errors, BrowserWebGpu backend, pixels of samples and
 // handles on the screenshot, training brings the Fisher divergence to the exact score below
-// FISHER_BAR, a real mouse drag of a component handle moves its mean in state(), and training
-// brings the Fisher divergence back below the bar. On SwiftShader the page trains on the CPU
+// FISHER_BAR, a real mouse drag of a component handle moves its mean in state() (training back
+// below the bar after a drag is checked natively, tests/ui/canvas.rs). On SwiftShader the page trains on the CPU
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
 // ?engine=gpu and checks that it trains; a third forces the split engine (?engine=split: CPU
 // trains in its worker, the WGSL engine samples with its network). Fallback run (no --enable-unsafe-webgpu): WebGL
@@ -175,9 +175,8 @@ async function checkParticlesAndExport(page, label) {
     check(movedRight === 1 && still === moved.length - 1,
       `dragging a handle moves exactly that mean to the right (moves ${JSON.stringify(moved)})`);
     await shot(page, "webgpu-after-drag");
-    const dragStep = (await state(page)).step;
-    const again = await waitFor(page, (x) => x.fisher_step > dragStep && x.fisher < FISHER_BAR, "re-convergence after the drag");
-    check(again !== null, `after the drag the Fisher divergence returns below ${FISHER_BAR}`);
+    // Re-convergence after a drag is checked natively (tests/ui/canvas.rs): it is the engine's
+    // training, the same code, and here it cost a minute of SwiftShader frames.
   }
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();

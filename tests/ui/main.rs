@@ -8,10 +8,12 @@
 //! The harness panics on a glyph the fonts lack, so every text these tests bring on screen is
 //! also checked to be drawable (the page shows such glyphs as boxes).
 
+mod canvas;
 mod keyboard;
 mod lessons;
 mod links;
 mod presets;
+mod snapshots;
 mod views;
 
 use std::time::Instant;
@@ -40,8 +42,11 @@ pub fn app_with(hash: Option<&str>) -> App {
         page_url: "http://127.0.0.1/".into(),
         ..Default::default()
     };
+    // egui's clock advances 1/60 s a frame, as on a screen (the default 1/4 s makes two clicks
+    // a frame apart too slow for a double-click).
     let mut h = Harness::builder()
         .with_size(SIZE)
+        .with_step_dt(1.0 / 60.0)
         .build_eframe(move |cc| ScoreLabApp::new(cc, None, options));
     h.run_steps(3);
     h
