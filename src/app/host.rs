@@ -242,11 +242,9 @@ pub struct Host {
     /// Each live sampler's last finished run.
     pub runs: [Option<RunStats>; SLOTS],
     /// Each slot's run that was in flight (or had finished) when the mixture last changed:
-    /// part of it followed the old mixture's score, so its statistics are not shown and it
-    /// is followed by a fresh run, looping or not ([`Host::mixture_changed`]).
+    /// part of it followed the old mixture's score, so its statistics are not shown
+    /// ([`Host::mixture_changed`]).
     stale: [Option<u32>; SLOTS],
-    /// Start fresh runs in the next frame (a stale run finished).
-    restart_due: bool,
     /// The network to start the next engine from (an imported model).
     pub import_net: Option<ScoreNet>,
     /// The SDE (data frame) of an imported model, kept until the mixture is edited: a model
@@ -281,7 +279,6 @@ impl Host {
             sampler: [None; SLOTS],
             runs: [None, None],
             stale: [None, None],
-            restart_due: false,
             import_net: None,
             model_frame: None,
             pending: Pending::default(),
@@ -339,6 +336,8 @@ impl Host {
                 }
                 e.pause_sampling(st.paused);
                 self.engine = Some(e);
+                // A new engine numbers its runs from 0 again: none of them is stale.
+                self.stale = [None; SLOTS];
                 self.pending_probe = None;
                 if self.auto && platform.software && !platform.probe_software {
                     if let Some((_, _, info)) = &platform.gpu {
@@ -509,15 +508,12 @@ impl Host {
 
     /// The mixture changed (a preset, a drag, an undo): the runs in flight go on with the new
     /// score (the particles follow the drag) but their statistics would mix two mixtures, so
-    /// the panel shows none until a run that started after the change finishes; a run that
-    /// had already finished (loop off) starts again at once.
+    /// the panel shows none until a run that started after the change finishes (the next
+    /// loop, or Restart with the loop off).
     pub fn mixture_changed(&mut self) {
         for slot in 0..SLOTS {
             self.runs[slot] = None;
             self.stale[slot] = self.sampler[slot].map(|s| s.run);
-            if self.sampler[slot].is_some_and(|s| s.done) {
-                self.restart_due = true;
-            }
         }
     }
 
@@ -549,9 +545,6 @@ impl Host {
         let Some(engine) = self.engine.as_mut() else {
             return said;
         };
-        if std::mem::take(&mut self.restart_due) {
-            engine.restart_sampling();
-        }
         let t = st.scene.t;
         let field = FieldRequest {
             lo: view.0,
@@ -620,9 +613,8 @@ impl Host {
             }
         }
         for got in out.samples {
-            if got.done && self.stale.get(got.slot) == Some(&Some(got.run)) {
-                self.restart_due = true;
-            } else if got.done {
+            let stale = self.stale.get(got.slot) == Some(&Some(got.run));
+            if got.done && !stale {
                 let kind = st.samplers[got.slot].kind;
                 self.runs[got.slot] = Some(RunStats::new(mixture, got.run, kind, &got.points));
             }

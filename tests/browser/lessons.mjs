@@ -28,8 +28,10 @@ const WEBGPU = ["--enable-unsafe-webgpu", "--use-angle=swiftshader", "--enable-f
   "--use-vulkan=swiftshader"];
 
 let failures = 0;
+// Each line says when it was checked (seconds since the script started): where the time goes.
+const T0 = Date.now();
 function check(cond, what) {
-  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
+  console.log(`${cond ? "ok  " : "FAIL"} [${((Date.now() - T0) / 1000).toFixed(0)} s] ${what}`);
   if (!cond) failures++;
 }
 

@@ -25,8 +25,10 @@ const HANDLE_RGB = [255, 80, 120];
 const PARTICLE_RGB = [110, 240, 130];
 
 let failures = 0;
+// Each line says when it was checked (seconds since the script started): where the time goes.
+const T0 = Date.now();
 function check(cond, what) {
-  console.log(`${cond ? "ok  " : "FAIL"} ${what}`);
+  console.log(`${cond ? "ok  " : "FAIL"} [${((Date.now() - T0) / 1000).toFixed(0)} s] ${what}`);
   if (!cond) failures++;
 }
 

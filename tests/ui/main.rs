@@ -48,7 +48,9 @@ pub fn app_with(hash: Option<&str>) -> App {
         .with_size(SIZE)
         .with_step_dt(1.0 / 60.0)
         .build_eframe(move |cc| ScoreLabApp::new(cc, None, options));
-    h.run_steps(3);
+    // The first frames settle the layout (the engine's first status, the fitted view): a
+    // click aimed from one frame's layout must land on the same widget in the next.
+    h.run_steps(10);
     h
 }
 
