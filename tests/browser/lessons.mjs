@@ -191,7 +191,9 @@ let defaultScene = null;
 {
   // On the page of the drag above (no load of its own: each costs ≈ 20 s on SwiftShader).
   await api(page, "setConfig", { training: true });
-  for (let i = 0; i < 40; i++) await frames(page); // a little training
+  // A little training (200 steps; 40 frames of this page took a minute on SwiftShader).
+  const step0 = (await state(page)).step;
+  for (let i = 0; i < 240 && (await state(page)).step < step0 + 200; i++) await page.waitForTimeout(250);
   await api(page, "setConfig", { training: false, t: 0.1 });
   await page.waitForTimeout(600);
   const model = await api(page, "exportModel");
@@ -487,9 +489,9 @@ await browser.close();
   const frame = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(r)));
   // A tap: press, one frame, release. egui drops a press held over 0.8 s of its own time as a
   // click, and SwiftShader draws a few frames a second: a tap that lands between frames is
-  // tried again (at most 3 times).
+  // tried again (at most 5 times).
   const tap = async (x, y, want) => {
-    for (let k = 0; k < 3; k++) {
+    for (let k = 0; k < 5; k++) {
       await touch("touchStart", [[x, y]]); await frame(page); await touch("touchEnd", []); await frames(page); await frames(page);
       const s = await state(page);
       if (want(s)) return s;
