@@ -575,6 +575,14 @@ await browser.close();
   const acc = m?.samplers?.[0]?.accept;
   check(m && m.engine === "CPU" && acc > 0.5 && acc < 1 && m.runs[0].max_variance_error < 0.2,
     `MALA on the CPU engine: acceptance ${acc?.toFixed(3)}, variance error ${m?.runs?.[0]?.max_variance_error?.toFixed(3)}`);
+  // The JS API's samples(slot) for sampler B of the split view (the split view's science is
+  // checked natively, tests/ui/views.rs).
+  await api(page, "setConfig", { split: "samplers" });
+  for (let i = 0; i < 3; i++) await frames(page);
+  const nB = (await state(page)).samplings[1].n;
+  const b = await api(page, "samples", 1);
+  check(Array.isArray(b) && b.length === nB && b.every((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
+    `samples(1) returns sampler B's particles (${b?.length} of ${nB})`);
   check(errors.length === 0, `fallback: no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
 }

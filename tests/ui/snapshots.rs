@@ -42,8 +42,10 @@ fn compare(h: &mut App, name: &str) {
 /// score: the particles sit on the two modes, about one in five on the light one.
 #[test]
 fn annealed_langevin_on_ncsn_over_the_true_density() {
-    let mut st = State::default();
-    st.training = false;
+    let mut st = State {
+        training: false,
+        ..State::default()
+    };
     st.layers.true_density = true;
     st.layers.trails = false;
     let live = &mut st.samplers[0];
@@ -64,10 +66,12 @@ fn annealed_langevin_on_ncsn_over_the_true_density() {
 /// (the picture the classroom issue checked under simulated colour blindness).
 #[test]
 fn projector_theme_responsibilities_and_denoiser() {
-    let mut st = State::default();
-    st.training = false;
-    st.theme = Theme::Projector;
-    st.arrows = ArrowMode::Denoiser;
+    let mut st = State {
+        training: false,
+        theme: Theme::Projector,
+        arrows: ArrowMode::Denoiser,
+        ..State::default()
+    };
     st.layers.responsibilities = true;
     st.layers.particles = false;
     st.scene.t = 0.5;
