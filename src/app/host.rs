@@ -236,7 +236,8 @@ pub struct Host {
     pub history: History,
     /// The latest field and the request it answers.
     pub field: Option<(FieldRequest, Vec<FieldCell>)>,
-    field_seq: u64,
+    /// Fields received so far (the score arrows, the denoiser).
+    pub field_seq: u64,
     /// Each live sampler's progress.
     pub sampler: [Option<SamplerStatus>; SLOTS],
     /// Each live sampler's last finished run.

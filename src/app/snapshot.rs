@@ -59,6 +59,8 @@ struct StateSnapshot<'a> {
     /// The training step at which `fisher` was measured.
     fisher_step: Option<u64>,
     n_samples: usize,
+    /// Score fields (the arrows' grid) received from the engine so far.
+    field_seq: u64,
     training: bool,
     /// Live particles of sampler 1 (0 when off).
     particles: usize,
@@ -167,6 +169,7 @@ impl ScoreLabApp {
             fisher: h.fisher.last().map(|f| f[1]),
             fisher_step: h.fisher.last().map(|f| f[0] as u64),
             n_samples: self.data.samples.len(),
+            field_seq: host.field_seq,
             training: st.training,
             particles: if st.samplers[0].enabled {
                 host.sampler[0].map_or(0, |s| s.n)

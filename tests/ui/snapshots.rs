@@ -3,7 +3,7 @@
 //! images in tests/snapshots/ with a tolerance (`UPDATE_SNAPSHOTS=1` rewrites them after an
 //! intended change; look at the .new.png and .diff.png first). Canvas only (`ui=min`: no
 //! status line with its fps), training off from the start, the run finished and not looping,
-//! so nothing depends on timing.
+//! the engine's field (the arrows) arrived: nothing depends on timing.
 
 use super::*;
 use scorelab::state::link::{to_hash, EmbedFlags};
@@ -54,8 +54,8 @@ fn annealed_langevin_on_ncsn_over_the_true_density() {
     live.repeat = false;
     live.speed = 20.0;
     let mut h = rendered(&st);
-    let s = wait(&mut h, "the run", 60.0, |s| {
-        s["runs"][0]["kind"] == "annealed-langevin"
+    let s = wait(&mut h, "the run and the arrows", 60.0, |s| {
+        s["runs"][0]["kind"] == "annealed-langevin" && s["field_seq"].as_u64() > Some(0)
     });
     assert!(s["runs"][0]["max_weight_error"].as_f64().unwrap_or(1.0) < 0.03);
     frames(&mut h, 5);
@@ -76,6 +76,9 @@ fn projector_theme_responsibilities_and_denoiser() {
     st.layers.particles = false;
     st.scene.t = 0.5;
     let mut h = rendered(&st);
-    frames(&mut h, 20);
+    wait(&mut h, "the denoiser's field", 60.0, |s| {
+        s["field_seq"].as_u64() > Some(0)
+    });
+    frames(&mut h, 5);
     compare(&mut h, "projector-responsibilities-denoiser");
 }
