@@ -278,11 +278,30 @@ impl GaussianMixture {
     /// Posterior component probabilities p(k | x) (into `out`, length `len()`), returns log p(x).
     pub fn responsibilities(&self, x: Vec2, out: &mut [f64]) -> f64 {
         self.joint_log_probs(x, out);
-        let lse = log_sum_exp(out);
-        for o in out.iter_mut() {
-            *o = (*o - lse).exp();
+        let m = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !m.is_finite() {
+            // Every term −∞ (or a NaN / +∞ term): the two-pass form's NaNs and infinities.
+            let lse = log_sum_exp(out);
+            for o in out.iter_mut() {
+                *o = (*o - lse).exp();
+            }
+            return lse;
         }
-        lse
+        // One exp per component (the exact score's hot loop: every particle, every step), none
+        // for a component e^50 times less likely than the nearest: its responsibility is below
+        // 2·10⁻²² (10⁶ times under f64's resolution of the largest, which is 1 before the
+        // normalisation) and is taken as the 0 it rounds to in the sum.
+        let mut sum = 0.0;
+        for o in out.iter_mut() {
+            let d = *o - m;
+            *o = if d < -50.0 { 0.0 } else { d.exp() };
+            sum += *o;
+        }
+        let inv = 1.0 / sum;
+        for o in out.iter_mut() {
+            *o *= inv;
+        }
+        m + sum.ln()
     }
 
     /// The component with the highest posterior probability at `x`.
@@ -306,6 +325,7 @@ impl GaussianMixture {
         self.responsibilities(x, r);
         r.iter()
             .zip(&self.components)
+            .filter(|(&rk, _)| rk != 0.0)
             .map(|(&rk, g)| rk * g.score(x))
             .sum()
     }

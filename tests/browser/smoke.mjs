@@ -4,7 +4,7 @@
 // FISHER_BAR, a real mouse drag of a component handle moves its mean in state() (training back
 // below the bar after a drag is checked natively, tests/ui/canvas.rs). On SwiftShader the page trains on the CPU
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
-// ?engine=gpu and checks that it trains; a third forces the split engine (?engine=split: CPU
+// ?engine=gpu and checks that it trains, draws its particles and runs MALA beside plain Langevin; a third forces the split engine (?engine=split: CPU
 // trains in its worker, the WGSL engine samples with its network). Fallback run (no --enable-unsafe-webgpu): WebGL
 // renderer, CPU engine with its reason reported, training reaches the bar.
 //
@@ -77,6 +77,17 @@ async function shot(page, name) {
 
 const api = (page, fn, arg) => page.evaluate(([f, a]) => window.scorelab[f](a), [fn, arg]);
 
+// Wait until live sampler `slot`'s run is done and its statistics are shown.
+async function waitDone(page, slot = 0, timeout = TRAIN_TIMEOUT_MS) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeout) {
+    const s = await state(page);
+    if (s.samplers[slot]?.done && s.runs[slot]) return s;
+    await page.waitForTimeout(250);
+  }
+  return null;
+}
+
 // Wait for a live-sampler run to finish, then freeze particles and training so the picture
 // holds still; returns the state.
 async function freezeAtEndOfRun(page) {
@@ -85,7 +96,7 @@ async function freezeAtEndOfRun(page) {
     const s = await state(page);
     if (s.sampler && s.sampler.step === s.sampler.total) {
       await api(page, "setConfig", { particles_paused: true, training: false });
-      for (let i = 0; i < 20; i++) await frames(page); // trails settle on the final positions
+      for (let i = 0; i < 8; i++) await frames(page); // 16 frames: the 12 trail slots settle on the final positions
       await page.waitForTimeout(600); // arrows refresh (250 ms) from the frozen weights
       return await state(page);
     }
@@ -95,7 +106,10 @@ async function freezeAtEndOfRun(page) {
 }
 
 // Particles near the modes; exportPng() equals the page's own pixels of the plot.
+// The run is restarted at speed 20 with looping off (a run in ≈ 8 frames instead of 150:
+// SwiftShader frames take 0.4–1 s) and held at its end; the defaults come back after.
 async function checkParticlesAndExport(page, label) {
+  await api(page, "setConfig", { speed: 20, repeat: false, restart: true });
   const s = await freezeAtEndOfRun(page);
   check(s !== null && s.particles > 0, `[${label}] a live annealed-Langevin run finishes (${s?.particles} particles, NFE ${s?.sampler?.nfe})`);
   if (!s) return;
@@ -129,7 +143,7 @@ async function checkParticlesAndExport(page, label) {
   const pts = await api(page, "samples");
   check(Array.isArray(pts) && pts.length === s.particles && pts.every((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
     `[${label}] samples() returns the ${s.particles} particle positions (${pts?.length})`);
-  await api(page, "setConfig", { particles_paused: false, training: true });
+  await api(page, "setConfig", { particles_paused: false, training: true, speed: 1, repeat: true });
 }
 
 // ---------------------------------------------------------------- WebGPU
@@ -167,7 +181,7 @@ async function checkParticlesAndExport(page, label) {
     const h = handlesNow[0];
     await page.mouse.move(h.x, h.y);
     await page.mouse.down();
-    for (let i = 1; i <= 12; i++) { await page.mouse.move(h.x + 10 * i, h.y); await frames(page); }
+    for (let i = 1; i <= 6; i++) { await page.mouse.move(h.x + 20 * i, h.y); await frames(page); }
     await page.mouse.up();
     await frames(page);
     const after = (await state(page)).scene.mixture.components.map((c) => c.mean);
@@ -196,6 +210,31 @@ async function checkParticlesAndExport(page, label) {
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
   await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
   await checkParticlesAndExport(page, "webgpu-engine");
+  // MALA vs plain Langevin at a large step, side by side, on an off-centre anisotropic
+  // mixture, on the WGSL engine (issue 16; moved here from lessons.mjs, whose page no longer
+  // builds the GPU engine); the acceptance rate is live in state().
+  {
+    await api(page, "setConfig", { arrows: "learned", layers: { responsibilities: false, true_density: true } });
+    const scene = { mixture: { components: [
+      { weight: 0.5, mean: [17, -14], cov: [[1.0, 0.6], [0.6, 0.5]] },
+      { weight: 0.3, mean: [29, -13], cov: [[0.3, 0.0], [0.0, 2.0]] },
+      { weight: 0.2, mean: [23, -7], cov: [[0.8, -0.3], [-0.3, 0.8]] }] }, t: 0 };
+    await api(page, "setScene", scene);
+    await api(page, "setConfig", { training: false, split: "samplers" });
+    for (const [slot, mala] of [[0, true], [1, false]]) {
+      await api(page, "setConfig", { slot, sampler: "langevin", exact: true, mala, eps: 0.1, steps: 400, particles: 2000, repeat: false, speed: 20 });
+    }
+    const s = (await waitDone(page, 0)) && (await waitDone(page, 1));
+    const [a, b] = [s?.runs?.[0], s?.runs?.[1]];
+    const acc = s?.samplers?.[0]?.accept;
+    console.log(`     MALA: acceptance ${acc}, variance error ${a?.max_variance_error?.toFixed(3)}; plain: ${b?.max_variance_error?.toFixed(3)} (engine ${s?.engine})`);
+    check(s && s.engine === "WebGPU" && acc > 0.5 && acc < 1 && s.samplers[1].accept === null,
+      `MALA on the GPU engine reports its acceptance rate (${acc?.toFixed(3)}); plain Langevin none`);
+    check(a && b && a.max_variance_error < 0.15 && b.max_variance_error > 0.3,
+      `MALA keeps each component's variance (worst error ${a?.max_variance_error?.toFixed(3)}), plain Langevin at the same step widens it (${b?.max_variance_error?.toFixed(3)})`);
+    for (let i = 0; i < 8; i++) await frames(page);
+    writeFileSync(`${outDir}/webgpu-engine-mala.png`, await page.screenshot());
+  }
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
   await browser.close();
 }
@@ -299,7 +338,7 @@ async function editingChecks(page, scene0) {
     // scroll over component A: its weight changes, the other's does not
     await page.mouse.move(hA.x, hA.y);
     await page.mouse.wheel(0, -240);
-    for (let i = 0; i < 15; i++) await frames(page);
+    for (let i = 0; i < 6; i++) await frames(page);
     const after = await comps();
     check(after[cA.k].weight > cA.c.weight * 1.05 && after[cB.k].weight === cB.c.weight,
       `scrolling over a component raises its weight (${cA.c.weight.toFixed(3)} → ${after[cA.k].weight.toFixed(3)}), the other stays`);
@@ -308,7 +347,7 @@ async function editingChecks(page, scene0) {
     const ex = hA.x + sd * ppu, ey = hA.y;
     await page.mouse.move(ex, ey);
     await page.mouse.down();
-    for (let i = 1; i <= 10; i++) { await page.mouse.move(ex + 4 * i, ey - 4 * i); await frames(page); }
+    for (let i = 1; i <= 5; i++) { await page.mouse.move(ex + 8 * i, ey - 8 * i); await frames(page); }
     await page.mouse.up();
     await frames(page);
     const cov = (await comps())[cA.k].cov;

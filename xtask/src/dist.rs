@@ -64,6 +64,11 @@ pub(crate) fn gzip_size(path: &Path) -> Option<u64> {
 pub(crate) fn web_build(root: &Path, out: &Path, name: &str, flags: &[&str]) -> Result<()> {
     run(cargo()
         .current_dir(root)
+        // The page is built by rustc itself even where `.ci/run` compiles this workspace
+        // through clippy-driver (which turns MIR optimisations off): the browser tier tests
+        // the wasm a visitor gets.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .args([
             "build",
             "--release",
@@ -129,10 +134,68 @@ pub(crate) const WEB_BUILDS: &[(&str, &[&str])] = &[
     ("scorelab_webgl", &[]),
 ];
 
+/// A fingerprint of everything the page is built from (path, size and modification time of
+/// each file under `src/` and `web/`, the manifests, `index.html`), and of the wasm-opt
+/// choice: `dist()` reuses a `dist/` built from the same inputs (`cargo xtask bench --browser`
+/// right after `cargo xtask test` then costs no wasm builds; cargo alone would rebuild the
+/// crate twice, once per feature set).
+fn dist_inputs(root: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, files);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for d in ["src", "web"] {
+        walk(&root.join(d), &mut files);
+    }
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+        "index.html",
+    ] {
+        files.push(root.join(f));
+    }
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &files {
+        f.hash(&mut h);
+        if let Ok(m) = std::fs::metadata(f) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+    }
+    std::env::var_os("SCORELAB_NO_WASM_OPT")
+        .is_some()
+        .hash(&mut h);
+    output(Command::new("wasm-opt").arg("--version")).hash(&mut h);
+    format!("{:016x} ({} files)", h.finish(), files.len())
+}
+
 pub(crate) fn dist() -> Result<PathBuf> {
     let root = root();
     ensure_wasm_target()?;
     let out = root.join("dist");
+    let stamp = out.join(".inputs");
+    let inputs = dist_inputs(&root);
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs)
+        && WEB_BUILDS
+            .iter()
+            .all(|(name, _)| out.join(format!("{name}_bg.wasm")).exists())
+    {
+        eprintln!("xtask: dist/ is up to date (built from the same inputs: {inputs}); reusing it");
+        return Ok(out);
+    }
     if out.exists() {
         std::fs::remove_dir_all(&out)
             .map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
@@ -152,6 +215,8 @@ pub(crate) fn dist() -> Result<PathBuf> {
         std::fs::copy(root.join(from), out.join(to))
             .map_err(|e| format!("cannot copy {from}: {e}"))?;
     }
+    std::fs::write(&stamp, &inputs)
+        .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     eprintln!("xtask: dist/ ready");
     Ok(out)
 }
