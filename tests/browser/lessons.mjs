@@ -45,7 +45,9 @@ async function launch(extra = WEBGPU) {
     headless: true,
     args: [...BASE, ...extra],
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  // 1100 × 760: SwiftShader's frames and screenshots cost about the pixels (1400 × 900 took
+  // 0.55 s a frame and 3.9 s a screenshot, 1000 × 700 0.3 s and 1.7 s).
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -241,7 +243,7 @@ let defaultScene = null;
   const dRep = ks(rep, conditionalCdf(s.scene, 0.0));
   console.log(`     replacement method at c = 0: KS ${dRep.toFixed(3)} (the method is biased; a teaching point)`);
   check(dRep > 1.949 / Math.sqrt(rep.length), `the replacement method is visibly biased at c = 0 (KS ${dRep.toFixed(3)})`);
-  for (let i = 0; i < 10; i++) await frames(page);
+  for (let i = 0; i < 3; i++) await frames(page);
   writeFileSync(`${outDir}/lesson-inpaint.png`, await page.screenshot());
 }
 
@@ -280,8 +282,10 @@ function posterior(scene, mg, x) {
   await api(page, "setConfig", { inpaint: null });
   // Legends off while the handles are found by colour: the responsibilities legend's swatch of
   // component 2 (Tol's #EE6677) is within the colour tolerance of the handles' pink.
-  await api(page, "setConfig", { training: true, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, t: 0.35, legends: false });
-  for (let i = 0; i < 6; i++) await frames(page); // a little training: the learned arrows mean something
+  // Training off: the network is the one imported above (trained 200 steps), and this view's
+  // frames cost 0.6 s each on SwiftShader.
+  await api(page, "setConfig", { training: false, arrows: "denoiser", layers: { responsibilities: true, true_density: false }, t: 0.35, legends: false });
+  for (let i = 0; i < 2; i++) await frames(page);
   const s0 = await state(page);
   const [px, py, pw, ph] = s0.plot_rect;
   const handles = clusters(findColor(decodePng(await page.screenshot()), [255, 80, 120], 30), 20)
@@ -291,10 +295,10 @@ function posterior(scene, mg, x) {
     const [tx, ty] = [px + 0.85 * pw, py + 0.85 * ph];
     await page.mouse.move(h.x, h.y);
     await page.mouse.down();
-    for (let i = 1; i <= 6; i++) { await page.mouse.move(h.x + (tx - h.x) * i / 6, h.y + (ty - h.y) * i / 6); await frames(page); }
+    for (let i = 1; i <= 4; i++) { await page.mouse.move(h.x + (tx - h.x) * i / 4, h.y + (ty - h.y) * i / 4); await frames(page); }
     await page.mouse.up();
   }
-  for (let i = 0; i < 4; i++) await frames(page);
+  for (let i = 0; i < 2; i++) await frames(page);
   const s = await state(page);
   const moved = Math.max(...s.scene.mixture.components.map((c, k) => Math.hypot(c.mean[0] - s0.scene.mixture.components[k].mean[0], c.mean[1] - s0.scene.mixture.components[k].mean[1])));
   const [den, fld] = await page.evaluate(() => Promise.all([window.scorelab.denoiser(), window.scorelab.field()]));
@@ -325,7 +329,7 @@ function posterior(scene, mg, x) {
   const still = Math.max(...d0.map((r) => Math.hypot(r[4] - r[0], r[5] - r[1])));
   check(still < 0.05, `at t = 0 the exact denoiser leaves every point where it is (largest move ${still.toFixed(4)})`);
   await api(page, "setConfig", { t: 0.6 });
-  for (let i = 0; i < 8; i++) await frames(page);
+  for (let i = 0; i < 3; i++) await frames(page);
   writeFileSync(`${outDir}/lesson-denoiser.png`, await page.screenshot());
 }
 
@@ -344,7 +348,7 @@ function posterior(scene, mg, x) {
     `conditional path: x_t = (${c?.x_t?.map((v) => v.toFixed(3))}) = m + α(x₀ − m) + s z, and it starts at x₀ (${c?.conditional_start?.map((v) => v.toFixed(3))})`);
   const gap = c && Math.hypot(c.marginal_start[0] - 1.0, c.marginal_start[1] - 3.5);
   check(c && gap > 0.2, `the marginal PF-ODE path through the same x_t lands elsewhere: (${c?.marginal_start?.map((v) => v.toFixed(2))}), ${gap?.toFixed(2)} from x₀`);
-  for (let i = 0; i < 8; i++) await frames(page);
+  for (let i = 0; i < 3; i++) await frames(page);
   writeFileSync(`${outDir}/lesson-cond-paths.png`, await page.screenshot());
 }
 
@@ -364,7 +368,7 @@ function posterior(scene, mg, x) {
   check(kExact < crit && kDps < kNone && kDps > crit, `DPS is pulled toward the conditional but biased (KS ${kDps.toFixed(3)}; exact ${kExact.toFixed(3)}, unguided ${kNone.toFixed(3)})`);
   const st = await state(page);
   check(st.link.includes("#s=") && st.state.inpaint.method === "dps" && st.state.inpaint.zeta === 0.05, `the link holds DPS and its ζ`);
-  for (let i = 0; i < 8; i++) await frames(page);
+  for (let i = 0; i < 3; i++) await frames(page);
   writeFileSync(`${outDir}/lesson-dps.png`, await page.screenshot());
 }
 

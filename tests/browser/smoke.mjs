@@ -53,7 +53,8 @@ async function open(label, extraArgs, query = "", setup = async () => {}) {
     headless: true,
     args: [...BASE, ...extraArgs],
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  // 1100 × 720: SwiftShader's frames and screenshots cost about the pixels.
+  const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -232,7 +233,7 @@ async function checkParticlesAndExport(page, label) {
       `MALA on the GPU engine reports its acceptance rate (${acc?.toFixed(3)}); plain Langevin none`);
     check(a && b && a.max_variance_error < 0.15 && b.max_variance_error > 0.3,
       `MALA keeps each component's variance (worst error ${a?.max_variance_error?.toFixed(3)}), plain Langevin at the same step widens it (${b?.max_variance_error?.toFixed(3)})`);
-    for (let i = 0; i < 8; i++) await frames(page);
+    await frames(page); // the final particles (a WGSL-engine frame here takes 1-2 s)
     writeFileSync(`${outDir}/webgpu-engine-mala.png`, await page.screenshot());
   }
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
