@@ -55,9 +55,18 @@ fn options_from_url() -> AppOptions {
         hash: Some(hash),
         page_url,
         no_offload,
+        worker: Some(crate::engine::remote::Offload {
+            start: start_worker,
+            place: "worker",
+        }),
         probe_software,
         split,
     }
+}
+
+/// The CPU engine's Web Worker, as `engine::start` asks for it.
+fn start_worker() -> Result<Box<dyn crate::engine::remote::Link>, String> {
+    WebLink::start().map(|l| Box::new(l) as Box<dyn crate::engine::remote::Link>)
 }
 
 thread_local! {

@@ -9,6 +9,7 @@
 
 mod apply;
 pub mod canvas;
+mod chrome;
 pub mod explain;
 pub mod files;
 pub mod host;
@@ -16,6 +17,7 @@ pub mod overlays;
 mod panels;
 pub mod particles;
 pub mod perf;
+mod player;
 pub mod png;
 mod snapshot;
 
@@ -52,6 +54,9 @@ pub struct AppOptions {
     pub page_url: String,
     /// Keep the CPU engine on the UI thread (`?worker=0`) instead of a Web Worker / thread.
     pub no_offload: bool,
+    /// The shell's worker for the CPU engine (the web shell's Web Worker); `None`: this
+    /// platform's own ([`crate::engine::remote::THREAD`], a thread natively).
+    pub worker: Option<crate::engine::remote::Offload>,
     /// Measure both engines even on a software adapter (`?probe=1`).
     pub probe_software: bool,
     /// Train on the CPU engine and sample on the GPU engine (`?engine=split`; the probe
@@ -160,7 +165,11 @@ impl ScoreLabApp {
             particles::install(rs);
         }
         let mut platform = Platform::new(cc.wgpu_render_state.as_ref());
-        platform.offload = !options.no_offload;
+        platform.offload = if options.no_offload {
+            None
+        } else {
+            options.worker.or(crate::engine::remote::THREAD)
+        };
         platform.probe_software = options.probe_software;
         // Measured (see the issue notes): on software WebGPU (SwiftShader) the WGSL trainer runs
         // ~2 steps/s while the wasm CPU engine runs ~80, so software adapters default to the CPU
@@ -262,330 +271,6 @@ impl ScoreLabApp {
     /// The state as the user has set it (what a share link holds).
     pub fn state(&self) -> &State {
         &self.state
-    }
-
-    /// The lesson player: a panel beside the canvas with the lesson's text and Back / Next,
-    /// or (embedded with the controls hidden) a caption under the canvas. A failure scene
-    /// shows why it fails and the number it measures, live.
-    fn lesson_ui(&mut self, ui: &mut egui::Ui, n: usize, window: bool, cmds: &mut Vec<Command>) {
-        use crate::state::lessons;
-        let Some(l) = lessons::lesson(n) else {
-            return;
-        };
-        let count = lessons::count();
-        let header = match n.checked_sub(lessons::LESSONS.len() + 1) {
-            Some(k) if l.check.is_some() => {
-                format!("Failure scene {} of {}", k + 1, lessons::FAILURES.len())
-            }
-            _ => format!("Lesson {n} of {}", lessons::LESSONS.len()),
-        };
-        if !window {
-            egui::Panel::bottom("lesson_caption").show(ui, |ui| {
-                ui.strong(format!("{header}: {}", l.title));
-                ui.label(l.look);
-            });
-            return;
-        }
-        let measured = l.check.and_then(|c| self.measured(c.metric));
-        // A side panel, not a window: egui's windows and menus would add ≈ 20 kB (gzipped) to
-        // a WebGPU build at its 2 MB budget. On a narrow screen it goes under the canvas.
-        let panel = if self.ui.narrow {
-            let h = ui.ctx().content_rect().height();
-            egui::Panel::bottom("lesson_player").exact_size((0.36 * h).clamp(160.0, 420.0))
-        } else {
-            egui::Panel::right("lesson_player").exact_size(330.0)
-        };
-        panel.resizable(false).show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.strong(header);
-                        if ui.small_button("close").clicked() {
-                            cmds.push(Command::OpenLesson(None));
-                        }
-                    });
-                    ui.heading(l.title);
-                    ui.label(l.look);
-                    if let Some(c) = l.check {
-                        ui.strong("Why");
-                        ui.label(l.why);
-                        ui.strong("Measured");
-                        ui.label(match measured {
-                            Some(v) => format!(
-                                "{}: {v:.2} here (the text's {:.2} was measured on the CPU engine's first run)",
-                                c.metric.label(),
-                                c.value
-                            ),
-                            None => format!("{}: waiting for the run…", c.metric.label()),
-                        });
-                    }
-                    ui.strong(if l.check.is_some() { "Fix it" } else { "Try this" });
-                    for t in l.try_this {
-                        ui.label(format!("• {t}"));
-                    }
-                    ui.strong("Discuss");
-                    ui.label(l.ask);
-                    ui.horizontal(|ui| {
-                        if ui
-                            .add_enabled(n > 1, egui::Button::new("< Back"))
-                            .on_hover_text("p")
-                            .clicked()
-                        {
-                            cmds.push(Command::StepLesson(-1));
-                        }
-                        if ui
-                            .add_enabled(n < count, egui::Button::new("Next >"))
-                            .on_hover_text("n")
-                            .clicked()
-                        {
-                            cmds.push(Command::StepLesson(1));
-                        }
-                        if ui
-                            .button("Start over")
-                            .on_hover_text("this lesson's settings again")
-                            .clicked()
-                        {
-                            cmds.push(Command::OpenLesson(Some(n)));
-                        }
-                    });
-                });
-            });
-    }
-
-    /// Follow the state's theme and UI scale (when they change).
-    fn apply_look(&mut self, ctx: &egui::Context) {
-        use crate::state::Theme;
-        let want = (self.state.theme, self.state.ui_scale);
-        self.ui.zoom = ctx.zoom_factor();
-        self.ui.keyboard_focus = ctx.memory(|m| m.focused().is_some());
-        self.ui.shown_theme = match ctx.theme() {
-            egui::Theme::Dark => "dark",
-            egui::Theme::Light => "light",
-        };
-        if self.ui.look == Some(want) {
-            return;
-        }
-        self.ui.look = Some(want);
-        ctx.set_visuals_of(egui::Theme::Light, projector_or_light(want.0));
-        ctx.set_visuals_of(egui::Theme::Dark, egui::Visuals::dark());
-        ctx.set_theme(match want.0 {
-            Theme::Auto => egui::ThemePreference::System,
-            Theme::Dark => egui::ThemePreference::Dark,
-            Theme::Light | Theme::Projector => egui::ThemePreference::Light,
-        });
-        ctx.set_zoom_factor(want.1 as f32);
-    }
-
-    /// A failure scene's number as this page measures it now (sampler 1's last finished run,
-    /// or the difference arrows' score errors).
-    fn measured(&self, metric: crate::state::lessons::Metric) -> Option<f64> {
-        use crate::state::lessons::Metric;
-        // Only a run of the sampler as it is now (not one that finished before a change).
-        let live = &self.state.samplers[0];
-        let now = self.host.sampler[0].map(|s| s.run);
-        let run = self.host.runs[0]
-            .as_ref()
-            .filter(|r| Some(r.run) == now && r.kind == live.kind && r.n == live.n);
-        match metric {
-            Metric::Diverged => run.map(|r| r.diverged as f64 / r.n.max(1) as f64),
-            Metric::WeightError => run.map(|r| r.max_weight_error),
-            Metric::ScoreErrorRatio => {
-                Metric::error_ratio(self.lessons.score_errors()?, self.data.mixture.weights())
-            }
-        }
-    }
-
-    /// The share link of the current state.
-    fn link(&self) -> String {
-        format!(
-            "{}{}",
-            self.ui.page_url,
-            link::to_hash(&self.state, &self.ui.flags)
-        )
-    }
-
-    /// The status line under the canvas.
-    fn status_line(&self) -> String {
-        let engine = self.host.engine.as_ref().map_or("none".to_string(), |e| {
-            let trains = match e.runs_on() {
-                "page" => e.label().to_string(),
-                place => format!("{} ({place})", e.label()),
-            };
-            match e.sampling_label() {
-                Some(s) => format!("{trains} training, {s} sampling"),
-                None => trains,
-            }
-        });
-        let sampler = self.host.sampler[0].map_or("particles off".to_string(), |s| {
-            let diverged = self.host.runs[0]
-                .as_ref()
-                .filter(|r| r.run == s.run && r.diverged > 0)
-                .map_or(String::new(), |r| {
-                    format!(" · {} of {} diverged", r.diverged, r.n)
-                });
-            format!(
-                "{} · {} particles · NFE {} · run {} at t = {:.3}{diverged}",
-                s.kind.name(),
-                s.n,
-                s.nfe,
-                s.run,
-                s.t
-            )
-        });
-        let b = &self.platform.backend;
-        let probe = if self.host.probing() {
-            " · measuring the CPU and GPU engines…".to_string()
-        } else {
-            self.host
-                .probe_result
-                .as_ref()
-                .filter(|p| p.measured)
-                .map_or(String::new(), |p| {
-                    let sampling = if p.split {
-                        format!(
-                            ", CPU {:.2e} vs GPU {:.2e} score evaluations/s",
-                            p.cpu_evals_per_s, p.gpu_evals_per_s
-                        )
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        " · picked by measurement: CPU {:.0} vs GPU {:.1} steps/s{sampling}",
-                        p.cpu_steps_per_s, p.gpu_steps_per_s
-                    )
-                })
-        };
-        format!(
-            "{engine} engine · {} {} · {:.0} steps/s · {:.0} fps · {sampler} · step {}{probe}{}",
-            b.backend,
-            b.adapter,
-            self.host.history.steps_per_s,
-            self.clock.fps,
-            self.host.history.steps,
-            self.platform
-                .software_note()
-                .map_or(String::new(), |n| format!(" · {n}"))
-        )
-    }
-
-    /// Cut a finished screenshot to the plot and answer its export request.
-    fn finish_export(&mut self, ppp: f32) {
-        let Some((id, img)) = SHOT.lock().ok().and_then(|mut s| s.take()) else {
-            return;
-        };
-        let r = self.ui.plot_rect;
-        let [w, h] = img.size;
-        let px = |v: f32, max: usize| ((v * ppp).round().max(0.0) as usize).min(max);
-        let (x0, y0, x1, y1) = (
-            px(r.min.x, w),
-            px(r.min.y, h),
-            px(r.max.x, w),
-            px(r.max.y, h),
-        );
-        if x1 <= x0 || y1 <= y0 {
-            api::answer(id, Err("the plot is not on screen".into()));
-            return;
-        }
-        let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
-        for y in y0..y1 {
-            for p in &img.pixels[y * w + x0..y * w + x1] {
-                rgba.extend_from_slice(&p.to_array());
-            }
-        }
-        let png = png::encode_png((x1 - x0) as u32, (y1 - y0) as u32, &rgba);
-        if id == 0 {
-            self.ui.file_message = Some(files::save("scorelab.png", "image/png", &png));
-            return;
-        }
-        let url = format!(
-            "data:image/png;base64,{}",
-            crate::state::base64::base64(&png)
-        );
-        api::answer(id, Ok(url));
-    }
-
-    /// The banners, the status line and the control panel.
-    fn chrome(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) {
-        let panels = self.ui.flags.panels();
-        if let Some(reason) = self
-            .platform
-            .fallback_reason
-            .clone()
-            .filter(|_| panels.banner)
-        {
-            egui::Panel::top("fallback_banner").show(ui, |ui| {
-                ui.colored_label(
-                    egui::Color32::from_rgb(240, 190, 80),
-                    format!("WebGPU compute is not available here ({reason}); training runs on the CPU engine with smaller defaults."),
-                );
-            });
-        }
-        if let Some(e) = self.ui.link_error.clone() {
-            egui::Panel::top("link_error").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.colored_label(egui::Color32::from_rgb(235, 110, 90), e);
-                    if ui.small_button("dismiss").clicked() {
-                        self.ui.link_error = None;
-                    }
-                });
-            });
-        }
-        // A narrow screen (a tablet in portrait): the controls collapse into a drawer opened
-        // from a bar above the canvas, and the lesson player sits under the canvas.
-        let narrow = ui.ctx().content_rect().width() < NARROW_WIDTH;
-        self.ui.narrow = narrow;
-        if narrow && panels.controls {
-            egui::Panel::top("drawer_bar").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    let label = if self.ui.drawer_open {
-                        "× Close controls"
-                    } else {
-                        "Controls"
-                    };
-                    if ui
-                        .add(egui::Button::new(label).min_size(egui::vec2(120.0, 30.0)))
-                        .on_hover_text("c")
-                        .clicked()
-                    {
-                        self.ui.drawer_open = !self.ui.drawer_open;
-                    }
-                    ui.label("ScoreLab");
-                });
-            });
-        }
-        if let Some(n) = self.ui.flags.lesson {
-            self.lesson_ui(ui, n, panels.controls, cmds);
-        }
-        if panels.status {
-            let line = self.status_line();
-            egui::Panel::bottom("status").show(ui, |ui| {
-                ui.small(line);
-            });
-        }
-        // A fixed width: the canvas must not shift when the panel's content changes (e.g. the
-        // weight row of a selected component), or it would jump under the user's pointer.
-        if panels.controls && (!narrow || self.ui.drawer_open) {
-            let mut draft = self.state.clone();
-            let sde = self.host.sde(&self.state, &self.data.mixture);
-            let mut cx = panels::PanelCtx {
-                data: &self.data,
-                host: &self.host,
-                platform: &self.platform,
-                lessons: &self.lessons,
-                canvas: &mut self.canvas,
-                ui: &mut self.ui,
-                sde,
-            };
-            egui::Panel::left("controls")
-                .exact_size(300.0)
-                .resizable(false)
-                .show(ui, |ui| {
-                    egui::ScrollArea::vertical()
-                        .show(ui, |ui| panels::controls_ui(ui, &mut draft, &mut cx, cmds));
-                });
-            if draft != self.state {
-                cmds.insert(0, Command::SetState(Box::new(draft)));
-            }
-        }
     }
 
     /// The canvas (two side by side in the split view); returns the visible data box.
@@ -810,43 +495,6 @@ fn arrow_legend(st: &State) -> Option<canvas::Legend> {
             labels: ["learned".into(), String::new(), "exact".into()],
         },
     })
-}
-
-/// Narrower than this (in points) the controls become a drawer: a 768-px tablet in portrait.
-const NARROW_WIDTH: f32 = 900.0;
-
-/// egui's light visuals, or for the projector theme a high-contrast version of them: black
-/// text, white panels, thicker outlines and a strong focus ring.
-fn projector_or_light(theme: crate::state::Theme) -> egui::Visuals {
-    use egui::{Color32, Stroke};
-    let mut v = egui::Visuals::light();
-    if theme != crate::state::Theme::Projector {
-        return v;
-    }
-    let ink = Color32::BLACK;
-    v.override_text_color = Some(ink);
-    v.panel_fill = Color32::WHITE;
-    v.window_fill = Color32::WHITE;
-    v.extreme_bg_color = Color32::WHITE;
-    v.faint_bg_color = Color32::from_gray(235);
-    v.window_stroke = Stroke::new(2.0, ink);
-    v.selection.bg_fill = Color32::from_rgb(120, 170, 255);
-    v.selection.stroke = Stroke::new(2.5, ink);
-    for w in [
-        &mut v.widgets.noninteractive,
-        &mut v.widgets.inactive,
-        &mut v.widgets.hovered,
-        &mut v.widgets.active,
-        &mut v.widgets.open,
-    ] {
-        w.fg_stroke = Stroke::new(2.0, ink);
-        w.bg_stroke = Stroke::new(1.5, Color32::from_gray(40));
-    }
-    v.widgets.inactive.weak_bg_fill = Color32::from_gray(225);
-    v.widgets.inactive.bg_fill = Color32::from_gray(215);
-    v.widgets.hovered.bg_stroke = Stroke::new(2.5, Color32::from_rgb(0, 70, 200));
-    v.widgets.active.bg_stroke = Stroke::new(3.0, Color32::from_rgb(0, 70, 200));
-    v
 }
 
 impl eframe::App for ScoreLabApp {

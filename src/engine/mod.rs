@@ -87,26 +87,27 @@ pub enum EngineChoice {
 }
 
 /// Start an engine: the GPU one when `gpu` is given, else the CPU one. `net` continues from
-/// an existing network (an imported model) instead of a fresh one. With `offload`, the CPU
-/// engine runs off the caller's thread ([`remote`]: a Web Worker in the browser, a thread
-/// natively), falling back to the caller's thread where that cannot start.
+/// an existing network (an imported model) instead of a fresh one. With `offload` (the
+/// shell's: a Web Worker in the browser, [`remote::THREAD`] natively), the CPU engine runs off
+/// the caller's thread ([`remote`]), falling back to the caller's thread where that cannot
+/// start.
 pub fn start(
     gpu: Option<GpuContext>,
     mixture: &GaussianMixture,
     sde: Sde,
     settings: &TrainSettings,
     net: Option<ScoreNet>,
-    offload: bool,
+    offload: Option<remote::Offload>,
 ) -> Result<Box<dyn Engine>, EngineError> {
-    Ok(match gpu {
-        Some(ctx) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
-        None if offload => {
-            let (link, place) = remote::offload_link();
+    Ok(match (gpu, offload) {
+        (Some(ctx), _) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
+        (None, Some(offload)) => {
+            let (link, place) = offload.link();
             Box::new(remote::RemoteEngine::new(
                 link, place, mixture, sde, settings, net,
             )?)
         }
-        None => Box::new(CpuEngine::new(mixture, sde, settings, net)?),
+        (None, None) => Box::new(CpuEngine::new(mixture, sde, settings, net)?),
     })
 }
 

@@ -211,12 +211,12 @@ fn split_engine_trains_on_the_cpu_and_samples_on_the_gpu() {
     let m = preset("ncsn");
     let sde = Sde::at_origin(SdeKind::Ve, &m);
     let st = TrainSettings::small();
-    let cpu = engine::start(None, &m, sde, &st, None, true).unwrap();
+    let cpu = engine::start(None, &m, sde, &st, None, engine::remote::THREAD).unwrap();
     assert_eq!(cpu.runs_on(), "thread");
     let gpu = GpuContext::headless().unwrap();
-    let gpu = engine::start(Some(gpu), &m, sde, &st, None, false).unwrap();
+    let gpu = engine::start(Some(gpu), &m, sde, &st, None, None).unwrap();
     let init = engine_model(
-        engine::start(None, &m, sde, &st, None, false)
+        engine::start(None, &m, sde, &st, None, None)
             .unwrap()
             .as_mut(),
     );
