@@ -136,11 +136,13 @@ const result = { quick: QUICK, chromium: browser.version() };
 try {
   result.load = await load(browser);
   if (!QUICK) result.load_off_centre = await load(browser, OFF_CENTRE);
+  // --quick (CI's smoke run) measures each kind once: the default page's frames and training;
+  // the full run adds the WGSL engine's frames and training on the page's thread.
   result.frames = [
     ...(await frameBudget(browser, "", "default")),
-    ...(await frameBudget(browser, "?engine=gpu", "webgpu")),
+    ...(QUICK ? [] : await frameBudget(browser, "?engine=gpu", "webgpu")),
   ];
-  result.page_training = [await pageTraining(browser, ""), await pageTraining(browser, "?worker=0")];
+  result.page_training = [await pageTraining(browser, ""), ...(QUICK ? [] : [await pageTraining(browser, "?worker=0")])];
   result.bench = await benchPage(browser);
 } finally {
   await browser.close();

@@ -205,7 +205,7 @@ async function checkParticlesAndExport(page, label) {
   const s0 = await state(page);
   check(s0.engine === "WebGPU", `?engine=gpu trains on the WGSL engine (engine ${s0.engine})`);
   check(s0.engine_probing === false && s0.engine_probe === null, "a forced engine is not probed");
-  const s = await waitFor(page, (x) => x.step >= 20 && x.loss !== null, "20 GPU training steps", 120_000);
+  const s = await waitFor(page, (x) => x.step >= 5 && x.loss !== null, "5 GPU training steps", 120_000);
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
   // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.

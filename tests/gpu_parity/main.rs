@@ -23,6 +23,7 @@ use scorelab::sim::Vec2;
 
 #[path = "../common/mod.rs"]
 mod common;
+mod convergence;
 mod dragged;
 mod runtime;
 mod training;
