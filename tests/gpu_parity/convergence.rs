@@ -9,8 +9,7 @@ use crate::training::ve_training;
 /// work; measured on lavapipe: mean Fisher 0.19 after 2000 steps, 0.095 after 6000): the GPU-trained
 /// EMA model reaches a Fisher bar and annealed Langevin on the GPU with it samples the right
 /// weights (the end-to-end property of the old long run: ≈ 80 s of training and 60 s of sampling
-/// on lavapipe). Its own module so it sorts first: libtest starts tests in name order, and the
-/// longest one started last ran alone at the end of the suite.
+/// on lavapipe).
 #[test]
 fn gpu_training_converges_on_a_small_config() {
     let Some(ctx) = ctx() else { return };
