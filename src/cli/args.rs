@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::engine::settings::table::{self, Setting};
 use crate::engine::EngineChoice;
 use crate::sim::samplers::SamplerKind;
 use crate::sim::sde::SdeKind;
@@ -52,6 +53,24 @@ fn parse_sde(s: &str) -> Result<SdeKind, String> {
     SdeKind::parse(s).ok_or_else(|| format!("unknown SDE '{s}' (known: ve, vp, subvp)"))
 }
 
+/// A flag checked against its settings row (`engine::settings::table`): the same range and
+/// message as the panel, links and `setConfig` (offline runs may go to the row's `cli_hi`).
+fn in_range<T: std::str::FromStr + Into<f64> + Copy>(
+    row: &'static Setting,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let v: T = s.trim().parse().map_err(|_| {
+            format!(
+                "{} must be a number in {} (got '{s}')",
+                row.key,
+                row.range_text()
+            )
+        })?;
+        row.check_cli(v.into())?;
+        Ok(v)
+    }
+}
+
 fn parse_sampler(s: &str) -> Result<SamplerKind, String> {
     SamplerKind::parse(s).ok_or_else(|| {
         let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
@@ -86,19 +105,19 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub(super) steps: u32,
     /// Samples per step.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 256, value_parser = in_range::<u32>(&table::BATCH))]
     pub(super) batch: u32,
     /// Forward SDE: ve, vp or subvp.
     #[arg(long, value_parser = parse_sde, default_value = "ve")]
     pub(super) sde: SdeKind,
     /// Hidden width.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = 64, value_parser = in_range::<u32>(&table::WIDTH))]
     pub(super) width: u32,
     /// Hidden layers.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
+    #[arg(long, default_value_t = 3, value_parser = in_range::<u32>(&table::DEPTH))]
     pub(super) depth: u32,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true, value_parser = in_range::<f32>(&table::LR))]
     pub(super) lr: f32,
     /// Seed (weights and batches).
     #[arg(long, default_value_t = 0)]
@@ -140,19 +159,19 @@ pub struct SampleArgs {
     #[arg(long, value_parser = parse_sampler, default_value = "annealed-langevin")]
     pub(super) sampler: SamplerKind,
     /// Number of samples.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 1000, value_parser = in_range::<u32>(&table::PARTICLES))]
     pub(super) n: u32,
     /// Steps (Langevin: total; annealed: per level; SDE/ODE: time steps) [default: per sampler].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_parser = in_range::<u32>(&table::STEPS))]
     pub(super) steps: Option<u32>,
     /// Noise levels of annealed Langevin [default: 50].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    #[arg(long, value_parser = in_range::<u32>(&table::LEVELS))]
     pub(super) levels: Option<u32>,
     /// Langevin step α / annealed ε [default: 0.05 / 2e-5].
     #[arg(long, allow_negative_numbers = true)]
     pub(super) step_size: Option<f64>,
     /// Predictor–corrector signal-to-noise ratio.
-    #[arg(long, default_value_t = 0.16, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.16, allow_negative_numbers = true, value_parser = in_range::<f64>(&table::SNR))]
     pub(super) snr: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]

@@ -43,9 +43,6 @@ fn fisher_report(
 /// `scorelab train`.
 pub fn train(a: &TrainArgs) -> Result<serde_json::Value, CliError> {
     let mixture = load_mixture(&a.data)?;
-    if !(a.lr.is_finite() && a.lr > 0.0 && a.lr <= 1.0) {
-        return Err(msg(format!("--lr {} must be in (0, 1]", a.lr)));
-    }
     let sde = Sde::for_mixture(a.sde, &mixture);
     let cfg = NetConfig {
         width: a.width as usize,

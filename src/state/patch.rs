@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::engine::{EngineChoice, Guide, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS};
+use crate::engine::{EngineChoice, Guide, SLOTS};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::SamplerKind;
 use crate::sim::sde::SdeKind;
@@ -23,13 +23,13 @@ pub const MAX_JSON_BYTES: usize = 256 * 1024;
 /// of the [`State`] are refused.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct ConfigPatch {
-    /// Hidden width (8..=256).
+    /// Hidden width (`engine::settings::table` has every range below).
     pub width: Option<usize>,
-    /// Hidden layers (1..=6).
+    /// Hidden layers.
     pub depth: Option<usize>,
-    /// Batch (16..=4096).
+    /// Batch.
     pub batch: Option<usize>,
-    /// Learning rate (1e-5..=0.1).
+    /// Learning rate.
     pub lr: Option<f32>,
     /// "ve" | "vp" | "subvp".
     pub sde: Option<SdeKind>,
@@ -55,7 +55,7 @@ pub struct ConfigPatch {
     /// (`sampler`).
     #[serde(alias = "sampler")]
     pub kind: Option<SamplerKind>,
-    /// Annealed Langevin: noise levels L, 2..=200 (`sampler_levels`).
+    /// Annealed Langevin: noise levels L (`sampler_levels`).
     #[serde(alias = "sampler_levels")]
     pub levels: Option<usize>,
     /// Steps (per level for annealed Langevin) (`sampler_steps`).
@@ -136,38 +136,40 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
     check_len(json)?;
     let p: ConfigPatch =
         serde_json::from_str(json).map_err(|e| format!("setConfig: invalid JSON: {e}"))?;
-    let range = |name: &str, v: Option<usize>, lo: usize, hi: usize| match v {
-        Some(v) if !(lo..=hi).contains(&v) => Err(format!(
-            "setConfig: {name} must be in {lo}..={hi} (got {v})"
-        )),
-        _ => Ok(()),
+    // The settings' rows (`engine::settings::table`): the same ranges and messages as the
+    // panel, links and the CLI.
+    use crate::engine::settings::table as t;
+    let check = |row: &t::Setting, v: Option<f64>| match v {
+        Some(v) => row.check(v).map_err(|e| format!("setConfig: {e}")),
+        None => Ok(()),
     };
-    range("width", p.width, 8, crate::gpu::MAX_GPU_WIDTH)?;
-    range("depth", p.depth, 1, 6)?;
-    range("batch", p.batch, 16, 4096)?;
-    range("particles (n)", p.n, 1, MAX_PARTICLES)?;
-    range("levels", p.levels, 2, 200)?;
-    range("steps", p.steps, 1, MAX_LIVE_STEPS)?;
-    range("slot", p.slot, 0, SLOTS - 1)?;
-    let real = |name: &str, v: Option<f64>, lo: f64, hi: f64| match v {
-        Some(v) if !(v.is_finite() && (lo..=hi).contains(&v)) => Err(format!(
-            "setConfig: {name} must be in [{lo}, {hi}] (got {v})"
-        )),
-        _ => Ok(()),
-    };
-    real("eps", p.eps, 1e-12, 1.0)?;
-    real("step", p.step, 1e-9, crate::engine::settings::MAX_REL_STEP)?;
-    real("snr", p.snr, 0.0, 10.0)?;
-    real("speed", p.speed, 0.001, 100.0)?;
-    real(
-        "t_start",
-        p.t_start,
-        crate::engine::settings::MIN_T_START,
-        1.0,
-    )?;
-    real("prior_scale", p.prior_scale, 0.01, 10.0)?;
+    let int = |v: Option<usize>| v.map(|v| v as f64);
+    check(&t::WIDTH, int(p.width))?;
+    check(&t::DEPTH, int(p.depth))?;
+    check(&t::BATCH, int(p.batch))?;
+    check(&t::LR, p.lr.map(f64::from))?;
+    check(&t::PARTICLES, int(p.n))?;
+    check(&t::LEVELS, int(p.levels))?;
+    check(&t::STEPS, int(p.steps))?;
+    check(&t::STEP, p.step)?;
+    check(&t::SNR, p.snr)?;
+    check(&t::SPEED, p.speed)?;
+    check(&t::T_START, p.t_start)?;
+    check(&t::PRIOR_SCALE, p.prior_scale)?;
     if let Some(Some(g)) = p.guide {
-        real("guide.gamma", Some(g.gamma), 0.0, 20.0)?;
+        check(&t::GAMMA, Some(g.gamma))?;
+    }
+    if let Some(slot) = p.slot.filter(|s| *s >= SLOTS) {
+        return Err(format!(
+            "setConfig: slot must be in 0..={} (got {slot})",
+            SLOTS - 1
+        ));
+    }
+    if let Some(eps) = p
+        .eps
+        .filter(|v| !(v.is_finite() && (1e-12..=1.0).contains(v)))
+    {
+        return Err(format!("setConfig: eps must be in [1e-12, 1] (got {eps})"));
     }
     if let Some(Some(n)) = p.lesson {
         let count = crate::state::lessons::count();
@@ -175,11 +177,6 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
             return Err(format!(
                 "setConfig: lesson must be in 1..={count} (got {n})"
             ));
-        }
-    }
-    if let Some(lr) = p.lr {
-        if !(lr.is_finite() && (1e-5..=0.1).contains(&lr)) {
-            return Err(format!("setConfig: lr must be in [1e-5, 0.1] (got {lr})"));
         }
     }
     if let Some(t) = p.t {

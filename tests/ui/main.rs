@@ -13,6 +13,7 @@ mod keyboard;
 mod lessons;
 mod links;
 mod presets;
+mod settings;
 mod snapshots;
 mod views;
 

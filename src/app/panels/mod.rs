@@ -14,6 +14,7 @@ use crate::app::canvas::CanvasState;
 use crate::app::host::{Host, Platform};
 use crate::app::overlays::Lessons;
 use crate::app::{Data, UiState};
+use crate::engine::settings::table::{self, Setting};
 use crate::engine::EngineChoice;
 use crate::sim::mixture::presets;
 use crate::sim::sde::{Sde, SdeKind, T_MIN_SHOWN};
@@ -339,18 +340,35 @@ fn training_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx, cmds: &mut Vec<
         }
     });
     let s = &mut st.settings;
-    ui.add(egui::Slider::new(&mut s.width, 8..=crate::gpu::MAX_GPU_WIDTH).text("width"));
-    ui.add(egui::Slider::new(&mut s.depth, 1..=6).text("depth"));
-    ui.add(
-        egui::Slider::new(&mut s.batch, 16..=4096)
-            .logarithmic(true)
-            .text("batch"),
-    );
-    ui.add(
-        egui::Slider::new(&mut s.lr, 1e-5..=1e-1)
-            .logarithmic(true)
-            .text("learning rate"),
-    );
+    setting(ui, &mut s.width, &table::WIDTH, None);
+    setting(ui, &mut s.depth, &table::DEPTH, None);
+    setting(ui, &mut s.batch, &table::BATCH, None);
+    setting(ui, &mut s.lr, &table::LR, None);
     let h = &cx.host.history;
     ui.label(format!("step {} · {:.0} steps/s", h.steps, h.steps_per_s));
+}
+
+/// A slider for one of the settings' rows (`engine::settings::table`): its span (or `span`),
+/// scale and label, and its meaning and accepted range on hover. A typed value is never
+/// clamped: one out of range reaches the state's validation, which keeps the last good state
+/// and shows the row's message (the same a link, `setConfig` and the CLI give).
+pub(crate) fn setting<T: egui::emath::Numeric>(
+    ui: &mut egui::Ui,
+    v: &mut T,
+    row: &Setting,
+    span: Option<(f64, f64)>,
+) -> egui::Response {
+    let (lo, hi) = span.unwrap_or(row.slider);
+    ui.add(
+        egui::Slider::new(v, T::from_f64(lo)..=T::from_f64(hi))
+            .logarithmic(row.log)
+            .clamping(egui::SliderClamping::Never)
+            .text(row.label),
+    )
+    .on_hover_text(format!(
+        "{}: {} (accepted: {})",
+        row.key,
+        row.doc,
+        row.range_text()
+    ))
 }

@@ -5,6 +5,7 @@ use eframe::egui::{self, Color32};
 
 use super::PanelCtx;
 use crate::app::explain;
+use crate::engine::settings::table;
 use crate::engine::{EngineChoice, SLOTS};
 use crate::sim::metrics::RunStats;
 use crate::sim::samplers::SamplerKind;
@@ -86,16 +87,20 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
     }
     match live.kind {
         SamplerKind::AnnealedLangevin => {
-            ui.add(egui::Slider::new(&mut live.levels, 2..=200).text("levels L"));
-            ui.add(
-                egui::Slider::new(&mut live.steps, 1..=1000)
-                    .logarithmic(true)
-                    .text("steps per level T"),
+            super::setting(ui, &mut live.levels, &table::LEVELS, None);
+            labelled(
+                ui,
+                &mut live.steps,
+                &table::STEPS,
+                (1.0, 1000.0),
+                "steps per level T",
             );
-            ui.add(
-                egui::Slider::new(&mut live.step, 0.01..=3.0)
-                    .logarithmic(true)
-                    .text("step r = α_i/σ_i²"),
+            labelled(
+                ui,
+                &mut live.step,
+                &table::STEP,
+                (0.01, 3.0),
+                "step r = α_i/σ_i²",
             )
             .on_hover_text(
                 "The step at every noise level relative to that level's noise variance: \
@@ -109,15 +114,13 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                 .on_hover_text(explain::MALA);
         }
         SamplerKind::Langevin => {
-            ui.add(
-                egui::Slider::new(&mut live.steps, 1..=20_000)
-                    .logarithmic(true)
-                    .text("steps"),
-            );
-            ui.add(
-                egui::Slider::new(&mut live.step, 1e-3..=20.0)
-                    .logarithmic(true)
-                    .text("step α / λ_min"),
+            super::setting(ui, &mut live.steps, &table::STEPS, None);
+            labelled(
+                ui,
+                &mut live.step,
+                &table::STEP,
+                (1e-3, 20.0),
+                "step α / λ_min",
             )
             .on_hover_text(
                 "The step α in units of the narrowest component's variance λ_min, so it stays \
@@ -132,22 +135,20 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
             ui.label("adaptive steps (rtol = atol = 1e-5)");
         }
         k => {
-            ui.add(
-                egui::Slider::new(&mut live.steps, 2..=5000)
-                    .logarithmic(true)
-                    .text("time steps N"),
+            labelled(
+                ui,
+                &mut live.steps,
+                &table::STEPS,
+                (2.0, 5000.0),
+                "time steps N",
             );
             if k == SamplerKind::Pc {
-                ui.add(egui::Slider::new(&mut live.snr, 0.0..=1.0).text("snr"));
+                super::setting(ui, &mut live.snr, &table::SNR, None);
             }
         }
     }
     if live.kind != SamplerKind::Langevin {
-        ui.add(
-            egui::Slider::new(&mut live.t_start, crate::engine::settings::MIN_T_START..=1.0)
-                .text("start t"),
-        )
-        .on_hover_text(
+        super::setting(ui, &mut live.t_start, &table::T_START, None).on_hover_text(
             "Where the run starts: t = 1 is the SDE's prior. A smaller t makes this run's largest noise level s(t) smaller (the 'σ_max too small' failure scene).",
         );
     }
@@ -155,12 +156,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         live.kind,
         SamplerKind::Langevin | SamplerKind::AnnealedLangevin
     ) {
-        ui.add(
-            egui::Slider::new(&mut live.prior_scale, 0.01..=10.0)
-                .logarithmic(true)
-                .text("prior scale"),
-        )
-        .on_hover_text(
+        super::setting(ui, &mut live.prior_scale, &table::PRIOR_SCALE, None).on_hover_text(
             "The start distribution's std relative to the right prior's: 1 is right (the 'wrong prior' failure scene).",
         );
     }
@@ -173,10 +169,11 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         ui.selectable_value(&mut live.exact, false, "learned score");
         ui.selectable_value(&mut live.exact, true, "exact score");
     });
-    ui.add(
-        egui::Slider::new(&mut live.n, 100..=max_n)
-            .logarithmic(true)
-            .text("particles"),
+    super::setting(
+        ui,
+        &mut live.n,
+        &table::PARTICLES,
+        Some((100.0, max_n as f64)),
     );
     // Guidance (conditional generation) on this sampler.
     ui.horizontal(|ui| {
@@ -190,7 +187,9 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         });
         let mut k = g.component + 1;
         ui.add_enabled(on, egui::DragValue::new(&mut k).range(1..=n.max(1)));
-        ui.add_enabled(on, egui::Slider::new(&mut g.gamma, 0.0..=10.0).text("γ"));
+        ui.add_enabled_ui(on, |ui| {
+            super::setting(ui, &mut g.gamma, &table::GAMMA, None)
+        });
         g.component = k.saturating_sub(1).min(n.saturating_sub(1));
         live.guide = on.then_some(g);
     });
@@ -351,4 +350,17 @@ fn absolute_step_ui(
     if let Some(a) = live.absolute_step(mixture) {
         ui.weak(format!("{name} = {a:.3e} in data units"));
     }
+}
+
+/// A settings row's slider with its own span and label for this sampler (the steps of
+/// annealed Langevin are per level, an ODE's are time steps).
+fn labelled<T: egui::emath::Numeric>(
+    ui: &mut egui::Ui,
+    v: &mut T,
+    row: &table::Setting,
+    span: (f64, f64),
+    label: &'static str,
+) -> egui::Response {
+    let row = table::Setting { label, ..*row };
+    super::setting(ui, v, &row, Some(span))
 }

@@ -371,7 +371,9 @@ impl RemoteEngine {
         settings: &TrainSettings,
         net: Option<ScoreNet>,
     ) -> Result<Self, EngineError> {
-        settings.validate().map_err(EngineError::Setting)?;
+        settings
+            .validate()
+            .map_err(|e| EngineError::Setting(e.to_string()))?;
         let net = net_or_new(net, settings, mixture, sde)?;
         link.send(encode(&ToWorker::Start(Box::new(StartMsg {
             mixture: mixture.clone(),

@@ -2,6 +2,8 @@
 //! live sampler ([`LiveSampling`]), with the range checks the panel, the share link, scene
 //! files and the JS API all go through.
 
+pub mod table;
+
 use super::EngineError;
 use crate::sim::adam::AdamConfig;
 use crate::sim::mixture::GaussianMixture;
@@ -35,34 +37,22 @@ impl TrainSettings {
         }
     }
 
-    /// Range checks (the panel's slider ranges; the URL hash and the JS API go through here).
-    pub fn validate(&self) -> Result<(), String> {
-        let max_w = crate::gpu::MAX_GPU_WIDTH;
-        if !(8..=max_w).contains(&self.width) {
-            return Err(format!("width must be in 8..={max_w} (got {})", self.width));
-        }
-        if !(1..=6).contains(&self.depth) {
-            return Err(format!("depth must be in 1..=6 (got {})", self.depth));
-        }
-        if !(16..=4096).contains(&self.batch) {
-            return Err(format!("batch must be in 16..=4096 (got {})", self.batch));
-        }
-        if !(self.lr.is_finite() && (1e-5..=0.1).contains(&self.lr)) {
-            return Err(format!(
-                "the learning rate must be in [1e-5, 0.1] (got {})",
-                self.lr
-            ));
-        }
-        Ok(())
+    /// Range checks ([`table::TRAIN`]: the panel's edits, links, scene files and the JS API go
+    /// through here).
+    pub fn validate(&self) -> Result<(), table::OutOfRange> {
+        table::WIDTH.check(self.width as f64)?;
+        table::DEPTH.check(self.depth as f64)?;
+        table::BATCH.check(self.batch as f64)?;
+        table::LR.check(f64::from(self.lr))
     }
 
     /// Smaller defaults for CPU-backed adapters (SwiftShader, lavapipe) and the CPU engine.
     pub fn small() -> Self {
         Self {
-            width: 32,
-            depth: 3,
-            batch: 128,
-            lr: 3e-3,
+            width: table::WIDTH.default as usize,
+            depth: table::DEPTH.default as usize,
+            batch: table::BATCH.default as usize,
+            lr: table::LR.default as f32,
         }
     }
 }
@@ -152,19 +142,19 @@ impl LiveSampling {
         Self {
             enabled: true,
             exact: false,
-            n: 500,
+            n: table::PARTICLES.default as usize,
             kind: SamplerKind::AnnealedLangevin,
-            levels: 40,
-            steps: 50,
-            step: LIVE_ANNEALED_STEP,
+            levels: table::LEVELS.default as usize,
+            steps: table::STEPS.default as usize,
+            step: table::STEP.default,
             legacy_eps: None,
-            snr: 0.16,
-            speed: 1.0,
+            snr: table::SNR.default,
+            speed: table::SPEED.default,
             repeat: true,
             guide: None,
             mala: false,
-            t_start: 1.0,
-            prior_scale: 1.0,
+            t_start: table::T_START.default,
+            prior_scale: table::PRIOR_SCALE.default,
         }
     }
 
@@ -253,45 +243,27 @@ impl LiveSampling {
         }
     }
 
-    /// Check ranges (the JS API, the URL hash and the panel all go through here).
+    /// Check ranges ([`table::LIVE`]: the JS API, links, scene files and the panel's edits all
+    /// go through here).
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=MAX_PARTICLES).contains(&self.n) {
-            return Err(format!("particles must be in 1..={MAX_PARTICLES}"));
-        }
-        if !(2..=200).contains(&self.levels) || !(1..=MAX_LIVE_STEPS).contains(&self.steps) {
-            return Err(format!(
-                "live sampling needs 2..=200 levels and 1..={MAX_LIVE_STEPS} steps"
-            ));
-        }
+        table::PARTICLES.check(self.n as f64)?;
+        table::LEVELS.check(self.levels as f64)?;
+        table::STEPS.check(self.steps as f64)?;
         if self.total_steps() > MAX_LIVE_STEPS {
             return Err(format!(
                 "a live run has at most {MAX_LIVE_STEPS} steps (levels × steps for annealed Langevin)"
             ));
         }
-        if !(self.step.is_finite() && self.step > 0.0 && self.step <= MAX_REL_STEP) {
-            return Err(format!(
-                "the relative step size must be in (0, {MAX_REL_STEP}]"
-            ));
-        }
-        if !(self.snr.is_finite() && (0.0..=10.0).contains(&self.snr)) {
-            return Err("snr must be in [0, 10]".into());
-        }
-        if !(self.t_start.is_finite() && (MIN_T_START..=1.0).contains(&self.t_start)) {
-            return Err(format!("the start time must be in [{MIN_T_START}, 1]"));
-        }
-        if !(self.prior_scale.is_finite() && (0.01..=10.0).contains(&self.prior_scale)) {
-            return Err("the prior scale must be in [0.01, 10]".into());
-        }
-        if !(self.speed.is_finite() && (0.001..=100.0).contains(&self.speed)) {
-            return Err("speed must be in [0.001, 100]".into());
-        }
+        table::STEP.check(self.step)?;
+        table::SNR.check(self.snr)?;
+        table::T_START.check(self.t_start)?;
+        table::PRIOR_SCALE.check(self.prior_scale)?;
+        table::SPEED.check(self.speed)?;
         if let Some(g) = self.guide {
             if g.component >= crate::sim::mixture::MAX_COMPONENTS {
                 return Err("the guidance component does not exist".into());
             }
-            if !(g.gamma.is_finite() && (0.0..=20.0).contains(&g.gamma)) {
-                return Err("the guidance scale γ must be in [0, 20]".into());
-            }
+            table::GAMMA.check(g.gamma)?;
         }
         Ok(())
     }
