@@ -8,7 +8,7 @@ use eframe::egui;
 
 use super::{default_sampling, ScoreLabApp};
 use crate::app::host::FieldAnswer;
-use crate::app::overlays::Lessons;
+use crate::app::views::overlays::Overlays;
 use crate::engine::{EngineChoice, SLOTS};
 use crate::sim::ellipse::remove_component;
 use crate::state::command::{self as api, Command, Imported};
@@ -197,7 +197,7 @@ impl ScoreLabApp {
                 live.enabled = true;
             }
             Command::CanvasClick(p) => {
-                if let Some(c) = Lessons::canvas_click(self.ui.tool, st, p) {
+                if let Some(c) = Overlays::canvas_click(self.ui.tool, st, p) {
                     return self.apply(c, ctx);
                 }
             }
@@ -228,7 +228,7 @@ impl ScoreLabApp {
             }
             Command::Field(id) => self.host.ask_field(id, FieldAnswer::Score),
             Command::Denoiser(id) => self.host.ask_field(id, FieldAnswer::Denoiser),
-            Command::Inpaint(id) => self.lessons.ask_inpaint(id),
+            Command::Inpaint(id) => self.views.overlays.ask_inpaint(id),
             Command::Import(file) => match *file {
                 Imported::Model(net) => {
                     st.settings.width = net.config.width;
@@ -301,7 +301,7 @@ impl ScoreLabApp {
             if let Some(e) = self.host.rebuild(&self.platform, st, &self.data.mixture) {
                 self.ui.error = Some(e);
             }
-            self.lessons.model_changed();
+            self.views.overlays.model_changed();
         } else {
             if mixture_changed {
                 let sde = self.host.sde(st, &self.data.mixture);
@@ -338,7 +338,7 @@ impl ScoreLabApp {
         if fx.restart {
             self.host.runs = [None, None];
         }
-        self.lessons.sync(st);
+        self.views.overlays.sync(st);
     }
 }
 

@@ -246,7 +246,7 @@ impl ScoreLabApp {
                 data: &self.data,
                 host: &self.host,
                 platform: &self.platform,
-                lessons: &self.lessons,
+                views: &self.views,
                 canvas: &mut self.canvas,
                 ui: &mut self.ui,
                 sde,

@@ -13,13 +13,13 @@ mod chrome;
 pub mod explain;
 pub mod files;
 pub mod host;
-pub mod overlays;
 mod panels;
 pub mod particles;
 pub mod perf;
 mod player;
 pub mod png;
 mod snapshot;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use eframe::egui;
 use web_time::Instant;
 
 use crate::app::host::{Host, Platform};
-use crate::app::overlays::{ClickTool, Lessons};
+use crate::app::views::overlays::ClickTool;
 use crate::engine::{EngineChoice, LiveSampling, TrainSettings};
 use crate::sim::mixture::{GaussianMixture, MixtureSpec};
 use crate::sim::rng::StreamRng;
@@ -143,7 +143,7 @@ pub struct ScoreLabApp {
     data: Data,
     host: Host,
     platform: Platform,
-    lessons: Lessons,
+    views: views::Views,
     canvas: canvas::CanvasState,
     ui: UiState,
     clock: Clock,
@@ -209,7 +209,7 @@ impl ScoreLabApp {
             data,
             host,
             platform,
-            lessons: Lessons::default(),
+            views: views::Views::default(),
             canvas: canvas::CanvasState::default(),
             ui: UiState {
                 look: None,
@@ -268,21 +268,70 @@ impl ScoreLabApp {
         app
     }
 
+    /// Run the engine with the views' requests, then let each view refresh its cache and
+    /// answer its JS requests, and the overlays compute on their time budget.
+    fn engine_frame(&mut self, ctx: &egui::Context, view: (Vec2, Vec2)) {
+        let sde = self.host.sde(&self.state, &self.data.mixture);
+        let mut req = crate::engine::FrameRequest::default();
+        let frame = views::Frame {
+            state: &self.state,
+            data: &self.data,
+            host: &self.host,
+            sde,
+        };
+        for v in self.views.list() {
+            v.request(&frame, view, &mut req);
+        }
+        let (st, data) = (&self.state, &self.data);
+        let said = self.host.frame(
+            st,
+            &data.mixture,
+            req,
+            &mut self.views.overlays,
+            &mut self.clock.perf,
+        );
+        if let Some(w) = said.warning {
+            self.ui.warning = Some(w);
+        }
+        if let Some(m) = said.file_message {
+            self.ui.file_message = Some(m);
+        }
+        let mut pending = std::mem::take(&mut self.host.pending);
+        let frame = views::Frame {
+            state: st,
+            data,
+            host: &self.host,
+            sde,
+        };
+        for v in self.views.list_mut() {
+            v.update(ctx, &frame, view);
+            v.answer(&frame, &mut pending);
+        }
+        self.host.pending = pending;
+        let budget = self.clock.perf.cpu_budget();
+        self.views.overlays.frame(
+            &data.mixture,
+            data.revision,
+            &sde,
+            st.samplers[0].exact,
+            budget,
+        );
+    }
+
     /// The state as the user has set it (what a share link holds).
     pub fn state(&self) -> &State {
         &self.state
     }
 
-    /// The canvas (two side by side in the split view); returns the visible data box.
+    /// The canvas (two side by side in the split view), each painted by the views; returns
+    /// the visible data box.
     fn canvases(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) -> Option<(Vec2, Vec2)> {
         let st = &self.state;
-        let arrows = self.host.arrows(st);
-        let denoiser = self.host.denoiser_arrows(st, &self.data.mixture);
         let n_canvas = if st.split == SplitMode::Off { 1 } else { 2 };
         let mut sides = Vec::new();
-        for side in 0..n_canvas {
+        for index in 0..n_canvas {
             let slot = if st.split == SplitMode::Samplers {
-                side
+                index
             } else {
                 0
             };
@@ -292,110 +341,51 @@ impl ScoreLabApp {
             } else {
                 None
             };
-            let (show_true, show_learned) = match (st.split, side) {
+            let (true_density, learned_density) = match (st.split, index) {
                 (SplitMode::Density, 0) => (true, false),
                 (SplitMode::Density, _) => (false, true),
                 _ => (st.layers.true_density, st.layers.learned_density),
             };
-            let heat = [
-                (show_true, &self.host.true_density),
-                (show_learned, &self.host.learned_density),
-            ];
-            let heatmaps: Vec<_> = heat
-                .into_iter()
-                .filter_map(|(on, h)| h.as_ref().filter(|_| on))
-                .chain(self.host.responsibilities.as_ref())
-                .map(|h| (h.texture.id(), h.req.lo, h.req.hi))
-                .collect();
-            let mut legends = Vec::new();
-            let mut warnings = Vec::new();
-            let show_legends = st.legends;
-            let light = st.theme == crate::state::Theme::Projector;
-            let span = format!("−{}", host::HEAT_SPAN);
-            let half = format!("−{}", host::HEAT_SPAN / 2.0);
-            for (on, what, h) in [
-                (show_true, "true", &self.host.true_density),
-                (show_learned, "learned", &self.host.learned_density),
-            ] {
-                // Not-a-number cells are always explained, legends on or off.
-                if let Some(h) = h.as_ref().filter(|h| on && h.non_finite > 0) {
-                    warnings.push(canvas::Legend {
-                        title: format!(
-                            "{what} log p_t is not a number in {} cells (checker): NaN/∞, not 'unlikely'",
-                            h.non_finite
-                        ),
-                        colors: host::NOT_FINITE_COLORS.to_vec(),
-                        labels: ["NaN".into(), String::new(), "∞".into()],
-                    });
-                }
-                if on {
-                    legends.push(canvas::Legend::gradient(
-                        &format!("{what} log p_t, nats below its largest value"),
-                        |v| canvas::heat_color_on(v, st.palette, light),
-                        [&span, &half, "0"],
-                    ));
-                }
-            }
-            if st.layers.responsibilities {
-                let k = st.scene.mixture.components.len().max(1);
-                legends.push(canvas::Legend {
-                    title: "p(k | x_t): colour of component k".into(),
-                    colors: (0..k).map(canvas::component_color).collect(),
-                    labels: ["1".into(), String::new(), format!("{k}")],
-                });
-            }
-            legends.extend(arrow_legend(st));
-            if !show_legends {
-                legends.clear();
-            }
-            legends.extend(warnings);
-            sides.push((particles, heatmaps, legends, panels::side_title(st, side)));
+            sides.push(views::Side {
+                index,
+                true_density,
+                learned_density,
+                particles,
+                title: panels::side_title(st, index),
+            });
         }
-        let extras = self.lessons.overlay();
-        let noise = self.state.sigma_circle.then(|| {
-            let sde = self.host.sde(&self.state, &self.data.mixture);
-            let t = self.state.scene.t;
-            (sde.marginal(t).1, sde.effective_sigma(t))
-        });
         // The view box is the canvas's own (pan and zoom; no engine reacts to it).
         self.canvas.view_box = st
             .view
             .map(|v| (Vec2::new(v[0], v[1]), Vec2::new(v[2], v[3])));
+        let frame = views::Frame {
+            state: &self.state,
+            data: &self.data,
+            host: &self.host,
+            sde: self.host.sde(&self.state, &self.data.mixture),
+        };
+        let style = canvas::CanvasStyle::of(self.state.theme);
+        let (views, canvas) = (&self.views, &mut self.canvas);
         let mut outs = Vec::new();
         egui::CentralPanel::default_margins().show(ui, |ui| {
-            let mut draw =
-                |ui: &mut egui::Ui, particles, heatmaps, legends, title: Option<String>| {
-                    canvas::canvas_ui(
-                        ui,
-                        &mut self.canvas,
-                        &self.data.mixture,
-                        &self.state.scene.mixture,
-                        canvas::CanvasLayers {
-                            samples: self.state.layers.samples.then_some(&self.data.samples[..]),
-                            arrows: &arrows,
-                            legends,
-                            denoiser: &denoiser,
-                            heatmaps,
-                            particles,
-                            trails: self.state.layers.trails,
-                            extras: &extras,
-                            title,
-                            axes: self.state.axes,
-                            noise,
-                            style: canvas::CanvasStyle::of(self.state.theme),
-                        },
-                    )
-                };
-            if sides.len() == 1 {
-                if let Some((p, h, l, t)) = sides.pop() {
-                    outs.push(draw(ui, p, h, l, t));
-                }
+            let mut draw = |ui: &mut egui::Ui, side: &views::Side| {
+                canvas::canvas_ui(
+                    ui,
+                    canvas,
+                    &frame.data.mixture,
+                    &frame.state.scene.mixture,
+                    style,
+                    &mut |p| views.paint(&frame, side, p),
+                )
+            };
+            if let [side] = &sides[..] {
+                outs.push(draw(ui, side));
             } else {
                 let w = (ui.available_width() - 8.0) / 2.0;
                 let h = ui.available_height();
                 ui.horizontal(|ui| {
-                    for (p, hm, l, t) in sides.drain(..) {
-                        ui.allocate_ui(egui::vec2(w, h), |ui| outs.push(draw(ui, p, hm, l, t)));
+                    for side in &sides {
+                        ui.allocate_ui(egui::vec2(w, h), |ui| outs.push(draw(ui, side)));
                     }
                 });
             }
@@ -468,35 +458,6 @@ fn fallback_mixture() -> GaussianMixture {
     }
 }
 
-/// The legend of the arrows' colours in the state's arrow mode (none when they are off).
-fn arrow_legend(st: &State) -> Option<canvas::Legend> {
-    use crate::state::ArrowMode;
-    if !st.layers.arrows {
-        return None;
-    }
-    let light = st.theme == crate::state::Theme::Projector;
-    Some(match st.arrows {
-        ArrowMode::Learned | ArrowMode::Exact => canvas::Legend::gradient(
-            "score length / the longest (arrow length ~ √)",
-            |v| canvas::arrow_color_on(v.sqrt(), light),
-            ["0", "0.5", "1"],
-        ),
-        ArrowMode::Difference => canvas::Legend::gradient(
-            "learned − exact, along the exact score",
-            |v| canvas::diverging_color(2.0 * v - 1.0, light),
-            ["too weak", "0", "too strong"],
-        ),
-        ArrowMode::Denoiser => canvas::Legend {
-            title: "D(x_t) = E[x₀ | x_t]: learned (dot) · exact".into(),
-            colors: [canvas::DENOISE_LEARNED; 20]
-                .into_iter()
-                .chain([canvas::DENOISE_EXACT; 20])
-                .collect(),
-            labels: ["learned".into(), String::new(), "exact".into()],
-        },
-    })
-}
-
 impl eframe::App for ScoreLabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
@@ -527,35 +488,7 @@ impl eframe::App for ScoreLabApp {
         let view = self.canvases(ui, &mut cmds);
         self.apply_all(cmds, &ctx);
         if let Some(view) = view {
-            let (st, data) = (&self.state, &self.data);
-            self.host
-                .update_true_density(&ctx, st, &data.mixture, data.revision, view);
-            self.host
-                .update_responsibilities(&ctx, st, &data.mixture, data.revision, view);
-            let said = self.host.frame(
-                &ctx,
-                st,
-                &data.mixture,
-                view,
-                &mut self.lessons,
-                &mut self.clock.perf,
-            );
-            if let Some(w) = said.warning {
-                self.ui.warning = Some(w);
-            }
-            if let Some(m) = said.file_message {
-                self.ui.file_message = Some(m);
-            }
-            self.host.answer_fields(st, &data.mixture);
-            let sde = self.host.sde(st, &data.mixture);
-            let budget = self.clock.perf.cpu_budget();
-            self.lessons.frame(
-                &data.mixture,
-                data.revision,
-                &sde,
-                st.samplers[0].exact,
-                budget,
-            );
+            self.engine_frame(&ctx, view);
         }
         if self.ui.help_open {
             panels::help_window(&ctx, &mut self.ui.help_open);

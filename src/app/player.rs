@@ -113,9 +113,10 @@ impl ScoreLabApp {
         match metric {
             Metric::Diverged => run.map(|r| r.diverged as f64 / r.n.max(1) as f64),
             Metric::WeightError => run.map(|r| r.max_weight_error),
-            Metric::ScoreErrorRatio => {
-                Metric::error_ratio(self.lessons.score_errors()?, self.data.mixture.weights())
-            }
+            Metric::ScoreErrorRatio => Metric::error_ratio(
+                self.views.overlays.score_errors()?,
+                self.data.mixture.weights(),
+            ),
         }
     }
 }

@@ -204,7 +204,7 @@ impl ScoreLabApp {
                 .and_then(|c| self.measured(c.metric)),
             link_error: ui.link_error.as_deref(),
             panels: ui.flags.panels(),
-            lessons: self.lessons.state_json(),
+            lessons: self.views.overlays.state_json(),
             sampling_paused: st.paused,
             settings: &st.settings,
             layers: &st.layers,

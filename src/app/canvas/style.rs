@@ -41,7 +41,7 @@ pub(super) const AXIS_COLOR: Color32 = Color32::from_rgba_premultiplied(150, 150
 /// Grid lines between ticks.
 pub(super) const GRID_COLOR: Color32 = Color32::from_rgba_premultiplied(40, 40, 48, 40);
 /// The noise circle at the cursor.
-pub(super) const NOISE_CIRCLE: Color32 = Color32::from_rgb(255, 255, 255);
+pub(crate) const NOISE_CIRCLE: Color32 = Color32::from_rgb(255, 255, 255);
 
 /// Colours and line widths of the canvas: dark, or the projector's light, high-contrast look
 /// with thicker lines and larger dots.
@@ -107,7 +107,7 @@ impl CanvasStyle {
     }
 
     /// An overlay colour made readable here: white (on the dark canvas) becomes the text ink.
-    pub(super) fn ink(&self, c: Color32) -> Color32 {
+    pub(crate) fn ink(&self, c: Color32) -> Color32 {
         if self.light && c == Color32::WHITE {
             self.text
         } else {
@@ -144,7 +144,7 @@ pub(super) fn tick_label(v: f64, step: f64) -> String {
 
 /// Grid lines at a nice step, the axes x = 0 and y = 0 where visible, tick labels along the
 /// bottom and left edges, and a scale bar in the bottom-right corner.
-pub(super) fn draw_axes(
+pub(crate) fn draw_axes(
     painter: &egui::Painter,
     rect: Rect,
     view: ScreenFromData,
@@ -323,7 +323,7 @@ impl Legend {
 }
 
 /// Legends stacked upwards from the canvas's bottom left corner, above the tick labels.
-pub(super) fn draw_legends(
+pub(crate) fn draw_legends(
     painter: &egui::Painter,
     rect: Rect,
     legends: &[Legend],

@@ -1,14 +1,13 @@
-//! The app's side of the engine layer: starts the engine for the current state, drives it
-//! once per frame, folds what it produces into the history, the field, the heatmaps and the
-//! run statistics, and answers the JS requests that wait for a frame.
+//! The app's side of the engine layer: starts the engine for the current state (and the probe
+//! that measures the other one), drives it once per frame with the views' requests, folds what
+//! it produces into the history, the latest field and density and the run statistics, and
+//! answers the JS requests that wait for the engine (the views draw and answer the rest).
 
-use eframe::egui;
 use eframe::egui_wgpu::wgpu;
 use web_time::{Duration, Instant};
 
-use crate::app::canvas;
-use crate::app::overlays::Lessons;
 use crate::app::perf::PerfWindow;
+use crate::app::views::overlays::Overlays;
 use crate::engine::probe::ProbeResult;
 use crate::engine::split::SplitEngine;
 use crate::engine::{
@@ -20,15 +19,14 @@ use crate::sim::metrics::RunStats;
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
-use crate::sim::Vec2;
 use crate::state::command as api;
 use crate::state::State;
 
-mod layers;
 mod probe_run;
+mod upload;
 
-pub use layers::*;
 use probe_run::*;
+use upload::*;
 
 /// What the renderer runs on, for the status line and `state()`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -200,12 +198,10 @@ pub struct Host {
     /// Requests waiting for the engine.
     pub pending: Pending,
     cpu_particles: [Option<CpuParticleUpload>; SLOTS],
-    /// The true log p_t heatmap.
-    pub true_density: Option<Heatmap>,
-    /// The learned (PF-ODE) log-density heatmap.
-    pub learned_density: Option<Heatmap>,
-    /// The exact responsibilities p(k | x_t), as component colours.
-    pub responsibilities: Option<Heatmap>,
+    /// The latest learned log-density (PF-ODE) and the grid it is on.
+    pub density: Option<(FieldRequest, Vec<f64>)>,
+    /// Densities received so far (the learned-density view rebuilds its texture on a new one).
+    pub density_seq: u64,
 }
 
 impl Host {
@@ -229,9 +225,8 @@ impl Host {
             model_frame: None,
             pending: Pending::default(),
             cpu_particles: [None, None],
-            true_density: None,
-            learned_density: None,
-            responsibilities: None,
+            density: None,
+            density_seq: 0,
         }
     }
 
@@ -309,7 +304,7 @@ impl Host {
         }
         self.history = History::default();
         self.field = None;
-        self.learned_density = None;
+        self.density = None;
         self.sampler = [None; SLOTS];
         self.runs = [None, None];
         error
@@ -353,45 +348,25 @@ impl Host {
         self.pending.fields.push((id, self.field_seq, what));
     }
 
-    /// Run the engine for this frame and fold its output in.
+    /// Run the engine for this frame with the views' requests `req` and fold its output in.
     pub fn frame(
         &mut self,
-        ctx: &egui::Context,
         st: &State,
         mixture: &GaussianMixture,
-        view: (Vec2, Vec2),
-        lessons: &mut Lessons,
+        req: FrameRequest,
+        overlays: &mut Overlays,
         perf: &mut PerfWindow,
     ) -> Said {
         let mut said = Said::default();
         let Some(engine) = self.engine.as_mut() else {
             return said;
         };
-        let t = st.scene.t;
-        let field = FieldRequest {
-            lo: view.0,
-            hi: view.1,
-            n: (canvas::ARROW_GRID, canvas::ARROW_GRID),
-            t,
-        };
-        let cols = match engine.sampling_choice() {
-            EngineChoice::Cpu => LEARNED_DENSITY_COLS_CPU,
-            EngineChoice::Gpu => LEARNED_DENSITY_COLS_GPU,
-        };
-        let req = FrameRequest {
-            // A `field()` / `denoiser()` request is answered with the arrows off too.
-            field: (st.layers.arrows || !self.pending.fields.is_empty()).then_some(field),
-            density: st
-                .layers
-                .learned_density
-                .then(|| FieldRequest::square_cells(view.0, view.1, cols, t)),
-        };
         for &(_, slot) in &self.pending.samples {
             engine.request_samples(slot);
         }
-        if !self.pending.models.is_empty() || lessons.wants_model() {
+        if !self.pending.models.is_empty() || overlays.wants_model() {
             engine.request_model();
-            lessons.model_requested();
+            overlays.model_requested();
         }
         let engine_start = Instant::now();
         let budget = match engine.choice() {
@@ -471,17 +446,11 @@ impl Host {
                     api::answer(id, text.clone());
                 }
             }
-            lessons.set_model(net);
+            overlays.set_model(net);
         }
-        if let Some((req, lp)) = out.density {
-            let (texture, non_finite) =
-                heat_texture(ctx, "learned_density", &req, &lp, heat_look(st));
-            self.learned_density = Some(Heatmap {
-                req,
-                key: (0, heat_look(st)),
-                texture,
-                non_finite,
-            });
+        if let Some(density) = out.density {
+            self.density = Some(density);
+            self.density_seq += 1;
         }
         self.update_rate();
         if self.history.steps > 0 {

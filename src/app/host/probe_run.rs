@@ -148,7 +148,7 @@ impl Host {
             }
             self.choice = result.picked;
             self.field = None;
-            self.learned_density = None;
+            self.density = None;
             self.sampler = [None; SLOTS];
             self.runs = [None, None];
         } else if result.picked != self.choice {
@@ -157,7 +157,7 @@ impl Host {
             self.choice = result.picked;
             self.history = History::default();
             self.field = None;
-            self.learned_density = None;
+            self.density = None;
             self.sampler = [None; SLOTS];
             self.runs = [None, None];
         }

@@ -4,7 +4,7 @@ use eframe::egui;
 
 use super::PanelCtx;
 use crate::app::explain;
-use crate::app::overlays::ClickTool;
+use crate::app::views::overlays::ClickTool;
 use crate::sim::guidance::InpaintMethod;
 use crate::state::State;
 
@@ -29,7 +29,7 @@ pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
     if st.cond_paths && st.probe.is_none() {
         ui.label("pick a data point: choose 'probe' and click the canvas");
     }
-    if let Some(c) = cx.lessons.cond_result() {
+    if let Some(c) = cx.views.overlays.cond_result() {
         ui.colored_label(
             egui::Color32::from_rgb(255, 230, 90),
             format!("conditional path of x₀ = ({:.2}, {:.2})", c.x0[0], c.x0[1]),
@@ -42,7 +42,7 @@ pub fn paths_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) {
             ),
         );
     }
-    if let Some(r) = cx.lessons.probe_result() {
+    if let Some(r) = cx.views.overlays.probe_result() {
         ui.label(format!(
             "probe ({:.2}, {:.2}): log p_θ = {} · true {:.2} · round trip back to ({:.2}, {:.2})",
             r.x[0],
@@ -97,6 +97,6 @@ pub fn conditional_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
         st.inpaint = new;
     }
     if on {
-        cx.lessons.inpaint_plot_ui(ui);
+        cx.views.overlays.inpaint_plot_ui(ui);
     }
 }

@@ -12,14 +12,14 @@ use eframe::egui;
 
 use crate::app::canvas::CanvasState;
 use crate::app::host::{Host, Platform};
-use crate::app::overlays::Lessons;
+use crate::app::views::Views;
 use crate::app::{Data, UiState};
 use crate::engine::settings::table::{self, Setting};
 use crate::engine::EngineChoice;
 use crate::sim::mixture::presets;
 use crate::sim::sde::{Sde, SdeKind, T_MIN_SHOWN};
 use crate::state::command::Command;
-use crate::state::{ArrowMode, Palette, State};
+use crate::state::State;
 
 /// What the panels read (and the UI-only state they change).
 pub struct PanelCtx<'a> {
@@ -29,8 +29,8 @@ pub struct PanelCtx<'a> {
     pub host: &'a Host,
     /// Which devices exist.
     pub platform: &'a Platform,
-    /// Paths, probe and inpainting results.
-    pub lessons: &'a Lessons,
+    /// The views (their toggles; the overlays' results).
+    pub views: &'a Views,
     /// Selection and paint mode.
     pub canvas: &'a mut CanvasState,
     /// Messages, tools, help.
@@ -86,7 +86,7 @@ pub fn controls_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &
     mixture_ui(ui, st, cx, cmds);
     noise_ui(ui, st, cx);
     ui.separator();
-    layers_ui(ui, st);
+    layers_ui(ui, st, cx.views);
     ui.separator();
     sampler::sampler_ui(ui, st, cx, cmds);
     ui.separator();
@@ -221,56 +221,10 @@ fn noise_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx) {
     ui.label(format!("t = {:.3}", st.scene.t));
 }
 
-/// Layer toggles, the arrow field and the heatmap.
-fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
+/// Each view's toggles (`app::views`), the theme and the UI scale.
+fn layers_ui(ui: &mut egui::Ui, st: &mut State, views: &Views) {
     ui.label("Layers");
-    let l = &mut st.layers;
-    ui.horizontal_wrapped(|ui| {
-        ui.checkbox(&mut l.samples, "data samples");
-        ui.checkbox(&mut l.arrows, "score arrows");
-    });
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Arrows");
-        ui.selectable_value(&mut st.arrows, ArrowMode::Learned, "learned");
-        ui.selectable_value(&mut st.arrows, ArrowMode::Exact, "exact");
-        ui.selectable_value(&mut st.arrows, ArrowMode::Difference, "difference");
-        ui.selectable_value(&mut st.arrows, ArrowMode::Denoiser, "denoiser")
-            .on_hover_text(crate::app::explain::DENOISER);
-    });
-    ui.horizontal_wrapped(|ui| {
-        ui.checkbox(&mut l.responsibilities, "responsibilities p(k | x_t)")
-            .on_hover_text(crate::app::explain::RESPONSIBILITIES);
-        if l.responsibilities {
-            for k in 0..st.scene.mixture.components.len() {
-                let c = crate::app::canvas::component_color(k);
-                ui.colored_label(c, format!("•{}", k + 1));
-            }
-        }
-    });
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Heatmap");
-        let mut which = match (l.true_density, l.learned_density) {
-            (_, true) => 2,
-            (true, false) => 1,
-            _ => 0,
-        };
-        ui.selectable_value(&mut which, 0, "none");
-        ui.selectable_value(&mut which, 1, "true log p_t");
-        ui.selectable_value(&mut which, 2, "learned log p_t")
-            .on_hover_text("The model's own log-density at this noise level, from the probability-flow ODE (a few seconds to refresh).");
-        l.true_density = which == 1;
-        l.learned_density = which == 2;
-    });
-    ui.horizontal(|ui| {
-        ui.label("Colours");
-        ui.selectable_value(&mut st.palette, Palette::Classic, "classic");
-        ui.selectable_value(&mut st.palette, Palette::Cividis, "cividis")
-            .on_hover_text("Perceptually uniform, readable with colour-vision deficiencies");
-    });
-    ui.horizontal(|ui| {
-        ui.checkbox(&mut l.particles, "particles");
-        ui.checkbox(&mut l.trails, "trails");
-    });
+    views.controls(ui, st);
     ui.horizontal_wrapped(|ui| {
         use crate::state::Theme;
         ui.label("Theme");
@@ -292,12 +246,6 @@ fn layers_ui(ui: &mut egui::Ui, st: &mut State) {
     if r.drag_stopped() || (r.changed() && !r.dragged()) {
         st.ui_scale = scale;
     }
-    ui.horizontal_wrapped(|ui| {
-        ui.checkbox(&mut st.axes, "axes & scale bar");
-        ui.checkbox(&mut st.legends, "legends");
-        ui.checkbox(&mut st.sigma_circle, "noise circle at the cursor")
-            .on_hover_text("A circle of radius s(t), the standard deviation of the noise at the shown t, wherever the pointer is: compare it with the distance between the modes.");
-    });
 }
 
 /// Engine, training controls and the network settings.

@@ -1,17 +1,18 @@
-//! The lessons drawn over the live canvas: probability-flow ODE paths, the probe particle
+//! The overlays drawn over the live canvas: probability-flow ODE paths, the probe particle
 //! (paths both ways, log-likelihood) and inpainting (with its histogram against the analytic
-//! conditional). What is on comes from the [`State`] ([`Lessons::sync`]); the panels that set
+//! conditional). What is on comes from the [`State`] ([`Overlays::sync`]); the panels that set
 //! it are in `app::panels`.
 //!
 //! Data flow: the engine hands over a CPU snapshot of the drawing network every couple of
-//! seconds ([`Lessons::set_model`]); paths, the probe and inpainting run `sim` on that
+//! seconds ([`Overlays::set_model`]); paths, the probe and inpainting run `sim` on that
 //! snapshot (or on the exact score), a few milliseconds per frame, and are drawn as overlays.
 
-use eframe::egui::{self, Color32};
+use eframe::egui::{self, Color32, Pos2, Stroke};
 use serde::Serialize;
 use web_time::{Duration, Instant};
 
-use crate::app::canvas::CanvasExtras;
+use super::{Frame, Side, View};
+use crate::app::canvas::Plot;
 use crate::sim::guidance::{InpaintMethod, Inpainter};
 use crate::sim::likelihood::{log_likelihood, LikelihoodConfig};
 use crate::sim::metrics::{ks_critical_001, ks_statistic};
@@ -41,6 +42,62 @@ const COND_T_MAX: f64 = 0.95;
 const SCORE_ERROR_POINTS: usize = 500;
 /// The fixed noise z of the conditional path (a unit-length draw, so x_t is a typical point).
 const COND_Z: [f64; 2] = [0.8, 0.6];
+
+/// Overlays drawn on top of everything but the handles.
+#[derive(Clone, Debug, Default)]
+pub struct CanvasExtras {
+    /// Polylines in data space: (points, colour, width).
+    pub curves: Vec<(Vec<Vec2>, Color32, f32)>,
+    /// Dots: (position, colour, radius in points).
+    pub points: Vec<(Vec2, Color32, f32)>,
+    /// A vertical line x₁ = c.
+    pub vline: Option<(f64, Color32)>,
+    /// Text next to a data point.
+    pub labels: Vec<(Vec2, String, Color32)>,
+}
+
+impl CanvasExtras {
+    /// Draw them onto the plot.
+    pub fn paint(&self, p: &Plot) {
+        let (style, painter, to) = (&p.style, p.painter, p.to_screen);
+        if let Some((c, color)) = self.vline {
+            let x = to.screen_from_data(Vec2::new(c, 0.0)).x;
+            painter.line_segment(
+                [Pos2::new(x, p.rect.top()), Pos2::new(x, p.rect.bottom())],
+                Stroke::new(1.5 * style.line, color),
+            );
+        }
+        for (pts, color, width) in &self.curves {
+            let line: Vec<Pos2> = pts.iter().map(|x| to.screen_from_data(*x)).collect();
+            painter.add(egui::Shape::line(
+                line,
+                Stroke::new(*width * style.line, style.ink(*color)),
+            ));
+        }
+        for (x, color, r) in &self.points {
+            painter.circle_filled(to.screen_from_data(*x), *r * style.dot, style.ink(*color));
+        }
+        for (x, text, color) in &self.labels {
+            painter.text(
+                to.screen_from_data(*x) + egui::vec2(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                text,
+                egui::FontId::proportional(13.0),
+                style.ink(*color),
+            );
+        }
+    }
+}
+
+impl View for Overlays {
+    fn name(&self) -> &'static str {
+        "overlays"
+    }
+
+    fn paint(&self, _f: &Frame, _side: &Side, p: &Plot) {
+        self.overlay().paint(p);
+    }
+}
 
 /// What a click on the canvas does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,7 +196,7 @@ impl OwnedScore {
 
 /// Paths, probe and inpainting state.
 #[derive(Default)]
-pub struct Lessons {
+pub struct Overlays {
     /// Draw PF-ODE paths from a grid of start points.
     pub ode_paths: bool,
     /// Where the probe is.
@@ -169,7 +226,7 @@ pub struct Lessons {
     score_errors: Option<(u64, Vec<f64>)>,
 }
 
-impl Lessons {
+impl Overlays {
     /// The network changed (rebuilt or imported): forget the snapshot.
     pub fn model_changed(&mut self) {
         self.model = None;
