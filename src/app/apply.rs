@@ -82,6 +82,24 @@ impl ScoreLabApp {
     pub(crate) fn apply(&mut self, cmd: Command, ctx: &egui::Context) {
         let old = self.state.clone();
         let mut fx = Effects::default();
+        if let Command::CanvasClick(p) = cmd {
+            // The click tool decides what a click is (a probe, the inpainting line, nothing).
+            if let Some(c) = Overlays::canvas_click(self.ui.tool, &self.state, p) {
+                return self.apply(c, ctx);
+            }
+        }
+        let rest = self
+            .apply_scene(cmd, &mut fx)
+            .and_then(|cmd| self.apply_run(cmd, &mut fx))
+            .and_then(|cmd| self.apply_request(cmd, ctx));
+        if let Some(cmd) = rest.filter(|c| !matches!(c, Command::CanvasClick(_))) {
+            log::warn!("a command nobody applies: {cmd:?}");
+        }
+        self.sync(&old, fx);
+    }
+
+    /// The scene, the state and the mixture's edits; other commands come back.
+    fn apply_scene(&mut self, cmd: Command, fx: &mut Effects) -> Option<Command> {
         let st = &mut self.state;
         match cmd {
             Command::SetState(s) => *st = *s,
@@ -99,7 +117,7 @@ impl ScoreLabApp {
                     fx.rebuild = true;
                 }
                 if let Some(n) = p.lesson {
-                    self.open_lesson(n, &mut fx);
+                    self.open_lesson(n, fx);
                 }
                 p.apply_to(&mut self.state, &self.data.mixture);
                 fx.rebuild |= p.reset == Some(true);
@@ -144,19 +162,6 @@ impl ScoreLabApp {
                     }
                 }
             }
-            Command::SetEngine(c) => {
-                if c != self.host.choice {
-                    self.set_choice(c);
-                    fx.rebuild = true;
-                }
-            }
-            Command::ResetNetwork => fx.rebuild = true,
-            Command::TrainSteps(k) => {
-                for e in self.host.engines_mut() {
-                    e.queue_steps(k);
-                }
-            }
-            Command::TogglePlay => st.paused = !st.paused,
             Command::SelectComponent(d) => {
                 let n = st.scene.mixture.components.len() as i64;
                 if n > 0 {
@@ -181,6 +186,29 @@ impl ScoreLabApp {
                     fx.undo_point = true;
                 }
             }
+            Command::Import(file) => self.import(*file, fx),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Training, the live samplers, the engine, lessons and the window; other commands come back.
+    fn apply_run(&mut self, cmd: Command, fx: &mut Effects) -> Option<Command> {
+        let st = &mut self.state;
+        match cmd {
+            Command::SetEngine(c) => {
+                if c != self.host.choice {
+                    self.set_choice(c);
+                    fx.rebuild = true;
+                }
+            }
+            Command::ResetNetwork => fx.rebuild = true,
+            Command::TrainSteps(k) => {
+                for e in self.host.engines_mut() {
+                    e.queue_steps(k);
+                }
+            }
+            Command::TogglePlay => st.paused = !st.paused,
             Command::FreezeAll => {
                 let moving = !st.paused || st.training;
                 st.paused = moving;
@@ -196,20 +224,25 @@ impl ScoreLabApp {
                 *live = live.with_kind(kind, &self.data.mixture);
                 live.enabled = true;
             }
-            Command::CanvasClick(p) => {
-                if let Some(c) = Overlays::canvas_click(self.ui.tool, st, p) {
-                    return self.apply(c, ctx);
-                }
-            }
             Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
             Command::ToggleDrawer => self.ui.drawer_open = !self.ui.drawer_open,
-            Command::OpenLesson(n) => self.open_lesson(n, &mut fx),
+            Command::OpenLesson(n) => self.open_lesson(n, fx),
             Command::StepLesson(d) => {
                 let count = crate::state::lessons::count() as i64;
                 let at = self.ui.flags.lesson.map_or(0, |n| n as i64);
                 let next = (at + i64::from(d)).clamp(1, count) as usize;
-                self.open_lesson(Some(next), &mut fx);
+                self.open_lesson(Some(next), fx);
             }
+            Command::FileMessage(m) => self.ui.file_message = Some(m),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Requests answered later (JS calls, exports); other commands come back.
+    fn apply_request(&mut self, cmd: Command, ctx: &egui::Context) -> Option<Command> {
+        let st = &self.state;
+        match cmd {
             Command::Samples(id) => self.host.ask_samples(st, id, 0),
             Command::SamplesOf(id, slot) => self.host.ask_samples(st, id, slot),
             Command::ExportPng(id) => {
@@ -229,28 +262,33 @@ impl ScoreLabApp {
             Command::Field(id) => self.host.ask_field(id, FieldAnswer::Score),
             Command::Denoiser(id) => self.host.ask_field(id, FieldAnswer::Denoiser),
             Command::Inpaint(id) => self.views.overlays.ask_inpaint(id),
-            Command::Import(file) => match *file {
-                Imported::Model(net) => {
-                    st.settings.width = net.config.width;
-                    st.settings.depth = net.config.depth;
-                    st.scene.sde = net.sde.kind;
-                    self.host.model_frame = Some(net.sde);
-                    self.host.import_net = Some(*net);
-                    fx.rebuild = true;
-                    self.ui.file_message =
-                        Some("Model imported: the network now has the imported weights.".into());
-                }
-                Imported::Scene(s) => {
-                    *st = *s;
-                    self.canvas.selected = None;
-                    self.host.runs = [None, None];
-                    fx.rebuild = true;
-                    self.ui.file_message = Some("Scene imported.".into());
-                }
-            },
-            Command::FileMessage(m) => self.ui.file_message = Some(m),
+            other => return Some(other),
         }
-        self.sync(&old, fx);
+        None
+    }
+
+    /// An imported model (its weights, width, depth and SDE) or scene.
+    fn import(&mut self, file: Imported, fx: &mut Effects) {
+        let st = &mut self.state;
+        match file {
+            Imported::Model(net) => {
+                st.settings.width = net.config.width;
+                st.settings.depth = net.config.depth;
+                st.scene.sde = net.sde.kind;
+                self.host.model_frame = Some(net.sde);
+                self.host.import_net = Some(*net);
+                fx.rebuild = true;
+                self.ui.file_message =
+                    Some("Model imported: the network now has the imported weights.".into());
+            }
+            Imported::Scene(s) => {
+                *st = *s;
+                self.canvas.selected = None;
+                self.host.runs = [None, None];
+                fx.rebuild = true;
+                self.ui.file_message = Some("Scene imported.".into());
+            }
+        }
     }
 
     /// Switch engine: the samplers take that engine's defaults (fewer particles on CPU paths).

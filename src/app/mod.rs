@@ -128,6 +128,30 @@ pub struct UiState {
     pub plot_rect: egui::Rect,
 }
 
+impl UiState {
+    /// Nothing open, nothing said, the select tool.
+    fn new(page_url: &str) -> Self {
+        Self {
+            look: None,
+            shown_theme: "dark",
+            zoom: 1.0,
+            narrow: false,
+            keyboard_focus: false,
+            drawer_open: false,
+            help_open: false,
+            tool: ClickTool::default(),
+            edit_slot: 0,
+            file_message: None,
+            error: None,
+            warning: None,
+            link_error: None,
+            flags: EmbedFlags::default(),
+            page_url: page_url.to_string(),
+            plot_rect: egui::Rect::NOTHING,
+        }
+    }
+}
+
 /// Frame timing.
 struct Clock {
     frame: u64,
@@ -211,24 +235,7 @@ impl ScoreLabApp {
             platform,
             views: views::Views::default(),
             canvas: canvas::CanvasState::default(),
-            ui: UiState {
-                look: None,
-                shown_theme: "dark",
-                zoom: 1.0,
-                narrow: false,
-                keyboard_focus: false,
-                drawer_open: false,
-                help_open: false,
-                tool: ClickTool::default(),
-                edit_slot: 0,
-                file_message: None,
-                error: None,
-                warning: None,
-                link_error: None,
-                flags: EmbedFlags::default(),
-                page_url: options.page_url.clone(),
-                plot_rect: egui::Rect::NOTHING,
-            },
+            ui: UiState::new(&options.page_url),
             clock: Clock {
                 frame: 0,
                 last_frame: None,
@@ -237,35 +244,37 @@ impl ScoreLabApp {
                 on_first_frame,
             },
         };
-        let mut opened = None;
-        if let Some(hash) = options
-            .hash
-            .as_deref()
-            .filter(|h| !h.trim_start_matches('#').is_empty())
-        {
-            match link::parse_hash(hash) {
-                Ok(link) => {
-                    // `#lesson=N` without a state opens the lesson's own state.
-                    opened = link.shared.or_else(|| {
-                        let n = link.flags.lesson?;
-                        crate::state::lessons::lesson(n)?.state().ok()
-                    });
-                    app.ui.flags = link.flags;
-                }
-                Err(e) => {
-                    log::warn!("share link refused: {e}");
-                    app.ui.link_error = Some(format!(
-                        "This link could not be read ({e}); ScoreLab started with the defaults."
-                    ));
-                }
-            }
-        }
+        let opened = options.hash.as_deref().and_then(|h| app.open_link(h));
         let old = app.state.clone();
         if let Some(st) = opened {
             app.state = st;
         }
         app.sync(&old, apply::Effects::rebuild());
         app
+    }
+
+    /// The state a share link holds (`#s=…`, or a lesson's own for `#lesson=N`) and its embed
+    /// flags; a refused link says why and opens nothing.
+    fn open_link(&mut self, hash: &str) -> Option<State> {
+        if hash.trim_start_matches('#').is_empty() {
+            return None;
+        }
+        match link::parse_hash(hash) {
+            Ok(link) => {
+                // `#lesson=N` without a state opens the lesson's own state.
+                let lesson = link.flags.lesson;
+                self.ui.flags = link.flags;
+                link.shared
+                    .or_else(|| crate::state::lessons::lesson(lesson?)?.state().ok())
+            }
+            Err(e) => {
+                log::warn!("share link refused: {e}");
+                self.ui.link_error = Some(format!(
+                    "This link could not be read ({e}); ScoreLab started with the defaults."
+                ));
+                None
+            }
+        }
     }
 
     /// Run the engine with the views' requests, then let each view refresh its cache and

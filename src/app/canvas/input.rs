@@ -98,69 +98,7 @@ pub(super) fn handle_input(
     }
     let first = response.drag_started();
     if response.dragged() {
-        let d = response.drag_delta();
-        let pointer = response.interact_pointer_pos();
-        match state.dragging {
-            Some(Drag::Move(k)) if k < n && d != egui::Vec2::ZERO => {
-                let mut s = spec.clone();
-                s.components[k].mean[0] += f64::from(d.x / view.pixels_per_unit);
-                s.components[k].mean[1] -= f64::from(d.y / view.pixels_per_unit);
-                out.edit = Some((s, first));
-            }
-            Some(Drag::Axis(k)) if k < n && d != egui::Vec2::ZERO => {
-                if let Some(p) = pointer {
-                    let g = &mixture.components()[k];
-                    let axis = view.data_from_screen(p) - g.mean;
-                    let (_, _, minor) = principal_axes(cov_array(&g.cov));
-                    if axis.norm() > 1e-3 {
-                        let mut s = spec.clone();
-                        s.components[k].cov = cov_from_axis(axis, minor);
-                        out.edit = Some((s, first));
-                    }
-                }
-            }
-            Some(Drag::Pan) if d != egui::Vec2::ZERO => {
-                if let Some((lo, hi)) = state.view_box.as_mut() {
-                    let shift = Vec2::new(
-                        -f64::from(d.x / view.pixels_per_unit),
-                        f64::from(d.y / view.pixels_per_unit),
-                    );
-                    *lo += shift;
-                    *hi += shift;
-                }
-            }
-            Some(Drag::Paint) => {
-                if let Some(p) = pointer.map(|p| view.data_from_screen(p)) {
-                    let spacing = f64::from(BRUSH_SPACING / view.pixels_per_unit);
-                    let far = state.last_paint.is_none_or(|q| (p - q).norm() >= spacing);
-                    if far {
-                        let mut s = if state.paint_fresh {
-                            MixtureSpec {
-                                components: Vec::new(),
-                            }
-                        } else {
-                            spec.clone()
-                        };
-                        if s.components.len() >= MAX_COMPONENTS {
-                            out.message = Some(format!(
-                                "A mixture has at most {MAX_COMPONENTS} components; the brush stopped."
-                            ));
-                        } else {
-                            let sd = 0.6 * spacing;
-                            s.components.push(ComponentSpec {
-                                weight: 1.0,
-                                mean: [p.x, p.y],
-                                cov: [[sd * sd, 0.0], [0.0, sd * sd]],
-                            });
-                            out.edit = Some((s, state.paint_fresh || state.last_paint.is_none()));
-                            state.paint_fresh = false;
-                            state.last_paint = Some(p);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
+        drag(response, state, mixture, spec, view, n, first, out);
     }
     if response.drag_stopped() {
         state.dragging = None;
@@ -208,27 +146,128 @@ pub(super) fn handle_input(
     if let Some(mt) = pinch.filter(|mt| response.rect.contains(mt.center_pos)) {
         zoom_about(state, view, mt.center_pos, mt.zoom_delta);
     } else if response.hovered() {
-        let (scroll, zoom, time) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.time));
-        match hit {
-            Some(h) if scroll != 0.0 && zoom == 1.0 => {
-                let k = h.component();
-                let mut s = spec.clone();
-                let w = &mut s.components[k].weight;
-                *w = (*w * f64::from(scroll * 0.004).exp()).clamp(1e-3, 1e3);
-                let new_gesture = state.last_scroll.is_none_or(|t| time - t > 0.6);
-                state.last_scroll = Some(time);
-                state.selected = Some(k);
-                out.edit = Some((s, new_gesture));
-            }
-            _ => {
-                let factor = if zoom != 1.0 {
-                    zoom
-                } else {
-                    (scroll * 0.002).exp()
-                };
-                if let Some(p) = hover {
-                    zoom_about(state, view, p, factor);
+        scroll(ui, state, spec, view, hover, hit, out);
+    }
+}
+
+/// A drag this frame: move a centre, turn an edge handle, pan, or paint.
+#[allow(clippy::too_many_arguments)]
+fn drag(
+    response: &egui::Response,
+    state: &mut CanvasState,
+    mixture: &GaussianMixture,
+    spec: &MixtureSpec,
+    view: ScreenFromData,
+    n: usize,
+    first: bool,
+    out: &mut CanvasOutput,
+) {
+    let d = response.drag_delta();
+    let pointer = response.interact_pointer_pos();
+    match state.dragging {
+        Some(Drag::Move(k)) if k < n && d != egui::Vec2::ZERO => {
+            let mut s = spec.clone();
+            s.components[k].mean[0] += f64::from(d.x / view.pixels_per_unit);
+            s.components[k].mean[1] -= f64::from(d.y / view.pixels_per_unit);
+            out.edit = Some((s, first));
+        }
+        Some(Drag::Axis(k)) if k < n && d != egui::Vec2::ZERO => {
+            if let Some(p) = pointer {
+                let g = &mixture.components()[k];
+                let axis = view.data_from_screen(p) - g.mean;
+                let (_, _, minor) = principal_axes(cov_array(&g.cov));
+                if axis.norm() > 1e-3 {
+                    let mut s = spec.clone();
+                    s.components[k].cov = cov_from_axis(axis, minor);
+                    out.edit = Some((s, first));
                 }
+            }
+        }
+        Some(Drag::Pan) if d != egui::Vec2::ZERO => {
+            if let Some((lo, hi)) = state.view_box.as_mut() {
+                let shift = Vec2::new(
+                    -f64::from(d.x / view.pixels_per_unit),
+                    f64::from(d.y / view.pixels_per_unit),
+                );
+                *lo += shift;
+                *hi += shift;
+            }
+        }
+        Some(Drag::Paint) => {
+            if let Some(p) = pointer.map(|p| view.data_from_screen(p)) {
+                brush(state, spec, view, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Paint mode: drop a small Gaussian at `p` once the brush is a spacing away from the last.
+fn brush(
+    state: &mut CanvasState,
+    spec: &MixtureSpec,
+    view: ScreenFromData,
+    p: Vec2,
+    out: &mut CanvasOutput,
+) {
+    let spacing = f64::from(BRUSH_SPACING / view.pixels_per_unit);
+    let far = state.last_paint.is_none_or(|q| (p - q).norm() >= spacing);
+    if far {
+        let mut s = if state.paint_fresh {
+            MixtureSpec {
+                components: Vec::new(),
+            }
+        } else {
+            spec.clone()
+        };
+        if s.components.len() >= MAX_COMPONENTS {
+            out.message = Some(format!(
+                "A mixture has at most {MAX_COMPONENTS} components; the brush stopped."
+            ));
+        } else {
+            let sd = 0.6 * spacing;
+            s.components.push(ComponentSpec {
+                weight: 1.0,
+                mean: [p.x, p.y],
+                cov: [[sd * sd, 0.0], [0.0, sd * sd]],
+            });
+            out.edit = Some((s, state.paint_fresh || state.last_paint.is_none()));
+            state.paint_fresh = false;
+            state.last_paint = Some(p);
+        }
+    }
+}
+
+/// Scrolling over a component changes its weight; elsewhere scrolling (or a pinch) zooms.
+fn scroll(
+    ui: &egui::Ui,
+    state: &mut CanvasState,
+    spec: &MixtureSpec,
+    view: ScreenFromData,
+    hover: Option<egui::Pos2>,
+    hit: Option<Hit>,
+    out: &mut CanvasOutput,
+) {
+    let (scroll, zoom, time) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.time));
+    match hit {
+        Some(h) if scroll != 0.0 && zoom == 1.0 => {
+            let k = h.component();
+            let mut s = spec.clone();
+            let w = &mut s.components[k].weight;
+            *w = (*w * f64::from(scroll * 0.004).exp()).clamp(1e-3, 1e3);
+            let new_gesture = state.last_scroll.is_none_or(|t| time - t > 0.6);
+            state.last_scroll = Some(time);
+            state.selected = Some(k);
+            out.edit = Some((s, new_gesture));
+        }
+        _ => {
+            let factor = if zoom != 1.0 {
+                zoom
+            } else {
+                (scroll * 0.002).exp()
+            };
+            if let Some(p) = hover {
+                zoom_about(state, view, p, factor);
             }
         }
     }

@@ -15,27 +15,6 @@ pub(super) const SELECTED_COLOR: Color32 = Color32::from_rgb(255, 220, 90);
 pub(super) const HANDLE_COLOR: Color32 = Color32::from_rgb(255, 80, 120);
 pub(super) const BACKGROUND: Color32 = Color32::from_rgb(18, 20, 28);
 
-/// The denoiser's arrow from the learned score.
-pub const DENOISE_LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
-/// The denoiser's arrow from the exact score.
-pub const DENOISE_EXACT: Color32 = Color32::from_rgb(90, 210, 255);
-/// Categorical component colours (Paul Tol's "bright" scheme, readable with colour-vision
-/// deficiencies), repeated past seven.
-pub(super) const COMPONENT_COLORS: [Color32; 7] = [
-    Color32::from_rgb(0x44, 0x77, 0xAA),
-    Color32::from_rgb(0xEE, 0x66, 0x77),
-    Color32::from_rgb(0x22, 0x88, 0x33),
-    Color32::from_rgb(0xCC, 0xBB, 0x44),
-    Color32::from_rgb(0x66, 0xCC, 0xEE),
-    Color32::from_rgb(0xAA, 0x33, 0x77),
-    Color32::from_rgb(0xBB, 0xBB, 0xBB),
-];
-
-/// Colour of component `k` (responsibilities layer and its legend).
-pub fn component_color(k: usize) -> Color32 {
-    COMPONENT_COLORS[k % COMPONENT_COLORS.len()]
-}
-
 /// Axis lines, grid and tick labels.
 pub(super) const AXIS_COLOR: Color32 = Color32::from_rgba_premultiplied(150, 150, 165, 150);
 /// Grid lines between ticks.

@@ -130,6 +130,31 @@ pub struct History {
     last_rate_check: Option<(Instant, u64)>,
 }
 
+impl History {
+    /// Fold a frame's training output in: the step count, the losses' moving average (every
+    /// 10th step kept for the chart) and a Fisher measurement.
+    fn fold(&mut self, steps: Option<u64>, losses: &[(u64, f64)], fisher: Option<(u64, f64)>) {
+        let h = self;
+        if let Some(steps) = steps {
+            h.steps = steps;
+        }
+        for &(step, loss) in losses {
+            if loss.is_finite() {
+                let ema = h.loss_ema.map_or(loss, |e| 0.95 * e + 0.05 * loss);
+                h.loss_ema = Some(ema);
+                if step % 10 == 0 {
+                    h.loss.push([step as f64, ema]);
+                }
+            }
+        }
+        if let Some((step, f)) = fisher {
+            if f.is_finite() {
+                h.fisher.push([step as f64, f]);
+            }
+        }
+    }
+}
+
 /// Messages from a frame of the engine.
 #[derive(Default)]
 pub struct Said {
@@ -382,24 +407,7 @@ impl Host {
             out.timing,
             engine.gpu_counts(),
         );
-        let h = &mut self.history;
-        if let Some(steps) = out.steps {
-            h.steps = steps;
-        }
-        for (step, loss) in out.losses {
-            if loss.is_finite() {
-                let ema = h.loss_ema.map_or(loss, |e| 0.95 * e + 0.05 * loss);
-                h.loss_ema = Some(ema);
-                if step % 10 == 0 {
-                    h.loss.push([step as f64, ema]);
-                }
-            }
-        }
-        if let Some((step, f)) = out.fisher {
-            if f.is_finite() {
-                h.fisher.push([step as f64, f]);
-            }
-        }
+        self.history.fold(out.steps, &out.losses, out.fisher);
         if let Some(field) = out.field {
             self.field = Some(field);
             self.field_seq += 1;
@@ -409,7 +417,38 @@ impl Host {
                 self.sampler[slot] = *s;
             }
         }
-        for got in out.samples {
+        self.fold_samples(st, mixture, out.samples);
+        if let Some(net) = out.model {
+            said.file_message = self.answer_models(&net);
+            overlays.set_model(net);
+        }
+        if let Some(density) = out.density {
+            self.density = Some(density);
+            self.density_seq += 1;
+        }
+        self.update_rate();
+        if self.history.steps > 0 {
+            if let Some(p) = self.pending_probe.take() {
+                self.start_probe(st, mixture, p);
+            }
+        }
+        self.step_probe(st);
+        if let Some(w) = &out.warning {
+            log::warn!("{w}");
+        }
+        said.warning = out.warning;
+        said
+    }
+
+    /// Answer the `samples()` requests a readback satisfies, and keep a finished run's
+    /// statistics (unless it started before the last mixture change).
+    fn fold_samples(
+        &mut self,
+        st: &State,
+        mixture: &GaussianMixture,
+        samples: Vec<engine::SamplesOut>,
+    ) {
+        for got in samples {
             let stale = self.stale.get(got.slot) == Some(&Some(got.run));
             if got.done && !stale {
                 let kind = st.samplers[got.slot].kind;
@@ -429,41 +468,29 @@ impl Host {
                 !answered
             });
         }
-        if let Some(net) = out.model {
-            let text = serde_json::to_string(&net.to_file(self.history.steps))
-                .map_err(|e| format!("cannot write the model: {e}"));
-            for id in self.pending.models.drain(..) {
-                if id == 0 {
-                    said.file_message = Some(match &text {
-                        Ok(t) => crate::app::files::save(
-                            "scorelab-model.json",
-                            "application/json",
-                            t.as_bytes(),
-                        ),
-                        Err(e) => e.clone(),
-                    });
-                } else {
-                    api::answer(id, text.clone());
-                }
-            }
-            overlays.set_model(net);
-        }
-        if let Some(density) = out.density {
-            self.density = Some(density);
-            self.density_seq += 1;
-        }
-        self.update_rate();
-        if self.history.steps > 0 {
-            if let Some(p) = self.pending_probe.take() {
-                self.start_probe(st, mixture, p);
+    }
+
+    /// Hand a model snapshot to whoever asked: a file to save (id 0; the message to show) or
+    /// `exportModel()` calls.
+    fn answer_models(&mut self, net: &ScoreNet) -> Option<String> {
+        let mut file_message = None;
+        let text = serde_json::to_string(&net.to_file(self.history.steps))
+            .map_err(|e| format!("cannot write the model: {e}"));
+        for id in self.pending.models.drain(..) {
+            if id == 0 {
+                file_message = Some(match &text {
+                    Ok(t) => crate::app::files::save(
+                        "scorelab-model.json",
+                        "application/json",
+                        t.as_bytes(),
+                    ),
+                    Err(e) => e.clone(),
+                });
+            } else {
+                api::answer(id, text.clone());
             }
         }
-        self.step_probe(st);
-        if let Some(w) = &out.warning {
-            log::warn!("{w}");
-        }
-        said.warning = out.warning;
-        said
+        file_message
     }
 
     fn update_rate(&mut self) {

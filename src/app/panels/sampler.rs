@@ -6,8 +6,9 @@ use eframe::egui::{self, Color32};
 use super::PanelCtx;
 use crate::app::explain;
 use crate::engine::settings::table;
-use crate::engine::{EngineChoice, SLOTS};
+use crate::engine::{EngineChoice, LiveSampling, SLOTS};
 use crate::sim::metrics::RunStats;
+use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::SamplerKind;
 use crate::state::command::Command;
 use crate::state::{SplitMode, State};
@@ -42,26 +43,7 @@ pub fn side_title(st: &State, side: usize) -> Option<String> {
 
 /// The sampler panel.
 pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &mut Vec<Command>) {
-    ui.horizontal(|ui| {
-        ui.strong("Sampler");
-        let split = &mut st.split;
-        ui.label("split:");
-        ui.selectable_value(split, SplitMode::Off, "off");
-        ui.selectable_value(split, SplitMode::Samplers, "A | B")
-            .on_hover_text(explain::SPLIT);
-        ui.selectable_value(split, SplitMode::Density, "true | learned")
-            .on_hover_text(explain::SPLIT);
-    });
-    let slot = if st.split == SplitMode::Samplers {
-        ui.horizontal(|ui| {
-            ui.label("edit");
-            ui.selectable_value(&mut cx.ui.edit_slot, 0, "A");
-            ui.selectable_value(&mut cx.ui.edit_slot, 1, "B");
-        });
-        cx.ui.edit_slot.min(SLOTS - 1)
-    } else {
-        0
-    };
+    let slot = split_ui(ui, st, cx);
     let live = &mut st.samplers[slot];
     let mut picked = None;
     egui::ComboBox::from_id_salt(("sampler_kind", slot))
@@ -85,6 +67,38 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         *live = live.with_kind(k, &cx.data.mixture);
         live.enabled = true;
     }
+    schedule_ui(ui, live, &cx.data.mixture);
+    particles_ui(ui, live, cx);
+    play_ui(ui, st.paused, st.training, live, cmds);
+    status_ui(ui, st, cx);
+}
+
+/// The split view's choice and, split, which sampler the panel edits; returns that slot.
+fn split_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx) -> usize {
+    ui.horizontal(|ui| {
+        ui.strong("Sampler");
+        let split = &mut st.split;
+        ui.label("split:");
+        ui.selectable_value(split, SplitMode::Off, "off");
+        ui.selectable_value(split, SplitMode::Samplers, "A | B")
+            .on_hover_text(explain::SPLIT);
+        ui.selectable_value(split, SplitMode::Density, "true | learned")
+            .on_hover_text(explain::SPLIT);
+    });
+    if st.split == SplitMode::Samplers {
+        ui.horizontal(|ui| {
+            ui.label("edit");
+            ui.selectable_value(&mut cx.ui.edit_slot, 0, "A");
+            ui.selectable_value(&mut cx.ui.edit_slot, 1, "B");
+        });
+        cx.ui.edit_slot.min(SLOTS - 1)
+    } else {
+        0
+    }
+}
+
+/// The schedule of the sampler's kind: levels, steps, step size, snr, start time, prior.
+fn schedule_ui(ui: &mut egui::Ui, live: &mut LiveSampling, mixture: &GaussianMixture) {
     match live.kind {
         SamplerKind::AnnealedLangevin => {
             super::setting(ui, &mut live.levels, &table::LEVELS, None);
@@ -109,7 +123,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                  relaxes faster (closer widths with few steps), smaller r is closer to the \
                  exact Langevin diffusion.",
             );
-            absolute_step_ui(ui, live, &cx.data.mixture, "ε = α_L");
+            absolute_step_ui(ui, live, mixture, "ε = α_L");
             ui.checkbox(&mut live.mala, "Metropolis (MALA, exact p_t)")
                 .on_hover_text(explain::MALA);
         }
@@ -127,7 +141,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
                  right when you drag the mixture. The chain's spread is v/(1 − α/4v): +1.3% at \
                  0.05; it diverges above ≈ 4.",
             );
-            absolute_step_ui(ui, live, &cx.data.mixture, "α");
+            absolute_step_ui(ui, live, mixture, "α");
             ui.checkbox(&mut live.mala, "Metropolis (MALA, exact p_t)")
                 .on_hover_text(explain::MALA);
         }
@@ -160,6 +174,10 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
             "The start distribution's std relative to the right prior's: 1 is right (the 'wrong prior' failure scene).",
         );
     }
+}
+
+/// Which score the particles follow, how many, and guidance toward a component.
+fn particles_ui(ui: &mut egui::Ui, live: &mut LiveSampling, cx: &PanelCtx) {
     let max_n = if cx.host.choice == EngineChoice::Gpu && cx.platform.gpu.is_some() {
         crate::engine::MAX_PARTICLES
     } else {
@@ -193,8 +211,18 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         g.component = k.saturating_sub(1).min(n.saturating_sub(1));
         live.guide = on.then_some(g);
     });
+}
+
+/// Play, freeze, step, slow motion, restart, loop and the animation speed.
+fn play_ui(
+    ui: &mut egui::Ui,
+    paused: bool,
+    training: bool,
+    live: &mut LiveSampling,
+    cmds: &mut Vec<Command>,
+) {
     ui.horizontal_wrapped(|ui| {
-        let play = if st.paused { "Play" } else { "Pause" };
+        let play = if paused { "Play" } else { "Pause" };
         if ui
             .button(play)
             .accessible_name(format!("{play} particles"))
@@ -203,7 +231,7 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         {
             cmds.push(Command::TogglePlay);
         }
-        let frozen = st.paused && !st.training;
+        let frozen = paused && !training;
         if ui
             .button(if frozen { "Unfreeze" } else { "Freeze all" })
             .on_hover_text("f: stop all motion, particles and training (or start both again)")
@@ -236,13 +264,11 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
         }
         ui.checkbox(&mut live.repeat, "loop");
     });
-    ui.add(
-        egui::Slider::new(&mut live.speed, 0.01..=100.0)
-            .logarithmic(true)
-            .text("speed"),
-    )
-    .on_hover_text("Animation speed: 1 = a run in about 150 frames, 10 = in 15; below 1 slow motion. The samples are the same at any speed.");
+    super::setting(ui, &mut live.speed, &table::SPEED, Some((0.01, 100.0))).on_hover_text("Animation speed: 1 = a run in about 150 frames, 10 = in 15; below 1 slow motion. The samples are the same at any speed.");
+}
 
+/// Each live sampler's progress, Metropolis acceptance and last run's weights and spreads.
+fn status_ui(ui: &mut egui::Ui, st: &State, cx: &PanelCtx) {
     for s in 0..SLOTS {
         if s == 1 && st.split != SplitMode::Samplers {
             break;

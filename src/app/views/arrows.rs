@@ -2,7 +2,7 @@
 //! along the exact score) and Tweedie's denoiser drawn to scale, from the field the engine
 //! computes on a grid over the visible box; and the `field()` / `denoiser()` JS answers.
 
-use eframe::egui::{self, Stroke};
+use eframe::egui::{self, Color32, Stroke};
 
 use super::{Frame, Side, View};
 use crate::app::canvas::{self, Legend, Plot};
@@ -13,6 +13,10 @@ use crate::sim::Vec2;
 use crate::state::command as api;
 use crate::state::{ArrowMode, State, Theme};
 
+/// The denoiser's arrow from the learned score.
+pub const DENOISE_LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
+/// The denoiser's arrow from the exact score.
+pub const DENOISE_EXACT: Color32 = Color32::from_rgb(90, 210, 255);
 /// Arrows per side of the field grid.
 pub const ARROW_GRID: u32 = 24;
 /// The denoiser's arrows take every 3rd point of the field grid both ways (8 × 8 of 24 × 24):
@@ -117,10 +121,7 @@ impl Arrows {
         let style = &p.style;
         for [x, d, e] in denoiser {
             let from = p.to_screen.screen_from_data(*x);
-            for (to, color, width) in [
-                (e, canvas::DENOISE_EXACT, 1.2),
-                (d, canvas::DENOISE_LEARNED, 1.6),
-            ] {
+            for (to, color, width) in [(e, DENOISE_EXACT, 1.2), (d, DENOISE_LEARNED, 1.6)] {
                 if !(to.x.is_finite() && to.y.is_finite()) {
                     continue;
                 }
@@ -132,7 +133,7 @@ impl Arrows {
                 p.painter.circle_filled(
                     p.to_screen.screen_from_data(*d),
                     2.0 * style.dot,
-                    canvas::DENOISE_LEARNED,
+                    DENOISE_LEARNED,
                 );
             }
         }
@@ -158,9 +159,9 @@ fn arrow_legend(st: &State) -> Option<Legend> {
         ),
         ArrowMode::Denoiser => Legend {
             title: "D(x_t) = E[x₀ | x_t]: learned (dot) · exact".into(),
-            colors: [canvas::DENOISE_LEARNED; 20]
+            colors: [DENOISE_LEARNED; 20]
                 .into_iter()
-                .chain([canvas::DENOISE_EXACT; 20])
+                .chain([DENOISE_EXACT; 20])
                 .collect(),
             labels: ["learned".into(), String::new(), "exact".into()],
         },

@@ -7,10 +7,29 @@ use eframe::egui::{self, Color32};
 
 use super::density::{heat_job, Heatmap};
 use super::{Frame, Side, View};
-use crate::app::canvas::{self, Legend, Plot};
+use crate::app::canvas::{Legend, Plot};
 use crate::sim::Vec2;
 use crate::state::State;
 
+/// Categorical component colours (Paul Tol's "bright" scheme, readable with colour-vision
+/// deficiencies), repeated past seven.
+pub(super) const COMPONENT_COLORS: [Color32; 7] = [
+    Color32::from_rgb(0x44, 0x77, 0xAA),
+    Color32::from_rgb(0xEE, 0x66, 0x77),
+    Color32::from_rgb(0x22, 0x88, 0x33),
+    Color32::from_rgb(0xCC, 0xBB, 0x44),
+    Color32::from_rgb(0x66, 0xCC, 0xEE),
+    Color32::from_rgb(0xAA, 0x33, 0x77),
+    Color32::from_rgb(0xBB, 0xBB, 0xBB),
+];
+
+/// Colour of component `k` (responsibilities layer and its legend).
+pub fn component_color(k: usize) -> Color32 {
+    COMPONENT_COLORS[k % COMPONENT_COLORS.len()]
+}
+
+/// The responsibilities layer.
+const RESPONSIBILITIES: &str = "The plane coloured by p(k | x_t): the posterior probability that a noisy point came from component k (exact, from the perturbed mixture). Where one colour dominates, the denoiser points at that component; at large σ the colours blur into each other and the denoiser can only guess the mean.";
 /// Columns of the layer (rows follow the aspect ratio).
 const COLS: u32 = 96;
 /// Opacity over the heatmap below.
@@ -38,10 +57,10 @@ impl View for Responsibilities {
                 &mut st.layers.responsibilities,
                 "responsibilities p(k | x_t)",
             )
-            .on_hover_text(crate::app::explain::RESPONSIBILITIES);
+            .on_hover_text(RESPONSIBILITIES);
             if st.layers.responsibilities {
                 for k in 0..st.scene.mixture.components.len() {
-                    ui.colored_label(canvas::component_color(k), format!("•{}", k + 1));
+                    ui.colored_label(component_color(k), format!("•{}", k + 1));
                 }
             }
         });
@@ -66,7 +85,7 @@ impl View for Responsibilities {
             pt.responsibilities(*p, &mut r);
             let mut rgb = [0.0f64; 3];
             for (k, rk) in r.iter().enumerate() {
-                let c = canvas::component_color(k);
+                let c = component_color(k);
                 rgb[0] += rk * f64::from(c.r());
                 rgb[1] += rk * f64::from(c.g());
                 rgb[2] += rk * f64::from(c.b());
@@ -98,7 +117,7 @@ impl View for Responsibilities {
             let k = f.state.scene.mixture.components.len().max(1);
             legends.push(Legend {
                 title: "p(k | x_t): colour of component k".into(),
-                colors: (0..k).map(canvas::component_color).collect(),
+                colors: (0..k).map(component_color).collect(),
                 labels: ["1".into(), String::new(), format!("{k}")],
             });
         }
