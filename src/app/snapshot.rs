@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::app::perf::PerfSummary;
 use crate::app::ScoreLabApp;
-use crate::engine::{LiveSampling, SamplerStatus, TrainSettings, SLOTS};
+use crate::engine::{SamplerStatus, SLOTS};
 use crate::sim::metrics::RunStats;
 use crate::state::link::Panels;
-use crate::state::{ArrowMode, Layers, Scene, SplitMode, State};
+use crate::state::State;
 
 static STATE: Mutex<String> = Mutex::new(String::new());
 
@@ -61,19 +61,14 @@ struct StateSnapshot<'a> {
     n_samples: usize,
     /// Score fields (the arrows' grid) received from the engine so far.
     field_seq: u64,
-    training: bool,
     /// Live particles of sampler 1 (0 when off).
     particles: usize,
     /// Sampler 1's run, step, NFE and time.
     sampler: Option<SamplerStatus>,
     /// Every live sampler's status (the split view shows two).
     samplers: &'a [Option<SamplerStatus>; SLOTS],
-    sampling: &'a LiveSampling,
-    /// Every live sampler's settings.
-    samplings: &'a [LiveSampling; SLOTS],
     /// Mode weights and NLL of each sampler's last finished run.
     runs: [Option<&'a RunStats>; SLOTS],
-    split: SplitMode,
     /// The share link of the current state (`#s=…`, with the embed flags).
     link: String,
     /// The lesson the lesson player shows (1-based), if it is open.
@@ -96,16 +91,12 @@ struct StateSnapshot<'a> {
     link_error: Option<&'a str>,
     panels: Panels,
     lessons: serde_json::Value,
-    sampling_paused: bool,
-    settings: &'a TrainSettings,
-    layers: &'a Layers,
-    arrows: ArrowMode,
     /// The SDE at the shown noise level, in its data frame: x_t = m + α (x₀ − m) + s z, as
     /// `{center: m, alpha, s}` (what `denoiser()`'s closed form uses).
     shown_marginal: ShownMarginal,
-    /// The whole state as links and scene files hold it (every setting, new ones included).
+    /// The whole state as links and scene files hold it (every setting, new ones included);
+    /// its older top-level names are added by [`old_keys`].
     state: &'a State,
-    scene: &'a Scene,
     selected: Option<usize>,
     can_undo: bool,
     can_redo: bool,
@@ -170,7 +161,6 @@ impl ScoreLabApp {
             fisher_step: h.fisher.last().map(|f| f[0] as u64),
             n_samples: self.data.samples.len(),
             field_seq: host.field_seq,
-            training: st.training,
             particles: if st.samplers[0].enabled {
                 host.sampler[0].map_or(0, |s| s.n)
             } else {
@@ -178,10 +168,7 @@ impl ScoreLabApp {
             },
             sampler: host.sampler[0],
             samplers: &host.sampler,
-            sampling: &st.samplers[0],
-            samplings: &st.samplers,
             runs: [host.runs[0].as_ref(), host.runs[1].as_ref()],
-            split: st.split,
             link: self.link(),
             lesson: ui.flags.lesson,
             shown_theme: ui.shown_theme,
@@ -205,10 +192,6 @@ impl ScoreLabApp {
             link_error: ui.link_error.as_deref(),
             panels: ui.flags.panels(),
             lessons: self.views.overlays.state_json(),
-            sampling_paused: st.paused,
-            settings: &st.settings,
-            layers: &st.layers,
-            arrows: st.arrows,
             shown_marginal: {
                 let sde = host.sde(st, &self.data.mixture);
                 let (alpha, s) = sde.marginal(st.scene.t);
@@ -220,7 +203,6 @@ impl ScoreLabApp {
                 }
             },
             state: st,
-            scene: &st.scene,
             selected: self.canvas.selected,
             can_undo: !self.data.undo.is_empty(),
             can_redo: !self.data.redo.is_empty(),
@@ -232,6 +214,32 @@ impl ScoreLabApp {
             error: ui.error.as_deref(),
             warning: ui.warning.as_deref(),
         };
-        serde_json::to_string(&snap).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        let json = serde_json::to_value(&snap).map(|mut v| {
+            if let (serde_json::Value::Object(m), serde_json::Value::Object(old)) =
+                (&mut v, old_keys(st))
+            {
+                m.extend(old);
+            }
+            v
+        });
+        json.and_then(|v| serde_json::to_string(&v))
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// The parts of the state that `state()` gave at its top level before `state` held the whole
+/// [`State`], under their old names (the browser tests, the benchmark page and embedders read
+/// them): written from the state here, and nowhere else.
+fn old_keys(st: &State) -> serde_json::Value {
+    serde_json::json!({
+        "training": st.training,
+        "sampling": st.samplers[0],
+        "samplings": st.samplers,
+        "split": st.split,
+        "sampling_paused": st.paused,
+        "settings": st.settings,
+        "layers": st.layers,
+        "arrows": st.arrows,
+        "scene": st.scene,
+    })
 }
