@@ -292,13 +292,16 @@ impl ScoreLabApp {
             v.request(&frame, view, &mut req);
         }
         let (st, data) = (&self.state, &self.data);
-        let said = self.host.frame(
-            st,
-            &data.mixture,
-            req,
-            &mut self.views.overlays,
-            &mut self.clock.perf,
-        );
+        let want_model = self.views.overlays.wants_model();
+        if want_model {
+            self.views.overlays.model_requested();
+        }
+        let said = self
+            .host
+            .frame(st, &data.mixture, req, want_model, &mut self.clock.perf);
+        if let Some(net) = said.model {
+            self.views.overlays.set_model(net);
+        }
         if let Some(w) = said.warning {
             self.ui.warning = Some(w);
         }

@@ -1,7 +1,7 @@
 //! The WGSL engine on the app's device.
 //!
 //! Data flow per frame: poll the async readbacks of the last submission; if the GPU has
-//! caught up, encode k training steps (3 dispatches each), copy the EMA weights into the
+//! caught up, encode k training steps (4 dispatches each), copy the EMA weights into the
 //! drawing network, encode the field (and now and then the Fisher probe), submit once, and
 //! start small async readbacks (step counter, loss ring, field cells, Fisher sums). k grows
 //! while the readback comes back within a frame and shrinks when it lags.

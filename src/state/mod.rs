@@ -4,12 +4,16 @@
 //! app applies in one place (`app::apply`), which compares the old and the new state to
 //! decide what the engine must redo.
 //!
-//! Key vocabulary (the state's own field names, documented in `docs/ARCHITECTURE.md`):
-//! `scene{mixture,sde,t,seed}`, `settings{width,depth,batch,lr}`,
-//! `samplers[{enabled,exact,n,kind,levels,steps,step,snr,speed,repeat,guide}]` (older links' absolute `eps` is converted with their mixture), `split`,
-//! `layers{…}`, `arrows`, `training`, `paused`, `ode_paths`, `probe`, `inpaint`, `view`,
-//! `palette`. `setConfig` takes the same names (the sampler keys for `slot`), and still
-//! accepts the older spellings (`particles`, `sampler_eps`, `exact_particles`, …) as aliases.
+//! Key vocabulary (the state's own field names, documented in `docs/ARCHITECTURE.md`; the
+//! numbers' ranges are `engine::settings::table`'s): `scene{mixture,sde,t,seed}`,
+//! `settings{width,depth,batch,lr}`, `samplers[{enabled,exact,n,kind,levels,steps,step,eps,
+//! snr,speed,repeat,guide{component,gamma},mala,t_start,prior_scale}]` (older links' absolute
+//! `eps` is converted with their mixture), `split`, `layers{samples,true_density,
+//! learned_density,arrows,particles,trails,responsibilities}`, `arrows`, `training`, `paused`,
+//! `ode_paths`, `probe`, `cond_paths`, `inpaint{c,method,n,steps,exact,zeta}`, `view`,
+//! `palette`, `axes`, `sigma_circle`, `legends`, `theme`, `ui_scale`. `setConfig` takes the
+//! same names (the sampler keys for `slot`), and still accepts the older spellings
+//! (`particles`, `sampler_eps`, `exact_particles`, …) as aliases.
 
 pub mod base64;
 pub mod command;

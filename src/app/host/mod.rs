@@ -7,7 +7,6 @@ use eframe::egui_wgpu::wgpu;
 use web_time::{Duration, Instant};
 
 use crate::app::perf::PerfWindow;
-use crate::app::views::overlays::Overlays;
 use crate::engine::probe::ProbeResult;
 use crate::engine::split::SplitEngine;
 use crate::engine::{
@@ -162,6 +161,9 @@ pub struct Said {
     pub warning: Option<String>,
     /// Where an exported model went.
     pub file_message: Option<String>,
+    /// The drawing network, when this frame read it back (for whoever asked, e.g. the
+    /// overlays' CPU snapshot).
+    pub model: Option<ScoreNet>,
 }
 
 /// What a request for the latest field is answered with.
@@ -373,13 +375,14 @@ impl Host {
         self.pending.fields.push((id, self.field_seq, what));
     }
 
-    /// Run the engine for this frame with the views' requests `req` and fold its output in.
+    /// Run the engine for this frame with the views' requests `req` (and a model readback when
+    /// `want_model`) and fold its output in.
     pub fn frame(
         &mut self,
         st: &State,
         mixture: &GaussianMixture,
         req: FrameRequest,
-        overlays: &mut Overlays,
+        want_model: bool,
         perf: &mut PerfWindow,
     ) -> Said {
         let mut said = Said::default();
@@ -389,9 +392,8 @@ impl Host {
         for &(_, slot) in &self.pending.samples {
             engine.request_samples(slot);
         }
-        if !self.pending.models.is_empty() || overlays.wants_model() {
+        if !self.pending.models.is_empty() || want_model {
             engine.request_model();
-            overlays.model_requested();
         }
         let engine_start = Instant::now();
         let budget = match engine.choice() {
@@ -420,7 +422,7 @@ impl Host {
         self.fold_samples(st, mixture, out.samples);
         if let Some(net) = out.model {
             said.file_message = self.answer_models(&net);
-            overlays.set_model(net);
+            said.model = Some(net);
         }
         if let Some(density) = out.density {
             self.density = Some(density);

@@ -105,7 +105,8 @@ pub struct LiveSampling {
     pub speed: f64,
     /// Start a new run from fresh noise after each finished one.
     pub repeat: bool,
-    /// Classifier guidance toward a component (CPU engine).
+    /// Classifier guidance toward a component (both engines: `GpuSampler::new_guided` on the
+    /// GPU).
     pub guide: Option<Guide>,
     /// Langevin family: Metropolis-adjust each step against the exact p_t (MALA; the
     /// proposal uses the exact score, since MALA needs the log-density).
