@@ -57,7 +57,7 @@ fn options_from_url() -> AppOptions {
         no_offload,
         worker: Some(crate::engine::remote::Offload {
             start: start_worker,
-            place: "worker",
+            place: crate::engine::RunsOn::Worker,
         }),
         probe_software,
         split,

@@ -38,7 +38,10 @@ fn every_shader_module_validates() {
         v.validate(&module)
             .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)));
         for (entry, _) in entries {
-            let ep = module.entry_points.iter().find(|ep| ep.name == *entry);
+            let ep = module
+                .entry_points
+                .iter()
+                .find(|ep| ep.name == entry.name());
             let ep = ep.unwrap_or_else(|| panic!("{file} lacks entry point {entry}"));
             // One thread per item in WORKGROUP_SIZE groups, or a single-thread finisher, or a
             // 256-wide reduction.
@@ -197,7 +200,7 @@ fn stage_table_matches_the_code() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     for stage in shaders::STAGES {
         for (entry, twin) in stage.entries {
-            let parts: Vec<&str> = twin.split("::").collect();
+            let parts: Vec<&str> = twin.path.split("::").collect();
             let func = parts[parts.len() - 1];
             // The module is the path up to the first capitalised segment (a type) or the function.
             let module: Vec<&str> = parts[..parts.len() - 1]
@@ -209,13 +212,16 @@ fn stage_table_matches_the_code() {
             // A file module, or every file of a directory module (re-exported items).
             let text = std::fs::read_to_string(base.with_extension("rs")).unwrap_or_else(|_| {
                 std::fs::read_dir(&base)
-                    .unwrap_or_else(|e| panic!("{entry}: the twin {twin} has no module ({e})"))
+                    .unwrap_or_else(|e| {
+                        panic!("{entry}: the twin {} has no module ({e})", twin.path)
+                    })
                     .filter_map(|f| std::fs::read_to_string(f.ok()?.path()).ok())
                     .collect()
             });
             assert!(
                 text.contains(&format!("fn {func}(")) || text.contains(&format!("fn {func}<")),
-                "{entry}: the twin {twin} has no `fn {func}`"
+                "{entry}: the twin {} has no `fn {func}`",
+                twin.path
             );
         }
     }

@@ -83,7 +83,7 @@ impl ScoreLabApp {
     pub(super) fn status_line(&self) -> String {
         let engine = self.host.engine.as_ref().map_or("none".to_string(), |e| {
             let trains = match e.runs_on() {
-                "page" => e.label().to_string(),
+                crate::engine::RunsOn::Page => e.label().to_string(),
                 place => format!("{} ({place})", e.label()),
             };
             match e.sampling_label() {

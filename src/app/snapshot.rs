@@ -147,7 +147,7 @@ impl ScoreLabApp {
                 .as_ref()
                 .map_or("none", |e| e.sampling_label().unwrap_or_else(|| e.label())),
             fallback_reason: self.platform.fallback_reason.as_deref(),
-            engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on()),
+            engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on().name()),
             worker_fallback: host.engine.as_ref().and_then(|e| e.fell_back()),
             engine_probing: host.probing(),
             engine_probe: host.probe_result.as_ref(),

@@ -302,6 +302,34 @@ impl Control {
     }
 }
 
+/// Where an engine's CPU work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunsOn {
+    /// The caller's thread (the page's, natively the UI's).
+    Page,
+    /// A Web Worker.
+    Worker,
+    /// A native thread.
+    Thread,
+}
+
+impl RunsOn {
+    /// As `state()` and the status line write it: "page", "worker", "thread".
+    pub const fn name(self) -> &'static str {
+        match self {
+            RunsOn::Page => "page",
+            RunsOn::Worker => "worker",
+            RunsOn::Thread => "thread",
+        }
+    }
+}
+
+impl std::fmt::Display for RunsOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A training/evaluation engine. The provided methods are the app's requests, kept in
 /// [`Control`]; an engine implements the rest.
 pub trait Engine {
@@ -338,10 +366,9 @@ pub trait Engine {
     fn gpu_counts(&self) -> Option<GpuCounts> {
         None
     }
-    /// Where the engine's CPU work runs: "page" (the caller's thread), "worker" (a Web
-    /// Worker) or "thread" (a native thread).
-    fn runs_on(&self) -> &'static str {
-        "page"
+    /// Where the engine's CPU work runs.
+    fn runs_on(&self) -> RunsOn {
+        RunsOn::Page
     }
     /// Why an offloaded engine came back to the caller's thread, if it did.
     fn fell_back(&self) -> Option<&str> {

@@ -130,7 +130,7 @@ impl Engine for SplitEngine {
         self.sample.gpu_counts().or_else(|| self.train.gpu_counts())
     }
 
-    fn runs_on(&self) -> &'static str {
+    fn runs_on(&self) -> super::RunsOn {
         self.train.runs_on()
     }
 

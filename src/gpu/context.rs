@@ -113,7 +113,7 @@ pub struct GpuContext {
     pub layout_main: wgpu::BindGroupLayout,
     /// Group 1: one schedule entry (dynamic offset).
     pub layout_step: wgpu::BindGroupLayout,
-    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    pipelines: HashMap<shaders::Entry, wgpu::ComputePipeline>,
     counters: Counters,
 }
 
@@ -169,10 +169,10 @@ impl GpuContext {
             });
             for &(entry, _) in stage.entries {
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
+                    label: Some(entry.name()),
                     layout: Some(&pipeline_layout),
                     module: &module,
-                    entry_point: Some(entry),
+                    entry_point: Some(entry.name()),
                     compilation_options: Default::default(),
                     cache: None,
                 });
@@ -248,9 +248,10 @@ impl GpuContext {
         pass.dispatch_workgroups(x, y, z);
     }
 
-    /// The pipeline of a WGSL entry point.
-    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
-        match self.pipelines.get(entry) {
+    /// The pipeline of a WGSL entry point (every [`shaders::Entry`] is in
+    /// [`shaders::STAGES`], which a unit test checks).
+    pub fn pipeline(&self, entry: shaders::Entry) -> &wgpu::ComputePipeline {
+        match self.pipelines.get(&entry) {
             Some(p) => p,
             None => unreachable!(
                 "every entry point in shaders::STAGES has a pipeline; asked for {entry}"

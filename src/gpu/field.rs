@@ -1,6 +1,7 @@
 //! Grid fields and the Fisher metric on the GPU (twins of the app's CPU field and of
 //! `sim::metrics::relative_fisher`).
 
+use crate::gpu::shaders::Entry;
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
@@ -112,7 +113,7 @@ impl GpuField {
         });
         pass.set_bind_group(0, &self.bind, &[]);
         pass.set_bind_group(1, &self.step_bind, &[0]);
-        pass.set_pipeline(ctx.pipeline("field"));
+        pass.set_pipeline(ctx.pipeline(Entry::Field));
         let (gx, gy) = tile_groups(self.n_cells, self.net);
         ctx.dispatch(&mut pass, gx, gy, 1);
     }
@@ -216,10 +217,10 @@ impl FisherProbe {
         pass.set_bind_group(0, &self.bind, &[]);
         for level in 0..self.levels {
             pass.set_bind_group(1, &self.step_bind, &[(level as u64 * STEP_STRIDE) as u32]);
-            pass.set_pipeline(ctx.pipeline("fisher_terms"));
+            pass.set_pipeline(ctx.pipeline(Entry::FisherTerms));
             let (gx, gy) = tile_groups(self.n, true);
             ctx.dispatch(&mut pass, gx, gy, 1);
-            pass.set_pipeline(ctx.pipeline("sum_pairs"));
+            pass.set_pipeline(ctx.pipeline(Entry::SumPairs));
             ctx.dispatch(&mut pass, 1, 1, 1);
         }
     }

@@ -6,6 +6,7 @@
 //! [`GpuLikelihood`] is the reusable job (the app re-encodes it into its frame and reads the
 //! result back asynchronously); [`log_likelihood`] is the blocking one-shot for the CLI/tests.
 
+use crate::gpu::shaders::Entry;
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
@@ -130,7 +131,7 @@ impl GpuLikelihood {
             timestamp_writes: None,
         });
         pass.set_bind_group(0, &self.bind, &[]);
-        pass.set_pipeline(ctx.pipeline("likelihood_step"));
+        pass.set_pipeline(ctx.pipeline(Entry::LikelihoodStep));
         for i in 0..self.n_steps {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
             ctx.dispatch(&mut pass, self.groups.0, self.groups.1, 1);

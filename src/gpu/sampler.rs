@@ -4,6 +4,7 @@
 //! written once; each step binds its entry with a dynamic offset, so one dispatch per step
 //! (predictor–corrector: four) and many steps per submit, with no readback in the loop.
 
+use crate::gpu::shaders::Entry;
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
@@ -308,31 +309,31 @@ impl GpuSampler {
             pass.set_bind_group(1, &self.step_bind, &[(i as u64 * STEP_STRIDE) as u32]);
             match self.config.kind {
                 SamplerKind::Langevin | SamplerKind::AnnealedLangevin if self.mala => {
-                    pass.set_pipeline(ctx.pipeline("mala_step"));
+                    pass.set_pipeline(ctx.pipeline(Entry::MalaStep));
                     ctx.dispatch(&mut pass, groups, 1, 1);
                 }
                 SamplerKind::Langevin | SamplerKind::AnnealedLangevin => {
-                    pass.set_pipeline(ctx.pipeline("langevin_step"));
+                    pass.set_pipeline(ctx.pipeline(Entry::LangevinStep));
                     ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::ReverseSde => {
-                    pass.set_pipeline(ctx.pipeline("reverse_sde_step"));
+                    pass.set_pipeline(ctx.pipeline(Entry::ReverseSdeStep));
                     ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::Pc | SamplerKind::Ancestral => {
                     if self.config.kind == SamplerKind::Pc {
-                        pass.set_pipeline(ctx.pipeline("pc_score"));
+                        pass.set_pipeline(ctx.pipeline(Entry::PcScore));
                         ctx.dispatch(&mut pass, tx, ty, 1);
-                        pass.set_pipeline(ctx.pipeline("pc_norms"));
+                        pass.set_pipeline(ctx.pipeline(Entry::PcNorms));
                         ctx.dispatch(&mut pass, 1, 1, 1);
-                        pass.set_pipeline(ctx.pipeline("pc_correct"));
+                        pass.set_pipeline(ctx.pipeline(Entry::PcCorrect));
                         ctx.dispatch(&mut pass, groups, 1, 1);
                     }
-                    pass.set_pipeline(ctx.pipeline("ancestral_step"));
+                    pass.set_pipeline(ctx.pipeline(Entry::AncestralStep));
                     ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
-                    pass.set_pipeline(ctx.pipeline("pf_ode_step"));
+                    pass.set_pipeline(ctx.pipeline(Entry::PfOdeStep));
                     ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::OdeRk45 => unreachable!("refused in GpuSampler::new"),
@@ -410,7 +411,7 @@ impl GpuSampler {
             });
             pass.set_bind_group(0, &self.bind, &[]);
             pass.set_bind_group(1, &self.step_bind, &[0]);
-            pass.set_pipeline(ctx.pipeline("mode_histogram"));
+            pass.set_pipeline(ctx.pipeline(Entry::ModeHistogram));
             ctx.dispatch(&mut pass, 1, 1, 1);
         }
         ctx.submit(enc);

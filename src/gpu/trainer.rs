@@ -6,6 +6,7 @@
 //! the chunk partials in order, Adam, EMA; skipped for a step whose loss is not finite, as on
 //! the CPU). Every reduction has a fixed order. Nothing returns to the CPU between steps.
 
+use crate::gpu::shaders::Entry;
 use eframe::egui_wgpu::wgpu;
 
 use crate::gpu::context::{GpuContext, GpuError};
@@ -151,13 +152,13 @@ impl GpuTrainer {
         let (sx, sy) = tile_groups(self.params.batch, true);
         let tiles = grad_tiles(&self.params);
         for _ in 0..n {
-            pass.set_pipeline(ctx.pipeline("train_step"));
+            pass.set_pipeline(ctx.pipeline(Entry::TrainStep));
             ctx.dispatch(&mut pass, sx, sy, 1);
-            pass.set_pipeline(ctx.pipeline("train_grad"));
+            pass.set_pipeline(ctx.pipeline(Entry::TrainGrad));
             ctx.dispatch(&mut pass, tiles, self.params.grad_chunks, 1);
-            pass.set_pipeline(ctx.pipeline("train_finish"));
+            pass.set_pipeline(ctx.pipeline(Entry::TrainFinish));
             ctx.dispatch(&mut pass, 1, 1, 1);
-            pass.set_pipeline(ctx.pipeline("reduce_adam"));
+            pass.set_pipeline(ctx.pipeline(Entry::ReduceAdam));
             ctx.dispatch(&mut pass, groups(self.params.n_params), 1, 1);
         }
     }

@@ -212,7 +212,7 @@ fn split_engine_trains_on_the_cpu_and_samples_on_the_gpu() {
     let sde = Sde::at_origin(SdeKind::Ve, &m);
     let st = TrainSettings::small();
     let cpu = engine::start(None, &m, sde, &st, None, engine::remote::THREAD).unwrap();
-    assert_eq!(cpu.runs_on(), "thread");
+    assert_eq!(cpu.runs_on().name(), "thread");
     let gpu = GpuContext::headless().unwrap();
     let gpu = engine::start(Some(gpu), &m, sde, &st, None, None).unwrap();
     let init = engine_model(

@@ -29,12 +29,12 @@ pub struct Offload {
     /// Start the worker.
     pub start: fn() -> Result<Box<dyn Link>, String>,
     /// Where the engine runs behind the link.
-    pub place: &'static str,
+    pub place: crate::engine::RunsOn,
 }
 
 impl Offload {
     /// The link to a new worker, or one that fails at the first frame with the reason.
-    pub fn link(self) -> (Box<dyn Link>, &'static str) {
+    pub fn link(self) -> (Box<dyn Link>, crate::engine::RunsOn) {
         match (self.start)() {
             Ok(l) => (l, self.place),
             Err(e) => (Box::new(FailedLink(e)), self.place),
@@ -52,7 +52,7 @@ fn spawn_thread() -> Result<Box<dyn Link>, String> {
 #[cfg(not(target_arch = "wasm32"))]
 pub const THREAD: Option<Offload> = Some(Offload {
     start: spawn_thread,
-    place: "thread",
+    place: crate::engine::RunsOn::Thread,
 });
 /// This platform's own worker: a thread natively; none in the browser, where the web shell
 /// brings its Web Worker.

@@ -22,8 +22,8 @@ use web_time::{Duration, Instant};
 
 use super::{
     settings::net_or_new, CpuEngine, Engine, EngineChoice, EngineError, FieldCell, FieldRequest,
-    FrameOutput, FrameRequest, FrameTiming, LiveSampling, ParticleView, SamplerStatus, SamplesOut,
-    TrainSettings, SLOTS,
+    FrameOutput, FrameRequest, FrameTiming, LiveSampling, ParticleView, RunsOn, SamplerStatus,
+    SamplesOut, TrainSettings, SLOTS,
 };
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::{ModelFile, ScoreNet};
@@ -352,7 +352,7 @@ enum Inner {
 pub struct RemoteEngine {
     inner: Inner,
     /// Where the engine runs ("worker" or "thread").
-    place: &'static str,
+    place: RunsOn,
     fallback: Fallback,
     /// Why it fell back to the page's thread.
     fell_back: Option<String>,
@@ -365,7 +365,7 @@ impl RemoteEngine {
     /// built here, so a bad setting is refused at once, as with the local engine.
     pub fn new(
         mut link: Box<dyn Link>,
-        place: &'static str,
+        place: RunsOn,
         mixture: &GaussianMixture,
         sde: Sde,
         settings: &TrainSettings,
@@ -478,10 +478,10 @@ impl Engine for RemoteEngine {
         EngineChoice::Cpu
     }
 
-    fn runs_on(&self) -> &'static str {
+    fn runs_on(&self) -> RunsOn {
         match self.inner {
             Inner::Remote(_) => self.place,
-            Inner::Local(_) => "page",
+            Inner::Local(_) => RunsOn::Page,
         }
     }
 

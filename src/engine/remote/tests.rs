@@ -89,8 +89,8 @@ fn the_engine_in_a_thread_gives_the_same_network_and_samples() {
     let mut local = CpuEngine::new(&m, sde, &settings(), None).expect("starts");
     let link = ThreadLink::spawn().expect("a thread");
     let mut remote =
-        RemoteEngine::new(Box::new(link), "thread", &m, sde, &settings(), None).expect("ok");
-    assert_eq!(remote.runs_on(), "thread");
+        RemoteEngine::new(Box::new(link), RunsOn::Thread, &m, sde, &settings(), None).expect("ok");
+    assert_eq!(remote.runs_on().name(), "thread");
     let (net_l, pts_l, nfe_l) = run(&mut local, 40);
     let (net_r, pts_r, nfe_r) = run(&mut remote, 40);
     assert_eq!(net_l.mlp.params, net_r.mlp.params, "the same 40 steps");
@@ -106,7 +106,7 @@ fn the_thread_trains_while_the_page_is_not_looking() {
     let sde = Sde::for_mixture(SdeKind::Ve, &m);
     let link = ThreadLink::spawn().expect("a thread");
     let mut remote =
-        RemoteEngine::new(Box::new(link), "thread", &m, sde, &settings(), None).expect("ok");
+        RemoteEngine::new(Box::new(link), RunsOn::Thread, &m, sde, &settings(), None).expect("ok");
     // One tick turns training on; the next frame, 300 ms later, finds steps taken in between.
     let first = remote.frame(Duration::ZERO, true, &FrameRequest::default());
     std::thread::sleep(Duration::from_millis(300));
@@ -175,12 +175,12 @@ fn a_worker_that_cannot_start_falls_back_to_the_page() {
     let sde = Sde::for_mixture(SdeKind::Vp, &m);
     let link = FailedLink("no workers here".into());
     let mut e =
-        RemoteEngine::new(Box::new(link), "worker", &m, sde, &settings(), None).expect("ok");
+        RemoteEngine::new(Box::new(link), RunsOn::Worker, &m, sde, &settings(), None).expect("ok");
     e.set_sampling(0, &live());
     let out = e.frame(Duration::from_millis(5), true, &FrameRequest::default());
     let warning = out.warning.expect("says so");
     assert!(warning.contains("no workers here"), "{warning}");
-    assert_eq!(e.runs_on(), "page");
+    assert_eq!(e.runs_on().name(), "page");
     assert_eq!(e.fell_back(), Some("no workers here"));
     // ... and carries on: it trains and runs the sampler it was given.
     let out = frames_until(&mut e, true, |o| {
