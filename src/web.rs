@@ -162,7 +162,8 @@ pub fn state() -> String {
 /// `setScene(json)`: validated now (throws with the reason), applied at the next frame.
 #[wasm_bindgen]
 pub fn set_scene(json: &str) -> Result<(), JsValue> {
-    let scene = crate::state::patch::parse_scene(json).map_err(|e| JsValue::from_str(&e))?;
+    let scene =
+        crate::state::patch::parse_scene(json).map_err(|e| JsValue::from_str(&e.to_string()))?;
     crate::state::command::push(crate::state::command::Command::SetScene(Box::new(scene)));
     Ok(())
 }
@@ -170,7 +171,8 @@ pub fn set_scene(json: &str) -> Result<(), JsValue> {
 /// `setConfig(partialJson)`: validated now (throws with the reason), applied at the next frame.
 #[wasm_bindgen]
 pub fn set_config(json: &str) -> Result<(), JsValue> {
-    let patch = crate::state::patch::parse_config(json).map_err(|e| JsValue::from_str(&e))?;
+    let patch =
+        crate::state::patch::parse_config(json).map_err(|e| JsValue::from_str(&e.to_string()))?;
     crate::state::command::push(crate::state::command::Command::SetConfig(Box::new(patch)));
     Ok(())
 }
@@ -249,8 +251,8 @@ pub fn request_inpaint() -> u32 {
 /// reason and changes nothing), applied at the next frame.
 #[wasm_bindgen]
 pub fn import_file(name: &str, text: &str) -> Result<(), JsValue> {
-    let file =
-        crate::state::command::parse_import(name, text).map_err(|e| JsValue::from_str(&e))?;
+    let file = crate::state::command::parse_import(name, text)
+        .map_err(|e| JsValue::from_str(&e.to_string()))?;
     crate::state::command::push(crate::state::command::Command::Import(Box::new(file)));
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::app::views::overlays::Overlays;
 use crate::engine::{EngineChoice, SLOTS};
 use crate::sim::ellipse::remove_component;
 use crate::state::command::{self as api, Command, Imported};
+use crate::state::js::Refused;
 use crate::state::State;
 
 /// What a command asks beyond the state change itself.
@@ -67,7 +68,7 @@ impl ScoreLabApp {
                     }
                 }
             }
-            Err(e) => self.ui.error = Some(e),
+            Err(e) => self.ui.error = Some(e.to_string()),
         }
     }
 
@@ -256,7 +257,7 @@ impl ScoreLabApp {
                 if self.host.engine.is_some() {
                     self.host.pending.models.push(id);
                 } else {
-                    api::answer(id, Err("no training engine is running".into()));
+                    api::answer(id, Err(Refused::NoEngine));
                 }
             }
             Command::Field(id) => self.host.ask_field(id, FieldAnswer::Score),
@@ -312,7 +313,7 @@ impl ScoreLabApp {
             Err(e) => {
                 // Keep the last good state and say why.
                 self.state = old.clone();
-                self.ui.error = Some(e);
+                self.ui.error = Some(e.to_string());
                 return;
             }
         };
@@ -493,7 +494,7 @@ pub(crate) fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
                 .bytes_async()
                 .await
                 .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
-                .and_then(|t| api::parse_import(&name, &t));
+                .and_then(|t| api::parse_import(&name, &t).map_err(String::from));
             api::push(to_cmd(res));
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -501,7 +502,7 @@ pub(crate) fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
             let res = f
                 .bytes()
                 .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
-                .and_then(|t| api::parse_import(&name, &t));
+                .and_then(|t| api::parse_import(&name, &t).map_err(String::from));
             cmds.push(to_cmd(res));
         }
     }

@@ -4,6 +4,7 @@
 use eframe::egui;
 
 use crate::state::command::{self as api, Command};
+use crate::state::js::{Answer, Refused};
 use crate::state::link::{self};
 
 use super::*;
@@ -158,7 +159,7 @@ impl ScoreLabApp {
             px(r.max.y, h),
         );
         if x1 <= x0 || y1 <= y0 {
-            api::answer(id, Err("the plot is not on screen".into()));
+            api::answer(id, Err(Refused::PlotOffScreen));
             return;
         }
         let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
@@ -176,7 +177,7 @@ impl ScoreLabApp {
             "data:image/png;base64,{}",
             crate::state::base64::base64(&png)
         );
-        api::answer(id, Ok(url));
+        api::answer(id, Ok(Answer::PngDataUrl(url)));
     }
 
     /// The banners, the status line and the control panel.

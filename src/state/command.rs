@@ -1,11 +1,8 @@
 //! The one command path: panel clicks, keys, canvas edits, JS calls, dropped files and
 //! links all become [`Command`]s, applied by the app in one place (`app::apply`). The JS
-//! embed API queues them here (from any thread) and collects answers that need a frame
-//! (samples, a screenshot) by request id. Imported files are parsed and validated here.
+//! embed API queues them through `state::js` (from any thread), which also keeps the typed
+//! answers to requests that need a frame (samples, a screenshot) by request id. Imported files are parsed and validated here.
 //! No egui or wasm: tested natively.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::engine::EngineChoice;
 use crate::sim::mixture::MixtureSpec;
@@ -13,7 +10,7 @@ use crate::sim::model::ScoreNet;
 use crate::sim::samplers::SamplerKind;
 use crate::sim::Vec2;
 use crate::state::patch::{parse_scene, ConfigPatch};
-use crate::state::{Scene, State};
+use crate::state::{Scene, State, StateError};
 
 /// Largest file `importFile` / a dropped file may be (a width-256, depth-6 model is ≈5 MB).
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
@@ -117,12 +114,13 @@ impl PartialEq for Imported {
 
 /// Parse and validate an imported file (model JSON or scene JSON). A refused file leaves
 /// everything as it was; the message says why.
-pub fn parse_import(name: &str, text: &str) -> Result<Imported, String> {
+pub fn parse_import(name: &str, text: &str) -> Result<Imported, StateError> {
     if text.len() > MAX_IMPORT_BYTES {
         return Err(format!(
             "{name}: {} bytes; at most {MAX_IMPORT_BYTES} are accepted",
             text.len()
-        ));
+        )
+        .into());
     }
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("{name} is not a ScoreLab file (invalid JSON: {e})"))?;
@@ -133,12 +131,13 @@ pub fn parse_import(name: &str, text: &str) -> Result<Imported, String> {
             return Err(format!(
                 "{name}: model refused: width ≤ {max_w} and depth 1..=6 are supported (got {}×{})",
                 net.config.width, net.config.depth
-            ));
+            )
+            .into());
         }
         return Ok(Imported::Model(Box::new(net)));
     }
     if value.get("mixture").is_some() {
-        let scene = parse_scene(text).map_err(|e| format!("{name}: {e}"))?;
+        let scene = parse_scene(text).map_err(|e| e.within(name))?;
         return Ok(Imported::Scene(Box::new(State {
             scene,
             ..State::default()
@@ -147,52 +146,11 @@ pub fn parse_import(name: &str, text: &str) -> Result<Imported, String> {
     let mut shared: State = serde_json::from_value(value)
         .map_err(|e| format!("{name} is neither a ScoreLab model nor a scene file: {e}"))?;
     shared.upgrade_legacy();
-    shared.validate().map_err(|e| format!("{name}: {e}"))?;
+    shared.validate().map_err(|e| e.within(name))?;
     Ok(Imported::Scene(Box::new(shared)))
 }
 
-static COMMANDS: Mutex<Vec<Command>> = Mutex::new(Vec::new());
-static RESULTS: Mutex<Option<HashMap<u32, Result<String, String>>>> = Mutex::new(None);
-static NEXT_ID: Mutex<u32> = Mutex::new(1);
-
-/// Queue a command.
-pub fn push(cmd: Command) {
-    if let Ok(mut q) = COMMANDS.lock() {
-        q.push(cmd);
-    }
-}
-
-/// A fresh request id.
-pub fn next_id() -> u32 {
-    NEXT_ID
-        .lock()
-        .map(|mut n| {
-            let id = *n;
-            *n = n.wrapping_add(1).max(1);
-            id
-        })
-        .unwrap_or(0)
-}
-
-/// Take the queued commands (the app, once per frame).
-pub fn drain() -> Vec<Command> {
-    COMMANDS
-        .lock()
-        .map(|mut q| std::mem::take(&mut *q))
-        .unwrap_or_default()
-}
-
-/// Store the answer to request `id`.
-pub fn answer(id: u32, result: Result<String, String>) {
-    if let Ok(mut r) = RESULTS.lock() {
-        r.get_or_insert_with(HashMap::new).insert(id, result);
-    }
-}
-
-/// Take the answer to request `id`, if it has come.
-pub fn take_answer(id: u32) -> Option<Result<String, String>> {
-    RESULTS.lock().ok()?.as_mut()?.remove(&id)
-}
+pub use super::js::{answer, drain, next_id, push, take_answer};
 
 #[cfg(test)]
 mod import_tests {
@@ -228,7 +186,9 @@ mod import_tests {
             ("[1,2,3]", "neither"),
             ("{\"hello\":1}", "neither"),
         ] {
-            let e = parse_import("m.json", bad).expect_err("corrupt file accepted");
+            let e = parse_import("m.json", bad)
+                .expect_err("corrupt file accepted")
+                .to_string();
             assert!(e.contains(why), "{e:?} should say {why:?}");
         }
     }

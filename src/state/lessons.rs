@@ -52,7 +52,7 @@ pub enum Metric {
 
 impl Lesson {
     /// The lesson's state (validated).
-    pub fn state(&self) -> Result<State, String> {
+    pub fn state(&self) -> Result<State, super::StateError> {
         let mut st: State = serde_json::from_str(self.state_json)
             .map_err(|e| format!("lesson {:?}: {e}", self.title))?;
         st.upgrade_legacy();

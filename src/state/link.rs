@@ -9,6 +9,7 @@
 //! gives an error message (the app then starts from the defaults); nothing here panics.
 //! No egui: tested natively (unit tests and a seeded mutation fuzz below).
 
+use crate::state::StateError;
 use serde::Serialize;
 
 use crate::state::base64::{base64url_decode, base64url_encode};
@@ -125,12 +126,13 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Parse a URL hash (with or without the leading `#`). An empty hash is `Ok` with no state.
-pub fn parse_hash(hash: &str) -> Result<Link, String> {
+pub fn parse_hash(hash: &str) -> Result<Link, StateError> {
     if hash.len() > MAX_HASH_BYTES {
         return Err(format!(
             "the link's hash is {} bytes; at most {MAX_HASH_BYTES} are accepted",
             hash.len()
-        ));
+        )
+        .into());
     }
     let hash = hash.strip_prefix('#').unwrap_or(hash);
     let mut link = Link {
@@ -147,7 +149,8 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                     return Err("the link has two states (s=)".into());
                 }
                 let bytes = base64url_decode(&value)?;
-                let text = String::from_utf8(bytes).map_err(|_| "the state is not valid UTF-8")?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| StateError::from("the state is not valid UTF-8"))?;
                 let mut shared: State = serde_json::from_str(&text)
                     .map_err(|e| format!("the state is not a ScoreLab scene: {e}"))?;
                 shared.upgrade_legacy();
@@ -157,7 +160,7 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
             "ui" => match value.as_str() {
                 "min" => link.flags.minimal = true,
                 "full" => link.flags.minimal = false,
-                other => return Err(format!("ui={other:?} is not one of min, full")),
+                other => return Err(format!("ui={other:?} is not one of min, full").into()),
             },
             "panels" => {
                 let list: Vec<String> = value
@@ -169,7 +172,8 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                     return Err(format!(
                         "panels: {bad:?} is not one of {}",
                         PANEL_NAMES.join(", ")
-                    ));
+                    )
+                    .into());
                 }
                 link.flags.panels = Some(list);
             }
@@ -179,15 +183,15 @@ pub fn parse_hash(hash: &str) -> Result<Link, String> {
                     Ok(k) if (1..=n).contains(&k) => link.flags.lesson = Some(k),
                     _ => {
                         let shown: String = value.chars().take(20).collect();
-                        return Err(format!("lesson={shown:?} is not a lesson (1 to {n})"));
+                        return Err(format!("lesson={shown:?} is not a lesson (1 to {n})").into());
                     }
                 }
             }
             other => {
                 let shown: String = other.chars().take(40).collect();
-                return Err(format!(
-                    "unknown link key {shown:?} (known: s, ui, panels, lesson)"
-                ));
+                return Err(
+                    format!("unknown link key {shown:?} (known: s, ui, panels, lesson)").into(),
+                );
             }
         }
     }
@@ -305,14 +309,16 @@ mod tests {
             ("#lesson=-1".into(), "not a lesson"),
         ];
         for (hash, want) in cases {
-            let err =
-                parse_hash(&hash).expect_err(&format!("accepted {}", &hash[..hash.len().min(80)]));
+            let err = parse_hash(&hash)
+                .expect_err(&format!("accepted {}", &hash[..hash.len().min(80)]))
+                .to_string();
             assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
         // 10⁶ components: refused by the length limit before any parsing.
         let million = format!("#s={}", "QUFB".repeat(250_000));
         assert!(parse_hash(&million)
             .expect_err("too long")
+            .to_string()
             .contains("at most"));
     }
 

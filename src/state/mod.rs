@@ -17,11 +17,15 @@
 
 pub mod base64;
 pub mod command;
+mod error;
+pub mod js;
 pub mod lessons;
 pub mod link;
 pub mod patch;
 
 use serde::{Deserialize, Serialize};
+
+pub use error::StateError;
 
 use crate::engine::{LiveSampling, TrainSettings, SLOTS};
 use crate::sim::guidance::InpaintMethod;
@@ -66,10 +70,10 @@ impl Default for Scene {
 
 impl Scene {
     /// Range checks (the mixture validates; t ∈ [0, 1]).
-    pub fn validate(&self) -> Result<GaussianMixture, String> {
-        let m = GaussianMixture::from_spec(&self.mixture).map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<GaussianMixture, StateError> {
+        let m = GaussianMixture::from_spec(&self.mixture)?;
         if !(self.t.is_finite() && (0.0..=1.0).contains(&self.t)) {
-            return Err(format!("t must be in [0, 1] (got {})", self.t));
+            return Err(format!("t must be in [0, 1] (got {})", self.t).into());
         }
         Ok(m)
     }
@@ -208,20 +212,19 @@ impl Default for InpaintSpec {
 
 impl InpaintSpec {
     /// Range checks.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), StateError> {
         if !(self.c.is_finite() && self.c.abs() <= MAX_COORD) {
-            return Err(format!(
-                "the inpainting line x₁ = c needs |c| ≤ {MAX_COORD}"
-            ));
+            return Err(format!("the inpainting line x₁ = c needs |c| ≤ {MAX_COORD}").into());
         }
         if !(self.zeta.is_finite() && (0.0..=1.0).contains(&self.zeta)) {
-            return Err("DPS's step ζ must be in [0, 1]".into());
+            return Err("DPS's step ζ must be in [0, 1]".to_string().into());
         }
         if !(1..=MAX_INPAINT_N).contains(&self.n) || !(1..=MAX_INPAINT_STEPS).contains(&self.steps)
         {
             return Err(format!(
                 "inpainting needs 1..={MAX_INPAINT_N} particles and 1..={MAX_INPAINT_STEPS} steps"
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -345,12 +348,12 @@ where
 
 impl State {
     /// Every range check (scene, settings, samplers, points); returns the valid mixture.
-    pub fn validate(&self) -> Result<GaussianMixture, String> {
+    pub fn validate(&self) -> Result<GaussianMixture, StateError> {
         let mixture = self.scene.validate()?;
         self.settings.validate()?;
         for (i, s) in self.samplers.iter().enumerate() {
             s.validate()
-                .map_err(|e| format!("sampler {}: {e}", i + 1))?;
+                .map_err(|e| StateError::from(e).within(format!("sampler {}", i + 1)))?;
             if let Some(g) = s.guide {
                 if g.component >= mixture.len() {
                     return Err(format!(
@@ -358,15 +361,16 @@ impl State {
                         i + 1,
                         g.component + 1,
                         mixture.len()
-                    ));
+                    )
+                    .into());
                 }
             }
         }
         if let Some(p) = self.probe {
             if !p.iter().all(|v| v.is_finite() && v.abs() <= MAX_COORD) {
-                return Err(format!(
-                    "the probe needs finite coordinates within ±{MAX_COORD}"
-                ));
+                return Err(
+                    format!("the probe needs finite coordinates within ±{MAX_COORD}").into(),
+                );
             }
         }
         if let Some(i) = &self.inpaint {
@@ -374,7 +378,7 @@ impl State {
         }
         let (lo, hi) = UI_SCALE_RANGE;
         if !(self.ui_scale.is_finite() && (lo..=hi).contains(&self.ui_scale)) {
-            return Err(format!("the UI scale must be in [{lo}, {hi}]"));
+            return Err(format!("the UI scale must be in [{lo}, {hi}]").into());
         }
         if let Some(v) = self.view {
             let ok = v.iter().all(|x| x.is_finite() && x.abs() <= MAX_COORD)

@@ -14,7 +14,7 @@ use crate::engine::{EngineChoice, Guide, SLOTS};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::samplers::SamplerKind;
 use crate::sim::sde::SdeKind;
-use crate::state::{Scene, State};
+use crate::state::{Scene, State, StateError};
 
 /// Longest JSON text accepted by `setScene` / `setConfig`.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
@@ -121,26 +121,27 @@ pub fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn check_len(json: &str) -> Result<(), String> {
+fn check_len(json: &str) -> Result<(), StateError> {
     if json.len() > MAX_JSON_BYTES {
-        return Err(format!(
-            "the JSON text is {} bytes; at most {MAX_JSON_BYTES} are accepted",
-            json.len()
-        ));
+        return Err(StateError::TooLong {
+            bytes: json.len(),
+            max: MAX_JSON_BYTES,
+        });
     }
     Ok(())
 }
 
 /// Parse and check a `setConfig` argument.
-pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
+pub fn parse_config(json: &str) -> Result<ConfigPatch, StateError> {
+    let within = |e: StateError| e.within("setConfig");
     check_len(json)?;
     let p: ConfigPatch =
-        serde_json::from_str(json).map_err(|e| format!("setConfig: invalid JSON: {e}"))?;
+        serde_json::from_str(json).map_err(|e| within(StateError::Json(e.to_string())))?;
     // The settings' rows (`engine::settings::table`): the same ranges and messages as the
     // panel, links and the CLI.
     use crate::engine::settings::table as t;
     let check = |row: &t::Setting, v: Option<f64>| match v {
-        Some(v) => row.check(v).map_err(|e| format!("setConfig: {e}")),
+        Some(v) => row.check(v).map_err(|e| within(e.into())),
         None => Ok(()),
     };
     let int = |v: Option<usize>| v.map(|v| v as f64);
@@ -160,56 +161,53 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, String> {
         check(&t::GAMMA, Some(g.gamma))?;
     }
     if let Some(slot) = p.slot.filter(|s| *s >= SLOTS) {
-        return Err(format!(
-            "setConfig: slot must be in 0..={} (got {slot})",
-            SLOTS - 1
-        ));
+        return Err(format!("setConfig: slot must be in 0..={} (got {slot})", SLOTS - 1).into());
     }
     if let Some(eps) = p
         .eps
         .filter(|v| !(v.is_finite() && (1e-12..=1.0).contains(v)))
     {
-        return Err(format!("setConfig: eps must be in [1e-12, 1] (got {eps})"));
+        return Err(format!("setConfig: eps must be in [1e-12, 1] (got {eps})").into());
     }
     if let Some(Some(n)) = p.lesson {
         let count = crate::state::lessons::count();
         if !(1..=count).contains(&n) {
-            return Err(format!(
-                "setConfig: lesson must be in 1..={count} (got {n})"
-            ));
+            return Err(format!("setConfig: lesson must be in 1..={count} (got {n})").into());
         }
     }
     if let Some(t) = p.t {
         if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
-            return Err(format!("setConfig: t must be in [0, 1] (got {t})"));
+            return Err(format!("setConfig: t must be in [0, 1] (got {t})").into());
         }
     }
     // The state keys: names, types and ranges, checked on the defaults (the mixture-dependent
     // checks run again on the real state when the patch is applied).
     let mut st = State::default();
     p.merge_into(&mut st)?;
-    st.validate().map_err(|e| format!("setConfig: {e}"))?;
+    st.validate().map_err(within)?;
     Ok(p)
 }
 
 /// Parse and check a `setScene` argument (a [`Scene`]; missing fields take defaults).
-pub fn parse_scene(json: &str) -> Result<Scene, String> {
+pub fn parse_scene(json: &str) -> Result<Scene, StateError> {
+    let within = |e: StateError| e.within("setScene");
     check_len(json)?;
     let s: Scene =
-        serde_json::from_str(json).map_err(|e| format!("setScene: invalid JSON: {e}"))?;
-    s.validate().map_err(|e| format!("setScene: {e}"))?;
+        serde_json::from_str(json).map_err(|e| within(StateError::Json(e.to_string())))?;
+    s.validate().map_err(within)?;
     Ok(s)
 }
 
 impl ConfigPatch {
     /// Merge the patch's state keys into `st`.
-    fn merge_into(&self, st: &mut State) -> Result<(), String> {
+    fn merge_into(&self, st: &mut State) -> Result<(), StateError> {
         if self.state.is_empty() {
             return Ok(());
         }
-        let mut v = serde_json::to_value(&*st).map_err(|e| e.to_string())?;
+        let mut v = serde_json::to_value(&*st).map_err(|e| StateError::Refused(e.to_string()))?;
         merge(&mut v, &Value::Object(self.state.clone()));
-        *st = serde_json::from_value(v).map_err(|e| format!("setConfig: {e}"))?;
+        *st = serde_json::from_value(v)
+            .map_err(|e| StateError::Refused(e.to_string()).within("setConfig"))?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use super::*;
 use scorelab::engine::settings::table::{self, Setting};
 use scorelab::sim::samplers::SamplerKind;
 use scorelab::state::link::{to_hash, EmbedFlags};
-use scorelab::state::State;
+use scorelab::state::{State, StateError};
 
 /// A value out of `row`'s range, the slider's label, how it goes into a state, and the CLI
 /// flags that set it.
@@ -130,7 +130,11 @@ fn out_of_range_values_are_refused_alike_by_the_panel_set_config_a_link_and_the_
         // 2. setConfig (the sampler keys and the network keys at the top level).
         let patch = format!("{{\"{}\": {}}}", row.key, c.bad);
         let e = scorelab::state::patch::parse_config(&patch).expect_err(&patch);
-        assert!(names_range(&e, row), "setConfig {patch}: {e}");
+        assert!(
+            matches!(e.cause(), StateError::OutOfRange(o) if o.key == row.name()),
+            "setConfig {patch}: {e:?} is not the row's range error"
+        );
+        assert!(names_range(&e.to_string(), row), "setConfig {patch}: {e}");
 
         // 3. A share link holding the value: the app opens on the default scene and says why.
         let mut st = State::default();

@@ -19,6 +19,7 @@ use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
 use crate::state::command as api;
+use crate::state::js::{Answer, Refused};
 use crate::state::State;
 
 mod probe_run;
@@ -366,7 +367,7 @@ impl Host {
         if self.engine.is_some() && st.running(slot).enabled {
             self.pending.samples.push((id, slot));
         } else {
-            api::answer(id, Err(format!("live sampler {} is off", slot + 1)));
+            api::answer(id, Err(Refused::SamplerOff(slot + 1)));
         }
     }
 
@@ -461,11 +462,10 @@ impl Host {
                 .iter()
                 .map(|p| [p.x as f32, p.y as f32])
                 .collect();
-            let json = serde_json::to_string(&pts).unwrap_or_else(|_| "[]".into());
             self.pending.samples.retain(|&(id, slot)| {
                 let answered = slot == got.slot;
                 if answered {
-                    api::answer(id, Ok(json.clone()));
+                    api::answer(id, Ok(Answer::Points(pts.clone())));
                 }
                 !answered
             });
@@ -477,7 +477,7 @@ impl Host {
     fn answer_models(&mut self, net: &ScoreNet) -> Option<String> {
         let mut file_message = None;
         let text = serde_json::to_string(&net.to_file(self.history.steps))
-            .map_err(|e| format!("cannot write the model: {e}"));
+            .map_err(|e| Refused::Encode(format!("the model: {e}")));
         for id in self.pending.models.drain(..) {
             if id == 0 {
                 file_message = Some(match &text {
@@ -486,10 +486,10 @@ impl Host {
                         "application/json",
                         t.as_bytes(),
                     ),
-                    Err(e) => e.clone(),
+                    Err(e) => e.to_string(),
                 });
             } else {
-                api::answer(id, text.clone());
+                api::answer(id, text.clone().map(Answer::ModelFile));
             }
         }
         file_message

@@ -11,6 +11,7 @@ use crate::engine::{FieldRequest, FrameRequest};
 use crate::sim::denoise;
 use crate::sim::Vec2;
 use crate::state::command as api;
+use crate::state::js::Answer;
 use crate::state::{ArrowMode, State, Theme};
 
 /// The denoiser's arrow from the learned score.
@@ -256,7 +257,7 @@ impl View for Arrows {
                 FieldAnswer::Score => score_rows(),
                 FieldAnswer::Denoiser => denoiser_rows(),
             };
-            api::answer(id, serde_json::to_string(&rows).map_err(|e| e.to_string()));
+            api::answer(id, Ok(Answer::Rows(rows)));
         }
     }
 }

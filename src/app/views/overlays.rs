@@ -23,6 +23,7 @@ use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::sde::{Sde, SAMPLE_T_EPS};
 use crate::sim::Vec2;
 use crate::state::command::{self as api, Command};
+use crate::state::js::{Answer, Refused};
 use crate::state::{InpaintSpec, State};
 
 /// How often the CPU snapshot of the network is refreshed while it is needed.
@@ -307,10 +308,7 @@ impl Overlays {
     /// Answer `id` with the inpainting samples once a run is complete.
     pub fn ask_inpaint(&mut self, id: u32) {
         if self.inpaint.is_none() {
-            api::answer(
-                id,
-                Err("inpainting is off (setConfig({inpaint: {...}}))".into()),
-            );
+            api::answer(id, Err(Refused::InpaintOff));
         } else {
             self.pending_inpaint.push(id);
         }
@@ -497,9 +495,8 @@ impl Overlays {
             }
         }
         if let Some((_, r)) = &self.inpaint_result {
-            let json = serde_json::to_string(&r.x2).map_err(|e| e.to_string());
             for id in self.pending_inpaint.drain(..) {
-                api::answer(id, json.clone());
+                api::answer(id, Ok(Answer::Values(r.x2.clone())));
             }
         }
     }
