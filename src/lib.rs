@@ -18,3 +18,53 @@ pub mod state;
 pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub mod web_bench;
+
+/// The layers keep their order: no file of a layer names a layer above it (`crate::…` paths
+/// outside tests), so there is no import cycle between them (issue 29: the engine once
+/// reached up into the web shell). The shells (`web`, `cli`, `bench`) are above every layer.
+#[cfg(test)]
+mod layering {
+    #[test]
+    fn no_layer_uses_a_layer_above_it() {
+        let order = [
+            "sim",
+            "gpu",
+            "engine",
+            "state",
+            "app",
+            "web",
+            "web_bench",
+            "cli",
+            "bench",
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut upward = Vec::new();
+        let mut files = 0;
+        for (rank, layer) in order.iter().enumerate().take(5) {
+            let mut stack = vec![src.join(layer), src.join(format!("{layer}.rs"))];
+            while let Some(p) = stack.pop() {
+                if p.is_dir() {
+                    for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                        stack.push(e.path());
+                    }
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                files += 1;
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                for above in &order[rank + 1..] {
+                    if code.contains(&format!("crate::{above}::"))
+                        || code.contains(&format!("crate::{above};"))
+                        || code.contains(&format!("crate::{above}}}"))
+                    {
+                        upward.push(format!("{} uses crate::{above}", p.display()));
+                    }
+                }
+            }
+        }
+        assert!(files > 50, "read only {files} files");
+        assert!(upward.is_empty(), "{}", upward.join("\n"));
+    }
+}
