@@ -280,3 +280,56 @@ fn gpu_backend_round_trip() {
     assert_eq!(r["failed"], 0);
     assert!(run_err(&["sample", "--backend", "gpu", "--sampler", "ode-rk45"]).contains("ode-rk4"));
 }
+
+/// `scorelab sweep`: every sampler at every budget, a CSV row each; the deterministic few-step
+/// samplers approach the exact PF-ODE solution as their budget grows, and a refused sampler
+/// name is one line.
+#[test]
+fn sweep_writes_a_row_per_sampler_and_budget() {
+    let out = tmp("sweep.csv");
+    let r = run_ok(&[
+        "sweep",
+        "--preset",
+        "ncsn",
+        "--sde",
+        "vp",
+        "--samplers",
+        "ddim,edm-heun,dpm-solver++2m,ode-euler,ddim-eta1",
+        "--nfe",
+        "8,128",
+        "--n",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sampler,nfe,weight_error,spread_error,energy,nll,ode_error,diverged"
+    );
+    assert_eq!(lines.len(), 1 + 5 * 2, "{csv}");
+    let rows = r["rows"].as_array().expect("rows");
+    for pair in rows.chunks(2) {
+        let name = pair[0]["sampler"].as_str().unwrap_or("");
+        let (lo, hi) = (&pair[0], &pair[1]);
+        assert_eq!(hi["diverged"], 0, "{name}");
+        if ["ddim", "edm-heun", "dpm-solver++2m"].contains(&name) {
+            let (a, b) = (
+                lo["ode_error"].as_f64().unwrap(),
+                hi["ode_error"].as_f64().unwrap(),
+            );
+            assert!(
+                b < a / 4.0,
+                "{name}: ODE error {a} at 8 evaluations, {b} at 128"
+            );
+            assert!(hi["weight_error"].as_f64().unwrap() < 0.1, "{name}: {hi}");
+        } else {
+            assert!(hi["ode_error"].is_null(), "{name}: {hi}");
+        }
+    }
+    assert!(run_err(&["sweep", "--samplers", "ddim,warp-drive"]).contains("warp-drive"));
+    assert!(
+        run_err(&["sweep", "--samplers", "annealed-langevin"]).contains("unknown sweep sampler")
+    );
+}

@@ -29,6 +29,10 @@ pub enum Command {
     Likelihood(LikelihoodArgs),
     /// Print metrics (Fisher divergence per noise level; with --samples, sample metrics) as JSON.
     Eval(EvalArgs),
+    /// How many steps does a sampler need: every sampler at every NFE budget, measured against
+    /// the exact truth; writes a CSV (sampler,nfe,weight_error,spread_error,energy,nll,
+    /// ode_error,diverged).
+    Sweep(SweepArgs),
     /// Benchmarks as JSON (driven by `cargo xtask bench`).
     #[command(hide = true)]
     Bench {
@@ -208,4 +212,35 @@ pub struct EvalArgs {
     /// Points per noise level for the Fisher divergence.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     pub(super) fisher_points: u32,
+}
+
+/// `sweep` flags.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub(super) score: ScoreArgs,
+    /// Samplers, comma-separated: ddim, ddim-eta<η>, edm-heun, edm-heun-churn<S>,
+    /// dpm-solver++2m, and reverse-sde, ancestral, pc, ode-euler, ode-heun, ode-rk4.
+    #[arg(long, value_delimiter = ',', value_parser = parse_sweep_sampler, default_value = "ddim,edm-heun,dpm-solver++2m,ode-euler")]
+    pub(super) samplers: Vec<crate::sim::samplers::sweep::SweepSampler>,
+    /// Score evaluations per particle, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64,128,256,512", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(super) nfe: Vec<u32>,
+    /// Particles per run.
+    #[arg(long, default_value_t = 2000, value_parser = in_range::<u32>(&table::PARTICLES))]
+    pub(super) n: u32,
+    /// Seed (start points, true samples, the samplers' noise).
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u32,
+    /// Output CSV.
+    #[arg(long, value_name = "SWEEP.csv", default_value = "sweep.csv")]
+    pub(super) out: PathBuf,
+}
+
+fn parse_sweep_sampler(s: &str) -> Result<crate::sim::samplers::sweep::SweepSampler, String> {
+    crate::sim::samplers::sweep::SweepSampler::parse(s).ok_or_else(|| {
+        format!(
+            "unknown sweep sampler '{s}' (known: ddim, ddim-eta<η in [0,1]>, edm-heun, edm-heun-churn<S>, dpm-solver++2m, reverse-sde, ancestral, pc, ode-euler, ode-heun, ode-rk4)"
+        )
+    })
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::args::{Backend, EvalArgs, LikelihoodArgs, SampleArgs, TrainArgs};
+use super::args::{Backend, EvalArgs, LikelihoodArgs, SampleArgs, SweepArgs, TrainArgs};
 use super::io::{load_mixture, load_score, parse_points_csv, points_to_csv, read, write};
 use super::{msg, open, CliError};
 use crate::engine::batch::{Batch, Score};
@@ -225,4 +225,43 @@ pub fn eval(a: &EvalArgs) -> Result<serde_json::Value, CliError> {
         });
     }
     Ok(report)
+}
+
+/// `scorelab sweep`.
+pub fn sweep(a: &SweepArgs) -> Result<serde_json::Value, CliError> {
+    use crate::sim::samplers::sweep;
+    if a.score.backend == Backend::Gpu {
+        return Err(msg(
+            "sweep runs on the CPU reference (sim) only: the few-step samplers have no WGSL twins yet",
+        ));
+    }
+    let mixture = load_mixture(&a.score.data)?;
+    let score = load_score(&a.score, &mixture)?;
+    let sde = score.sde();
+    let nfes: Vec<usize> = a.nfe.iter().map(|&n| n as usize).collect();
+    let start = web_time::Instant::now();
+    let rows = sweep::sweep(
+        score.model(),
+        &sde,
+        &mixture,
+        &a.samplers,
+        &nfes,
+        a.n as usize,
+        a.seed,
+    );
+    let secs = start.elapsed().as_secs_f64();
+    let mut csv = String::from(sweep::CSV_HEADER);
+    csv.push('\n');
+    for r in &rows {
+        csv.push_str(&r.csv());
+        csv.push('\n');
+    }
+    write(&a.out, &csv)?;
+    Ok(json!({
+        "out": a.out.display().to_string(),
+        "sde": sde.kind.name(),
+        "n": a.n,
+        "seconds": secs,
+        "rows": rows,
+    }))
 }

@@ -1,4 +1,4 @@
-//! The headless CLI: `scorelab train | sample | likelihood | eval`. With no subcommand the
+//! The headless CLI: `scorelab train | sample | likelihood | eval | sweep`. With no subcommand the
 //! native binary opens the desktop window instead (see `main.rs`).
 //!
 //! Every failure is one line on stderr (`error: …`) and exit code 2; results are files
@@ -74,6 +74,7 @@ pub fn run(cmd: &Command) -> Result<serde_json::Value, CliError> {
         Command::Sample(a) => commands::sample(a),
         Command::Likelihood(a) => commands::likelihood(a),
         Command::Eval(a) => commands::eval(a),
+        Command::Sweep(a) => commands::sweep(a),
         Command::Bench { quick } => {
             ensure_runtime_dir();
             crate::bench::run(*quick).map_err(|e| msg(format!("benchmark failed: {e}")))

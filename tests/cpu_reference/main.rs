@@ -20,6 +20,7 @@ use scorelab::sim::Vec2;
 mod common;
 mod conditional;
 mod dragged;
+mod fewstep;
 mod live;
 use common::dragged_mixture;
 

@@ -27,9 +27,11 @@ use crate::sim::sde::{Sde, SdeKind};
 use crate::sim::Vec2;
 
 mod config;
+pub mod fewstep;
 mod paths;
 mod rk45;
 mod steps;
+pub mod sweep;
 
 pub use config::*;
 pub use paths::{pf_ode_paths, prior_grid};
