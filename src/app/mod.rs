@@ -282,11 +282,13 @@ impl ScoreLabApp {
     fn engine_frame(&mut self, ctx: &egui::Context, view: (Vec2, Vec2)) {
         let sde = self.host.sde(&self.state, &self.data.mixture);
         let mut req = crate::engine::FrameRequest::default();
+        let budget = self.clock.perf.cpu_budget();
         let frame = views::Frame {
             state: &self.state,
             data: &self.data,
             host: &self.host,
             sde,
+            budget,
         };
         for v in self.views.list() {
             v.request(&frame, view, &mut req);
@@ -314,13 +316,13 @@ impl ScoreLabApp {
             data,
             host: &self.host,
             sde,
+            budget,
         };
         for v in self.views.list_mut() {
             v.update(ctx, &frame, view);
             v.answer(&frame, &mut pending);
         }
         self.host.pending = pending;
-        let budget = self.clock.perf.cpu_budget();
         self.views.overlays.frame(
             &data.mixture,
             data.revision,
@@ -375,6 +377,7 @@ impl ScoreLabApp {
             data: &self.data,
             host: &self.host,
             sde: self.host.sde(&self.state, &self.data.mixture),
+            budget: self.clock.perf.cpu_budget(),
         };
         let style = canvas::CanvasStyle::of(self.state.theme);
         let (views, canvas) = (&self.views, &mut self.canvas);

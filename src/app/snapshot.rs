@@ -91,6 +91,8 @@ struct StateSnapshot<'a> {
     link_error: Option<&'a str>,
     panels: Panels,
     lessons: serde_json::Value,
+    /// What the views show that a test or an embedder reads (`app::views`: `sweep`'s rows).
+    views: serde_json::Value,
     /// The SDE at the shown noise level, in its data frame: x_t = m + α (x₀ − m) + s z, as
     /// `{center: m, alpha, s}` (what `denoiser()`'s closed form uses).
     shown_marginal: ShownMarginal,
@@ -192,6 +194,7 @@ impl ScoreLabApp {
             link_error: ui.link_error.as_deref(),
             panels: ui.flags.panels(),
             lessons: self.views.overlays.state_json(),
+            views: self.views.snapshot(),
             shown_marginal: {
                 let sde = host.sde(st, &self.data.mixture);
                 let (alpha, s) = sde.marginal(st.scene.t);

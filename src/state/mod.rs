@@ -97,6 +97,11 @@ pub struct Layers {
     pub trails: bool,
     /// The plane coloured by the exact responsibilities p(k | x_t) of the components.
     pub responsibilities: bool,
+    /// The steps sweep: few-step and ODE samplers at 4..512 score evaluations, their error
+    /// against the exact truth charted over the canvas. Written only when on, so a link
+    /// without it is the link it was before the sweep existed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sweep: bool,
 }
 
 impl Default for Layers {
@@ -109,6 +114,7 @@ impl Default for Layers {
             particles: true,
             trails: true,
             responsibilities: false,
+            sweep: false,
         }
     }
 }

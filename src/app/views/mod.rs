@@ -15,6 +15,7 @@ pub mod overlays;
 pub mod particles;
 pub mod responsibilities;
 pub mod samples;
+pub mod sweep;
 
 use eframe::egui;
 
@@ -37,6 +38,9 @@ pub struct Frame<'a> {
     pub host: &'a Host,
     /// The SDE every picture uses.
     pub sde: Sde,
+    /// The main thread's time a view may spend computing this frame (`PerfWindow::cpu_budget`:
+    /// more where frames are slow for reasons outside it).
+    pub budget: web_time::Duration,
 }
 
 /// One canvas of the (possibly split) view.
@@ -81,6 +85,10 @@ pub trait View {
     }
     /// Answer the JS requests waiting for what this view shows.
     fn answer(&mut self, _f: &Frame, _pending: &mut Pending) {}
+    /// What it shows, for `state().views.<name>` (none: not in the snapshot).
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Every view, in the order they paint (bottom first).
@@ -100,11 +108,13 @@ pub struct Views {
     pub particles: particles::Particles,
     /// PF-ODE paths, the probe, conditional paths and inpainting.
     pub overlays: overlays::Overlays,
+    /// The steps sweep's chart.
+    pub sweep: sweep::Sweep,
 }
 
 impl Views {
     /// The one registry: every view, in painting order.
-    pub fn list(&self) -> [&dyn View; 7] {
+    pub fn list(&self) -> [&dyn View; 8] {
         [
             &self.density,
             &self.responsibilities,
@@ -113,11 +123,12 @@ impl Views {
             &self.samples,
             &self.particles,
             &self.overlays,
+            &self.sweep,
         ]
     }
 
     /// The same list, to update.
-    pub fn list_mut(&mut self) -> [&mut dyn View; 7] {
+    pub fn list_mut(&mut self) -> [&mut dyn View; 8] {
         [
             &mut self.density,
             &mut self.responsibilities,
@@ -126,7 +137,19 @@ impl Views {
             &mut self.samples,
             &mut self.particles,
             &mut self.overlays,
+            &mut self.sweep,
         ]
+    }
+
+    /// Every view's snapshot, by name (`state().views`).
+    pub fn snapshot(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for v in self.list() {
+            if let Some(s) = v.snapshot() {
+                m.insert(v.name().to_string(), s);
+            }
+        }
+        serde_json::Value::Object(m)
     }
 
     /// Every view's toggles, in panel order.

@@ -91,26 +91,201 @@ pub fn edm_sigmas(sigma_max: f64, sigma_min: f64, n: usize, rho: f64) -> Vec<f64
 }
 
 /// The denoiser D(x̂; σ) at every point, from `score` at the t where σ_e(t) = σ.
-struct Denoiser<'a> {
-    score: &'a dyn ScoreModel,
-    sde: &'a Sde,
+struct Denoiser {
     xs: Vec<Vec2>,
     scores: Vec<Vec2>,
-    nfe: usize,
 }
 
-impl Denoiser<'_> {
-    fn eval(&mut self, hat: &[Vec2], t: f64, out: &mut [Vec2]) {
-        let (alpha, s) = self.sde.marginal(t);
-        let m = self.sde.center();
+impl Denoiser {
+    fn eval(&mut self, score: &dyn ScoreModel, sde: &Sde, hat: &[Vec2], t: f64, out: &mut [Vec2]) {
+        let (alpha, s) = sde.marginal(t);
+        let m = sde.center();
         for (x, h) in self.xs.iter_mut().zip(hat) {
             *x = m + alpha * (h - m);
         }
-        self.score.score_batch(&self.xs, t, &mut self.scores);
+        score.score_batch(&self.xs, t, &mut self.scores);
         for ((o, x), sc) in out.iter_mut().zip(&self.xs).zip(&self.scores) {
             *o = m + (x - m + s * s * sc) / alpha;
         }
+    }
+}
+
+/// Counter-based noise stream of the few-step samplers (step, particle, stream), as the WGSL
+/// samplers draw theirs.
+const STREAM: u32 = 0x0F5E;
+
+/// One run of a few-step sampler, a step at a time (the page spreads a run over frames).
+pub struct FewStepRun {
+    kind: FewStep,
+    sde: Sde,
+    sigmas: Vec<f64>,
+    t_start: f64,
+    t_end: f64,
+    rng: CounterRng,
+    hat: Vec<Vec2>,
+    d: Vec<Vec2>,
+    d_prev: Option<Vec<Vec2>>,
+    den: Denoiser,
+    i: usize,
+    nfe: usize,
+}
+
+impl FewStepRun {
+    /// A run of `kind` for `n` steps from `t_start` to `t_end`, starting at `xs` (points of
+    /// x_{t_start}, e.g. the prior's); `seed` draws DDIM's and the churn's noise.
+    pub fn new(
+        kind: FewStep,
+        sde: &Sde,
+        xs: &[Vec2],
+        t_start: f64,
+        t_end: f64,
+        n: usize,
+        seed: u32,
+    ) -> Self {
+        let sigmas = edm_sigmas(
+            sde.effective_sigma(t_start),
+            sde.effective_sigma(t_end),
+            n,
+            7.0,
+        );
+        let m = sde.center();
+        let alpha = sde.marginal(t_start).0;
+        Self {
+            kind,
+            sde: *sde,
+            sigmas,
+            t_start,
+            t_end,
+            rng: CounterRng::new(seed),
+            hat: xs.iter().map(|x| m + (x - m) / alpha).collect(),
+            d: vec![Vec2::zeros(); xs.len()],
+            d_prev: None,
+            den: Denoiser {
+                xs: vec![Vec2::zeros(); xs.len()],
+                scores: vec![Vec2::zeros(); xs.len()],
+            },
+            i: 0,
+            nfe: 0,
+        }
+    }
+
+    /// Every step taken.
+    pub fn done(&self) -> bool {
+        self.i + 1 >= self.sigmas.len()
+    }
+
+    /// Score evaluations per particle so far.
+    pub fn nfe(&self) -> usize {
+        self.nfe
+    }
+
+    /// The time of noise level `sigma` (the run's ends exactly at its ends).
+    fn time(&self, sigma: f64) -> f64 {
+        if sigma == self.sigmas[0] {
+            self.t_start
+        } else if sigma == self.sigmas[self.sigmas.len() - 1] {
+            self.t_end
+        } else {
+            self.sde
+                .time_of_sigma(sigma)
+                .clamp(self.t_end, self.t_start)
+        }
+    }
+
+    fn denoise(&mut self, score: &dyn ScoreModel, at: Option<&[Vec2]>, t: f64) {
+        let hat = at.unwrap_or(&self.hat);
+        self.den.eval(score, &self.sde, hat, t, &mut self.d);
         self.nfe += 1;
+    }
+
+    /// One step.
+    pub fn step(&mut self, score: &dyn ScoreModel) {
+        if self.done() {
+            return;
+        }
+        let i = self.i;
+        let (sigma, next) = (self.sigmas[i], self.sigmas[i + 1]);
+        match self.kind {
+            FewStep::Ddim { eta } => {
+                self.denoise(score, None, self.time(sigma));
+                let c2 = (eta * eta * next * next * (sigma * sigma - next * next)
+                    / (sigma * sigma))
+                    .max(0.0);
+                let keep = (next * next - c2).max(0.0).sqrt() / sigma;
+                for (k, (h, dn)) in self.hat.iter_mut().zip(&self.d).enumerate() {
+                    let z = if c2 > 0.0 {
+                        self.rng.normal2(i as u32, k as u32, STREAM)
+                    } else {
+                        Vec2::zeros()
+                    };
+                    *h = dn + keep * (*h - dn) + c2.sqrt() * z;
+                }
+            }
+            FewStep::EdmHeun { churn } => {
+                let steps = self.sigmas.len() - 1;
+                let gamma = (churn / steps as f64).min(std::f64::consts::SQRT_2 - 1.0);
+                let raised = sigma * (1.0 + gamma);
+                if gamma > 0.0 {
+                    let add = (raised * raised - sigma * sigma).max(0.0).sqrt();
+                    for (k, h) in self.hat.iter_mut().enumerate() {
+                        *h += add * self.rng.normal2(i as u32, k as u32, STREAM);
+                    }
+                }
+                // A churned level above σ_e(t_start) is asked at t_start's clamp (t ≤ 1).
+                let t_hi = if gamma == 0.0 {
+                    self.time(sigma)
+                } else {
+                    self.sde.time_of_sigma(raised)
+                };
+                self.denoise(score, None, t_hi);
+                let slope: Vec<Vec2> = self
+                    .hat
+                    .iter()
+                    .zip(&self.d)
+                    .map(|(h, dn)| (h - dn) / raised)
+                    .collect();
+                let euler: Vec<Vec2> = self
+                    .hat
+                    .iter()
+                    .zip(&slope)
+                    .map(|(h, k)| h + (next - raised) * k)
+                    .collect();
+                let t_lo = self.time(next);
+                self.denoise(score, Some(&euler), t_lo);
+                for (((h, e), k), dn) in self.hat.iter_mut().zip(&euler).zip(&slope).zip(&self.d) {
+                    let k2 = (e - dn) / next;
+                    *h += (next - raised) * 0.5 * (k + k2);
+                }
+            }
+            FewStep::DpmSolverPp2M => {
+                self.denoise(score, None, self.time(sigma));
+                let ratio = next / sigma;
+                let h = (sigma / next).ln();
+                // 1/(2r) with r = h_{i−1}/h_i; the first step is DDIM's.
+                let half_inv_r = match &self.d_prev {
+                    Some(_) if i > 0 => h / (2.0 * (self.sigmas[i - 1] / sigma).ln()),
+                    _ => 0.0,
+                };
+                for (k, (x, dn)) in self.hat.iter_mut().zip(&self.d).enumerate() {
+                    let blend = match &self.d_prev {
+                        Some(dp) if half_inv_r != 0.0 => {
+                            (1.0 + half_inv_r) * dn - half_inv_r * dp[k]
+                        }
+                        _ => *dn,
+                    };
+                    *x = ratio * *x + (1.0 - ratio) * blend;
+                }
+                self.d_prev = Some(self.d.clone());
+            }
+        }
+        self.i += 1;
+    }
+
+    /// The particles now, in data space (at t_end once [`Self::done`]).
+    pub fn points(&self) -> Vec<Vec2> {
+        let t = self.time(self.sigmas[self.i]);
+        let (alpha, m) = (self.sde.marginal(t).0, self.sde.center());
+        self.hat.iter().map(|h| m + alpha * (h - m)).collect()
     }
 }
 
@@ -128,108 +303,10 @@ pub fn run(
     n: usize,
     seed: u32,
 ) -> usize {
-    let sigmas = edm_sigmas(
-        sde.effective_sigma(t_start),
-        sde.effective_sigma(t_end),
-        n,
-        7.0,
-    );
-    let m = sde.center();
-    let to_hat = |x: Vec2, t: f64| m + (x - m) / sde.marginal(t).0;
-    let mut hat: Vec<Vec2> = xs.iter().map(|x| to_hat(*x, t_start)).collect();
-    let mut den = Denoiser {
-        score,
-        sde,
-        xs: vec![Vec2::zeros(); xs.len()],
-        scores: vec![Vec2::zeros(); xs.len()],
-        nfe: 0,
-    };
-    // Counter-based noise (step, particle, stream), as the WGSL samplers draw theirs.
-    let rng = CounterRng::new(seed);
-    const STREAM: u32 = 0x0F5E;
-    let time = |sigma: f64| sde.time_of_sigma(sigma).clamp(t_end, t_start);
-    let mut d = vec![Vec2::zeros(); xs.len()];
-    let mut d_prev: Option<Vec<Vec2>> = None;
-    let steps = sigmas.len() - 1;
-    for i in 0..steps {
-        let (sigma, next) = (sigmas[i], sigmas[i + 1]);
-        match kind {
-            FewStep::Ddim { eta } => {
-                den.eval(&hat, if i == 0 { t_start } else { time(sigma) }, &mut d);
-                let c2 = (eta * eta * next * next * (sigma * sigma - next * next)
-                    / (sigma * sigma))
-                    .max(0.0);
-                let keep = (next * next - c2).max(0.0).sqrt() / sigma;
-                for (k, (h, dn)) in hat.iter_mut().zip(&d).enumerate() {
-                    let z = if c2 > 0.0 {
-                        rng.normal2(i as u32, k as u32, STREAM)
-                    } else {
-                        Vec2::zeros()
-                    };
-                    *h = dn + keep * (*h - dn) + c2.sqrt() * z;
-                }
-            }
-            FewStep::EdmHeun { churn } => {
-                let gamma = (churn / steps as f64).min(std::f64::consts::SQRT_2 - 1.0);
-                let raised = sigma * (1.0 + gamma);
-                if gamma > 0.0 {
-                    let add = (raised * raised - sigma * sigma).max(0.0).sqrt();
-                    for (k, h) in hat.iter_mut().enumerate() {
-                        *h += add * rng.normal2(i as u32, k as u32, STREAM);
-                    }
-                }
-                // The churned level can sit above σ_e(t_start): its t is clamped there, and
-                // the denoiser is asked at the time whose σ the state now has.
-                let t_hi = if gamma == 0.0 && i == 0 {
-                    t_start
-                } else {
-                    sde.time_of_sigma(raised)
-                };
-                den.eval(&hat, t_hi, &mut d);
-                let slope: Vec<Vec2> = hat
-                    .iter()
-                    .zip(&d)
-                    .map(|(h, dn)| (h - dn) / raised)
-                    .collect();
-                let euler: Vec<Vec2> = hat
-                    .iter()
-                    .zip(&slope)
-                    .map(|(h, k)| h + (next - raised) * k)
-                    .collect();
-                let t_lo = if i + 1 == steps { t_end } else { time(next) };
-                den.eval(&euler, t_lo, &mut d);
-                for (((h, e), k), dn) in hat.iter_mut().zip(&euler).zip(&slope).zip(&d) {
-                    let k2 = (e - dn) / next;
-                    *h += (next - raised) * 0.5 * (k + k2);
-                }
-            }
-            FewStep::DpmSolverPp2M => {
-                den.eval(&hat, if i == 0 { t_start } else { time(sigma) }, &mut d);
-                let ratio = next / sigma;
-                let h = (sigma / next).ln();
-                let two_r = match (&d_prev, i) {
-                    (Some(_), i) if i > 0 => {
-                        let h_prev = (sigmas[i - 1] / sigma).ln();
-                        2.0 * h_prev / h
-                    }
-                    _ => f64::INFINITY,
-                };
-                for (k, (x, dn)) in hat.iter_mut().zip(&d).enumerate() {
-                    let blend = match &d_prev {
-                        Some(dp) if two_r.is_finite() => {
-                            (1.0 + 1.0 / two_r) * dn - (1.0 / two_r) * dp[k]
-                        }
-                        _ => *dn,
-                    };
-                    *x = ratio * *x + (1.0 - ratio) * blend;
-                }
-                d_prev = Some(d.clone());
-            }
-        }
+    let mut r = FewStepRun::new(kind, sde, xs, t_start, t_end, n, seed);
+    while !r.done() {
+        r.step(score);
     }
-    let alpha_end = sde.marginal(t_end).0;
-    for (x, h) in xs.iter_mut().zip(&hat) {
-        *x = m + alpha_end * (h - m);
-    }
-    den.nfe
+    xs.copy_from_slice(&r.points());
+    r.nfe()
 }
