@@ -171,9 +171,15 @@ pub struct SampleArgs {
     /// Noise levels of annealed Langevin [default: 50].
     #[arg(long, value_parser = in_range::<u32>(&table::LEVELS))]
     pub(super) levels: Option<u32>,
-    /// Langevin step α / annealed ε [default: 0.05 / 2e-5].
-    #[arg(long, allow_negative_numbers = true)]
-    pub(super) step_size: Option<f64>,
+    /// The Langevin family's step at the last noise level, α_L, in data units: plain
+    /// Langevin's α, annealed Langevin's ε (level i steps α_L s_i²/s_L²) [default: 0.05 /
+    /// 2e-5 for the narrowest component's scale].
+    #[arg(
+        long = "step-size",
+        visible_alias = "alpha-last",
+        allow_negative_numbers = true
+    )]
+    pub(super) alpha_last: Option<f64>,
     /// Predictor–corrector signal-to-noise ratio.
     #[arg(long, default_value_t = 0.16, allow_negative_numbers = true, value_parser = in_range::<f64>(&table::SNR))]
     pub(super) snr: f64,

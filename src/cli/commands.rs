@@ -128,8 +128,8 @@ pub fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     if let Some(l) = a.levels {
         cfg.n_levels = l as usize;
     }
-    if let Some(e) = a.step_size {
-        cfg.step_size = e;
+    if let Some(e) = a.alpha_last {
+        cfg.alpha_last = e;
     }
     let batch = open(a.score.backend)?;
     let start = web_time::Instant::now();

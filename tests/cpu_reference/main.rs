@@ -220,7 +220,7 @@ fn annealed_langevin_recovers_ncsn_weights_plain_langevin_does_not() {
     // Plain Langevin at σ_min = 0.01 (t = 0), α = 0.05, 1000 steps, same uniform start:
     // each chain stays in the basin it starts in, so the weights follow the start box (≈ ½, ½).
     let mut cfg = SamplerConfig::defaults(SamplerKind::Langevin, &m);
-    assert_eq!((cfg.n_steps, cfg.step_size), (1000, 0.05));
+    assert_eq!((cfg.n_steps, cfg.alpha_last), (1000, 0.05));
     cfg.t_end = 1e-9;
     let (xs, _) = sample(cfg, sde, 10_000, &exact).unwrap();
     let w = mode_weights(&m, &xs);

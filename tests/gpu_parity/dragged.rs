@@ -78,7 +78,7 @@ fn gpu_mode_histogram_skips_diverged_particles() {
     let m = preset("ncsn");
     let sde = Sde::for_mixture(SdeKind::Ve, &m);
     let cfg = SamplerConfig {
-        step_size: 900.0,
+        alpha_last: 900.0,
         n_steps: 200,
         seed: 4,
         ..SamplerConfig::defaults(SamplerKind::Langevin, &m)

@@ -340,7 +340,7 @@ fn mala_steps_match_cpu() {
             seed: 5,
             n_steps: 60,
             n_levels: 4,
-            step_size: 4.0 * scorelab::sim::samplers::narrowest_variance(&m),
+            alpha_last: 4.0 * scorelab::sim::samplers::narrowest_variance(&m),
             ..SamplerConfig::defaults(kind, &m)
         };
         let n = 400;

@@ -184,7 +184,7 @@ impl LiveSampling {
         c.n_levels = self.levels;
         c.n_steps = self.steps;
         if let Some(a) = self.absolute_step(mixture) {
-            c.step_size = a;
+            c.alpha_last = a;
         }
         c.snr = self.snr;
         c.seed = seed;

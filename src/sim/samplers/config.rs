@@ -96,8 +96,11 @@ pub struct SamplerConfig {
     pub n_steps: usize,
     /// Annealed Langevin: number of noise levels L.
     pub n_levels: usize,
-    /// Langevin: step α; annealed: ε in α_i = ε s_i²/s_L².
-    pub step_size: f64,
+    /// The Langevin family's step at the last (smallest) noise level, α_L, in data units:
+    /// plain Langevin's α (its one level), annealed Langevin's ε (NCSN's name), with
+    /// α_i = α_L s_i²/s_L² at level i. One quantity from the panel (`LiveSampling::step`, α_L
+    /// relative to the mixture) to the shader (each step's α_i, `schedule_at`).
+    pub alpha_last: f64,
     /// Predictor–corrector signal-to-noise ratio.
     pub snr: f64,
     /// Final time of SDE/ODE samplers and the noise level of plain Langevin; 0 (the default)
@@ -154,7 +157,7 @@ impl SamplerConfig {
             },
             _ => Init::Prior,
         };
-        let (n_steps, step_size) = match kind {
+        let (n_steps, alpha_last) = match kind {
             SamplerKind::Langevin => (1000, langevin_step_size(mixture)),
             SamplerKind::AnnealedLangevin => (100, annealed_step_size(mixture)),
             SamplerKind::Pc => (500, 0.0),
@@ -167,7 +170,7 @@ impl SamplerConfig {
             kind,
             n_steps,
             n_levels: 50,
-            step_size,
+            alpha_last,
             snr: 0.16,
             t_end: AUTO_T_END,
             rtol: 1e-5,
@@ -195,7 +198,7 @@ impl SamplerConfig {
         if matches!(
             self.kind,
             SamplerKind::Langevin | SamplerKind::AnnealedLangevin
-        ) && !(self.step_size.is_finite() && self.step_size > 0.0 && self.step_size < 1e3)
+        ) && !(self.alpha_last.is_finite() && self.alpha_last > 0.0 && self.alpha_last < 1e3)
         {
             return bad("step size must be a finite number in (0, 1000)");
         }

@@ -301,12 +301,12 @@ impl Sampler {
     pub fn schedule_at(&self, i: usize) -> (f64, f64, f64) {
         let sde = &self.sde;
         match self.config.kind {
-            SamplerKind::Langevin => (self.config.t_end, self.config.t_end, self.config.step_size),
+            SamplerKind::Langevin => (self.config.t_end, self.config.t_end, self.config.alpha_last),
             SamplerKind::AnnealedLangevin => {
                 let t = self.level_time(i / self.config.n_steps);
                 let s_l = sde.marginal(self.level_time(self.config.n_levels - 1)).1;
                 let s_i = sde.marginal(t).1;
-                (t, t, self.config.step_size * (s_i / s_l).powi(2))
+                (t, t, self.config.alpha_last * (s_i / s_l).powi(2))
             }
             _ => {
                 let (t, tn) = (self.grid(i), self.grid(i + 1));

@@ -87,7 +87,7 @@ fn mala_in_the_sampler_removes_langevin_step_bias() {
     let exact = ExactScore::new(m.clone(), sde);
     let cfg = SamplerConfig {
         n_steps: 600,
-        step_size: narrowest_variance(&m),
+        alpha_last: narrowest_variance(&m),
         seed: 3,
         ..SamplerConfig::defaults(SamplerKind::Langevin, &m)
     };
