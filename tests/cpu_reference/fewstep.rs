@@ -1,6 +1,6 @@
 //! The few-step samplers (issue 30: DDIM, Heun on the EDM schedule, DPM-Solver++(2M)) against
-//! the exact probability-flow ODE: each one's error at the end of a run, from the same prior
-//! points, against a Dormand–Prince solution of the exact score's PF-ODE at tolerance 1e-10,
+//! the exact probability-flow ODE: each one's error at the end of a run (the median distance
+//! over 128 prior points), against a Dormand–Prince solution of the exact score's PF-ODE at tolerance 1e-10,
 //! falls with the number of score evaluations at its order (Euler/DDIM 1, Heun 2,
 //! DPM-Solver++(2M) 2) on held-out dragged mixtures; DDIM with η = 1 samples what ancestral
 //! sampling samples.
@@ -53,7 +53,7 @@ fn few_step_samplers_converge_at_their_order_to_the_exact_pf_ode() {
         let exact = ExactScore::new(m.clone(), sde);
         let t_end = sde.sampling_t_end();
         let rng = scorelab::sim::rng::CounterRng::new(seed);
-        let start: Vec<Vec2> = (0..64)
+        let start: Vec<Vec2> = (0..128)
             .map(|i| sde.prior_sample(rng.normal2(0, i, 1)))
             .collect();
         let truth = reference(&exact, &sde, &start, t_end);
@@ -65,20 +65,18 @@ fn few_step_samplers_converge_at_their_order_to_the_exact_pf_ode() {
                 let n = s.steps_for_nfe(nfe);
                 let used = fewstep::run(s, &exact, &sde, &mut xs, 1.0, t_end, n, 1);
                 assert_eq!(used, s.nfe(n));
-                let rms = (xs
-                    .iter()
-                    .zip(&truth)
-                    .map(|(a, b)| (a - b).norm_squared())
-                    .sum::<f64>()
-                    / xs.len() as f64)
-                    .sqrt()
-                    / scale;
-                curve.push((used as f64, rms));
+                // The median distance, not the RMS: a particle near the ridge between two
+                // components that a coarser run sends to the other one is off by their
+                // distance, and one such particle (seed 15, VP) made DDIM's RMS fall 23× from
+                // 1024 to 2048 evaluations.
+                let mut d: Vec<f64> = xs.iter().zip(&truth).map(|(a, b)| (a - b).norm()).collect();
+                d.sort_by(f64::total_cmp);
+                curve.push((used as f64, d[d.len() / 2] / scale));
             }
             // The asymptotic range: the three largest NFE.
             let k = slope(&curve[3..]);
             eprintln!(
-                "{} {}: relative RMS error by NFE {:?}, slope {k:.2} (order {order})",
+                "{} {}: median error / data spread by NFE {:?}, slope {k:.2} (order {order})",
                 kind.name(),
                 s.name(),
                 curve
@@ -142,10 +140,17 @@ fn ddim_with_eta_one_samples_what_ancestral_sampling_samples() {
             .zip(&true_w)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
+        // Each component's eigenvalue error beyond its sampling noise (3 standard errors of a
+        // variance from n_k points, √(2/n_k)) is within 6%.
         let spreads = variance_errors_against(&m, xs, &truth);
-        let worst = spreads.iter().flatten().copied().fold(0.0, f64::max);
-        eprintln!("{name}: weight gap {gap:.4}, worst spread error {worst:.3}");
+        let counts = ModeCensus::of(&m, xs).counts;
+        let worst = spreads
+            .iter()
+            .zip(&counts)
+            .filter_map(|(e, &c)| Some(e.as_ref()? - 3.0 * (2.0 / c.max(1) as f64).sqrt()))
+            .fold(f64::NEG_INFINITY, f64::max);
+        eprintln!("{name}: weight gap {gap:.4}, worst spread error beyond noise {worst:.3}");
         assert!(gap < 0.03, "{name}: weights {w:.3?} vs {true_w:.3?}");
-        assert!(worst < 0.12, "{name}: spread errors {spreads:?}");
+        assert!(worst < 0.06, "{name}: spread errors {spreads:?} ({counts:?} points)");
     }
 }
