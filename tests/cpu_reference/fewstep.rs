@@ -151,6 +151,9 @@ fn ddim_with_eta_one_samples_what_ancestral_sampling_samples() {
             .fold(f64::NEG_INFINITY, f64::max);
         eprintln!("{name}: weight gap {gap:.4}, worst spread error beyond noise {worst:.3}");
         assert!(gap < 0.03, "{name}: weights {w:.3?} vs {true_w:.3?}");
-        assert!(worst < 0.06, "{name}: spread errors {spreads:?} ({counts:?} points)");
+        assert!(
+            worst < 0.06,
+            "{name}: spread errors {spreads:?} ({counts:?} points)"
+        );
     }
 }
