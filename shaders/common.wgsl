@@ -94,6 +94,7 @@ struct StepParams {
     t_next: f32,
     alpha: f32,
     dt: f32,
+    c: array<vec4<f32>, 3>,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;

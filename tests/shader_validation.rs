@@ -180,7 +180,7 @@ fn struct_layouts_match_rust() {
         &m,
         "StepParams",
         StepParams,
-        [step, method, seed, _pad, t, t_next, alpha, dt]
+        [step, method, seed, _pad, t, t_next, alpha, dt, c]
     );
 }
 

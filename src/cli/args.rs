@@ -159,7 +159,7 @@ pub struct SampleArgs {
     #[command(flatten)]
     pub(super) score: ScoreArgs,
     /// Sampler: langevin, annealed-langevin, reverse-sde, ancestral, pc, ode-euler, ode-heun,
-    /// ode-rk4, ode-rk45.
+    /// ode-rk4, ode-rk45, ddim, edm-heun, dpm-solver++2m.
     #[arg(long, value_parser = parse_sampler, default_value = "annealed-langevin")]
     pub(super) sampler: SamplerKind,
     /// Number of samples.
@@ -183,6 +183,12 @@ pub struct SampleArgs {
     /// Predictor–corrector signal-to-noise ratio.
     #[arg(long, default_value_t = 0.16, allow_negative_numbers = true, value_parser = in_range::<f64>(&table::SNR))]
     pub(super) snr: f64,
+    /// DDIM's η (0: deterministic, 1: ancestral).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = in_range::<f64>(&table::ETA))]
+    pub(super) eta: f64,
+    /// Heun-EDM's S_churn (0: deterministic).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = in_range::<f64>(&table::CHURN))]
+    pub(super) churn: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u32,

@@ -120,6 +120,8 @@ pub fn sample(a: &SampleArgs) -> Result<serde_json::Value, CliError> {
     let mut cfg = SamplerConfig {
         seed: a.seed,
         snr: a.snr,
+        eta: a.eta,
+        churn: a.churn,
         ..SamplerConfig::defaults(kind, &mixture)
     };
     if let Some(s) = a.steps {
@@ -232,7 +234,7 @@ pub fn sweep(a: &SweepArgs) -> Result<serde_json::Value, CliError> {
     use crate::sim::samplers::sweep;
     if a.score.backend == Backend::Gpu {
         return Err(msg(
-            "sweep runs on the CPU reference (sim) only: the few-step samplers have no WGSL twins yet",
+            "sweep runs on the CPU reference (sim) only; `sample --backend gpu --sampler ddim` (or edm-heun, dpm-solver++2m) runs one sampler on the GPU",
         ));
     }
     let mixture = load_mixture(&a.score.data)?;
@@ -250,13 +252,7 @@ pub fn sweep(a: &SweepArgs) -> Result<serde_json::Value, CliError> {
         a.seed,
     );
     let secs = start.elapsed().as_secs_f64();
-    let mut csv = String::from(sweep::CSV_HEADER);
-    csv.push('\n');
-    for r in &rows {
-        csv.push_str(&r.csv());
-        csv.push('\n');
-    }
-    write(&a.out, &csv)?;
+    write(&a.out, &sweep::csv(&rows))?;
     Ok(json!({
         "out": a.out.display().to_string(),
         "sde": sde.kind.name(),

@@ -464,8 +464,8 @@ impl Engine for GpuEngine {
         if let Some((_, f)) = &self.field {
             f.set_mixture(&self.ctx, mixture, sde);
         }
-        for slot in &self.slots {
-            if let Some(l) = &slot.sampler {
+        for slot in &mut self.slots {
+            if let Some(l) = &mut slot.sampler {
                 l.sampler.set_mixture(&self.ctx, mixture, sde);
             }
         }

@@ -165,6 +165,9 @@ pub struct StepParams {
     pub alpha: f32,
     /// t_next − t.
     pub dt: f32,
+    /// The few-step samplers' coefficients (`fewstep_step.wgsl`): (a, a_hi, s²_hi, t_hi),
+    /// (a', s'², σ_hi, σ'), (pre, post, ratio, h) of `sim::samplers::fewstep::FewCoefs`.
+    pub c: [[f32; 4]; 3],
 }
 
 /// The WGSL `sde_kind` code.

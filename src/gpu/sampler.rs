@@ -63,6 +63,8 @@ pub struct GpuSampler {
     params: Params,
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
+    table: wgpu::Buffer,
+    sde: Sde,
     total: usize,
     cursor: usize,
     nfe: u64,
@@ -160,42 +162,18 @@ impl GpuSampler {
             64 * 4,
         );
         let (table, step_bind) = step_table(ctx, "GpuSampler::schedule", total);
-        let method = match config.kind {
-            SamplerKind::OdeHeun => 1,
-            SamplerKind::OdeRk4 => 2,
-            _ => 0,
-        };
-        let mut bytes = vec![0u8; total * STEP_STRIDE as usize];
-        let mut times = Vec::with_capacity(total + 1);
-        for i in 0..total {
-            let (t, tn, a) = cpu.schedule_at(i);
-            times.push(t);
-            if i + 1 == total {
-                times.push(tn);
-            }
-            let sp = StepParams {
-                step: i as u32,
-                method,
-                seed: config.seed,
-                _pad: 0,
-                t: t as f32,
-                t_next: tn as f32,
-                alpha: a as f32,
-                dt: (tn - t) as f32,
-            };
-            let at = i * STEP_STRIDE as usize;
-            bytes[at..at + std::mem::size_of::<StepParams>()]
-                .copy_from_slice(bytemuck::bytes_of(&sp));
-        }
-        ctx.write_buffer(&table, 0, &bytes);
+        let times = write_schedule(ctx, &table, &cpu);
         Ok(Self {
-            config: config.clone(),
+            // With t_end resolved, as the CPU sampler keeps it through a drag.
+            config: cpu.config.clone(),
             particles,
             counters,
             mixture: mixture_buf,
             params: p,
             bind,
             step_bind,
+            table,
+            sde,
             total,
             cursor: 0,
             nfe: 0,
@@ -239,9 +217,16 @@ impl GpuSampler {
     }
 
     /// Replace the mixture the exact score (and guidance) uses and the SDE's data frame (both
-    /// scores follow it); takes effect at the next submit. The schedule is kept.
-    pub fn set_mixture(&self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
+    /// scores follow it); takes effect at the next submit. The schedule's times are kept; the
+    /// few-step samplers' coefficients follow the new SDE, as `Sampler::set_sde` does.
+    pub fn set_mixture(&mut self, ctx: &GpuContext, m: &GaussianMixture, sde: &Sde) {
         crate::gpu::write_mixture(ctx, &self.mixture, m, sde);
+        if self.config.kind.is_few_step() && *sde != self.sde {
+            self.sde = *sde;
+            if let Ok(cpu) = Sampler::new(self.config.clone(), self.sde, 1) {
+                write_schedule(ctx, &self.table, &cpu);
+            }
+        }
     }
 
     /// SDE time (or noise level's time) of the next step; the final time once done.
@@ -300,7 +285,7 @@ impl GpuSampler {
         });
         pass.set_bind_group(0, &self.bind, &[]);
         let per_eval = match self.config.kind {
-            SamplerKind::OdeHeun => 2,
+            SamplerKind::OdeHeun | SamplerKind::EdmHeun => 2,
             SamplerKind::OdeRk4 => 4,
             SamplerKind::Pc => 2,
             _ => 1,
@@ -334,6 +319,10 @@ impl GpuSampler {
                 }
                 SamplerKind::OdeEuler | SamplerKind::OdeHeun | SamplerKind::OdeRk4 => {
                     pass.set_pipeline(ctx.pipeline(Entry::PfOdeStep));
+                    ctx.dispatch(&mut pass, tx, ty, 1);
+                }
+                SamplerKind::Ddim | SamplerKind::EdmHeun | SamplerKind::DpmSolver => {
+                    pass.set_pipeline(ctx.pipeline(Entry::FewStepStep));
                     ctx.dispatch(&mut pass, tx, ty, 1);
                 }
                 SamplerKind::OdeRk45 => unreachable!("refused in GpuSampler::new"),
@@ -417,6 +406,50 @@ impl GpuSampler {
         ctx.submit(enc);
         ctx.read_u32(&self.counters, 8, n_components as u64)
     }
+}
+
+/// Write `cpu`'s schedule into `table` (one [`StepParams`] per step, [`STEP_STRIDE`] apart:
+/// the times and α of `Sampler::schedule_at`, the few-step coefficients of
+/// `Sampler::few_coefs`); returns the N + 1 times.
+fn write_schedule(ctx: &GpuContext, table: &wgpu::Buffer, cpu: &Sampler) -> Vec<f64> {
+    let total = cpu.total_steps();
+    let method = match cpu.config.kind {
+        SamplerKind::OdeHeun | SamplerKind::EdmHeun => 1,
+        SamplerKind::OdeRk4 => 2,
+        _ => 0,
+    };
+    let mut bytes = vec![0u8; total * STEP_STRIDE as usize];
+    let mut times = Vec::with_capacity(total + 1);
+    for i in 0..total {
+        let (t, tn, a) = cpu.schedule_at(i);
+        times.push(t);
+        if i + 1 == total {
+            times.push(tn);
+        }
+        let c = cpu.few_coefs(i).map_or([[0.0; 4]; 3], |c| {
+            [
+                [c.a, c.a_hi, c.s2_hi, c.t_hi],
+                [c.a_next, c.s2_next, c.sigma_hi, c.sigma_next],
+                [c.pre, c.post, c.ratio, c.h],
+            ]
+            .map(|row| row.map(|v| v as f32))
+        });
+        let sp = StepParams {
+            step: i as u32,
+            method,
+            seed: cpu.config.seed,
+            _pad: 0,
+            t: t as f32,
+            t_next: tn as f32,
+            alpha: a as f32,
+            dt: (tn - t) as f32,
+            c,
+        };
+        let at = i * STEP_STRIDE as usize;
+        bytes[at..at + std::mem::size_of::<StepParams>()].copy_from_slice(bytemuck::bytes_of(&sp));
+    }
+    ctx.write_buffer(table, 0, &bytes);
+    times
 }
 
 /// The total of per-particle accepted-move counts read back from [`GpuSampler::accepted_range`].

@@ -40,6 +40,8 @@ pub enum Entry {
     PcCorrect,
     /// `pf_ode_step.wgsl`: one probability-flow ODE step.
     PfOdeStep,
+    /// `fewstep_step.wgsl`: one DDIM / DPM-Solver++(2M) / Heun-EDM step.
+    FewStepStep,
     /// `field.wgsl`: the learned and exact score on a grid.
     Field,
     /// `likelihood.wgsl`: one RK4 step of the PF-ODE with its divergence.
@@ -54,7 +56,7 @@ pub enum Entry {
 
 impl Entry {
     /// Every entry point.
-    pub const ALL: [Entry; 17] = [
+    pub const ALL: [Entry; 18] = [
         Entry::TrainStep,
         Entry::TrainGrad,
         Entry::ReduceAdam,
@@ -67,6 +69,7 @@ impl Entry {
         Entry::PcNorms,
         Entry::PcCorrect,
         Entry::PfOdeStep,
+        Entry::FewStepStep,
         Entry::Field,
         Entry::LikelihoodStep,
         Entry::FisherTerms,
@@ -89,6 +92,7 @@ impl Entry {
             Entry::PcNorms => "pc_norms",
             Entry::PcCorrect => "pc_correct",
             Entry::PfOdeStep => "pf_ode_step",
+            Entry::FewStepStep => "fewstep_step",
             Entry::Field => "field",
             Entry::LikelihoodStep => "likelihood_step",
             Entry::FisherTerms => "fisher_terms",
@@ -188,6 +192,14 @@ pub const STAGES: &[Stage] = &[
         file: "pf_ode_step.wgsl",
         source: include_str!("../../shaders/pf_ode_step.wgsl"),
         entries: &[(Entry::PfOdeStep, twin!(sim::samplers::pf_ode_step))],
+    },
+    Stage {
+        file: "fewstep_step.wgsl",
+        source: include_str!("../../shaders/fewstep_step.wgsl"),
+        entries: &[(
+            Entry::FewStepStep,
+            twin!(sim::samplers::fewstep::fewstep_range),
+        )],
     },
     Stage {
         file: "field.wgsl",

@@ -7,7 +7,7 @@
 //! Key vocabulary (the state's own field names, documented in `docs/ARCHITECTURE.md`; the
 //! numbers' ranges are `engine::settings::table`'s): `scene{mixture,sde,t,seed}`,
 //! `settings{width,depth,batch,lr}`, `samplers[{enabled,exact,n,kind,levels,steps,step,eps,
-//! snr,speed,repeat,guide{component,gamma},mala,t_start,prior_scale}]` (older links' absolute
+//! snr,eta,churn,speed,repeat,guide{component,gamma},mala,t_start,prior_scale}]` (older links' absolute
 //! `eps` is converted with their mixture), `split`, `layers{samples,true_density,
 //! learned_density,arrows,particles,trails,responsibilities}`, `arrows`, `training`, `paused`,
 //! `ode_paths`, `probe`, `cond_paths`, `inpaint{c,method,n,steps,exact,zeta}`, `view`,

@@ -72,6 +72,10 @@ pub struct ConfigPatch {
     /// Predictor–corrector snr (`sampler_snr`).
     #[serde(alias = "sampler_snr")]
     pub snr: Option<f64>,
+    /// DDIM's η.
+    pub eta: Option<f64>,
+    /// Heun-EDM's S_churn.
+    pub churn: Option<f64>,
     /// Animation speed (1 = a run in ≈150 frames; 0.05 = slow motion).
     pub speed: Option<f64>,
     /// Start a new run after each finished one.
@@ -154,6 +158,8 @@ pub fn parse_config(json: &str) -> Result<ConfigPatch, StateError> {
     check(&t::STEPS, int(p.steps))?;
     check(&t::STEP, p.step)?;
     check(&t::SNR, p.snr)?;
+    check(&t::ETA, p.eta)?;
+    check(&t::CHURN, p.churn)?;
     check(&t::SPEED, p.speed)?;
     check(&t::T_START, p.t_start)?;
     check(&t::PRIOR_SCALE, p.prior_scale)?;
@@ -264,6 +270,12 @@ impl ConfigPatch {
         }
         if let Some(v) = self.snr {
             live.snr = v;
+        }
+        if let Some(v) = self.eta {
+            live.eta = v;
+        }
+        if let Some(v) = self.churn {
+            live.churn = v;
         }
         if let Some(v) = self.speed {
             live.speed = v;

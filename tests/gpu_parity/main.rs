@@ -25,6 +25,7 @@ use scorelab::sim::Vec2;
 mod common;
 mod convergence;
 mod dragged;
+mod fewstep;
 mod runtime;
 mod training;
 
@@ -87,6 +88,19 @@ fn gpu_exact_log_p(ctx: &GpuContext, m: &GaussianMixture, sde: Sde, points: &[Ve
 }
 
 /// |a − b| ≤ rel·(|a| + |b|) + abs, per component; returns the worst violation ratio.
+/// The GPU sampler's (x, x_mean) equal the CPU's element-wise (f32 WGSL vs f64 `sim`: 1e-4
+/// relative, 2e-5 of the largest |x| absolute).
+fn assert_particles_match(ctx: &GpuContext, gpu: &GpuSampler, cpu: &Sampler, label: &str) {
+    let state = gpu.read_state(ctx).unwrap();
+    let gx: Vec<Vec2> = state.iter().map(|s| s.0).collect();
+    let gm: Vec<Vec2> = state.iter().map(|s| s.1).collect();
+    let scale = cpu.x.iter().map(|x| x.norm()).fold(1.0, f64::max);
+    let r = worst_ratio(&gx, &cpu.x, 1e-4, 2e-5 * scale);
+    assert!(r <= 1.0, "{label}: x parity ratio {r}");
+    let r = worst_ratio(&gm, &cpu.x_mean, 1e-4, 2e-5 * scale);
+    assert!(r <= 1.0, "{label}: x_mean parity ratio {r}");
+}
+
 fn worst_ratio(a: &[Vec2], b: &[Vec2], rel: f64, abs: f64) -> f64 {
     a.iter()
         .zip(b)
@@ -434,19 +448,12 @@ fn sampler_parity(
                     cpu.step(&ExactScore::new(m.clone(), sde));
                 }
                 gpu.step_n(ctx, 1);
-                let state = gpu.read_state(ctx).unwrap();
-                let gx: Vec<Vec2> = state.iter().map(|s| s.0).collect();
-                let gm: Vec<Vec2> = state.iter().map(|s| s.1).collect();
-                let scale = cpu.x.iter().map(|x| x.norm()).fold(1.0, f64::max);
                 let label = format!(
                     "{}/{} net={use_net} step {step}",
                     kind.name(),
                     sde_kind.name()
                 );
-                let r = worst_ratio(&gx, &cpu.x, 1e-4, 2e-5 * scale);
-                assert!(r <= 1.0, "{label}: x parity ratio {r}");
-                let r = worst_ratio(&gm, &cpu.x_mean, 1e-4, 2e-5 * scale);
-                assert!(r <= 1.0, "{label}: x_mean parity ratio {r}");
+                assert_particles_match(ctx, &gpu, &cpu, &label);
             }
             assert_eq!(gpu.nfe(), cpu.nfe(), "{}: NFE", kind.name());
         }

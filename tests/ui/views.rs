@@ -145,4 +145,24 @@ fn the_steps_sweep_fills_in_and_shows_each_samplers_order() {
     // The page stayed responsive: the sweep's work was spread over frames.
     let frames_taken = s["frame"].as_u64().unwrap_or(0);
     assert!(frames_taken > 20, "the sweep ran in {frames_taken} frames");
+    // The table exports as the CLI writes it (natively into the working directory).
+    let path = std::env::current_dir().unwrap().join("scorelab-sweep.csv");
+    let _ = std::fs::remove_file(&path);
+    h.get_by_label("save sweep CSV").click();
+    frames(&mut h, 2);
+    let csv = std::fs::read_to_string(&path).expect("the sweep CSV was saved");
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], scorelab::sim::samplers::sweep::CSV_HEADER);
+    assert_eq!(lines.len(), 1 + rows.len(), "a line per row");
+    let first = &rows[0];
+    assert!(
+        lines[1].starts_with(&format!(
+            "{},{},",
+            first["sampler"].as_str().unwrap_or("?"),
+            first["nfe"]
+        )),
+        "{} vs {first}",
+        lines[1]
+    );
 }

@@ -49,6 +49,8 @@ pub fn sampler_ui(ui: &mut egui::Ui, st: &mut State, cx: &mut PanelCtx, cmds: &m
     egui::ComboBox::from_id_salt(("sampler_kind", slot))
         .selected_text(live.kind.name())
         .width(170.0)
+        // Every sampler in view without scrolling (egui's default shows about 8 rows).
+        .height(f32::INFINITY)
         .show_ui(ui, |ui| {
             for (i, k) in SamplerKind::ALL.into_iter().enumerate() {
                 if ui
@@ -158,6 +160,12 @@ fn schedule_ui(ui: &mut egui::Ui, live: &mut LiveSampling, mixture: &GaussianMix
             );
             if k == SamplerKind::Pc {
                 super::setting(ui, &mut live.snr, &table::SNR, None);
+            }
+            if k == SamplerKind::Ddim {
+                super::setting(ui, &mut live.eta, &table::ETA, None);
+            }
+            if k == SamplerKind::EdmHeun {
+                super::setting(ui, &mut live.churn, &table::CHURN, None);
             }
         }
     }

@@ -38,6 +38,8 @@ pub struct Sweep {
     evals_per_ms: f64,
     /// Seconds spent so far.
     seconds: f64,
+    /// What the last CSV export did.
+    saved: std::cell::RefCell<Option<String>>,
 }
 
 impl View for Sweep {
@@ -52,6 +54,29 @@ impl View for Sweep {
     fn controls(&self, ui: &mut egui::Ui, st: &mut State) {
         ui.checkbox(&mut st.layers.sweep, "steps sweep: error vs evaluations")
             .on_hover_text("How many steps does a sampler need? DDIM (Euler in the noise level), Heun on Karras et al.'s σ schedule, DPM-Solver++(2M) and Euler's PF-ODE run at 4 to 512 score evaluations with the exact score, 2000 particles each, from the same prior noise. The chart shows, left, the worst component's spread error against true samples (it stops falling at the sampling noise of 2000 particles) and, right, the median distance to the exact ODE solution from the same noise: a first-order method halves it when the evaluations double, a second-order one quarters it. state().views.sweep has every number (weights, energy distance, NLL too).");
+        let Some((_, job)) = self.job.as_ref().filter(|_| st.layers.sweep) else {
+            return;
+        };
+        ui.horizontal(|ui| {
+            let (done, all) = job.progress();
+            if ui
+                .add_enabled(done > 0, egui::Button::new("save sweep CSV"))
+                .on_hover_text(format!(
+                    "The table so far ({done} of {all} runs) as scorelab-sweep.csv: sampler, nfe, weight_error, spread_error, energy, nll, ode_error, diverged (as `scorelab sweep` writes it)."
+                ))
+                .clicked()
+            {
+                let csv = crate::sim::samplers::sweep::csv(&job.rows);
+                *self.saved.borrow_mut() = Some(crate::app::files::save(
+                    "scorelab-sweep.csv",
+                    "text/csv",
+                    csv.as_bytes(),
+                ));
+            }
+            if let Some(m) = self.saved.borrow().as_ref() {
+                ui.small(m.as_str());
+            }
+        });
     }
 
     fn update(&mut self, _ctx: &egui::Context, f: &Frame, _view: (Vec2, Vec2)) {

@@ -101,6 +101,10 @@ pub struct LiveSampling {
     pub legacy_eps: Option<f64>,
     /// Predictor–corrector signal-to-noise ratio.
     pub snr: f64,
+    /// DDIM's η (0: deterministic, 1: ancestral).
+    pub eta: f64,
+    /// Heun-EDM's S_churn (0: deterministic).
+    pub churn: f64,
     /// Animation speed: 1 = a run in about 150 frames; < 1 slow motion.
     pub speed: f64,
     /// Start a new run from fresh noise after each finished one.
@@ -150,6 +154,8 @@ impl LiveSampling {
             step: table::STEP.default,
             legacy_eps: None,
             snr: table::SNR.default,
+            eta: table::ETA.default,
+            churn: table::CHURN.default,
             speed: table::SPEED.default,
             repeat: true,
             guide: None,
@@ -187,6 +193,8 @@ impl LiveSampling {
             c.alpha_last = a;
         }
         c.snr = self.snr;
+        c.eta = self.eta;
+        c.churn = self.churn;
         c.seed = seed;
         c.t_start = self.t_start;
         c.prior_scale = self.prior_scale;
@@ -257,6 +265,8 @@ impl LiveSampling {
         }
         table::STEP.check(self.step)?;
         table::SNR.check(self.snr)?;
+        table::ETA.check(self.eta)?;
+        table::CHURN.check(self.churn)?;
         table::T_START.check(self.t_start)?;
         table::PRIOR_SCALE.check(self.prior_scale)?;
         table::SPEED.check(self.speed)?;

@@ -253,6 +253,19 @@ pub const SNR: Setting = Setting {
     doc: "predictor–corrector's signal-to-noise ratio r",
     ..row("snr", "snr", 0.0, 10.0)
 };
+/// DDIM's stochasticity.
+pub const ETA: Setting = Setting {
+    default: 0.0,
+    doc: "DDIM's η: 0 is deterministic (Euler on the probability-flow ODE in σ), 1 is ancestral sampling",
+    ..row("eta", "η", 0.0, 1.0)
+};
+/// Heun-EDM's churn.
+pub const CHURN: Setting = Setting {
+    slider: (0.0, 80.0),
+    default: 0.0,
+    doc: "Heun-EDM's S_churn: each step first raises σ by γ = min(S_churn/N, √2 − 1) with fresh noise",
+    ..row("churn", "S_churn", 0.0, crate::sim::samplers::MAX_CHURN)
+};
 /// Animation speed.
 pub const SPEED: Setting = Setting {
     slider: (0.01, 10.0),
@@ -285,12 +298,14 @@ pub const GAMMA: Setting = Setting {
 };
 
 /// A live sampler's rows ([`super::LiveSampling`]).
-pub const LIVE: [&Setting; 9] = [
+pub const LIVE: [&Setting; 11] = [
     &PARTICLES,
     &LEVELS,
     &STEPS,
     &STEP,
     &SNR,
+    &ETA,
+    &CHURN,
     &SPEED,
     &T_START,
     &PRIOR_SCALE,

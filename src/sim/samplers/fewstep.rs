@@ -21,7 +21,8 @@
 //! All three run on the same σ schedule from σ_e(t_start) to σ_e(t_end) (the SDE samplers' end,
 //! [`Sde::sampling_t_end`]), so their errors against the exact ODE solution compare by NFE.
 
-use crate::sim::rng::CounterRng;
+use super::SamplerKind;
+use crate::sim::rng::{stream, CounterRng};
 use crate::sim::score::ScoreModel;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -90,42 +91,237 @@ pub fn edm_sigmas(sigma_max: f64, sigma_min: f64, n: usize, rho: f64) -> Vec<f64
         .collect()
 }
 
-/// The denoiser D(x̂; σ) at every point, from `score` at the t where σ_e(t) = σ.
-struct Denoiser {
-    xs: Vec<Vec2>,
-    scores: Vec<Vec2>,
-}
-
-impl Denoiser {
-    fn eval(&mut self, score: &dyn ScoreModel, sde: &Sde, hat: &[Vec2], t: f64, out: &mut [Vec2]) {
-        let (alpha, s) = sde.marginal(t);
-        let m = sde.center();
-        for (x, h) in self.xs.iter_mut().zip(hat) {
-            *x = m + alpha * (h - m);
-        }
-        score.score_batch(&self.xs, t, &mut self.scores);
-        for ((o, x), sc) in out.iter_mut().zip(&self.xs).zip(&self.scores) {
-            *o = m + (x - m + s * s * sc) / alpha;
+/// The kind of a few-step sampler run in `sim::samplers::Sampler` (and on the GPU): every
+/// step is one denoiser evaluation and a multistep update (DDIM, DPM-Solver++(2M)) or two and
+/// Heun's correction (EDM).
+impl FewStep {
+    /// The few-step sampler of a [`SamplerKind`] with the config's η and churn (None for the
+    /// other samplers).
+    pub fn of(kind: SamplerKind, eta: f64, churn: f64) -> Option<Self> {
+        match kind {
+            SamplerKind::Ddim => Some(FewStep::Ddim { eta }),
+            SamplerKind::EdmHeun => Some(FewStep::EdmHeun { churn }),
+            SamplerKind::DpmSolver => Some(FewStep::DpmSolverPp2M),
+            _ => None,
         }
     }
 }
 
-/// Counter-based noise stream of the few-step samplers (step, particle, stream), as the WGSL
-/// samplers draw theirs.
-const STREAM: u32 = 0x0F5E;
+/// One step's coefficients, in data space, from x at `t` to `t_next` (the CPU computes them in
+/// f64; the GPU sampler uploads the same numbers as f32, so both engines share one schedule).
+/// With u = x̂ − m the scaled state relative to the frame's centre:
+///
+/// - start: u = (x − m)/a + pre z; the denoiser is asked at x₁ = m + a_hi u, time t_hi:
+///   D₁ − m = (x₁ − m + s²_hi s(x₁, t_hi)) / a_hi;
+/// - multistep (DDIM, DPM-Solver++(2M)): u' = ratio u + (1 − ratio) D̃ + post z with
+///   D̃ = (1 + h) (D₁ − m) − h (D_prev − m), h = 1/(2r) (0 on DDIM and on the first step);
+/// - Heun: k₁ = (u − (D₁ − m))/σ_hi, e = u + (σ' − σ_hi) k₁, the denoiser at x₂ = m + a' e,
+///   time t', k₂ = (e − (D₂ − m))/σ', u' = u + (σ' − σ_hi)(k₁ + k₂)/2;
+/// - end: x' = m + a' u'.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FewCoefs {
+    /// Time of the step's start.
+    pub t: f64,
+    /// Time the (first) denoiser is asked at (above t with churn).
+    pub t_hi: f64,
+    /// Time of the step's end.
+    pub t_next: f64,
+    /// α(t).
+    pub a: f64,
+    /// α(t_hi).
+    pub a_hi: f64,
+    /// s(t_hi)².
+    pub s2_hi: f64,
+    /// α(t_next).
+    pub a_next: f64,
+    /// s(t_next)².
+    pub s2_next: f64,
+    /// σ at t_hi (the churned level).
+    pub sigma_hi: f64,
+    /// σ at t_next.
+    pub sigma_next: f64,
+    /// Noise added before the step (churn), in x̂'s units.
+    pub pre: f64,
+    /// Noise added after the step (DDIM's c), in x̂'s units.
+    pub post: f64,
+    /// Multistep: the weight kept of u (σ'/σ; DDIM: √(σ'² − c²)/σ).
+    pub ratio: f64,
+    /// DPM-Solver++(2M)'s 1/(2r) (0 on the first step and on DDIM).
+    pub h: f64,
+    /// Heun's two-evaluation step (else multistep).
+    pub heun: bool,
+}
 
-/// One run of a few-step sampler, a step at a time (the page spreads a run over frames).
+/// The step coefficients of an `n`-step run of `kind` from `t_start` to `t_end` on `sde`.
+pub fn few_schedule(kind: FewStep, sde: &Sde, t_start: f64, t_end: f64, n: usize) -> Vec<FewCoefs> {
+    let sigmas = edm_sigmas(
+        sde.effective_sigma(t_start),
+        sde.effective_sigma(t_end),
+        n,
+        7.0,
+    );
+    let last = sigmas.len() - 1;
+    // The run's ends are exactly its ends; the levels between are asked at their times.
+    let time = |i: usize| match i {
+        0 => t_start,
+        i if i == last => t_end,
+        i => sde.time_of_sigma(sigmas[i]).clamp(t_end, t_start),
+    };
+    let steps = last;
+    (0..steps)
+        .map(|i| {
+            let (sigma, next) = (sigmas[i], sigmas[i + 1]);
+            let (t, t_next) = (time(i), time(i + 1));
+            let (a, _) = sde.marginal(t);
+            let (a_next, s_next) = sde.marginal(t_next);
+            let mut c = FewCoefs {
+                t,
+                t_hi: t,
+                t_next,
+                a,
+                a_hi: a,
+                s2_hi: sde.marginal(t).1.powi(2),
+                a_next,
+                s2_next: s_next * s_next,
+                sigma_hi: sigma,
+                sigma_next: next,
+                ratio: next / sigma,
+                ..FewCoefs::default()
+            };
+            match kind {
+                FewStep::Ddim { eta } => {
+                    let c2 = (eta * eta * next * next * (sigma * sigma - next * next)
+                        / (sigma * sigma))
+                        .max(0.0);
+                    c.post = c2.sqrt();
+                    c.ratio = (next * next - c2).max(0.0).sqrt() / sigma;
+                }
+                FewStep::EdmHeun { churn } => {
+                    c.heun = true;
+                    let gamma = (churn / steps as f64).min(std::f64::consts::SQRT_2 - 1.0);
+                    if gamma > 0.0 {
+                        let raised = sigma * (1.0 + gamma);
+                        c.pre = (raised * raised - sigma * sigma).max(0.0).sqrt();
+                        c.sigma_hi = raised;
+                        // A churned level above σ_e(1) is asked at t = 1.
+                        c.t_hi = sde.time_of_sigma(raised).max(t);
+                        let (a_hi, s_hi) = sde.marginal(c.t_hi);
+                        c.a_hi = a_hi;
+                        c.s2_hi = s_hi * s_hi;
+                    }
+                }
+                FewStep::DpmSolverPp2M => {
+                    if i > 0 {
+                        let h = (sigma / next).ln();
+                        c.h = h / (2.0 * (sigmas[i - 1] / sigma).ln());
+                    }
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// Scratch of a few-step step over a range of particles.
+pub struct FewScratch<'a> {
+    /// Stage points (n).
+    pub points: &'a mut [Vec2],
+    /// Scores at them (n).
+    pub scores: &'a mut [Vec2],
+    /// The scaled states u (n).
+    pub u: &'a mut [Vec2],
+}
+
+/// One step (`c`, step index `step` of the noise counter) of particles `x` (the first of
+/// which is particle `offset`), in place: x_mean gets the noise-free end (DDIM's before its
+/// fresh noise), d_prev the denoised points (DPM-Solver++(2M)'s memory, read before it is
+/// written). Returns the score evaluations per particle. Twin of `fewstep_step` in
+/// `fewstep_step.wgsl`.
+#[allow(clippy::too_many_arguments)]
+pub fn fewstep_range(
+    c: &FewCoefs,
+    sde: &Sde,
+    score: &dyn ScoreModel,
+    rng: &CounterRng,
+    (step, offset): (u32, usize),
+    x: &mut [Vec2],
+    x_mean: &mut [Vec2],
+    d_prev: &mut [Vec2],
+    s: FewScratch<'_>,
+) -> u64 {
+    let m = sde.center();
+    let z = |j: usize| rng.normal2(step, (offset + j) as u32, stream::STEP);
+    for (j, ((u, p), x)) in
+        s.u.iter_mut()
+            .zip(s.points.iter_mut())
+            .zip(x.iter())
+            .enumerate()
+    {
+        *u = (x - m) / c.a;
+        if c.pre > 0.0 {
+            *u += c.pre * z(j);
+        }
+        *p = m + c.a_hi * *u;
+    }
+    score.score_batch(s.points, c.t_hi, s.scores);
+    if !c.heun {
+        for (j, (((x, xm), dp), u)) in x
+            .iter_mut()
+            .zip(x_mean.iter_mut())
+            .zip(d_prev.iter_mut())
+            .zip(s.u.iter())
+            .enumerate()
+        {
+            let d1 = (s.points[j] - m + c.s2_hi * s.scores[j]) / c.a_hi;
+            let blend = if c.h != 0.0 {
+                (1.0 + c.h) * d1 - c.h * (*dp - m)
+            } else {
+                d1
+            };
+            let mean = m + c.a_next * (c.ratio * u + (1.0 - c.ratio) * blend);
+            *dp = m + d1;
+            *xm = mean;
+            *x = if c.post > 0.0 {
+                mean + c.a_next * c.post * z(j)
+            } else {
+                mean
+            };
+        }
+        return 1;
+    }
+    let dsig = c.sigma_next - c.sigma_hi;
+    // k₁ into x_mean (scratch until the end), the Euler point into points.
+    for (j, (k1, u)) in x_mean.iter_mut().zip(s.u.iter()).enumerate() {
+        let d1 = (s.points[j] - m + c.s2_hi * s.scores[j]) / c.a_hi;
+        *k1 = (u - d1) / c.sigma_hi;
+        s.points[j] = m + c.a_next * (u + dsig * *k1);
+    }
+    score.score_batch(s.points, c.t_next, s.scores);
+    for (j, ((x, k1), u)) in x
+        .iter_mut()
+        .zip(x_mean.iter_mut())
+        .zip(s.u.iter())
+        .enumerate()
+    {
+        let e = u + dsig * *k1;
+        let d2 = (s.points[j] - m + c.s2_next * s.scores[j]) / c.a_next;
+        let k2 = (e - d2) / c.sigma_next;
+        *x = m + c.a_next * (u + dsig * 0.5 * (*k1 + k2));
+        *k1 = *x;
+    }
+    2
+}
+
+/// One run of a few-step sampler from given points, a step at a time (the sweep spreads its
+/// runs over frames); the same steps as the live [`super::Sampler`]'s ([`fewstep_range`]).
 pub struct FewStepRun {
-    kind: FewStep,
     sde: Sde,
-    sigmas: Vec<f64>,
-    t_start: f64,
-    t_end: f64,
+    coefs: Vec<FewCoefs>,
     rng: CounterRng,
-    hat: Vec<Vec2>,
-    d: Vec<Vec2>,
-    d_prev: Option<Vec<Vec2>>,
-    den: Denoiser,
+    x: Vec<Vec2>,
+    x_mean: Vec<Vec2>,
+    d_prev: Vec<Vec2>,
+    scratch: [Vec<Vec2>; 3],
     i: usize,
     nfe: usize,
 }
@@ -142,28 +338,15 @@ impl FewStepRun {
         n: usize,
         seed: u32,
     ) -> Self {
-        let sigmas = edm_sigmas(
-            sde.effective_sigma(t_start),
-            sde.effective_sigma(t_end),
-            n,
-            7.0,
-        );
-        let m = sde.center();
-        let alpha = sde.marginal(t_start).0;
+        let zeros = vec![Vec2::zeros(); xs.len()];
         Self {
-            kind,
             sde: *sde,
-            sigmas,
-            t_start,
-            t_end,
+            coefs: few_schedule(kind, sde, t_start, t_end, n),
             rng: CounterRng::new(seed),
-            hat: xs.iter().map(|x| m + (x - m) / alpha).collect(),
-            d: vec![Vec2::zeros(); xs.len()],
-            d_prev: None,
-            den: Denoiser {
-                xs: vec![Vec2::zeros(); xs.len()],
-                scores: vec![Vec2::zeros(); xs.len()],
-            },
+            x: xs.to_vec(),
+            x_mean: xs.to_vec(),
+            d_prev: zeros.clone(),
+            scratch: [zeros.clone(), zeros.clone(), zeros],
             i: 0,
             nfe: 0,
         }
@@ -171,7 +354,7 @@ impl FewStepRun {
 
     /// Every step taken.
     pub fn done(&self) -> bool {
-        self.i + 1 >= self.sigmas.len()
+        self.i >= self.coefs.len()
     }
 
     /// Score evaluations per particle so far.
@@ -179,113 +362,33 @@ impl FewStepRun {
         self.nfe
     }
 
-    /// The time of noise level `sigma` (the run's ends exactly at its ends).
-    fn time(&self, sigma: f64) -> f64 {
-        if sigma == self.sigmas[0] {
-            self.t_start
-        } else if sigma == self.sigmas[self.sigmas.len() - 1] {
-            self.t_end
-        } else {
-            self.sde
-                .time_of_sigma(sigma)
-                .clamp(self.t_end, self.t_start)
-        }
-    }
-
-    fn denoise(&mut self, score: &dyn ScoreModel, at: Option<&[Vec2]>, t: f64) {
-        let hat = at.unwrap_or(&self.hat);
-        self.den.eval(score, &self.sde, hat, t, &mut self.d);
-        self.nfe += 1;
-    }
-
     /// One step.
     pub fn step(&mut self, score: &dyn ScoreModel) {
-        if self.done() {
+        let Some(c) = self.coefs.get(self.i) else {
             return;
-        }
-        let i = self.i;
-        let (sigma, next) = (self.sigmas[i], self.sigmas[i + 1]);
-        match self.kind {
-            FewStep::Ddim { eta } => {
-                self.denoise(score, None, self.time(sigma));
-                let c2 = (eta * eta * next * next * (sigma * sigma - next * next)
-                    / (sigma * sigma))
-                    .max(0.0);
-                let keep = (next * next - c2).max(0.0).sqrt() / sigma;
-                for (k, (h, dn)) in self.hat.iter_mut().zip(&self.d).enumerate() {
-                    let z = if c2 > 0.0 {
-                        self.rng.normal2(i as u32, k as u32, STREAM)
-                    } else {
-                        Vec2::zeros()
-                    };
-                    *h = dn + keep * (*h - dn) + c2.sqrt() * z;
-                }
-            }
-            FewStep::EdmHeun { churn } => {
-                let steps = self.sigmas.len() - 1;
-                let gamma = (churn / steps as f64).min(std::f64::consts::SQRT_2 - 1.0);
-                let raised = sigma * (1.0 + gamma);
-                if gamma > 0.0 {
-                    let add = (raised * raised - sigma * sigma).max(0.0).sqrt();
-                    for (k, h) in self.hat.iter_mut().enumerate() {
-                        *h += add * self.rng.normal2(i as u32, k as u32, STREAM);
-                    }
-                }
-                // A churned level above σ_e(t_start) is asked at t_start's clamp (t ≤ 1).
-                let t_hi = if gamma == 0.0 {
-                    self.time(sigma)
-                } else {
-                    self.sde.time_of_sigma(raised)
-                };
-                self.denoise(score, None, t_hi);
-                let slope: Vec<Vec2> = self
-                    .hat
-                    .iter()
-                    .zip(&self.d)
-                    .map(|(h, dn)| (h - dn) / raised)
-                    .collect();
-                let euler: Vec<Vec2> = self
-                    .hat
-                    .iter()
-                    .zip(&slope)
-                    .map(|(h, k)| h + (next - raised) * k)
-                    .collect();
-                let t_lo = self.time(next);
-                self.denoise(score, Some(&euler), t_lo);
-                for (((h, e), k), dn) in self.hat.iter_mut().zip(&euler).zip(&slope).zip(&self.d) {
-                    let k2 = (e - dn) / next;
-                    *h += (next - raised) * 0.5 * (k + k2);
-                }
-            }
-            FewStep::DpmSolverPp2M => {
-                self.denoise(score, None, self.time(sigma));
-                let ratio = next / sigma;
-                let h = (sigma / next).ln();
-                // 1/(2r) with r = h_{i−1}/h_i; the first step is DDIM's.
-                let half_inv_r = match &self.d_prev {
-                    Some(_) if i > 0 => h / (2.0 * (self.sigmas[i - 1] / sigma).ln()),
-                    _ => 0.0,
-                };
-                for (k, (x, dn)) in self.hat.iter_mut().zip(&self.d).enumerate() {
-                    let blend = match &self.d_prev {
-                        Some(dp) if half_inv_r != 0.0 => {
-                            (1.0 + half_inv_r) * dn - half_inv_r * dp[k]
-                        }
-                        _ => *dn,
-                    };
-                    *x = ratio * *x + (1.0 - ratio) * blend;
-                }
-                self.d_prev = Some(self.d.clone());
-            }
-        }
+        };
+        let [points, scores, u] = &mut self.scratch;
+        self.nfe += fewstep_range(
+            c,
+            &self.sde,
+            score,
+            &self.rng,
+            (self.i as u32, 0),
+            &mut self.x,
+            &mut self.x_mean,
+            &mut self.d_prev,
+            FewScratch { points, scores, u },
+        ) as usize;
         self.i += 1;
     }
 
-    /// The particles now, in data space (at t_end once [`Self::done`]).
+    /// The particles now, in data space (the noise-free ends once [`Self::done`]).
     pub fn points(&self) -> Vec<Vec2> {
-        let t = self.time(self.sigmas[self.i]);
-        let (alpha, m) = (self.sde.marginal(t).0, self.sde.center());
-        self.hat.iter().map(|h| m + alpha * (h - m)).collect()
+        if self.done() {
+            self.x_mean.clone()
+        } else {
+            self.x.clone()
+        }
     }
 }
 

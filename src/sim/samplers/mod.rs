@@ -70,6 +70,10 @@ pub struct Sampler {
     times: Vec<f64>,
     /// Annealed Langevin: the L level times ([`Sde::annealing_levels`]).
     levels: Vec<f64>,
+    /// Few-step samplers: each step's coefficients ([`fewstep::few_schedule`]); their scaled
+    /// states' scratch is `u` and their denoised memory `k_acc`.
+    few: Vec<fewstep::FewCoefs>,
+    u: Vec<Vec2>,
 }
 
 /// Where a step split over several calls ([`Sampler::advance`]) stands: the particles
@@ -99,10 +103,12 @@ impl Sampler {
                 )));
             }
         }
+        let few = few_schedule_of(&config, &sde);
         let times = match config.kind {
             SamplerKind::Langevin | SamplerKind::AnnealedLangevin | SamplerKind::OdeRk45 => {
                 Vec::new()
             }
+            k if k.is_few_step() => few_times(&few),
             _ => sde.sampling_time_grid(config.t_start, config.t_end, config.n_steps),
         };
         let levels = if config.kind == SamplerKind::AnnealedLangevin {
@@ -162,6 +168,8 @@ impl Sampler {
             proposed: 0,
             times,
             levels,
+            u: vec![Vec2::zeros(); if few.is_empty() { 0 } else { n_particles }],
+            few,
         })
     }
 
@@ -184,7 +192,10 @@ impl Sampler {
     /// remaining grid and levels follow the new SDE, as [`Sampler::new`] would build them.
     pub fn set_sde(&mut self, sde: Sde) {
         self.sde = sde;
-        if !self.times.is_empty() {
+        if self.config.kind.is_few_step() {
+            self.few = few_schedule_of(&self.config, &sde);
+            self.times = few_times(&self.few);
+        } else if !self.times.is_empty() {
             self.times =
                 sde.sampling_time_grid(self.config.t_start, self.config.t_end, self.config.n_steps);
         }
@@ -319,6 +330,12 @@ impl Sampler {
         }
     }
 
+    /// The few-step samplers' coefficients of step `i` (None for the other samplers), which the
+    /// GPU sampler uploads with [`Self::schedule_at`]'s.
+    pub fn few_coefs(&self, i: usize) -> Option<fewstep::FewCoefs> {
+        self.few.get(i).copied()
+    }
+
     /// Advance one step (RK45: one accepted adaptive step). No-op when done.
     pub fn step(&mut self, score: &dyn ScoreModel) {
         while !self.advance(score, usize::MAX) {}
@@ -380,6 +397,24 @@ impl Sampler {
                 self.rk45_step(score);
                 self.step += 1;
                 return true;
+            }
+            SamplerKind::Ddim | SamplerKind::EdmHeun | SamplerKind::DpmSolver => {
+                let c = self.few[self.step];
+                fewstep::fewstep_range(
+                    &c,
+                    &sde,
+                    score,
+                    &self.rng,
+                    (self.step as u32, r.start),
+                    &mut self.x[r.clone()],
+                    &mut self.x_mean[r.clone()],
+                    &mut self.k_acc[r.clone()],
+                    fewstep::FewScratch {
+                        points: &mut self.tmp[r.clone()],
+                        scores: &mut self.scores[r.clone()],
+                        u: &mut self.u[r.clone()],
+                    },
+                )
             }
         };
         self.cursor.next = r.end;
@@ -523,6 +558,21 @@ impl Sampler {
             self.step(score);
         }
     }
+}
+
+/// The few-step schedule of `config` on `sde` (empty for the other samplers).
+fn few_schedule_of(config: &SamplerConfig, sde: &Sde) -> Vec<fewstep::FewCoefs> {
+    fewstep::FewStep::of(config.kind, config.eta, config.churn).map_or_else(Vec::new, |f| {
+        fewstep::few_schedule(f, sde, config.t_start, config.t_end, config.n_steps)
+    })
+}
+
+/// The N + 1 times of a few-step schedule.
+fn few_times(few: &[fewstep::FewCoefs]) -> Vec<f64> {
+    few.iter()
+        .map(|c| c.t)
+        .chain(few.last().map(|c| c.t_next))
+        .collect()
 }
 
 /// Run a sampler from scratch and return (samples, NFE).

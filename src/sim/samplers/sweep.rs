@@ -101,6 +101,16 @@ pub struct SweepRow {
 /// The CSV header of [`SweepRow`]s.
 pub const CSV_HEADER: &str = "sampler,nfe,weight_error,spread_error,energy,nll,ode_error,diverged";
 
+/// The whole table as CSV ([`CSV_HEADER`] and one line per row).
+pub fn csv(rows: &[SweepRow]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for r in rows {
+        out.push_str(&r.csv());
+        out.push('\n');
+    }
+    out
+}
+
 impl SweepRow {
     /// One CSV line (no newline).
     pub fn csv(&self) -> String {
@@ -186,7 +196,7 @@ impl Sweep {
             seed,
             truth: mixture.sample(4 * n, &mut StreamRng::new(seed, 77)),
             start: (0..n as u32)
-                .map(|i| sde.prior_sample(rng.normal2(0, i, 1)))
+                .map(|i| sde.prior_sample(rng.normal2(0, i, crate::sim::rng::stream::INIT)))
                 .collect(),
             t_end: sde.sampling_t_end(),
             reference: Vec::new(),

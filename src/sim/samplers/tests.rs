@@ -112,3 +112,15 @@ fn mala_in_the_sampler_removes_langevin_step_bias() {
     );
     assert!((0.5..0.99).contains(&rate), "acceptance {rate}");
 }
+
+/// A sampler's name in links, scene files and `state()` (serde) is its CLI and menu name.
+#[test]
+fn every_sampler_serializes_as_its_name() {
+    for kind in SamplerKind::ALL {
+        let json = serde_json::to_string(&kind).expect("serializable");
+        assert_eq!(json, format!("\"{}\"", kind.name()));
+        assert_eq!(SamplerKind::parse(kind.name()), Some(kind));
+        let back: SamplerKind = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, kind);
+    }
+}
