@@ -294,14 +294,16 @@ impl ScoreLabApp {
             v.request(&frame, view, &mut req);
         }
         let (st, data) = (&self.state, &self.data);
-        let want_model = self.views.overlays.wants_model();
+        let want_model = self.views.overlays.wants_model() || self.views.sweep.wants_model();
         if want_model {
             self.views.overlays.model_requested();
+            self.views.sweep.model_requested();
         }
         let said = self
             .host
             .frame(st, &data.mixture, req, want_model, &mut self.clock.perf);
         if let Some(net) = said.model {
+            self.views.sweep.set_model(&net);
             self.views.overlays.set_model(net);
         }
         if let Some(w) = said.warning {

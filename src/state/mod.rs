@@ -102,6 +102,10 @@ pub struct Layers {
     /// without it is the link it was before the sweep existed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sweep: bool,
+    /// The sweep follows a snapshot of the learned score instead of the exact one (written only
+    /// when on, as `sweep`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sweep_learned: bool,
 }
 
 impl Default for Layers {
@@ -115,6 +119,7 @@ impl Default for Layers {
             trails: true,
             responsibilities: false,
             sweep: false,
+            sweep_learned: false,
         }
     }
 }

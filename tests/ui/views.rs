@@ -166,3 +166,56 @@ fn the_steps_sweep_fills_in_and_shows_each_samplers_order() {
         lines[1]
     );
 }
+
+/// The sweep on the learned score (its "learned model" button), from a link that also holds a
+/// few-step live sampler with its η: the link restores both, the sweep takes one snapshot of
+/// the network and measures it, and DDIM on the learned score is still first order (its
+/// distance to the learned score's own PF-ODE solution halves when the evaluations double).
+#[test]
+fn the_sweep_follows_a_snapshot_of_the_learned_score() {
+    use scorelab::sim::samplers::SamplerKind;
+    use scorelab::state::link::{to_hash, EmbedFlags};
+    let mut st = scorelab::state::State::default();
+    let m = scorelab::sim::mixture::GaussianMixture::from_spec(&st.scene.mixture).unwrap();
+    st.samplers[0] = st.samplers[0].with_kind(SamplerKind::Ddim, &m);
+    st.samplers[0].eta = 0.5;
+    st.layers.sweep = true;
+    let mut h = app_with(Some(&to_hash(&st, &EmbedFlags::default())));
+    frames(&mut h, 3);
+    let got = h.state().state().clone();
+    assert_eq!(got.samplers[0].kind, SamplerKind::Ddim);
+    assert_eq!(got.samplers[0].eta, 0.5, "η comes back from the link");
+    assert!(got.layers.sweep && !got.layers.sweep_learned);
+    h.get_by_label("learned model").click();
+    frames(&mut h, 3);
+    assert!(h.state().state().layers.sweep_learned);
+    let s = wait(&mut h, "8 rows of the learned-score sweep", 120.0, |s| {
+        let v = &s["views"]["sweep"];
+        v["score"] == "learned" && v["rows"].as_array().is_some_and(|r| r.len() >= 8)
+    });
+    let rows = s["views"]["sweep"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ode = |nfe: u64| {
+        rows.iter()
+            .find(|r| r["sampler"] == "ddim" && r["nfe"].as_u64() == Some(nfe))
+            .and_then(|r| r["ode_error"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let ratio = ode(256) / ode(512);
+    assert!(
+        (1.6..=2.6).contains(&ratio),
+        "DDIM on the learned score: {:.2e} at 256, {:.2e} at 512 (ratio {ratio:.2})",
+        ode(256),
+        ode(512)
+    );
+    // The link holds the learned sweep.
+    let link = snap(&h)["link"].as_str().unwrap_or("").to_string();
+    let mut h2 = app_with(Some(&link[link.find('#').unwrap_or(0)..]));
+    frames(&mut h2, 3);
+    assert!(
+        h2.state().state().layers.sweep_learned,
+        "the link keeps the learned sweep"
+    );
+}

@@ -10,8 +10,9 @@ use web_time::Instant;
 
 use super::{Frame, Side, View};
 use crate::app::canvas::Plot;
+use crate::sim::model::ScoreNet;
 use crate::sim::samplers::sweep::{Sweep as Job, SweepSampler};
-use crate::sim::score::ExactScore;
+use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::Vec2;
 use crate::state::State;
 
@@ -40,6 +41,33 @@ pub struct Sweep {
     seconds: f64,
     /// What the last CSV export did.
     saved: std::cell::RefCell<Option<String>>,
+    /// The learned score's snapshot the sweep follows (`layers.sweep_learned`), taken when it
+    /// starts so that every run measures the same network while training goes on.
+    /// (the sweep's key it was taken for, the network).
+    model: Option<(u64, ScoreNet)>,
+    /// A learned-score sweep waits for its snapshot: (its key, when it was asked).
+    waiting: Option<(u64, Option<Instant>)>,
+}
+
+impl Sweep {
+    /// Whether a snapshot of the network should be requested this frame.
+    pub fn wants_model(&self) -> bool {
+        matches!(self.waiting, Some((_, asked)) if asked.is_none_or(|t| t.elapsed().as_secs_f64() > 0.5))
+    }
+
+    /// A snapshot was requested this frame.
+    pub fn model_requested(&mut self) {
+        if let Some((_, asked)) = &mut self.waiting {
+            *asked = Some(Instant::now());
+        }
+    }
+
+    /// A snapshot of the network arrived: a waiting learned-score sweep starts with it.
+    pub fn set_model(&mut self, net: &ScoreNet) {
+        if let Some((key, _)) = self.waiting.take() {
+            self.model = Some((key, net.clone()));
+        }
+    }
 }
 
 impl View for Sweep {
@@ -54,7 +82,16 @@ impl View for Sweep {
     fn controls(&self, ui: &mut egui::Ui, st: &mut State) {
         ui.checkbox(&mut st.layers.sweep, "steps sweep: error vs evaluations")
             .on_hover_text("How many steps does a sampler need? DDIM (Euler in the noise level), Heun on Karras et al.'s σ schedule, DPM-Solver++(2M) and Euler's PF-ODE run at 4 to 512 score evaluations with the exact score, 2000 particles each, from the same prior noise. The chart shows, left, the worst component's spread error against true samples (it stops falling at the sampling noise of 2000 particles) and, right, the median distance to the exact ODE solution from the same noise: a first-order method halves it when the evaluations double, a second-order one quarters it. state().views.sweep has every number (weights, energy distance, NLL too).");
-        let Some((_, job)) = self.job.as_ref().filter(|_| st.layers.sweep) else {
+        if !st.layers.sweep {
+            return;
+        }
+        ui.horizontal(|ui| {
+            ui.label("sweep the score:");
+            ui.selectable_value(&mut st.layers.sweep_learned, false, "exact truth");
+            ui.selectable_value(&mut st.layers.sweep_learned, true, "learned model")
+                .on_hover_text("Sweep a snapshot of the network as it is now (training goes on; turn the sweep off and on for a newer one). Its errors add the model's own error to each sampler's: where the curves stop falling is how good the model is.");
+        });
+        let Some((_, job)) = self.job.as_ref() else {
             return;
         };
         ui.horizontal(|ui| {
@@ -80,8 +117,11 @@ impl View for Sweep {
     }
 
     fn update(&mut self, _ctx: &egui::Context, f: &Frame, _view: (Vec2, Vec2)) {
+        let learned = f.state.layers.sweep_learned;
         if !f.state.layers.sweep {
             self.job = None;
+            self.model = None;
+            self.waiting = None;
             return;
         }
         let key = {
@@ -89,9 +129,19 @@ impl View for Sweep {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             f.data.revision.hash(&mut h);
             format!("{:?}", f.sde).hash(&mut h);
+            learned.hash(&mut h);
             h.finish()
         };
         if self.job.as_ref().is_none_or(|(k, _)| *k != key) {
+            // A learned-score sweep starts from a fresh snapshot of the network.
+            if learned && self.model.as_ref().is_none_or(|(k, _)| *k != key) {
+                self.model = None;
+                if self.waiting.is_none_or(|(k, _)| k != key) {
+                    self.waiting = Some((key, None));
+                }
+                self.job = None;
+                return;
+            }
             let samplers: Vec<SweepSampler> = SAMPLERS
                 .iter()
                 .filter_map(|s| SweepSampler::parse(s))
@@ -99,11 +149,18 @@ impl View for Sweep {
             let job = Job::new(&f.sde, &f.data.mixture, &samplers, &NFES, PARTICLES, 0);
             self.job = Some((key, job));
             self.seconds = 0.0;
+            if !learned {
+                self.model = None;
+            }
         }
         let Some((_, job)) = self.job.as_mut().filter(|(_, j)| !j.done()) else {
             return;
         };
         let exact = ExactScore::new(f.data.mixture.clone(), f.sde);
+        let score: &dyn ScoreModel = match &self.model {
+            Some((_, net)) if learned => net,
+            _ => &exact,
+        };
         let ms = (f.budget.as_secs_f64() * 1e3).max(MIN_FRAME_MS);
         let budget = if self.evals_per_ms > 0.0 {
             (self.evals_per_ms * ms) as usize
@@ -111,7 +168,7 @@ impl View for Sweep {
             PARTICLES
         };
         let start = Instant::now();
-        job.advance(&exact, budget.max(PARTICLES));
+        job.advance(score, budget.max(PARTICLES));
         let ms = start.elapsed().as_secs_f64() * 1e3;
         self.seconds += ms / 1e3;
         if ms > 0.05 {
@@ -129,7 +186,12 @@ impl View for Sweep {
             return;
         }
         if let Some((_, job)) = &self.job {
-            chart(job, self.seconds, p);
+            let score = if self.model.is_some() {
+                "learned score (a snapshot)"
+            } else {
+                "exact score"
+            };
+            chart(job, score, self.seconds, p);
         }
     }
 
@@ -137,6 +199,7 @@ impl View for Sweep {
         let (_, job) = self.job.as_ref()?;
         let (done, all) = job.progress();
         Some(serde_json::json!({
+            "score": if self.model.is_some() { "learned" } else { "exact" },
             "done": done,
             "runs": all,
             "seconds": self.seconds,
@@ -149,7 +212,7 @@ impl View for Sweep {
 /// component's spread error against true samples (every sampler) and the median distance to
 /// the exact PF-ODE solution from the same start (the deterministic few-step samplers) — and
 /// one legend.
-fn chart(job: &Job, seconds: f64, p: &Plot) {
+fn chart(job: &Job, score: &str, seconds: f64, p: &Plot) {
     let style = &p.style;
     let size = egui::vec2(520.0, 220.0);
     let outer = Rect::from_min_size(p.rect.right_bottom() - size - egui::vec2(10.0, 10.0), size);
@@ -164,7 +227,7 @@ fn chart(job: &Job, seconds: f64, p: &Plot) {
     p.painter.text(
         outer.min + egui::vec2(8.0, 5.0),
         egui::Align2::LEFT_TOP,
-        format!("error vs score evaluations (NFE), exact score: {done}/{all} runs, {seconds:.1} s"),
+        format!("error vs score evaluations (NFE), {score}: {done}/{all} runs, {seconds:.1} s"),
         font.clone(),
         style.text,
     );
