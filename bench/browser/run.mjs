@@ -7,7 +7,10 @@
 //     widths, on the CPU engine and on the WebGPU engine (?engine=gpu);
 //  3. page training: the live page's training rate at the bench page's width and batch, with
 //     the CPU engine in its Web Worker (the default) and on the page's thread (?worker=0);
-//  4. bench.html: training and sampling vs TensorFlow.js, and the tiled matmul.
+//  4. the steps sweep (full run only): the page's Layers → "steps sweep" on the default
+//     preset with the CPU engine, 4 samplers × 8 budgets × 2000 particles: wall time from
+//     turning it on to its last row, its compute time and the frame rate meanwhile;
+//  5. bench.html: training and sampling vs TensorFlow.js, and the tiled matmul.
 // usage: node run.mjs http://127.0.0.1:PORT/ OUT.json [--quick]
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
@@ -118,6 +121,32 @@ async function pageTraining(browser, query) {
   return row;
 }
 
+// The steps sweep (issue 30) on the default scene, CPU engine, training paused.
+async function pageSweep(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.goto(url + "?engine=cpu");
+  await page.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
+  await page.evaluate(() => window.scorelab.setConfig({ training: false }));
+  await sleep(2000);
+  const t0 = Date.now();
+  const f0 = (await state(page)).frame;
+  await page.evaluate(() => window.scorelab.setConfig({ layers: { sweep: true } }));
+  let s;
+  for (;;) {
+    s = await state(page);
+    const v = s.views && s.views.sweep;
+    if ((v && v.runs > 0 && v.done === v.runs) || Date.now() - t0 > 180_000) break;
+    await sleep(250);
+  }
+  const wall = (Date.now() - t0) / 1e3;
+  const v = s.views.sweep || {};
+  const row = { scene: "ncsn", engine: s.engine, runs: v.runs, done: v.done, wall_s: wall,
+    compute_s: v.seconds, fps: (s.frame - f0) / wall };
+  console.log(`page sweep: ${row.done}/${row.runs} runs in ${wall.toFixed(1)} s (${(v.seconds || 0).toFixed(1)} s compute, ${row.fps.toFixed(1)} fps, ${row.engine})`);
+  await page.close();
+  return row;
+}
+
 async function benchPage(browser) {
   const page = await browser.newPage();
   const errors = [];
@@ -143,6 +172,7 @@ try {
     ...(QUICK ? [] : await frameBudget(browser, "?engine=gpu", "webgpu")),
   ];
   result.page_training = [await pageTraining(browser, ""), ...(QUICK ? [] : [await pageTraining(browser, "?worker=0")])];
+  if (!QUICK) result.page_sweep = await pageSweep(browser);
   result.bench = await benchPage(browser);
 } finally {
   await browser.close();

@@ -450,5 +450,17 @@ fn cpu_engine_targets(
             "| page training ≥ 80% of the benchmark page's rate | not measured in this run | – |\n",
         ),
     }
+    let sweep = &r["page_sweep"];
+    if sweep.is_object() {
+        let (wall, done) = (f(&sweep["wall_s"]), sweep["done"] == sweep["runs"]);
+        s.push_str(&format!(
+            "| page steps sweep ≤ 20 s (ncsn, 4 samplers × 8 budgets × 2000 particles, {} engine) | {} ({:.1} s compute on the page's thread, {:.1} fps meanwhile) | {} |\n",
+            sweep["engine"].as_str().unwrap_or("?"),
+            if done { format!("{wall:.1} s") } else { format!("{}/{} runs in {wall:.0} s", sweep["done"], sweep["runs"]) },
+            f(&sweep["compute_s"]),
+            f(&sweep["fps"]),
+            verdict(done && wall <= 20.0)
+        ));
+    }
     s
 }

@@ -21,8 +21,14 @@ const SAMPLERS: [&str; 4] = ["ddim", "edm-heun", "dpm-solver++2m", "ode-euler"];
 const NFES: [usize; 8] = [4, 8, 16, 32, 64, 128, 256, 512];
 /// Particles per run.
 const PARTICLES: usize = 2000;
-/// Least milliseconds of a frame the sweep takes (more where the frame budget allows).
+/// Least milliseconds of a frame the sweep takes.
 const MIN_FRAME_MS: f64 = 6.0;
+/// Most milliseconds of a frame the sweep takes.
+const MAX_FRAME_MS: f64 = 300.0;
+/// The share of the frame interval (before the sweep's own time) the sweep takes: the frame
+/// interval at most doubles while it runs (60 → 30 fps on a fast machine; a software
+/// rasteriser's 3 fps → 1.5), so a sweep finishes in about twice its compute time.
+const FRAME_SHARE: f64 = 1.0;
 /// Line colours, one per sampler.
 const COLORS: [Color32; 4] = [
     Color32::from_rgb(0x66, 0xCC, 0xEE),
@@ -37,6 +43,12 @@ pub struct Sweep {
     job: Option<(u64, Job)>,
     /// Particle-evaluations a millisecond, measured (the next frame's budget).
     evals_per_ms: f64,
+    /// The last update's start, and the frame interval without the sweep's own time (a
+    /// running mean, ms).
+    last: Option<Instant>,
+    others_ms: f64,
+    /// The sweep's own time in the last update, ms.
+    own_ms: f64,
     /// Seconds spent so far.
     seconds: f64,
     /// What the last CSV export did.
@@ -149,6 +161,7 @@ impl View for Sweep {
             let job = Job::new(&f.sde, &f.data.mixture, &samplers, &NFES, PARTICLES, 0);
             self.job = Some((key, job));
             self.seconds = 0.0;
+            (self.last, self.others_ms, self.own_ms) = (None, 0.0, 0.0);
             if !learned {
                 self.model = None;
             }
@@ -161,7 +174,21 @@ impl View for Sweep {
             Some((_, net)) if learned => net,
             _ => &exact,
         };
-        let ms = (f.budget.as_secs_f64() * 1e3).max(MIN_FRAME_MS);
+        // What the rest of the frame takes (the interval minus the sweep's own last share):
+        // the sweep takes as much again, at least the engine's frame budget.
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            let others = (now.duration_since(last).as_secs_f64() * 1e3 - self.own_ms).max(0.0);
+            self.others_ms = if self.others_ms > 0.0 {
+                0.8 * self.others_ms + 0.2 * others
+            } else {
+                others
+            };
+        }
+        self.last = Some(now);
+        let ms = (FRAME_SHARE * self.others_ms)
+            .max(f.budget.as_secs_f64() * 1e3)
+            .clamp(MIN_FRAME_MS, MAX_FRAME_MS);
         let budget = if self.evals_per_ms > 0.0 {
             (self.evals_per_ms * ms) as usize
         } else {
@@ -170,6 +197,7 @@ impl View for Sweep {
         let start = Instant::now();
         job.advance(score, budget.max(PARTICLES));
         let ms = start.elapsed().as_secs_f64() * 1e3;
+        self.own_ms = ms;
         self.seconds += ms / 1e3;
         if ms > 0.05 {
             let rate = budget.max(PARTICLES) as f64 / ms;
