@@ -244,21 +244,27 @@ fn words(module: &naga::Module, ty: naga::Handle<naga::Type>) -> u32 {
     }
 }
 
-/// Register-sized per-thread state and WebGPU's workgroup memory (issue 17): no function- or
-/// private-space variable above 64 floats (a real GPU spills it to slow local memory and
-/// occupancy collapses), and at most 16 KiB of workgroup memory per module (WebGPU's default
-/// `maxComputeWorkgroupStorageSize`). Every module: the stages, the particle draw, the matmul.
-#[test]
-fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
+/// (file, full source) of every module: the composed stages, the particle draw, the matmul.
+fn every_module() -> Vec<(String, String)> {
     let mut modules: Vec<(String, String)> = shaders::STAGES
         .iter()
         .map(|s| (s.file.to_string(), shaders::compose(s.source)))
         .collect();
     modules.push((
         "particles_draw.wgsl".into(),
-        include_str!("../shaders/particles_draw.wgsl").into(),
+        scorelab::app::particles::SHADER.into(),
     ));
     modules.push(("matmul.wgsl".into(), scorelab::gpu::matmul::SHADER.into()));
+    modules
+}
+
+/// Register-sized per-thread state and WebGPU's workgroup memory (issue 17): no function- or
+/// private-space variable above 64 floats (a real GPU spills it to slow local memory and
+/// occupancy collapses), and at most 16 KiB of workgroup memory per module (WebGPU's default
+/// `maxComputeWorkgroupStorageSize`). Every module: the stages, the particle draw, the matmul.
+#[test]
+fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
+    let modules = every_module();
     for (file, src) in &modules {
         let module = parse(src, file);
         let mut workgroup = 0;
@@ -304,15 +310,7 @@ fn per_thread_arrays_fit_registers_and_workgroup_memory_fits_webgpu() {
 #[test]
 fn every_shader_translates_to_spirv_msl_hlsl_and_glsl() {
     use naga::back::{glsl, hlsl, msl, spv};
-    let mut modules: Vec<(String, String)> = shaders::STAGES
-        .iter()
-        .map(|s| (s.file.to_string(), shaders::compose(s.source)))
-        .collect();
-    modules.push((
-        "particles_draw.wgsl".into(),
-        scorelab::app::particles::SHADER.into(),
-    ));
-    modules.push(("matmul.wgsl".into(), scorelab::gpu::matmul::SHADER.into()));
+    let modules = every_module();
     let mut translated = 0;
     let mut not_revalidated = Vec::new();
     for (file, src) in &modules {
