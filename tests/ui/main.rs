@@ -9,6 +9,7 @@
 //! also checked to be drawable (the page shows such glyphs as boxes).
 
 mod canvas;
+mod glyphs;
 mod keyboard;
 mod lessons;
 mod links;

@@ -293,7 +293,7 @@ pub const PRIOR_SCALE: Setting = Setting {
 pub const GAMMA: Setting = Setting {
     slider: (0.0, 10.0),
     default: 1.0,
-    doc: "classifier guidance's γ in s + γ ∇ log p_t(k | x) (key `guide.gamma`)",
+    doc: "classifier guidance's γ in s + γ·grad log p_t(k | x) (key `guide.gamma`)",
     ..row("gamma", "γ", 0.0, 20.0)
 };
 
