@@ -40,6 +40,19 @@ impl Effects {
             ..Self::default()
         }
     }
+
+    /// A fresh engine for lesson `n`'s scene, opened from a `#lesson=N` link: what the menu
+    /// does ([`ScoreLabApp::open_lesson`]): a failure scene restarts its samplers and trains
+    /// its under-trained network for its steps.
+    pub(crate) fn lesson(n: usize) -> Self {
+        let check = crate::state::lessons::lesson(n).and_then(|l| l.check);
+        Self {
+            rebuild: true,
+            restart: check.is_some(),
+            train_steps: check.map_or(0, |c| c.train_steps),
+            ..Self::default()
+        }
+    }
 }
 
 impl ScoreLabApp {

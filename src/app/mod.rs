@@ -246,16 +246,21 @@ impl ScoreLabApp {
         };
         let opened = options.hash.as_deref().and_then(|h| app.open_link(h));
         let old = app.state.clone();
-        if let Some(st) = opened {
+        // A lesson's own scene (`#lesson=N` without a state) opens as from the menu.
+        let fx = match opened {
+            Some((_, Some(n))) => apply::Effects::lesson(n),
+            _ => apply::Effects::rebuild(),
+        };
+        if let Some((st, _)) = opened {
             app.state = st;
         }
-        app.sync(&old, apply::Effects::rebuild());
+        app.sync(&old, fx);
         app
     }
 
-    /// The state a share link holds (`#s=…`, or a lesson's own for `#lesson=N`) and its embed
-    /// flags; a refused link says why and opens nothing.
-    fn open_link(&mut self, hash: &str) -> Option<State> {
+    /// The state a share link holds (`#s=…`, or a lesson's own for `#lesson=N`, with N) and
+    /// its embed flags; a refused link says why and opens nothing.
+    fn open_link(&mut self, hash: &str) -> Option<(State, Option<usize>)> {
         if hash.trim_start_matches('#').is_empty() {
             return None;
         }
@@ -264,8 +269,13 @@ impl ScoreLabApp {
                 // `#lesson=N` without a state opens the lesson's own state.
                 let lesson = link.flags.lesson;
                 self.ui.flags = link.flags;
-                link.shared
-                    .or_else(|| crate::state::lessons::lesson(lesson?)?.state().ok())
+                match link.shared {
+                    Some(st) => Some((st, None)),
+                    None => {
+                        let n = lesson?;
+                        Some((crate::state::lessons::lesson(n)?.state().ok()?, Some(n)))
+                    }
+                }
             }
             Err(e) => {
                 log::warn!("share link refused: {e}");

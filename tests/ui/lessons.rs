@@ -141,3 +141,37 @@ fn each_failure_scene_fails_by_its_number() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Lessons opened from a link behave as from the menu (issue 33): `#lesson=N` of the failure
+/// scene with an under-trained network queues its training steps (it used to open the scene
+/// with no training at all), and the player measures its number as the menu's scene does.
+#[test]
+fn a_lesson_link_opens_the_scene_as_its_menu_entry_does() {
+    let (i, l) = FAILURES
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.check.is_some_and(|c| c.train_steps > 0))
+        .expect("a failure scene with an under-trained network");
+    let n = LESSONS.len() + i + 1;
+    let c = l.check.expect("a check");
+    let mut h = app_with(Some(&format!("#lesson={n}")));
+    let s = wait(&mut h, "the linked scene's training steps", 120.0, |s| {
+        s["lesson"] == n
+            && s["lesson_measured"].is_number()
+            && s["step"].as_u64().unwrap_or(0) >= u64::from(c.train_steps)
+    });
+    assert!(
+        !s["training"].as_bool().unwrap_or(true),
+        "the scene trains only its queued steps"
+    );
+    let steps = s["step"].as_u64().unwrap_or(0);
+    assert!(
+        steps >= u64::from(c.train_steps) && steps < u64::from(c.train_steps) + 50,
+        "{} steps, the scene queues {}",
+        steps,
+        c.train_steps
+    );
+    frames(&mut h, 60);
+    let m = snap(&h)["lesson_measured"].as_f64().unwrap_or(f64::NAN);
+    assert!(m >= 0.5 * c.value, "{}: {} {m}", l.title, c.metric.label());
+}
