@@ -80,6 +80,40 @@ impl ScoreLabApp {
         )
     }
 
+    /// The link a QR code shows: the short form of the state, without the `qr` flag itself.
+    pub(super) fn qr_link(&self) -> String {
+        let flags = link::EmbedFlags {
+            qr: false,
+            ..self.ui.flags.clone()
+        };
+        format!(
+            "{}{}",
+            self.ui.page_url,
+            link::to_short_hash(&self.state, &flags)
+        )
+    }
+
+    /// The QR overlay while `qr` is on (re-encoded when the link changes).
+    pub(super) fn qr_overlay(&mut self, ctx: &egui::Context) {
+        if !self.ui.flags.qr {
+            self.ui.qr = None;
+            return;
+        }
+        let link = self.qr_link();
+        let stale = match &self.ui.qr {
+            Some(Ok(q)) => q.link != link,
+            Some(Err(_)) | None => true,
+        };
+        if stale {
+            self.ui.qr = Some(super::qr::encode(&link));
+        }
+        if let Some(q) = &self.ui.qr {
+            if !super::qr::overlay(ctx, self.ui.plot_rect, q) {
+                self.ui.flags.qr = false;
+            }
+        }
+    }
+
     /// The status line under the canvas.
     pub(super) fn status_line(&self) -> String {
         let engine = self.host.engine.as_ref().map_or("none".to_string(), |e| {

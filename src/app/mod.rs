@@ -18,6 +18,7 @@ pub mod particles;
 pub mod perf;
 mod player;
 pub mod png;
+pub mod qr;
 mod snapshot;
 pub mod views;
 
@@ -124,6 +125,8 @@ pub struct UiState {
     pub flags: EmbedFlags,
     /// The page's address without the hash.
     pub page_url: String,
+    /// The QR overlay's code (or why there is none) for the link it was made from.
+    pub qr: Option<Result<qr::Qr, String>>,
     /// The plot's rectangle (what `exportPng` captures).
     pub plot_rect: egui::Rect,
 }
@@ -147,6 +150,7 @@ impl UiState {
             link_error: None,
             flags: EmbedFlags::default(),
             page_url: page_url.to_string(),
+            qr: None,
             plot_rect: egui::Rect::NOTHING,
         }
     }
@@ -520,6 +524,7 @@ impl eframe::App for ScoreLabApp {
         if self.ui.help_open {
             panels::help_window(&ctx, &mut self.ui.help_open);
         }
+        self.qr_overlay(&ctx);
         ctx.request_repaint();
         self.clock.frame += 1;
         self.clock.perf.end(now.elapsed().as_secs_f64() * 1e3);

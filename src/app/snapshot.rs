@@ -71,6 +71,8 @@ struct StateSnapshot<'a> {
     runs: [Option<&'a RunStats>; SLOTS],
     /// The share link of the current state (`#s=…`, with the embed flags).
     link: String,
+    /// The QR overlay, while it shows: `{link, width, version}` of the code, or `{error}`.
+    qr: Option<serde_json::Value>,
     /// The lesson the lesson player shows (1-based), if it is open.
     lesson: Option<usize>,
     /// The panels' theme as shown: "dark" or "light" (theme auto follows prefers-color-scheme).
@@ -172,6 +174,12 @@ impl ScoreLabApp {
             samplers: &host.sampler,
             runs: [host.runs[0].as_ref(), host.runs[1].as_ref()],
             link: self.link(),
+            qr: ui.qr.as_ref().map(|q| match q {
+                Ok(q) => {
+                    serde_json::json!({"link": q.link, "width": q.width, "version": q.version})
+                }
+                Err(e) => serde_json::json!({ "error": e }),
+            }),
             lesson: ui.flags.lesson,
             shown_theme: ui.shown_theme,
             zoom: ui.zoom,

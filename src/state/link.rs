@@ -53,6 +53,8 @@ pub struct EmbedFlags {
     pub panels: Option<Vec<String>>,
     /// `lesson=N`: the lesson player shows lesson N (1-based, `state::lessons`).
     pub lesson: Option<usize>,
+    /// `qr`: the link's QR code shows over the canvas (a room's students scan it).
+    pub qr: bool,
 }
 
 impl EmbedFlags {
@@ -89,6 +91,9 @@ impl EmbedFlags {
         }
         if let Some(n) = self.lesson {
             v.push(format!("lesson={n}"));
+        }
+        if self.qr {
+            v.push("qr".to_string());
         }
         v
     }
@@ -187,11 +192,17 @@ pub fn parse_hash(hash: &str) -> Result<Link, StateError> {
                     }
                 }
             }
+            "qr" => match value.as_str() {
+                "" | "1" => link.flags.qr = true,
+                "0" => link.flags.qr = false,
+                other => return Err(format!("qr={other:?} is not one of 1, 0").into()),
+            },
             other => {
                 let shown: String = other.chars().take(40).collect();
-                return Err(
-                    format!("unknown link key {shown:?} (known: s, ui, panels, lesson)").into(),
-                );
+                return Err(format!(
+                    "unknown link key {shown:?} (known: s, ui, panels, lesson, qr)"
+                )
+                .into());
             }
         }
     }
@@ -204,6 +215,65 @@ pub fn to_hash(shared: &State, flags: &EmbedFlags) -> String {
     let mut parts = vec![format!("s={}", base64url_encode(json.as_bytes()))];
     parts.extend(flags.to_hash_parts());
     format!("#{}", parts.join("&"))
+}
+
+/// [`to_hash`]'s shorter form (for QR codes): the state's JSON without the values that equal
+/// the defaults (a link's missing keys are the defaults), kept only if it reads back as the
+/// same state; otherwise the whole state.
+pub fn to_short_hash(shared: &State, flags: &EmbedFlags) -> String {
+    let (Ok(full), Ok(defaults), Ok(one)) = (
+        serde_json::to_value(shared),
+        serde_json::to_value(State::default()),
+        serde_json::to_value(crate::engine::LiveSampling::default()),
+    ) else {
+        return to_hash(shared, flags);
+    };
+    let mut short = without_defaults(&full, &defaults).unwrap_or(serde_json::json!({}));
+    // A sampler written in a link starts from `LiveSampling::default()` (the A slot's, not its
+    // own slot's: B is plain Langevin), so each is written as its difference from that.
+    if let (Some(list), Some(obj)) = (full["samplers"].as_array(), short.as_object_mut()) {
+        if obj.contains_key("samplers") {
+            let mut items: Vec<serde_json::Value> = list
+                .iter()
+                .map(|x| without_defaults(x, &one).unwrap_or(serde_json::json!({})))
+                .collect();
+            while items.len() > 1 && items.last() == Some(&serde_json::json!({})) {
+                items.pop();
+            }
+            obj.insert("samplers".into(), serde_json::Value::Array(items));
+        }
+    }
+    let json = short.to_string();
+    let back: Option<State> = serde_json::from_str(&json).ok().map(|mut s: State| {
+        s.upgrade_legacy();
+        s
+    });
+    if back.as_ref() != Some(shared) {
+        return to_hash(shared, flags);
+    }
+    let mut parts = vec![format!("s={}", base64url_encode(json.as_bytes()))];
+    parts.extend(flags.to_hash_parts());
+    format!("#{}", parts.join("&"))
+}
+
+/// `v` without what equals `d`: objects key by key, anything else whole; None when all of it
+/// is the default.
+fn without_defaults(v: &serde_json::Value, d: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if v == d {
+        return None;
+    }
+    match (v, d) {
+        (Value::Object(a), Value::Object(b)) => Some(Value::Object(
+            a.iter()
+                .filter_map(|(k, x)| match b.get(k) {
+                    Some(y) => without_defaults(x, y).map(|x| (k.clone(), x)),
+                    None => Some((k.clone(), x.clone())),
+                })
+                .collect(),
+        )),
+        _ => Some(v.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +319,36 @@ mod tests {
         s
     }
 
+    /// The short form reads back as the same state, for a busy state and every lesson's, and
+    /// is shorter than the whole state.
+    #[test]
+    fn short_links_round_trip_and_are_shorter() {
+        let mut states = vec![
+            ("sample".to_string(), sample_state()),
+            ("default".into(), State::default()),
+        ];
+        for n in 1..=crate::state::lessons::count() {
+            let l = crate::state::lessons::lesson(n).expect("a lesson");
+            states.push((format!("lesson {n}"), l.state().expect("its state")));
+        }
+        for (name, s) in states {
+            let flags = EmbedFlags::default();
+            let short = to_short_hash(&s, &flags);
+            let full = to_hash(&s, &flags);
+            let back = parse_hash(&short).expect("parses").shared.expect("a state");
+            assert_eq!(back, s, "{name}: the short link reads back as the state");
+            assert!(
+                short.len() < full.len(),
+                "{name}: {} vs {} bytes",
+                short.len(),
+                full.len()
+            );
+            if name == "default" {
+                assert_eq!(short, format!("#s={}", base64url_encode(b"{}")), "{name}");
+            }
+        }
+    }
+
     #[test]
     fn links_round_trip_exactly() {
         let s = sample_state();
@@ -256,6 +356,7 @@ mod tests {
             minimal: true,
             panels: Some(vec!["status".into()]),
             lesson: Some(12),
+            qr: true,
         };
         let hash = to_hash(&s, &flags);
         let link = parse_hash(&hash).expect("own links parse");

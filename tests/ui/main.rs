@@ -14,6 +14,7 @@ mod keyboard;
 mod lessons;
 mod links;
 mod presets;
+mod qr;
 mod settings;
 mod snapshots;
 mod views;

@@ -22,6 +22,14 @@ pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec
             ui.ctx().copy_text(format!("{}{hash}", cx.ui.page_url));
             cx.ui.file_message = Some("Link copied.".into());
         }
+        let qr = if cx.ui.flags.qr { "Hide QR" } else { "Show QR" };
+        if ui
+            .button(qr)
+            .on_hover_text("The share link as a large QR code over the canvas, for a room to scan (also the link flag #qr)")
+            .clicked()
+        {
+            cx.ui.flags.qr = !cx.ui.flags.qr;
+        }
         if ui.button("PNG").clicked() {
             cmds.push(Command::ExportPng(0));
         }
