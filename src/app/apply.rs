@@ -73,6 +73,7 @@ impl ScoreLabApp {
             Ok(s) => {
                 self.state = s;
                 self.ui.flags.lesson = Some(n);
+                self.start_prediction(n);
                 if let Some(c) = lesson.check {
                     fx.restart = true;
                     if c.train_steps > 0 {
@@ -82,6 +83,18 @@ impl ScoreLabApp {
                 }
             }
             Err(e) => self.ui.error = Some(e.to_string()),
+        }
+    }
+
+    /// A lesson with a question opens paused, waiting for the choice.
+    pub(crate) fn start_prediction(&mut self, n: usize) {
+        let asks = crate::state::lessons::lesson(n).is_some_and(|l| l.predict.is_some());
+        self.ui.predict = asks.then_some(super::Prediction {
+            lesson: n,
+            picked: None,
+        });
+        if asks {
+            self.state.paused = true;
         }
     }
 
@@ -241,6 +254,13 @@ impl ScoreLabApp {
             Command::ToggleHelp => self.ui.help_open = !self.ui.help_open,
             Command::ToggleDrawer => self.ui.drawer_open = !self.ui.drawer_open,
             Command::OpenLesson(n) => self.open_lesson(n, fx),
+            Command::Predict(choice) => {
+                if let Some(p) = self.ui.predict.as_mut().filter(|p| p.picked.is_none()) {
+                    p.picked = Some(choice);
+                    st.paused = false;
+                    fx.restart = true;
+                }
+            }
             Command::StepLesson(d) => {
                 let count = crate::state::lessons::count() as i64;
                 let at = self.ui.flags.lesson.map_or(0, |n| n as i64);

@@ -127,6 +127,8 @@ pub struct UiState {
     pub page_url: String,
     /// The QR overlay's code (or why there is none) for the link it was made from.
     pub qr: Option<Result<qr::Qr, String>>,
+    /// The open lesson's question (predict, then reveal).
+    pub predict: Option<Prediction>,
     /// The plot's rectangle (what `exportPng` captures).
     pub plot_rect: egui::Rect,
 }
@@ -151,9 +153,19 @@ impl UiState {
             flags: EmbedFlags::default(),
             page_url: page_url.to_string(),
             qr: None,
+            predict: None,
             plot_rect: egui::Rect::NOTHING,
         }
     }
+}
+
+/// A lesson's question and the choice made (issue 33's predict, then reveal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    /// The lesson (1-based).
+    pub lesson: usize,
+    /// None while the run waits for a choice; `Some(None)` for "just show me".
+    pub picked: Option<Option<usize>>,
 }
 
 /// Frame timing.
@@ -255,8 +267,12 @@ impl ScoreLabApp {
             Some((_, Some(n))) => apply::Effects::lesson(n),
             _ => apply::Effects::rebuild(),
         };
+        let lesson = opened.as_ref().and_then(|(_, n)| *n);
         if let Some((st, _)) = opened {
             app.state = st;
+        }
+        if let Some(n) = lesson {
+            app.start_prediction(n);
         }
         app.sync(&old, fx);
         app

@@ -54,6 +54,9 @@ impl ScoreLabApp {
                     });
                     ui.heading(l.title);
                     ui.label(l.look);
+                    if let Some(q) = l.predict {
+                        self.predict_ui(ui, n, &q, cmds);
+                    }
                     if let Some(c) = l.check {
                         ui.strong("Why");
                         ui.label(l.why);
@@ -98,6 +101,63 @@ impl ScoreLabApp {
                     });
                 });
             });
+    }
+
+    /// The lesson's question: its choices while the run waits, then the choice made and, once
+    /// the runs have finished, the right answer with the numbers the page measured.
+    fn predict_ui(
+        &self,
+        ui: &mut egui::Ui,
+        n: usize,
+        q: &crate::state::lessons::Predict,
+        cmds: &mut Vec<Command>,
+    ) {
+        let Some(p) = self.ui.predict.filter(|p| p.lesson == n) else {
+            return;
+        };
+        ui.strong("Predict first");
+        ui.label(q.question);
+        let Some(picked) = p.picked else {
+            for (i, c) in q.choices.iter().enumerate() {
+                if ui.button(*c).clicked() {
+                    cmds.push(Command::Predict(Some(i)));
+                }
+            }
+            if ui.button("just show me").clicked() {
+                cmds.push(Command::Predict(None));
+            }
+            ui.small("The run starts when you choose.");
+            return;
+        };
+        if let Some(i) = picked {
+            ui.label(format!(
+                "You said: {}",
+                q.choices.get(i).copied().unwrap_or("?")
+            ));
+        }
+        match self.reveal(q) {
+            Some((right, measured)) => {
+                let answer = q.choices.get(right).copied().unwrap_or("?");
+                let verdict = match picked {
+                    Some(i) if i == right => "Right! ",
+                    Some(_) => "Not quite. ",
+                    None => "",
+                };
+                ui.strong(format!("{verdict}The answer: {answer}"));
+                ui.label(measured);
+                ui.label(q.why);
+            }
+            None => {
+                ui.small("Running… the answer comes when the run finishes.");
+            }
+        }
+    }
+
+    /// The right choice of a lesson's question and the sentence with the measured numbers,
+    /// from the samplers' last finished runs (None until they have finished).
+    pub(super) fn reveal(&self, q: &crate::state::lessons::Predict) -> Option<(usize, String)> {
+        let runs = [self.host.runs[0].as_ref(), self.host.runs[1].as_ref()];
+        q.reveal.judge(runs)
     }
 
     /// A failure scene's number as this page measures it now (sampler 1's last finished run,

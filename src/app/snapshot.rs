@@ -73,6 +73,10 @@ struct StateSnapshot<'a> {
     link: String,
     /// The QR overlay, while it shows: `{link, width, version}` of the code, or `{error}`.
     qr: Option<serde_json::Value>,
+    /// The open lesson's question: `{question, choices, picked, waiting, answer, measured}`
+    /// (`picked` null while waiting and for "just show me"; `answer` and `measured` once the
+    /// runs have finished).
+    lesson_predict: Option<serde_json::Value>,
     /// The lesson the lesson player shows (1-based), if it is open.
     lesson: Option<usize>,
     /// The panels' theme as shown: "dark" or "light" (theme auto follows prefers-color-scheme).
@@ -126,6 +130,22 @@ struct ShownMarginal {
 }
 
 impl ScoreLabApp {
+    /// The open lesson's question for `state().lesson_predict`.
+    fn predict_snapshot(&self) -> Option<serde_json::Value> {
+        let p = self.ui.predict?;
+        let q = crate::state::lessons::lesson(p.lesson)?.predict?;
+        let reveal = p.picked.and_then(|_| self.reveal(&q));
+        Some(serde_json::json!({
+            "lesson": p.lesson,
+            "question": q.question,
+            "choices": q.choices,
+            "waiting": p.picked.is_none(),
+            "picked": p.picked.flatten(),
+            "answer": reveal.as_ref().map(|r| r.0),
+            "measured": reveal.map(|r| r.1),
+        }))
+    }
+
     /// Publish this frame's snapshot.
     pub(crate) fn publish_state(&self) {
         let text = self.snapshot();
@@ -174,6 +194,7 @@ impl ScoreLabApp {
             samplers: &host.sampler,
             runs: [host.runs[0].as_ref(), host.runs[1].as_ref()],
             link: self.link(),
+            lesson_predict: self.predict_snapshot(),
             qr: ui.qr.as_ref().map(|q| match q {
                 Ok(q) => {
                     serde_json::json!({"link": q.link, "width": q.width, "version": q.version})

@@ -70,6 +70,9 @@ pub enum Command {
     OpenLesson(Option<usize>),
     /// The next (+1) or previous (−1) lesson.
     StepLesson(i32),
+    /// Answer the lesson's question (predict, then reveal): choice i, or `None` for "just show
+    /// me"; the paused run then starts.
+    Predict(Option<usize>),
     /// Read the particle positions; the answer is stored under the id.
     Samples(u32),
     /// Particle positions of a live sampler: (id, slot).

@@ -4,6 +4,7 @@
 //! it also loads the lesson's state. A unit test checks that every lesson's state is one of the
 //! README's lesson links, so the README and the player cannot drift apart.
 
+use crate::sim::metrics::RunStats;
 use crate::state::State;
 
 /// One lesson.
@@ -21,9 +22,104 @@ pub struct Lesson {
     pub ask: &'static str,
     /// Failure scenes: why it goes wrong (empty for lessons).
     pub why: &'static str,
+    /// Predict, then reveal: a question the player asks before the run starts.
+    pub predict: Option<Predict>,
     /// Failure scenes: the number that shows the failure, as measured (a unit test
     /// re-measures it).
     pub check: Option<Check>,
+}
+
+/// A question asked before the run (issue 33): the run waits for a choice (or "just show
+/// me"), plays, then the player names the right choice from what the page measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Predict {
+    /// The question.
+    pub question: &'static str,
+    /// Two to four choices.
+    pub choices: &'static [&'static str],
+    /// How the right choice follows from the measured runs.
+    pub reveal: Reveal,
+    /// Why (shown with the answer).
+    pub why: &'static str,
+}
+
+/// How a question's right choice follows from the runs the page measured (sampler A's and,
+/// split, B's last finished runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reveal {
+    /// Split A | B: whose mode weights are right (largest error < 0.05): left, right, both,
+    /// neither.
+    WeightsBySide,
+    /// Split A | B: whose spreads are too wide (largest variance error > 0.2): left, right,
+    /// both, neither.
+    SpreadBySide,
+    /// A's fraction near component 1: all (1), its true weight, none (0), whichever is nearest.
+    GuidedFraction,
+    /// A's diverged fraction: none of them (choice 0) or most (choice 1, above one half).
+    Diverged,
+}
+
+/// Largest weight error of a sampler whose mode weights count as right.
+pub const RIGHT_WEIGHTS: f64 = 0.05;
+/// Largest variance error of a sampler whose spreads count as right.
+pub const RIGHT_SPREAD: f64 = 0.2;
+
+impl Reveal {
+    /// The right choice and the sentence that quotes the measured numbers, once the runs it
+    /// needs have finished (None before).
+    pub fn judge(self, runs: [Option<&RunStats>; 2]) -> Option<(usize, String)> {
+        let side = |ok: [bool; 2]| match ok {
+            [true, false] => 0,
+            [false, true] => 1,
+            [true, true] => 2,
+            [false, false] => 3,
+        };
+        match self {
+            Reveal::WeightsBySide => {
+                let (a, b) = (runs[0]?, runs[1]?);
+                let right = side([a, b].map(|r| r.max_weight_error < RIGHT_WEIGHTS));
+                Some((right, format!(
+                    "Measured: the left run's weights {} (largest error {:.3}), the right run's {} (largest error {:.3}), against the true {}.",
+                    weights(&a.weights), a.max_weight_error, weights(&b.weights), b.max_weight_error, weights(&a.true_weights)
+                )))
+            }
+            Reveal::SpreadBySide => {
+                let (a, b) = (runs[0]?, runs[1]?);
+                let right = side([a, b].map(|r| r.max_variance_error > RIGHT_SPREAD));
+                Some((right, format!(
+                    "Measured: the largest variance error is {:.3} on the left and {:.3} on the right.",
+                    a.max_variance_error, b.max_variance_error
+                )))
+            }
+            Reveal::GuidedFraction => {
+                let a = runs[0]?;
+                let (w, t) = (*a.weights.first()?, *a.true_weights.first()?);
+                let targets = [1.0, t, 0.0];
+                let right = (0..3)
+                    .min_by(|&i, &j| (w - targets[i]).abs().total_cmp(&(w - targets[j]).abs()))
+                    .unwrap_or(0);
+                Some((right, format!(
+                    "Measured: {w:.3} of the particles near component 1 (its true weight is {t:.2})."
+                )))
+            }
+            Reveal::Diverged => {
+                let a = runs[0]?;
+                let d = a.diverged as f64 / a.n.max(1) as f64;
+                Some((
+                    usize::from(d > 0.5),
+                    format!("Measured: {d:.3} of the particles diverged."),
+                ))
+            }
+        }
+    }
+}
+
+/// Weights as "0.197 / 0.803".
+fn weights(w: &[f64]) -> String {
+    w.iter()
+        .map(|x| format!("{x:.3}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// What a failure scene measures and what it measured.
@@ -74,6 +170,12 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "Both samplers find the modes, so why does only the annealed one get the weights right? Why can't a chain at the smallest noise cross from one mode to the other?",
         why: "",
+        predict: Some(Predict {
+            question: "Before it runs: which sampler will get the two modes' weights (0.2 / 0.8) right?",
+            choices: &["annealed Langevin (left)", "plain Langevin (right)", "both", "neither"],
+            reveal: Reveal::WeightsBySide,
+            why: "At the smallest noise the density between the modes is almost zero, so a plain Langevin chain never crosses: each particle stays in the mode it first falls into, and the split is the start's. Annealing starts where the noise joins the modes into one blob, so particles move freely between them before the modes separate.",
+        }),
         check: None,
     },
     Lesson {
@@ -86,6 +188,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "Why do samplers start from the blob at large noise, instead of from the data's noise level?",
         why: "",
+        predict: None,
         check: None,
     },
     Lesson {
@@ -99,6 +202,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "The ODE is deterministic: how can a deterministic map from noise produce random samples? What makes the likelihood exact?",
         why: "",
+        predict: None,
         check: None,
     },
     Lesson {
@@ -111,6 +215,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "Replacement overwrites x₁ with a noised copy of the observation at every step. Why is that not the same as conditioning?",
         why: "",
+        predict: None,
         check: None,
     },
     Lesson {
@@ -123,6 +228,12 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "What does γ > 1 do to the distribution of one component, and why would anyone want that?",
         why: "",
+        predict: Some(Predict {
+            question: "Guidance with γ = 3 toward component 1, the light one (weight 0.2). Where will the particles end up?",
+            choices: &["all near component 1", "0.2 / 0.8, as without guidance", "all near component 2"],
+            reveal: Reveal::GuidedFraction,
+            why: "γ = 1 would sample p(x | k = 1) exactly; γ = 3 sharpens it further. The guidance term γ grad log p_t(k | x) outweighs the prior's pull wherever the classifier is unsure, so particles that start near component 2 are pulled across while the noise is large.",
+        }),
         check: None,
     },
     Lesson {
@@ -136,6 +247,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "Tweedie's formula says the score points toward the denoiser's guess. Why does the score get longer as the noise gets smaller?",
         why: "",
+        predict: None,
         check: None,
     },
     Lesson {
@@ -148,6 +260,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "Why does the magenta path not lead back to x₀? What does flow matching learn from the yellow paths?",
         why: "",
+        predict: None,
         check: None,
     },
     Lesson {
@@ -160,6 +273,12 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "MALA keeps each component's shape exactly. Why are its mode weights still wrong?",
         why: "",
+        predict: Some(Predict {
+            question: "The same large step on both sides. Which side's component shapes will come out too wide?",
+            choices: &["left (MALA)", "right (plain Langevin)", "both", "neither"],
+            reveal: Reveal::SpreadBySide,
+            why: "Unadjusted Langevin samples a distribution that is wider than the target in every direction the step is large for (on a Gaussian of variance v, v / (1 − α/4v)). MALA's accept / reject step keeps the target exactly invariant at any step size, at the cost of rejected moves.",
+        }),
         check: None,
     },
     Lesson {
@@ -172,6 +291,7 @@ pub const LESSONS: &[Lesson] = &[
         ],
         ask: "DPS treats the denoiser's guess as if it were the clean point. When is that a good approximation, and when is it bad?",
         why: "",
+        predict: None,
         check: None,
     },
 ];
@@ -189,6 +309,12 @@ pub const FAILURES: &[Lesson] = &[
         ],
         ask: "Why does the narrowest direction of the data, not the widest, decide the largest step that works?",
         why: "One step moves x by (α/2) grad log p(x) + √α z. Near a mode of variance σ² the score is −(x − μ)/σ², so the step multiplies the distance to the mode by |1 − α/(2σ²)|. With α = 10σ² that factor is 4: every step quadruples the error until the numbers overflow. The chain is stable only for α < 4σ², and even then its variance is σ²/(1 − α/(4σ²)), too big unless α is small.",
+        predict: Some(Predict {
+            question: "Plain Langevin with step α = 1 on components of variance 0.1. What will the particles do?",
+            choices: &["sample the two modes, just faster", "fly off to infinity (diverge)", "freeze where they start"],
+            reveal: Reveal::Diverged,
+            why: "Near a mode the step multiplies the distance to it by |1 − α/(2σ²)| = 4: every step quadruples the error until the numbers overflow. The chain is stable only for α < 4σ².",
+        }),
         check: Some(Check {
             metric: Metric::Diverged,
             value: 1.0,
@@ -205,6 +331,7 @@ pub const FAILURES: &[Lesson] = &[
         ],
         ask: "Each level starts from where the last one ended. What must be true of two neighbouring levels for that to work?",
         why: "Each level's Langevin chain only mixes locally; it relies on starting from samples of the level above, which should already be close to its own distribution. With three levels the jumps from σ ≈ 25 to 0.5 and on to 0.01 are far too big: the particles arrive spread over the whole plane at a noise level where the modes are separate, and each falls into the nearest basin. So the modes get the share of the plane's area they drain, not their weight.",
+        predict: None,
         check: Some(Check {
             metric: Metric::WeightError,
             value: 0.22,
@@ -221,6 +348,7 @@ pub const FAILURES: &[Lesson] = &[
         ],
         ask: "How large must σ_max be for the first level to 'see' every mode, and what does Song and Ermon's rule of thumb say?",
         why: "The weights of the modes are decided at the first, largest noise level, where the density is one connected blob and Langevin moves freely between the modes. If σ_max is much smaller than the distance between modes, even the first level has separate modes with (almost) no probability between them, so no chain crosses: each particle stays in the basin it started in, and the uniform start puts half in each.",
+        predict: None,
         check: Some(Check {
             metric: Metric::WeightError,
             value: 0.30,
@@ -237,6 +365,7 @@ pub const FAILURES: &[Lesson] = &[
         ],
         ask: "A stochastic sampler forgets part of where it started. Why can a deterministic one not?",
         why: "The ODE is a fixed, invertible map from noise to data: it turns the right prior into the data distribution and anything else into something else. A prior 5 times too narrow holds only the middle of the right one, and the middle of the prior maps to the middle of the probability mass, inside the heavy mode. Nothing in the ODE can correct this; a reverse SDE partly can, because its noise keeps mixing.",
+        predict: None,
         check: Some(Check {
             metric: Metric::WeightError,
             value: 0.20,
@@ -253,6 +382,7 @@ pub const FAILURES: &[Lesson] = &[
         ],
         ask: "Why does the training loss care so little about the light component, and what would that do to a sampler?",
         why: "Denoising score matching averages the score error over the data: a region the data visits 5% of the time contributes about 5% of the loss and of the gradient. So the network first learns the score where the data is plentiful and stays wrong where it is scarce, which is exactly where a sampler must be steered correctly to give the light mode its weight.",
+        predict: None,
         check: Some(Check {
             metric: Metric::ScoreErrorRatio,
             value: 6.2,

@@ -22,6 +22,8 @@ fn check_open(h: &App, n: usize, failures: &mut Vec<String>) {
     let mut want = l.state().expect("the lesson's state");
     // The canvas writes the view it fitted to the scene into the state (pan and zoom).
     want.view = h.state().state().view;
+    // A lesson with a question opens paused, waiting for the choice (predict, then reveal).
+    want.paused |= l.predict.is_some();
     let s = snap(h);
     if s["lesson"] != n {
         failures.push(format!("{n}: the player shows lesson {}", s["lesson"]));
@@ -81,6 +83,10 @@ fn each_failure_scene_fails_by_its_number() {
     for (i, l) in FAILURES.iter().enumerate() {
         let n = LESSONS.len() + i + 1;
         choose(&mut h, "Failures", &format!("{}. {}", i + 1, l.title));
+        if l.predict.is_some() {
+            // The scene waits for a prediction; skip it.
+            button(&mut h, "just show me");
+        }
         let c = l.check.expect("a failure scene has a check");
         if c.train_steps == 0 {
             // The run as the scene sets it, faster (the samples are the same at any speed).
@@ -174,4 +180,62 @@ fn a_lesson_link_opens_the_scene_as_its_menu_entry_does() {
     frames(&mut h, 60);
     let m = snap(&h)["lesson_measured"].as_f64().unwrap_or(f64::NAN);
     assert!(m >= 0.5 * c.value, "{}: {} {m}", l.title, c.metric.label());
+}
+
+/// Predict, then reveal (issue 33), walked through the player's widgets on lesson 1: opened
+/// from the Lessons menu the run waits (no step is taken over 40 frames); a choice starts it;
+/// when both runs finish the player names the right choice — the annealed sampler, which the
+/// numbers decide — and quotes the largest weight errors exactly as the runs measured them.
+#[test]
+fn a_lesson_question_waits_for_a_choice_then_reveals_the_measured_answer() {
+    let mut h = app();
+    choose(&mut h, "Lessons", &format!("1. {}", LESSONS[0].title));
+    let q = LESSONS[0].predict.expect("lesson 1 asks a question");
+    let s = snap(&h);
+    assert_eq!(
+        s["lesson_predict"]["waiting"], true,
+        "{}",
+        s["lesson_predict"]
+    );
+    assert!(shows(&h, q.question), "the question is on screen");
+    frames(&mut h, 40);
+    let s = snap(&h);
+    assert!(
+        s["runs"][0].is_null() && s["samplers"][0]["step"] == 0 && s["samplers"][1]["step"] == 0,
+        "nothing runs before a choice: {}",
+        s["samplers"]
+    );
+    // A wrong guess: plain Langevin.
+    button(&mut h, q.choices[1]);
+    let s = wait(&mut h, "both runs and the reveal", 120.0, |s| {
+        s["lesson_predict"]["answer"].is_number()
+    });
+    let p = &s["lesson_predict"];
+    assert_eq!(p["picked"], 1);
+    let (a, b) = (&s["runs"][0], &s["runs"][1]);
+    let (ea, eb) = (
+        a["max_weight_error"].as_f64().unwrap_or(f64::NAN),
+        b["max_weight_error"].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!(
+        ea < lessons::RIGHT_WEIGHTS && eb > lessons::RIGHT_WEIGHTS,
+        "{ea} {eb}"
+    );
+    assert_eq!(
+        p["answer"], 0,
+        "the measured numbers make annealed Langevin the answer"
+    );
+    let measured = p["measured"].as_str().unwrap_or("");
+    for e in [ea, eb] {
+        assert!(
+            measured.contains(&format!("{e:.3}")),
+            "{measured} quotes {e:.3}"
+        );
+    }
+    frames(&mut h, 2);
+    assert!(
+        shows(&h, &format!("Not quite. The answer: {}", q.choices[0])),
+        "the verdict"
+    );
+    assert!(shows(&h, measured), "the measured sentence is on screen");
 }

@@ -51,6 +51,11 @@ fn the_qr_code_decodes_to_the_link_for_every_lesson_scene() {
             .unwrap_or_else(|| panic!("{name}: {}", s["qr"]))
             .to_string();
         let text = decode(&mut h);
+        eprintln!(
+            "{name}: QR version {}, {} bytes",
+            s["qr"]["version"],
+            link.len()
+        );
         assert_eq!(text, link, "{name}: the code holds the link");
         let opened = parse_hash(&text[text.find('#').unwrap_or(0)..]).expect("the link parses");
         assert_eq!(
