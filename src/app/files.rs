@@ -44,6 +44,30 @@ fn save_impl(name: &str, _mime: &str, bytes: &[u8]) -> Result<String, String> {
     Ok(format!("Saved {}.", path.display()))
 }
 
+/// Toggle fullscreen: the page through the browser's Fullscreen API (the canvas fills it), the
+/// window natively. Returns a message when the browser refuses.
+pub fn toggle_fullscreen(ctx: &eframe::egui::Context) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = ctx;
+        let doc = web_sys::window()?.document()?;
+        if doc.fullscreen_element().is_some() {
+            doc.exit_fullscreen();
+            return None;
+        }
+        let el = doc.document_element()?;
+        el.request_fullscreen()
+            .err()
+            .map(|e| format!("The browser refused fullscreen: {e:?}"))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let on = ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+        ctx.send_viewport_cmd(eframe::egui::ViewportCommand::Fullscreen(!on));
+        None
+    }
+}
+
 /// Open the browser's file picker (the page's `scorelabPickFile`, defined in `index.html`,
 /// hands the chosen file to `importFile`). Natively: drop a file onto the window.
 pub fn pick_file() -> Option<String> {

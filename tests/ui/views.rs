@@ -219,3 +219,22 @@ fn the_sweep_follows_a_snapshot_of_the_learned_score() {
         "the link keeps the learned sweep"
     );
 }
+
+/// The Fullscreen button asks the window to go fullscreen (issue 33; in the browser the same
+/// button calls the Fullscreen API).
+#[test]
+fn the_fullscreen_button_asks_for_fullscreen() {
+    use eframe::egui::ViewportCommand;
+    let mut h = app();
+    h.get_by_label("Fullscreen").click();
+    let mut asked = false;
+    for _ in 0..3 {
+        h.step();
+        asked |= h
+            .output()
+            .viewport_output
+            .values()
+            .any(|v| v.commands.contains(&ViewportCommand::Fullscreen(true)));
+    }
+    assert!(asked, "the window was asked to go fullscreen");
+}

@@ -30,6 +30,15 @@ pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec
         {
             cx.ui.flags.qr = !cx.ui.flags.qr;
         }
+        if ui
+            .button("Fullscreen")
+            .on_hover_text("The page fills the screen (again to leave; Esc in the browser)")
+            .clicked()
+        {
+            if let Some(m) = files::toggle_fullscreen(ui.ctx()) {
+                cx.ui.file_message = Some(m);
+            }
+        }
         if ui.button("PNG").clicked() {
             cmds.push(Command::ExportPng(0));
         }
