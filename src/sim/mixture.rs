@@ -278,6 +278,12 @@ impl GaussianMixture {
     /// Posterior component probabilities p(k | x) (into `out`, length `len()`), returns log p(x).
     pub fn responsibilities(&self, x: Vec2, out: &mut [f64]) -> f64 {
         self.joint_log_probs(x, out);
+        self.normalise_responsibilities(out)
+    }
+
+    /// Turns joint log-probabilities log w_k + log p_k(x) in place into p(k | x); returns
+    /// log p(x).
+    fn normalise_responsibilities(&self, out: &mut [f64]) -> f64 {
         let m = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !m.is_finite() {
             // Every term −∞ (or a NaN / +∞ term): the two-pass form's NaNs and infinities.
@@ -320,13 +326,27 @@ impl GaussianMixture {
 
     /// ∇ log p(x) = Σ_k r_k(x) (−Σ_k⁻¹ (x − μ_k)).
     pub fn score(&self, x: Vec2) -> Vec2 {
+        // The exact score's hot loop: each component's P_k (x − μ_k) is computed once and
+        // serves both its log-density and its score (the same operations as `log_prob` and
+        // `Gaussian2::score`, so the result is bit-identical to composing them).
         let mut buf = [0.0; MAX_COMPONENTS];
+        let mut pds = [Vec2::zeros(); MAX_COMPONENTS];
         let r = &mut buf[..self.len()];
-        self.responsibilities(x, r);
-        r.iter()
+        for (((o, pd), lw), g) in r
+            .iter_mut()
+            .zip(pds.iter_mut())
+            .zip(&self.log_weights)
             .zip(&self.components)
+        {
+            let d = x - g.mean;
+            *pd = g.precision * d;
+            *o = lw + (g.log_norm - 0.5 * d.dot(pd));
+        }
+        self.normalise_responsibilities(r);
+        r.iter()
+            .zip(&pds)
             .filter(|(&rk, _)| rk != 0.0)
-            .map(|(&rk, g)| rk * g.score(x))
+            .map(|(&rk, pd)| rk * -*pd)
             .sum()
     }
 
@@ -585,104 +605,37 @@ pub fn erfc(x: f64) -> f64 {
     }
 }
 
-/// Named example mixtures.
-pub mod presets {
-    use super::{ComponentSpec, MixtureSpec};
+pub mod presets;
 
-    /// Names accepted by [`by_name`].
-    pub const NAMES: &[&str] = &[
-        "ncsn",
-        "ring8",
-        "grid25",
-        "spiral",
-        "two-moons-ish",
-        "anisotropic3",
-    ];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::rng::StreamRng;
 
-    fn iso(weight: f64, x: f64, y: f64, var: f64) -> ComponentSpec {
-        ComponentSpec {
-            weight,
-            mean: [x, y],
-            cov: [[var, 0.0], [0.0, var]],
+    /// The fused hot loop of `score` is bit-for-bit Σ_k p(k | x) ∇ log p_k(x) composed from
+    /// `responsibilities` and `component_score`, near the modes and far out in the tails.
+    #[test]
+    fn fused_score_is_bit_identical_to_its_composition() {
+        let mut rng = StreamRng::new(5, 0);
+        for name in presets::NAMES {
+            let m = GaussianMixture::from_spec(&presets::by_name(name).unwrap()).unwrap();
+            let noisy = m.perturbed(Vec2::new(0.3, -0.2), 0.7, 0.4);
+            for mix in [&m, &noisy] {
+                for i in 0..400 {
+                    let scale = if i % 4 == 0 { 40.0 } else { 4.0 };
+                    let x = rng.normal2() * scale;
+                    let mut r = [0.0; MAX_COMPONENTS];
+                    let r = &mut r[..mix.len()];
+                    mix.responsibilities(x, r);
+                    let composed: Vec2 = r
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &rk)| rk != 0.0)
+                        .map(|(k, &rk)| rk * mix.component_score(k, x))
+                        .sum();
+                    assert_eq!(mix.score(x), composed, "{name} at {x:?}");
+                }
+            }
         }
-    }
-
-    /// A preset by name.
-    pub fn by_name(name: &str) -> Option<MixtureSpec> {
-        let components = match name {
-            // Song & Ermon 2019, Fig. 3: weights 1/5 and 4/5.
-            "ncsn" => vec![iso(0.2, -5.0, -5.0, 1.0), iso(0.8, 5.0, 5.0, 1.0)],
-            "ring8" => (0..8)
-                .map(|k| {
-                    let a = std::f64::consts::TAU * f64::from(k) / 8.0;
-                    iso(1.0, 4.0 * a.cos(), 4.0 * a.sin(), 0.09)
-                })
-                .collect(),
-            "grid25" => (0..25)
-                .map(|k| {
-                    iso(
-                        1.0,
-                        f64::from(k % 5) * 2.0 - 4.0,
-                        f64::from(k / 5) * 2.0 - 4.0,
-                        0.04,
-                    )
-                })
-                .collect(),
-            "spiral" => (0..12)
-                .map(|k| {
-                    let s = f64::from(k) / 11.0;
-                    let a = 3.0 * std::f64::consts::PI * s;
-                    let r = 0.8 + 4.2 * s;
-                    iso(1.0, r * a.cos(), r * a.sin(), 0.05 + 0.1 * s)
-                })
-                .collect(),
-            // Two bent arcs of small elongated Gaussians.
-            "two-moons-ish" => (0..12)
-                .map(|k| {
-                    let upper = k < 6;
-                    let s = f64::from(k % 6) / 5.0;
-                    let a = std::f64::consts::PI * s;
-                    let (x, y) = if upper {
-                        (2.0 * a.cos() - 1.0, 2.0 * a.sin() - 0.3)
-                    } else {
-                        (1.0 - 2.0 * a.cos(), 0.3 - 2.0 * a.sin())
-                    };
-                    let (c, sn) = (
-                        (a + std::f64::consts::FRAC_PI_2).cos(),
-                        (a + std::f64::consts::FRAC_PI_2).sin(),
-                    );
-                    // Stretched along the arc tangent.
-                    let (l1, l2) = (0.12, 0.02);
-                    let xx = l1 * c * c + l2 * sn * sn;
-                    let yy = l1 * sn * sn + l2 * c * c;
-                    let xy = (l1 - l2) * c * sn;
-                    ComponentSpec {
-                        weight: 1.0,
-                        mean: [x, y],
-                        cov: [[xx, xy], [xy, yy]],
-                    }
-                })
-                .collect(),
-            // Three anisotropic, rotated components (used in the likelihood tests).
-            "anisotropic3" => vec![
-                ComponentSpec {
-                    weight: 0.5,
-                    mean: [-2.0, 1.0],
-                    cov: [[1.0, 0.6], [0.6, 0.5]],
-                },
-                ComponentSpec {
-                    weight: 0.3,
-                    mean: [2.5, 0.5],
-                    cov: [[0.3, -0.2], [-0.2, 0.8]],
-                },
-                ComponentSpec {
-                    weight: 0.2,
-                    mean: [0.0, -2.5],
-                    cov: [[1.5, 0.0], [0.0, 0.2]],
-                },
-            ],
-            _ => return None,
-        };
-        Some(MixtureSpec { components })
     }
 }

@@ -132,7 +132,8 @@ fn gpu_log_density_of_a_thin_component_is_exact() {
 /// Issue 27 on the WGSL engine: the page's default live sampler A (annealed Langevin, L = 40,
 /// T = 50, relative step) and a reverse SDE picked on the starting mixture, configured by
 /// `LiveSampling::config` after a drag to a narrow and to a wide mixture, as the GPU engine
-/// does: nothing diverged (the histogram's census), mode fractions within 0.03 of true
+/// does (A on VP for the narrow mixture, on sub-VP for the wide one): nothing diverged (the
+/// histogram's census), mode fractions within 0.03 of true
 /// samples', every component's eigenvalues within the CPU property test's tolerance (15% for
 /// A, 8% for the picked sampler) plus 3 standard errors of the samples' own noise.
 /// The schedule (geometric levels, the time grid ending at the SDE's own t_end) is the CPU's
@@ -160,17 +161,18 @@ fn gpu_live_samplers_after_a_drag_keep_weights_and_spreads() {
         }
     }
     assert_eq!(cases.len(), 2, "a narrow and a wide mixture");
-    for (seed, _, m) in cases {
+    for (i, (seed, _, m)) in cases.into_iter().enumerate() {
         let truth = m.sample(
             60_000,
             &mut scorelab::sim::rng::StreamRng::new(5000 + seed, 0),
         );
         let true_w = mode_weights(&m, &truth);
-        for (live, tol, sde_kind) in [
-            (&st.samplers[0], 0.15, SdeKind::Vp),
-            (&st.samplers[0], 0.15, SdeKind::Subvp),
-            (&picked, 0.08, SdeKind::Vp),
-        ] {
+        // A on VP for one mixture and on sub-VP for the other (the WGSL step is the same on
+        // both; the schedule differs): four runs of 4000 particles instead of six, for CI's
+        // time on lavapipe. The CPU's live test runs every SDE on every mixture.
+        let a_sde = if i == 0 { SdeKind::Vp } else { SdeKind::Subvp };
+        for (live, tol, sde_kind) in [(&st.samplers[0], 0.15, a_sde), (&picked, 0.08, SdeKind::Vp)]
+        {
             let sde = Sde::for_mixture(sde_kind, &m);
             let cfg = live.config(&m, 3 + seed);
             let mut s = GpuSampler::new(ctx, GpuScore::Exact, &m, sde, &cfg, n).unwrap();
