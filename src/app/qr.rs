@@ -22,30 +22,22 @@ pub struct Qr {
 /// Most bytes a QR code holds (version 40, level L).
 pub const MAX_BYTES: usize = 2953;
 
+mod encode;
+
 /// Encode `link`; an over-long one gives the message the overlay shows.
 pub fn encode(link: &str) -> Result<Qr, String> {
-    use qrcode::{EcLevel, QrCode, Version};
-    let code = QrCode::with_error_correction_level(link, EcLevel::M)
-        .or_else(|_| QrCode::with_error_correction_level(link, EcLevel::L))
-        .map_err(|_| {
-            format!(
-                "This scene's link is {} characters, more than a QR code holds ({MAX_BYTES}). \
-                 Share the link itself, or make the scene smaller (fewer or rounder components).",
-                link.len()
-            )
-        })?;
-    let version = match code.version() {
-        Version::Normal(v) | Version::Micro(v) => v,
-    };
+    let code = encode::encode(link.as_bytes()).ok_or_else(|| {
+        format!(
+            "This scene's link is {} characters, more than a QR code holds ({MAX_BYTES}). \
+             Share the link itself, or make the scene smaller (fewer or rounder components).",
+            link.len()
+        )
+    })?;
     Ok(Qr {
         link: link.to_string(),
-        width: code.width(),
-        version,
-        dark: code
-            .to_colors()
-            .into_iter()
-            .map(|c| c == qrcode::Color::Dark)
-            .collect(),
+        width: code.width,
+        version: code.version as i16,
+        dark: code.dark,
     })
 }
 
@@ -124,6 +116,8 @@ mod tests {
         let q = encode("http://127.0.0.1:8080/#s=e30").expect("a short link encodes");
         assert_eq!(q.width, 17 + 4 * q.version as usize);
         assert!((0..q.width).any(|x| q.dark(x, 0)));
+        assert_eq!(encode::capacity(40, encode::Ecc::L), MAX_BYTES);
+        assert!(encode(&"x".repeat(MAX_BYTES)).is_ok());
         let long = "x".repeat(MAX_BYTES + 1);
         let e = encode(&long).expect_err("too long");
         assert!(e.contains(&format!("{} characters", MAX_BYTES + 1)), "{e}");
