@@ -185,6 +185,34 @@ pub fn request_samples() -> u32 {
     id
 }
 
+/// `record(seconds)`: start recording a clip of at most `seconds` (the Record button's
+/// command; applied at the next frame).
+#[wasm_bindgen]
+pub fn start_recording(seconds: f64) {
+    crate::state::command::push(crate::state::command::Command::Record(Some(
+        if seconds.is_finite() {
+            seconds
+        } else {
+            crate::app::record::MAX_SECONDS
+        },
+    )));
+}
+
+/// `stopRecording()`: stop the clip and save it (the Stop button's command).
+#[wasm_bindgen]
+pub fn stop_recording() {
+    crate::state::command::push(crate::state::command::Command::Record(None));
+}
+
+/// The last finished clip's GIF (empty before one).
+#[wasm_bindgen]
+pub fn last_gif() -> Vec<u8> {
+    crate::app::record::LAST_GIF
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default()
+}
+
 /// Ask for a PNG of the plot; returns a request id for [`take_answer`].
 #[wasm_bindgen]
 pub fn request_export_png() -> u32 {

@@ -268,6 +268,7 @@ impl ScoreLabApp {
                 self.open_lesson(Some(next), fx);
             }
             Command::FileMessage(m) => self.ui.file_message = Some(m),
+            Command::Record(r) => self.record(r),
             other => return Some(other),
         }
         None

@@ -178,24 +178,53 @@ impl ScoreLabApp {
         )
     }
 
+    /// Start a clip (`Some(max seconds)`) or stop and save the one recording (`None`).
+    pub(super) fn record(&mut self, start: Option<f64>) {
+        match (start, self.ui.recording.take()) {
+            (Some(max_s), None) => {
+                let lesson = self
+                    .ui
+                    .flags
+                    .lesson
+                    .and_then(crate::state::lessons::lesson)
+                    .map(|l| l.title);
+                let name = super::record::clip_name(
+                    lesson,
+                    self.data.mixture.len(),
+                    self.host.history.steps,
+                );
+                self.ui.recording = Some(super::record::Recording::start(name, max_s));
+            }
+            (_, Some(r)) => {
+                let clip = r.finish();
+                self.ui.file_message = Some(clip.message.clone());
+                self.ui.clip = Some(clip);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The recording's frame: a capture when due, the end at its time limit.
+    pub(super) fn record_tick(&mut self, ctx: &egui::Context) {
+        let plot = self.ui.plot_rect;
+        if let Some(r) = self.ui.recording.as_mut() {
+            if r.tick(ctx, plot) {
+                self.record(None);
+            }
+        }
+    }
+
     /// Cut a finished screenshot to the plot and answer its export request.
     pub(super) fn finish_export(&mut self, ppp: f32) {
         let Some((id, img)) = SHOT.lock().ok().and_then(|mut s| s.take()) else {
             return;
         };
-        let r = self.ui.plot_rect;
-        let [w, h] = img.size;
-        let px = |v: f32, max: usize| ((v * ppp).round().max(0.0) as usize).min(max);
-        let (x0, y0, x1, y1) = (
-            px(r.min.x, w),
-            px(r.min.y, h),
-            px(r.max.x, w),
-            px(r.max.y, h),
-        );
-        if x1 <= x0 || y1 <= y0 {
+        let w = img.size[0];
+        let Some([x0, y0, x1, y1]) = super::record::plot_pixels(self.ui.plot_rect, ppp, img.size)
+        else {
             api::answer(id, Err(Refused::PlotOffScreen));
             return;
-        }
+        };
         let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
         for y in y0..y1 {
             for p in &img.pixels[y * w + x0..y * w + x1] {
@@ -268,8 +297,21 @@ impl ScoreLabApp {
         }
         if panels.status {
             let line = self.status_line();
+            let rec = self.ui.recording.as_ref().map(|r| {
+                format!(
+                    "REC {:.1} s / {:.0} s · {} GIF frames",
+                    r.elapsed().min(r.max_s),
+                    r.max_s,
+                    r.frames()
+                )
+            });
             egui::Panel::bottom("status").show(ui, |ui| {
-                ui.small(line);
+                ui.horizontal(|ui| {
+                    if let Some(rec) = rec {
+                        ui.colored_label(egui::Color32::from_rgb(235, 70, 60), rec);
+                    }
+                    ui.small(line);
+                });
             });
         }
         // A fixed width: the canvas must not shift when the panel's content changes (e.g. the

@@ -89,3 +89,46 @@ pub fn pick_file() -> Option<String> {
         Some("Drop a model or scene JSON file onto the window to import it.".into())
     }
 }
+
+/// Start recording the canvas as a video (the page's `scorelabRecord.start`, defined in
+/// `index.html`: the canvas's stream into a `MediaRecorder`). Returns why there is no video
+/// (None: it records).
+pub fn record_start(fps: f64) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let call = || -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+            let w = web_sys::window().ok_or("no window")?;
+            let rec = js_sys::Reflect::get(&w, &"scorelabRecord".into())?;
+            let start: js_sys::Function =
+                wasm_bindgen::JsCast::dyn_into(js_sys::Reflect::get(&rec, &"start".into())?)?;
+            start.call1(&rec, &fps.into())
+        };
+        match call() {
+            Ok(v) => v.as_string().filter(|s| !s.is_empty()),
+            Err(e) => Some(format!(
+                "No video: this page cannot record the canvas ({e:?})."
+            )),
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = fps;
+        Some("Natively the clip is a GIF (the video needs the browser).".into())
+    }
+}
+
+/// Stop the video and save it as `name`.webm (or .mp4) (the page's `scorelabRecord.stop`).
+pub fn record_stop(name: &str) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (|| -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+            let w = web_sys::window().ok_or("no window")?;
+            let rec = js_sys::Reflect::get(&w, &"scorelabRecord".into())?;
+            let stop: js_sys::Function =
+                wasm_bindgen::JsCast::dyn_into(js_sys::Reflect::get(&rec, &"stop".into())?)?;
+            stop.call1(&rec, &name.into())
+        })();
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = name;
+}

@@ -19,6 +19,7 @@ pub mod perf;
 mod player;
 pub mod png;
 pub mod qr;
+pub mod record;
 mod snapshot;
 pub mod views;
 
@@ -131,6 +132,10 @@ pub struct UiState {
     pub predict: Option<Prediction>,
     /// The plot's rectangle (what `exportPng` captures).
     pub plot_rect: egui::Rect,
+    /// The clip being recorded.
+    pub recording: Option<record::Recording>,
+    /// The last finished clip.
+    pub clip: Option<record::Clip>,
 }
 
 impl UiState {
@@ -155,6 +160,8 @@ impl UiState {
             qr: None,
             predict: None,
             plot_rect: egui::Rect::NOTHING,
+            recording: None,
+            clip: None,
         }
     }
 }
@@ -541,6 +548,7 @@ impl eframe::App for ScoreLabApp {
             panels::help_window(&ctx, &mut self.ui.help_open);
         }
         self.qr_overlay(&ctx);
+        self.record_tick(&ctx);
         ctx.request_repaint();
         self.clock.frame += 1;
         self.clock.perf.end(now.elapsed().as_secs_f64() * 1e3);

@@ -73,6 +73,9 @@ struct StateSnapshot<'a> {
     link: String,
     /// The QR overlay, while it shows: `{link, width, version}` of the code, or `{error}`.
     qr: Option<serde_json::Value>,
+    /// The clip: `{active, elapsed_s, max_s, frames, name, webm_note, last}` (`last`: the
+    /// finished clip's name, seconds, GIF frames, size and bytes, whether a video was saved).
+    recording: serde_json::Value,
     /// The open lesson's question: `{question, choices, picked, waiting, answer, measured}`
     /// (`picked` null while waiting and for "just show me"; `answer` and `measured` once the
     /// runs have finished).
@@ -200,6 +203,15 @@ impl ScoreLabApp {
                     serde_json::json!({"link": q.link, "width": q.width, "version": q.version})
                 }
                 Err(e) => serde_json::json!({ "error": e }),
+            }),
+            recording: serde_json::json!({
+                "active": ui.recording.is_some(),
+                "elapsed_s": ui.recording.as_ref().map(|r| r.elapsed().min(r.max_s)),
+                "max_s": ui.recording.as_ref().map(|r| r.max_s),
+                "frames": ui.recording.as_ref().map(super::record::Recording::frames),
+                "name": ui.recording.as_ref().map(|r| r.name.clone()),
+                "webm_note": ui.recording.as_ref().and_then(|r| r.webm_note.clone()),
+                "last": ui.clip,
             }),
             lesson: ui.flags.lesson,
             shown_theme: ui.shown_theme,

@@ -79,6 +79,8 @@ pub enum Command {
     SamplesOf(u32, usize),
     /// Screenshot the plot as a PNG data URL; stored under the id (0: save a file).
     ExportPng(u32),
+    /// Start recording a clip of at most this many seconds (`None`: stop and save it).
+    Record(Option<f64>),
     /// The drawing network as a model file (JSON); stored under the id (0: save a file).
     ExportModel(u32),
     /// The learned score field at the shown noise level, `[[x, y, sx, sy], …]`.

@@ -15,6 +15,7 @@ mod lessons;
 mod links;
 mod presets;
 mod qr;
+mod record;
 mod settings;
 mod snapshots;
 mod views;

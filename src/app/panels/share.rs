@@ -39,6 +39,23 @@ pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec
                 cx.ui.file_message = Some(m);
             }
         }
+        let rec = cx.ui.recording.as_ref().map(|r| r.elapsed().min(r.max_s));
+        let label = match rec {
+            Some(t) => format!("Stop recording ({t:.1} s)"),
+            None => "Record clip".to_string(),
+        };
+        if ui
+            .button(label)
+            .on_hover_text(format!(
+                "Records what you do, up to {:.0} s: a GIF of the plot and, in the browser, a WebM video of the page (named after the scene); the scene is not touched",
+                crate::app::record::MAX_SECONDS
+            ))
+            .clicked()
+        {
+            cmds.push(Command::Record(
+                rec.is_none().then_some(crate::app::record::MAX_SECONDS),
+            ));
+        }
         if ui.button("PNG").clicked() {
             cmds.push(Command::ExportPng(0));
         }
