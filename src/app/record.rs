@@ -29,7 +29,10 @@ pub const GIF_MAX_BYTES: usize = 12 << 20;
 
 /// A screenshot for the recording: (seconds since the start, image).
 type Shot = (f64, Arc<egui::ColorImage>);
-static SHOT: std::sync::Mutex<Option<Shot>> = std::sync::Mutex::new(None);
+static SHOTS: std::sync::Mutex<Vec<Shot>> = std::sync::Mutex::new(Vec::new());
+/// Screenshots asked for and not yet arrived, at most: on a slow page (a software GPU) a
+/// screenshot arrives frames later, and waiting for each would leave a frame a second.
+const IN_FLIGHT: usize = 4;
 
 /// A recording in progress.
 pub struct Recording {
@@ -43,7 +46,7 @@ pub struct Recording {
     size: (usize, usize),
     /// The last frame, written once the next one's time gives its delay.
     held: Option<(f64, Vec<[u8; 3]>)>,
-    capture_pending: bool,
+    in_flight: usize,
     last_capture: Option<f64>,
     /// Why there is no WebM (None: it records).
     pub webm_note: Option<String>,
@@ -70,8 +73,8 @@ impl Recording {
     /// Start: the WebM in the browser (if it can), the GIF from the next frame.
     pub fn start(name: String, max_s: f64) -> Self {
         let webm_note = crate::app::files::record_start(GIF_FPS.max(30.0));
-        if let Ok(mut s) = SHOT.lock() {
-            *s = None;
+        if let Ok(mut s) = SHOTS.lock() {
+            s.clear();
         }
         Self {
             name,
@@ -80,7 +83,7 @@ impl Recording {
             gif: None,
             size: (0, 0),
             held: None,
-            capture_pending: false,
+            in_flight: 0,
             last_capture: None,
             webm_note,
             gif_note: None,
@@ -101,8 +104,13 @@ impl Recording {
     /// Returns whether the time limit is reached.
     pub fn tick(&mut self, ctx: &egui::Context, plot: egui::Rect) -> bool {
         let now = self.elapsed();
-        if let Some((at, img)) = SHOT.lock().ok().and_then(|mut s| s.take()) {
-            self.capture_pending = false;
+        let mut shots = SHOTS
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        shots.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (at, img) in shots {
+            self.in_flight = self.in_flight.saturating_sub(1);
             self.add(at, &img, plot, ctx.pixels_per_point());
         }
         if now >= self.max_s {
@@ -111,13 +119,13 @@ impl Recording {
         let due = self
             .last_capture
             .is_none_or(|t| now - t >= 1.0 / GIF_FPS - 1e-3);
-        if due && !self.capture_pending && self.gif_note.is_none() {
-            self.capture_pending = true;
+        if due && self.in_flight < IN_FLIGHT && self.gif_note.is_none() {
+            self.in_flight += 1;
             self.last_capture = Some(now);
-            let started = self.started;
+            // The frame is the one drawn now: it is timed when asked for.
             ctx.request_screenshot(move |img| {
-                if let Ok(mut s) = SHOT.lock() {
-                    *s = Some((started.elapsed().as_secs_f64().min(now + 1.0), img));
+                if let Ok(mut s) = SHOTS.lock() {
+                    s.push((now, img));
                 }
             });
         }

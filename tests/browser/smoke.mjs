@@ -6,7 +6,8 @@
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
 // ?engine=gpu and checks that it trains, draws its particles and runs MALA beside plain Langevin; a third forces the split engine (?engine=split: CPU
 // trains in its worker, the WGSL engine samples with its network). Fallback run (no --enable-unsafe-webgpu): WebGL
-// renderer, CPU engine with its reason reported, training reaches the bar.
+// renderer, CPU engine with its reason reported, training reaches the bar. On both WebGPU
+// engines a 3 s clip is recorded (WebM and GIF) and played back.
 //
 // usage: node smoke.mjs http://127.0.0.1:PORT/ OUT_DIR
 import { chromium } from "playwright-core";
@@ -173,6 +174,7 @@ async function checkParticlesAndExport(page, label) {
     `one handle per component on the screenshot (${handles.length} vs ${s.scene.mixture.components.length})`);
 
   await checkParticlesAndExport(page, "webgpu");
+  await recordingChecks(page, "webgpu");
   await editingChecks(page, s.scene);
 
   // Real mouse input: drag the first handle found 120 px to the right.
@@ -211,6 +213,7 @@ async function checkParticlesAndExport(page, label) {
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
   await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
   await checkParticlesAndExport(page, "webgpu-engine");
+  await recordingChecks(page, "webgpu-engine");
   // MALA vs plain Langevin at a large step, side by side, on an off-centre anisotropic
   // mixture, on the WGSL engine (issue 16; moved here from lessons.mjs, whose page no longer
   // builds the GPU engine); the acceptance rate is live in state().
@@ -308,6 +311,56 @@ async function checkParticlesAndExport(page, label) {
 // Real input on the canvas: double-click adds, Ctrl+Z / Ctrl+Shift+Z undo and redo,
 // right-click removes, scroll changes a weight, the edge handle stretches a covariance;
 // the JS API's setScene validates and replaces the scene.
+// Record a clip (issue 33): 3 s through the page's API (the Record button's command) while the
+// page runs; it stops at its limit, the scene's link is unchanged, the WebM plays back in this
+// browser with the canvas's size, the GIF decodes (WebCodecs' ImageDecoder) to the frames and
+// size the app reported. The video ends at the last frame the page drew: on SwiftShader a frame
+// takes 0.3-2 s, so its duration is checked against 3 s less 1.5 frame intervals.
+async function recordingChecks(page, label) {
+  await frames(page); // the last setConfig is applied
+  const t0 = Date.now();
+  const before = await state(page);
+  await page.evaluate(() => { window.scorelabRecord.last = null; window.scorelab.record(3); });
+  const done = await page.waitForFunction(() => {
+    const r = window.scorelab.state().recording;
+    return r.last !== null && !r.active && window.scorelabRecord.last !== null;
+  }, null, { timeout: 60_000, polling: 250 }).then(() => true, () => false);
+  const after = await state(page);
+  const last = after.recording.last;
+  check(done && last && last.seconds >= 2.9 && /^scorelab-/.test(last.name) && last.webm,
+    `[${label}] record(3) stops at its limit and saves a GIF and a video named after the scene (${JSON.stringify(last)}; ${Date.now() - t0} ms)`);
+  check(after.link === before.link, `[${label}] recording changed nothing of the scene (the link is the same${after.link === before.link ? "" : `: ${before.link} → ${after.link}`})`);
+  const video = await page.evaluate(async () => {
+    const last = window.scorelabRecord.last;
+    const v = document.createElement("video");
+    v.muted = true;
+    v.src = last.url;
+    await new Promise((ok, fail) => { v.onloadedmetadata = ok; v.onerror = () => fail(new Error("the video does not load")); });
+    // MediaRecorder's WebM has no duration in its header: seeking to the end finds it.
+    if (!Number.isFinite(v.duration)) {
+      v.currentTime = 1e9;
+      await new Promise((ok) => { v.ondurationchange = ok; setTimeout(ok, 5000); });
+    }
+    const c = document.querySelector("canvas");
+    return { duration: v.duration, w: v.videoWidth, h: v.videoHeight, cw: c.width, ch: c.height, bytes: last.bytes, mime: last.mime, name: last.name };
+  }).catch((e) => ({ error: String(e) }));
+  const frame = 1 / Math.max(after.fps, 0.1);
+  check(video.duration >= Math.min(2.5, 3 - 1.5 * frame) && video.w === video.cw && video.h === video.ch,
+    `[${label}] the video plays back in this browser: ${video.mime}, ${video.bytes} bytes, ${video.duration?.toFixed(2)} s (frames every ${frame.toFixed(2)} s), ${video.w}×${video.h} (canvas ${video.cw}×${video.ch}) ${video.error ?? ""}`);
+  const gif = await page.evaluate(async () => {
+    const bytes = window.scorelab.lastGif();
+    const d = new ImageDecoder({ data: bytes, type: "image/gif" });
+    await d.tracks.ready;
+    const f = await d.decode({ frameIndex: 0 });
+    const out = { bytes: bytes.length, frames: d.tracks.selectedTrack.frameCount, w: f.image.displayWidth, h: f.image.displayHeight };
+    f.image.close();
+    d.close();
+    return out;
+  }).catch((e) => ({ error: String(e) }));
+  check(last && gif.frames >= 1 && gif.frames === last.gif_frames && gif.w === last.gif_width && gif.h === last.gif_height && gif.bytes === last.gif_bytes,
+    `[${label}] the GIF decodes: ${gif.frames} frames of ${gif.w}×${gif.h}, ${gif.bytes} bytes ${gif.error ?? ""}`);
+}
+
 async function editingChecks(page, scene0) {
   const comps = () => state(page).then((s) => s.scene.mixture.components);
   const n0 = scene0.mixture.components.length;
