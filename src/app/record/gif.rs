@@ -15,6 +15,8 @@ pub struct GifWriter {
     bytes: Vec<u8>,
     palette: Option<Palette>,
     frames: usize,
+    /// The LZW table, kept between frames (2 MiB; only its filled slots are reset).
+    table: Lzw,
 }
 
 struct Palette {
@@ -59,6 +61,7 @@ impl GifWriter {
             bytes: Vec::new(),
             palette: None,
             frames: 0,
+            table: Lzw::default(),
         }
     }
 
@@ -103,7 +106,7 @@ impl GifWriter {
         }
         b.push(0);
         b.push(8); // LZW minimum code size
-        for chunk in lzw(&indices).chunks(255) {
+        for chunk in self.table.encode(&indices).chunks(255) {
             b.push(chunk.len() as u8);
             b.extend_from_slice(chunk);
         }
@@ -133,9 +136,34 @@ impl GifWriter {
     }
 }
 
-/// GIF's variable-width LZW of 8-bit indices (codes up to 12 bits, a clear code when the
-/// table is full), packed least-significant bit first.
-fn lzw(data: &[u8]) -> Vec<u8> {
+/// GIF's LZW table: the code of (prefix, byte) at prefix·256 + byte (0: none), and the
+/// filled slots, so a clear resets only those.
+#[derive(Default)]
+struct Lzw {
+    table: Vec<u16>,
+    filled: Vec<usize>,
+}
+
+impl Lzw {
+    fn clear(&mut self) {
+        for &f in &self.filled {
+            self.table[f] = 0;
+        }
+        self.filled.clear();
+    }
+
+    /// GIF's variable-width LZW of 8-bit indices (codes up to 12 bits, a clear code when
+    /// the table is full), packed least-significant bit first.
+    fn encode(&mut self, data: &[u8]) -> Vec<u8> {
+        if self.table.is_empty() {
+            self.table = vec![0; 4096 * 256];
+        }
+        self.clear();
+        lzw(data, self)
+    }
+}
+
+fn lzw(data: &[u8], lz: &mut Lzw) -> Vec<u8> {
     const CLEAR: u16 = 256;
     const END: u16 = 257;
     let mut out = Vec::with_capacity(data.len() / 2);
@@ -150,10 +178,6 @@ fn lzw(data: &[u8]) -> Vec<u8> {
             nbits -= 8;
         }
     };
-    // The code of (prefix, byte) at prefix·256 + byte (0: none); the filled slots are
-    // listed so a clear resets only those.
-    let mut table = vec![0u16; 4096 * 256];
-    let mut filled: Vec<usize> = Vec::with_capacity(4096);
     let mut next = 258u16;
     emit(CLEAR, width, &mut out);
     let Some((&first, rest)) = data.split_first() else {
@@ -166,22 +190,19 @@ fn lzw(data: &[u8]) -> Vec<u8> {
     let mut prefix = u16::from(first);
     for &k in rest {
         let slot = usize::from(prefix) * 256 + usize::from(k);
-        if table[slot] != 0 {
-            prefix = table[slot];
+        if lz.table[slot] != 0 {
+            prefix = lz.table[slot];
             continue;
         }
         emit(prefix, width, &mut out);
         if next == 4096 {
             emit(CLEAR, width, &mut out);
-            for &f in &filled {
-                table[f] = 0;
-            }
-            filled.clear();
+            lz.clear();
             next = 258;
             width = 9;
         } else {
-            table[slot] = next;
-            filled.push(slot);
+            lz.table[slot] = next;
+            lz.filled.push(slot);
             // The decoder widens its codes when its table reaches 2^width (it adds its
             // entries one code later than the encoder).
             if u32::from(next) == 1 << width && width < 12 {
