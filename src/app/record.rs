@@ -22,6 +22,8 @@ pub mod gif;
 pub const MAX_SECONDS: f64 = 10.0;
 /// GIF frames per second.
 const GIF_FPS: f64 = 10.0;
+/// The video stream's frame-rate cap (the page's own frames, at most this many a second).
+const VIDEO_FPS: f64 = 30.0;
 /// The GIF's longest side, pixels.
 pub const GIF_MAX_SIDE: usize = 480;
 /// The GIF stops growing past this (the clip goes on in the WebM).
@@ -72,7 +74,7 @@ pub static LAST_GIF: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new(
 impl Recording {
     /// Start: the WebM in the browser (if it can), the GIF from the next frame.
     pub fn start(name: String, max_s: f64) -> Self {
-        let webm_note = crate::app::files::record_start(GIF_FPS.max(30.0));
+        let webm_note = crate::app::files::record_start(VIDEO_FPS);
         if let Ok(mut s) = SHOTS.lock() {
             s.clear();
         }
