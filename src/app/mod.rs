@@ -136,6 +136,8 @@ pub struct UiState {
     pub recording: Option<record::Recording>,
     /// The last finished clip.
     pub clip: Option<record::Clip>,
+    /// Commands given to this app alone ([`ScoreLabApp::command`]), applied with the JS API's.
+    pub queued: Vec<Command>,
 }
 
 impl UiState {
@@ -158,6 +160,7 @@ impl UiState {
             flags: EmbedFlags::default(),
             page_url: page_url.to_string(),
             qr: None,
+            queued: Vec::new(),
             predict: None,
             plot_rect: egui::Rect::NOTHING,
             recording: None,
@@ -376,6 +379,13 @@ impl ScoreLabApp {
         &self.state
     }
 
+    /// Give this app a command, applied at its next frame with the JS API's (whose queue is
+    /// shared by every app of the process: the native UI tier runs several apps at once and
+    /// calls the embed API's commands through this).
+    pub fn command(&mut self, cmd: Command) {
+        self.ui.queued.push(cmd);
+    }
+
     /// The canvas (two side by side in the split view), each painted by the views; returns
     /// the visible data box.
     fn canvases(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) -> Option<(Vec2, Vec2)> {
@@ -532,7 +542,8 @@ impl eframe::App for ScoreLabApp {
         let ctx = ui.ctx().clone();
         self.apply_look(&ctx);
         self.finish_export(ctx.pixels_per_point());
-        let mut cmds = api::drain();
+        let mut cmds = std::mem::take(&mut self.ui.queued);
+        cmds.extend(api::drain());
         cmds.extend(apply::dropped_files(&ctx));
         cmds.extend(apply::keyboard(&ctx));
         self.apply_all(cmds, &ctx);

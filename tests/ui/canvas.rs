@@ -11,7 +11,7 @@ use egui::{Key, Pos2};
 
 /// Data → screen as the canvas draws it (`canvas::ScreenFromData::fit` of the plot rectangle
 /// shrunk by 8 points, around the state's view box).
-fn to_screen(s: &Value, p: [f64; 2]) -> Pos2 {
+pub fn to_screen(s: &Value, p: [f64; 2]) -> Pos2 {
     let r = floats(&s["plot_rect"]);
     let v = floats(&s["state"]["view"]);
     let (w, h) = (r[2] - 16.0, r[3] - 16.0);
@@ -24,7 +24,7 @@ fn to_screen(s: &Value, p: [f64; 2]) -> Pos2 {
     )
 }
 
-fn means(s: &Value) -> Vec<[f64; 2]> {
+pub fn means(s: &Value) -> Vec<[f64; 2]> {
     s["scene"]["mixture"]["components"]
         .as_array()
         .map(|a| {
@@ -39,7 +39,7 @@ fn means(s: &Value) -> Vec<[f64; 2]> {
 }
 
 /// A drag from `from` to `to` in `n` moves, a frame each.
-fn drag(h: &mut App, from: Pos2, to: Pos2, n: usize) {
+pub fn drag(h: &mut App, from: Pos2, to: Pos2, n: usize) {
     h.hover_at(from);
     frames(h, 1);
     h.drag_at(from);

@@ -8,6 +8,7 @@
 //! The harness panics on a glyph the fonts lack, so every text these tests bring on screen is
 //! also checked to be drawable (the page shows such glyphs as boxes).
 
+mod api;
 mod canvas;
 mod glyphs;
 mod keyboard;
