@@ -33,6 +33,10 @@ pub enum Command {
     /// the exact truth; writes a CSV (sampler,nfe,weight_error,spread_error,energy,nll,
     /// ode_error,diverged).
     Sweep(SweepArgs),
+    /// Flow matching beside score matching: train the velocity by conditional flow matching,
+    /// one round of reflow, and few-step Euler on the exact, trained and reflowed velocity
+    /// against true samples (mode weights and spreads); prints JSON.
+    Flow(FlowArgs),
     /// Benchmarks as JSON (driven by `cargo xtask bench`).
     #[command(hide = true)]
     Bench {
@@ -255,4 +259,38 @@ fn parse_sweep_sampler(s: &str) -> Result<crate::sim::samplers::sweep::SweepSamp
             "unknown sweep sampler '{s}' (known: ddim, ddim-eta<η in [0,1]>, edm-heun, edm-heun-churn<S>, dpm-solver++2m, reverse-sde, ancestral, pc, ode-euler, ode-heun, ode-rk4)"
         )
     })
+}
+
+/// `flow` flags.
+#[derive(Args, Debug)]
+pub struct FlowArgs {
+    #[command(flatten)]
+    pub(super) data: DataArgs,
+    /// Flow-matching steps.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub(super) steps: u32,
+    /// Reflow steps (continuing from the trained model on its own couplings).
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub(super) reflow_steps: u32,
+    /// Couplings (x₀, x̂₁) drawn for reflow.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(super) couplings: u32,
+    /// Samples per step.
+    #[arg(long, default_value_t = 256, value_parser = in_range::<u32>(&table::BATCH))]
+    pub(super) batch: u32,
+    /// Hidden width.
+    #[arg(long, default_value_t = 64, value_parser = in_range::<u32>(&table::WIDTH))]
+    pub(super) width: u32,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 3, value_parser = in_range::<u32>(&table::DEPTH))]
+    pub(super) depth: u32,
+    /// Euler step counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(super) euler: Vec<u32>,
+    /// Samples per measured run.
+    #[arg(long, default_value_t = 4000, value_parser = in_range::<u32>(&table::PARTICLES))]
+    pub(super) n: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u32,
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::args::{Backend, EvalArgs, LikelihoodArgs, SampleArgs, SweepArgs, TrainArgs};
+use super::args::{Backend, EvalArgs, FlowArgs, LikelihoodArgs, SampleArgs, SweepArgs, TrainArgs};
 use super::io::{load_mixture, load_score, parse_points_csv, points_to_csv, read, write};
 use super::{msg, open, CliError};
 use crate::engine::batch::{Batch, Score};
@@ -259,5 +259,33 @@ pub fn sweep(a: &SweepArgs) -> Result<serde_json::Value, CliError> {
         "n": a.n,
         "seconds": secs,
         "rows": rows,
+    }))
+}
+
+/// `scorelab flow`.
+pub fn flow(a: &FlowArgs) -> Result<serde_json::Value, CliError> {
+    use crate::sim::flow::experiment::{run, FlowExperiment};
+    let mixture = load_mixture(&a.data)?;
+    let x = FlowExperiment {
+        net: crate::sim::model::NetConfig {
+            width: a.width as usize,
+            depth: a.depth as usize,
+            seed: a.seed,
+            ..Default::default()
+        },
+        steps: a.steps,
+        reflow_steps: a.reflow_steps,
+        couplings: a.couplings as usize,
+        batch: a.batch as usize,
+        euler_steps: a.euler.iter().map(|&k| k as usize).collect(),
+        n: a.n as usize,
+        seed: a.seed,
+    };
+    let start = web_time::Instant::now();
+    let report = run(&mixture, &x).map_err(msg)?;
+    Ok(json!({
+        "seconds": start.elapsed().as_secs_f64(),
+        "velocity_error_times": crate::sim::flow::velocity_error_times(),
+        "report": report,
     }))
 }

@@ -1,4 +1,4 @@
-//! The headless CLI: `scorelab train | sample | likelihood | eval | sweep`. With no subcommand the
+//! The headless CLI: `scorelab train | sample | likelihood | eval | sweep | flow`. With no subcommand the
 //! native binary opens the desktop window instead (see `main.rs`).
 //!
 //! Every failure is one line on stderr (`error: …`) and exit code 2; results are files
@@ -75,6 +75,7 @@ pub fn run(cmd: &Command) -> Result<serde_json::Value, CliError> {
         Command::Likelihood(a) => commands::likelihood(a),
         Command::Eval(a) => commands::eval(a),
         Command::Sweep(a) => commands::sweep(a),
+        Command::Flow(a) => commands::flow(a),
         Command::Bench { quick } => {
             ensure_runtime_dir();
             crate::bench::run(*quick).map_err(|e| msg(format!("benchmark failed: {e}")))

@@ -327,6 +327,27 @@ pub fn classified_eigenvalues(
         .collect()
 }
 
+/// The largest mode-fraction gap and the largest spread error ([`variance_errors_against`])
+/// of `points` against true samples `truth` (non-finite points dropped first): the two
+/// numbers every few-step comparison reports.
+pub fn errors_against(mixture: &GaussianMixture, points: &[Vec2], truth: &[Vec2]) -> (f64, f64) {
+    let kept: Vec<Vec2> = points
+        .iter()
+        .copied()
+        .filter(|x| x.x.is_finite() && x.y.is_finite())
+        .collect();
+    let weight = mode_weights(mixture, &kept)
+        .iter()
+        .zip(&mode_weights(mixture, truth))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let spread = variance_errors_against(mixture, &kept, truth)
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+    (weight, spread)
+}
+
 /// Per component, the worst |λ̂ / λ_ref − 1| of the covariance eigenvalues of `points`
 /// against those of `reference` (true samples), both classified by the true posterior: the
 /// same classifier trims both alike, so overlapping modes compare fairly (a run as good as

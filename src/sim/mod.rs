@@ -15,6 +15,7 @@ pub mod adam;
 pub mod denoise;
 pub mod ellipse;
 pub mod field;
+pub mod flow;
 pub mod gemm;
 pub mod guidance;
 pub mod likelihood;

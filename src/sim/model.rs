@@ -146,6 +146,54 @@ impl NetConfig {
     }
 }
 
+impl NetConfig {
+    /// The MLP with `params` (checked: their count and that each is finite) and the fixed
+    /// Fourier frequencies of the noise level and of x, drawn from `seed`: what every network
+    /// on this configuration (score or velocity) is built from.
+    pub fn build(&self, params: Vec<f32>) -> Result<(Mlp, Vec<f64>, Vec<Vec2>), ModelError> {
+        self.validate()?;
+        let shape = self.shape();
+        if params.len() != shape.n_params() {
+            return Err(ModelError::WrongParamCount {
+                expected: shape.n_params(),
+                found: params.len(),
+            });
+        }
+        if let Some(i) = params.iter().position(|p| !p.is_finite()) {
+            return Err(ModelError::NonFinite(i));
+        }
+        let rng = CounterRng::new(self.seed);
+        let time_freqs = (0..self.n_time_freqs as u32)
+            .map(|j| rng.normal2(j, 0, stream::FOURIER).x * self.time_scale)
+            .collect();
+        let x_freqs = (0..self.n_x_freqs as u32)
+            .map(|j| rng.normal2(j, 1, stream::FOURIER) * self.x_scale)
+            .collect();
+        Ok((Mlp { shape, params }, time_freqs, x_freqs))
+    }
+}
+
+/// Fourier features sin/cos(2π w_j c) into `out[..nt]` and `out[nt..2 nt]` (nt = the number
+/// of frequencies).
+pub fn time_fourier(freqs: &[f64], c: f64, out: &mut [f32]) {
+    let nt = freqs.len();
+    for (j, w) in freqs.iter().enumerate() {
+        let a = std::f64::consts::TAU * w * c;
+        out[j] = a.sin() as f32;
+        out[nt + j] = a.cos() as f32;
+    }
+}
+
+/// Fourier features sin/cos(2π b_j·u) into `out[..nx]` and `out[nx..2 nx]`.
+pub fn space_fourier(freqs: &[Vec2], u: Vec2, out: &mut [f32]) {
+    let nx = freqs.len();
+    for (j, b) in freqs.iter().enumerate() {
+        let a = std::f64::consts::TAU * b.dot(&u);
+        out[j] = a.sin() as f32;
+        out[nx + j] = a.cos() as f32;
+    }
+}
+
 /// Validate an SDE read from a file.
 pub fn validate_sde(sde: &Sde) -> Result<(), ModelError> {
     let ok = |v: f64| v.is_finite() && v > 0.0 && v <= 1e4;
@@ -241,27 +289,11 @@ impl ScoreNet {
     pub fn with_params(config: NetConfig, sde: Sde, params: Vec<f32>) -> Result<Self, ModelError> {
         config.validate()?;
         validate_sde(&sde)?;
-        let shape = config.shape();
-        if params.len() != shape.n_params() {
-            return Err(ModelError::WrongParamCount {
-                expected: shape.n_params(),
-                found: params.len(),
-            });
-        }
-        if let Some(i) = params.iter().position(|p| !p.is_finite()) {
-            return Err(ModelError::NonFinite(i));
-        }
-        let rng = CounterRng::new(config.seed);
-        let time_freqs = (0..config.n_time_freqs as u32)
-            .map(|j| rng.normal2(j, 0, stream::FOURIER).x * config.time_scale)
-            .collect();
-        let x_freqs = (0..config.n_x_freqs as u32)
-            .map(|j| rng.normal2(j, 1, stream::FOURIER) * config.x_scale)
-            .collect();
+        let (mlp, time_freqs, x_freqs) = config.build(params)?;
         Ok(Self {
             config,
             sde,
-            mlp: Mlp { shape, params },
+            mlp,
             time_freqs,
             x_freqs,
         })
@@ -297,12 +329,7 @@ impl ScoreNet {
     fn time_features(&self, p: &Precond, out: &mut [f32]) {
         let c_noise = 0.25 * p.sigma.ln();
         out[2] = c_noise as f32;
-        let nt = self.time_freqs.len();
-        for (j, w) in self.time_freqs.iter().enumerate() {
-            let a = std::f64::consts::TAU * w * c_noise;
-            out[3 + j] = a.sin() as f32;
-            out[3 + nt + j] = a.cos() as f32;
-        }
+        time_fourier(&self.time_freqs, c_noise, &mut out[3..]);
     }
 
     /// The features that depend on x: u = (x − m)/(α c) and its Fourier features.
@@ -311,12 +338,7 @@ impl ScoreNet {
         out[0] = u.x as f32;
         out[1] = u.y as f32;
         let base = 3 + 2 * self.time_freqs.len();
-        let nx = self.x_freqs.len();
-        for (j, b) in self.x_freqs.iter().enumerate() {
-            let a = std::f64::consts::TAU * b.dot(&u);
-            out[base + j] = a.sin() as f32;
-            out[base + nx + j] = a.cos() as f32;
-        }
+        space_fourier(&self.x_freqs, u, &mut out[base..]);
     }
 
     /// Score from the MLP output G: (1/α)(−(x̂ − m)/c² + G/c), x̂ − m = (x − m)/α.

@@ -78,18 +78,85 @@ pub const PIECE: usize = 256;
 
 /// One piece's scratch (kept between steps).
 #[derive(Clone, Debug, Default)]
-struct Piece {
+pub(crate) struct Piece {
     /// First batch index of the piece.
-    start: u32,
+    pub(crate) start: u32,
     /// Samples in the piece.
-    len: u32,
-    ws: MlpWorkspace,
-    grad: Vec<f32>,
-    input: Vec<f32>,
-    d_out: Vec<f32>,
-    x0: Vec<Vec2>,
-    t: Vec<f64>,
-    z: Vec<Vec2>,
+    pub(crate) len: u32,
+    pub(crate) ws: MlpWorkspace,
+    pub(crate) grad: Vec<f32>,
+    pub(crate) input: Vec<f32>,
+    pub(crate) d_out: Vec<f32>,
+    pub(crate) x0: Vec<Vec2>,
+    pub(crate) t: Vec<f64>,
+    pub(crate) z: Vec<Vec2>,
+}
+
+impl Piece {
+    /// Empty the piece's draws (its scratch is kept).
+    pub(crate) fn clear_draws(&mut self) {
+        self.x0.clear();
+        self.t.clear();
+        self.z.clear();
+    }
+
+    /// The draws and the scratch, borrowed apart: (x0, t, z, grad, workspace, input, d_out).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(
+        &mut self,
+    ) -> (
+        &[Vec2],
+        &[f64],
+        &[Vec2],
+        &mut [f32],
+        &mut MlpWorkspace,
+        &mut Vec<f32>,
+        &mut Vec<f32>,
+    ) {
+        (
+            &self.x0,
+            &self.t,
+            &self.z,
+            &mut self.grad,
+            &mut self.ws,
+            &mut self.input,
+            &mut self.d_out,
+        )
+    }
+}
+
+/// One step's batch of `batch` samples in pieces of [`PIECE`] on separate cores: `loss` fills
+/// a piece (its `grad` zeroed to `grad`'s length; it adds its share, scaled by `inv_b` = 1 /
+/// batch) and returns its share of the loss; the shares are added into `grad` and the loss in
+/// piece order, whatever thread finished first. Every trainer (score and flow matching) steps
+/// through this.
+pub(crate) fn batch_step(
+    pieces: &mut Vec<Piece>,
+    batch: usize,
+    grad: &mut [f32],
+    loss: impl Fn(&mut Piece, f64) -> f64 + Sync,
+) -> f64 {
+    let n_pieces = batch.div_ceil(PIECE).max(1);
+    pieces.resize_with(n_pieces, Piece::default);
+    for (k, p) in pieces.iter_mut().enumerate() {
+        p.start = (k * PIECE) as u32;
+        p.len = (batch - k * PIECE).min(PIECE) as u32;
+    }
+    let n = grad.len();
+    let inv_b = 1.0 / batch as f64;
+    let losses = par::map(pieces, |p| {
+        p.grad.clear();
+        p.grad.resize(n, 0.0);
+        loss(p, inv_b)
+    });
+    let total: f64 = losses.iter().sum();
+    grad.copy_from_slice(&pieces[0].grad);
+    for p in &pieces[1..] {
+        for (g, d) in grad.iter_mut().zip(&p.grad) {
+            *g += d;
+        }
+    }
+    total
 }
 
 /// A CPU trainer.
@@ -133,47 +200,24 @@ impl Trainer {
     /// One step; returns the batch loss. A non-finite loss or gradient is refused and the
     /// weights are left untouched.
     pub fn step(&mut self) -> Result<f64, TrainError> {
-        let b = self.config.batch;
-        let n_pieces = b.div_ceil(PIECE).max(1);
-        self.pieces.resize_with(n_pieces, Piece::default);
-        for (k, p) in self.pieces.iter_mut().enumerate() {
-            p.start = (k * PIECE) as u32;
-            p.len = (b - k * PIECE).min(PIECE) as u32;
-        }
         let (net, mixture, rng) = (&self.net, &self.mixture, &self.rng);
-        let (t_eps, step, n) = (self.config.t_eps, self.step, self.grad.len());
-        let inv_b = 1.0 / b as f64;
-        let losses = par::map(&mut self.pieces, |p| {
-            p.x0.clear();
-            p.t.clear();
-            p.z.clear();
-            for i in p.start..p.start + p.len {
-                let (x0, t, z) = draw_sample(mixture, rng, t_eps, step, i);
-                p.x0.push(x0);
-                p.t.push(t);
-                p.z.push(z);
-            }
-            p.grad.clear();
-            p.grad.resize(n, 0.0);
-            net.dsm_part(
-                &p.x0,
-                &p.t,
-                &p.z,
-                inv_b,
-                &mut p.grad,
-                &mut p.ws,
-                &mut p.input,
-                &mut p.d_out,
-            )
-        });
-        // Piece order, whatever thread finished first.
-        let loss: f64 = losses.iter().sum();
-        self.grad.copy_from_slice(&self.pieces[0].grad);
-        for p in &self.pieces[1..] {
-            for (g, d) in self.grad.iter_mut().zip(&p.grad) {
-                *g += d;
-            }
-        }
+        let (t_eps, step) = (self.config.t_eps, self.step);
+        let loss = batch_step(
+            &mut self.pieces,
+            self.config.batch,
+            &mut self.grad,
+            |p, inv_b| {
+                p.clear_draws();
+                for i in p.start..p.start + p.len {
+                    let (x0, t, z) = draw_sample(mixture, rng, t_eps, step, i);
+                    p.x0.push(x0);
+                    p.t.push(t);
+                    p.z.push(z);
+                }
+                let (x0, t, z, grad, ws, input, d_out) = p.parts();
+                net.dsm_part(x0, t, z, inv_b, grad, ws, input, d_out)
+            },
+        );
         let step = self.step;
         self.step += 1;
         if !loss.is_finite() || self.grad.iter().any(|g| !g.is_finite()) {

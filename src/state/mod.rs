@@ -106,6 +106,22 @@ pub struct Layers {
     /// when on, as `sweep`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sweep_learned: bool,
+    /// Flow matching beside score matching: a velocity network trained live on the page, its
+    /// arrows at flow t = 1 − t (written only when on, as every flow flag below).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow: bool,
+    /// The exact marginal velocity's arrows too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow_exact: bool,
+    /// Straight conditional paths beside the model's curved ODE paths, and a few-step Euler run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow_paths: bool,
+    /// One round of reflow: train on the model's own couplings (x₀, x̂₁).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow_reflow: bool,
+    /// The score the velocity implies, beside the exact score.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow_score: bool,
 }
 
 impl Default for Layers {
@@ -120,6 +136,11 @@ impl Default for Layers {
             responsibilities: false,
             sweep: false,
             sweep_learned: false,
+            flow: false,
+            flow_exact: false,
+            flow_paths: false,
+            flow_reflow: false,
+            flow_score: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod api;
 mod canvas;
+mod flow;
 mod glyphs;
 mod keyboard;
 mod lessons;

@@ -11,6 +11,7 @@
 pub mod arrows;
 pub mod axes;
 pub mod density;
+pub mod flow;
 pub mod overlays;
 pub mod particles;
 pub mod responsibilities;
@@ -110,16 +111,19 @@ pub struct Views {
     pub overlays: overlays::Overlays,
     /// The steps sweep's chart.
     pub sweep: sweep::Sweep,
+    /// Flow matching: the learned and exact velocity, straight and curved paths, reflow.
+    pub flow: flow::Flow,
 }
 
 impl Views {
     /// The one registry: every view, in painting order.
-    pub fn list(&self) -> [&dyn View; 8] {
+    pub fn list(&self) -> [&dyn View; 9] {
         [
             &self.density,
             &self.responsibilities,
             &self.axes,
             &self.arrows,
+            &self.flow,
             &self.samples,
             &self.particles,
             &self.overlays,
@@ -128,12 +132,13 @@ impl Views {
     }
 
     /// The same list, to update.
-    pub fn list_mut(&mut self) -> [&mut dyn View; 8] {
+    pub fn list_mut(&mut self) -> [&mut dyn View; 9] {
         [
             &mut self.density,
             &mut self.responsibilities,
             &mut self.axes,
             &mut self.arrows,
+            &mut self.flow,
             &mut self.samples,
             &mut self.particles,
             &mut self.overlays,

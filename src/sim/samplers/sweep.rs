@@ -319,16 +319,7 @@ fn measure(
         .copied()
         .filter(|x| x.x.is_finite() && x.y.is_finite())
         .collect();
-    let true_w = metrics::mode_weights(mixture, truth);
-    let weight_error = metrics::mode_weights(mixture, &kept)
-        .iter()
-        .zip(&true_w)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    let spread_error = metrics::variance_errors_against(mixture, &kept, truth)
-        .into_iter()
-        .flatten()
-        .fold(0.0, f64::max);
+    let (weight_error, spread_error) = metrics::errors_against(mixture, &kept, truth);
     let ode_error = match (s, reference) {
         (SweepSampler::Few(f), Some(r)) if f.deterministic() => {
             // The median, not the RMS: a particle near the ridge between two components that

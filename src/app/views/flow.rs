@@ -1,0 +1,412 @@
+//! Flow matching beside score matching (issue 31): a velocity network trained live by
+//! conditional flow matching on the page's own thread (within the frame's CPU budget, beside
+//! the engine that trains the score network), its arrows against the exact marginal velocity
+//! (closed form, `sim::flow`), the straight conditional paths x₀ → x₁ beside the curved
+//! marginal paths the ODE follows, a few-step Euler run of the model, one round of reflow from
+//! the model's own couplings, and the score the velocity implies next to the exact score.
+//! Flow time runs the other way from the SDEs': flow t = 1 − (the slider's t), so the slider's
+//! noise end is the flow's source. `state().views.flow` holds its numbers.
+
+use eframe::egui::{self, Color32, Stroke};
+use web_time::Instant;
+
+use super::{Frame, Side, View};
+use crate::app::canvas::{Legend, Plot};
+use crate::sim::flow::{
+    self, ExactVelocity, FlowNet, FlowPath, FlowSolver, FlowTrainConfig, FlowTrainer, VelocityModel,
+};
+use crate::sim::metrics::errors_against;
+use crate::sim::mixture::GaussianMixture;
+use crate::sim::model::NetConfig;
+use crate::sim::rng::StreamRng;
+use crate::sim::Vec2;
+use crate::state::State;
+
+/// The learned velocity's arrows.
+const LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
+/// The exact velocity's arrows.
+const EXACT: Color32 = Color32::from_rgb(90, 210, 255);
+/// The straight conditional paths.
+const STRAIGHT: Color32 = Color32::from_rgb(170, 170, 170);
+/// The marginal ODE paths and the Euler run's end points.
+const CURVED: Color32 = Color32::from_rgb(230, 120, 230);
+/// Arrows per side.
+const GRID: usize = 16;
+/// Paths drawn.
+const PATHS: usize = 24;
+/// Particles of the few-step Euler run.
+const EULER_N: usize = 1000;
+/// Couplings of one round of reflow.
+const COUPLINGS: usize = 4000;
+/// Most training steps a frame, and the share of the frame's CPU budget they may take.
+const MAX_STEPS_A_FRAME: usize = 40;
+const BUDGET_SHARE: f64 = 0.5;
+
+/// The network the page trains: small enough to train on the page's thread.
+fn net_config(d: f64) -> NetConfig {
+    NetConfig {
+        width: 48,
+        depth: 2,
+        data_std: d,
+        seed: 2,
+        ..NetConfig::default()
+    }
+}
+
+/// Measurements, refreshed every [`MEASURE_EVERY`] training steps.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+struct Numbers {
+    /// Relative velocity error E‖v_θ − u‖² / E‖u‖² at the shown flow t.
+    error_at_t: f64,
+    /// The same at `sim::flow::velocity_error_times()`, and their mean (the velocity's
+    /// "Fisher": what `< 0.1` means learned).
+    errors: Vec<f64>,
+    mean_error: f64,
+    /// Euler with `euler_steps` steps on the model: largest mode-fraction and spread errors
+    /// against true samples.
+    euler_weight_error: f64,
+    euler_spread_error: f64,
+    /// How straight the model's paths are (`sim::flow::straightness_gap`).
+    straightness: f64,
+}
+
+const MEASURE_EVERY: u32 = 400;
+/// Training steps between recomputed paths and Euler runs.
+const PATHS_EVERY: u32 = 100;
+
+/// The view's trainer and caches.
+#[derive(Default)]
+pub struct Flow {
+    trainer: Option<FlowTrainer>,
+    exact: Option<ExactVelocity>,
+    revision: u64,
+    /// Reflow's couplings are in use (built when `flow_reflow` was turned on).
+    reflowing: bool,
+    loss: f64,
+    seconds: f64,
+    numbers: Option<(u32, Numbers)>,
+    arrows: Vec<(Vec2, Vec2, Vec2)>,
+    scores: Vec<(Vec2, Vec2, Vec2)>,
+    paths: Vec<(Vec<Vec2>, Vec2, Vec2)>,
+    euler: Vec<Vec2>,
+    /// What the paths were computed for: (training step, flow t, mixture revision, reflow).
+    paths_key: Option<(u32, f64, u64, bool)>,
+}
+
+/// Euler steps of the few-step run.
+pub const EULER_STEPS: usize = 4;
+
+fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64) -> Numbers {
+    let errors = flow::relative_velocity_error(net, exact, &flow::velocity_error_times(), 400, 1);
+    let error_at_t = flow::relative_velocity_error(net, exact, &[t], 400, 2)[0];
+    let m = &exact.mixture;
+    let xs = flow::flow_sample(net, &exact.path, EULER_N, EULER_STEPS, FlowSolver::Euler, 5);
+    let truth = m.sample(4 * EULER_N, &mut StreamRng::new(6, 0));
+    let (euler_weight_error, euler_spread_error) = errors_against(m, &xs, &truth);
+    let mean_error = errors.iter().sum::<f64>() / errors.len() as f64;
+    Numbers {
+        error_at_t,
+        errors,
+        mean_error,
+        euler_weight_error,
+        euler_spread_error,
+        straightness: flow::straightness_gap(net, &exact.path, 100, 7),
+    }
+}
+
+impl Flow {
+    /// The flow time the canvas shows.
+    fn flow_t(st: &State) -> f64 {
+        (1.0 - st.scene.t).clamp(0.0, 1.0)
+    }
+
+    /// A trainer for `mixture` (a fresh network), or the old one moved to it (a drag keeps
+    /// the weights: the network works in the data's frame).
+    fn follow(&mut self, mixture: &GaussianMixture, revision: u64) {
+        let path = FlowPath::for_mixture(mixture);
+        match &mut self.trainer {
+            Some(tr) if self.revision != revision => {
+                tr.mixture = mixture.clone();
+                tr.net.path = path;
+                tr.set_couplings(None);
+                self.reflowing = false;
+            }
+            Some(_) => {}
+            None => {
+                let Ok(net) = FlowNet::new(net_config(path.d), path) else {
+                    return;
+                };
+                let cfg = FlowTrainConfig {
+                    batch: 128,
+                    ..FlowTrainConfig::default()
+                };
+                self.trainer = Some(FlowTrainer::new(net, mixture.clone(), cfg));
+                self.seconds = 0.0;
+                self.numbers = None;
+            }
+        }
+        if self.revision != revision || self.exact.is_none() {
+            self.exact = Some(ExactVelocity::new(mixture.clone()));
+            self.revision = revision;
+            self.numbers = None;
+        }
+    }
+
+    fn train(&mut self, f: &Frame) {
+        let Some(tr) = self.trainer.as_mut() else {
+            return;
+        };
+        let start = Instant::now();
+        let budget = f.budget.as_secs_f64() * BUDGET_SHARE;
+        for _ in 0..MAX_STEPS_A_FRAME {
+            match tr.step() {
+                Ok(l) => self.loss = l,
+                Err(_) => {
+                    // A refused step keeps the last good weights; a smaller step size next.
+                    tr.recover();
+                    break;
+                }
+            }
+            if start.elapsed().as_secs_f64() > budget {
+                break;
+            }
+        }
+        self.seconds += start.elapsed().as_secs_f64();
+    }
+
+    fn refresh(&mut self, f: &Frame, view: (Vec2, Vec2)) {
+        let (Some(tr), Some(exact)) = (self.trainer.as_ref(), self.exact.as_ref()) else {
+            return;
+        };
+        let st = f.state;
+        let t = Self::flow_t(st);
+        let net = tr.ema_net();
+        let (lo, hi) = view;
+        let points: Vec<Vec2> = (0..GRID * GRID)
+            .map(|i| {
+                let (a, b) = ((i % GRID) as f64 + 0.5, (i / GRID) as f64 + 0.5);
+                Vec2::new(
+                    lo.x + (hi.x - lo.x) * a / GRID as f64,
+                    lo.y + (hi.y - lo.y) * b / GRID as f64,
+                )
+            })
+            .collect();
+        let mut learned = vec![Vec2::zeros(); points.len()];
+        let mut truth = vec![Vec2::zeros(); points.len()];
+        net.velocity_batch(&points, t, &mut learned);
+        exact.velocity_batch(&points, t, &mut truth);
+        self.arrows = points
+            .iter()
+            .zip(learned.iter().zip(&truth))
+            .map(|(p, (l, e))| (*p, *l, *e))
+            .collect();
+        self.scores.clear();
+        if st.layers.flow_score && t > 1e-3 && t < 1.0 - 1e-3 {
+            let pt = exact.path.marginal(&exact.mixture, t);
+            self.scores = points
+                .iter()
+                .zip(&learned)
+                .map(|(p, l)| {
+                    (
+                        *p,
+                        flow::score_from_velocity(&exact.path, *p, t, *l),
+                        pt.score(*p),
+                    )
+                })
+                .collect();
+        }
+        let steps = tr.steps();
+        let fresh = self.paths_key.is_some_and(|(at, kt, rev, re)| {
+            steps < at + PATHS_EVERY && kt == t && rev == self.revision && re == self.reflowing
+        });
+        if !st.layers.flow_paths {
+            self.paths.clear();
+            self.euler.clear();
+            self.paths_key = None;
+        } else if !fresh {
+            let x0 = flow::source_points(&exact.path, PATHS, 11);
+            let x1 = exact.mixture.sample(PATHS, &mut StreamRng::new(12, 0));
+            let mut xs = x0.clone();
+            let mut curves: Vec<Vec<Vec2>> = x0.iter().map(|x| vec![*x]).collect();
+            for k in 0..32 {
+                let (a, b) = (k as f64 / 32.0, (k + 1) as f64 / 32.0);
+                flow::flow_integrate_between(&net, &mut xs, a, b, 1, FlowSolver::Rk4);
+                for (c, x) in curves.iter_mut().zip(&xs) {
+                    c.push(*x);
+                }
+            }
+            self.paths = curves
+                .into_iter()
+                .zip(x0.iter().zip(&x1))
+                .map(|(c, (a, b))| (c, *a, *b))
+                .collect();
+            self.euler = flow::flow_sample(
+                &net,
+                &exact.path,
+                EULER_N,
+                EULER_STEPS,
+                FlowSolver::Euler,
+                5,
+            );
+            self.paths_key = Some((steps, t, self.revision, self.reflowing));
+        }
+        if self
+            .numbers
+            .as_ref()
+            .is_none_or(|(at, _)| steps >= at + MEASURE_EVERY)
+        {
+            self.numbers = Some((steps, measure(&net, exact, t)));
+        }
+    }
+}
+
+fn arrow(p: &Plot, at: Vec2, v: Vec2, scale: f64, color: Color32, width: f32) {
+    let n = v.norm();
+    if !(n.is_finite() && n > 0.0) {
+        return;
+    }
+    let cell = (p.rect.width().min(p.rect.height()) / GRID as f32) * 0.9;
+    let len = cell * (n / scale).sqrt().min(1.0) as f32;
+    let dir = egui::vec2(v.x as f32, -v.y as f32) / n as f32;
+    p.painter.arrow(
+        p.to_screen.screen_from_data(at),
+        dir * len,
+        Stroke::new(width * p.style.line, color),
+    );
+}
+
+impl View for Flow {
+    fn name(&self) -> &'static str {
+        "flow"
+    }
+
+    fn panel_order(&self) -> u8 {
+        2
+    }
+
+    fn controls(&self, ui: &mut egui::Ui, st: &mut State) {
+        ui.checkbox(&mut st.layers.flow, "flow matching: velocity arrows")
+            .on_hover_text("Train a velocity field v(x, t) by conditional flow matching, live on this page: x_t = (1 − t) x₀ + t x₁ from noise x₀ ~ N(m, d² I) to data x₁, loss |v(x_t, t) − (x₁ − x₀)|². Orange: the learned velocity at flow t = 1 − (the slider's t); cyan: the exact marginal velocity E[x₁ − x₀ | x_t], known in closed form for a Gaussian mixture.");
+        if !st.layers.flow {
+            return;
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.checkbox(&mut st.layers.flow_exact, "exact velocity");
+            ui.checkbox(&mut st.layers.flow_paths, "straight vs curved paths")
+                .on_hover_text("Grey: straight conditional paths from a noise point x₀ to a data point x₁ (what training regresses on). Pink: the marginal paths the learned ODE follows from the same x₀ (curved: it averages over every x₁), and the end points of a 4-step Euler run of the model.");
+            ui.checkbox(&mut st.layers.flow_reflow, "reflow")
+                .on_hover_text("Rectified flow's second round: pair each noise point with where the model's own ODE takes it, (x₀, the x₁ its ODE reaches), and train on those pairs. The paths straighten, so few Euler steps suffice; the velocity no longer equals the marginal one.");
+            ui.checkbox(&mut st.layers.flow_score, "implied score")
+                .on_hover_text("The score the velocity implies, (t v − (x − m)) / ((1 − t) d²), orange, next to the exact score of p_t, cyan: for this path velocity and score are affine in each other.");
+        });
+        if let Some((_, n)) = &self.numbers {
+            ui.label(format!(
+                "velocity error {:.3} (mean over t), {:.3} at flow t = {:.2} · Euler {EULER_STEPS} steps: weights off by {:.3}, spreads by {:.0}%",
+                n.mean_error,
+                n.error_at_t,
+                Self::flow_t(st),
+                n.euler_weight_error,
+                100.0 * n.euler_spread_error
+            ));
+        }
+    }
+
+    fn update(&mut self, _ctx: &egui::Context, f: &Frame, view: (Vec2, Vec2)) {
+        let st = f.state;
+        if !st.layers.flow {
+            *self = Self::default();
+            return;
+        }
+        self.follow(&f.data.mixture, f.data.revision);
+        if st.layers.flow_reflow != self.reflowing {
+            if let Some(tr) = self.trainer.as_mut() {
+                let couplings = st.layers.flow_reflow.then(|| {
+                    flow::reflow_couplings(&tr.ema_net(), &tr.net.path, COUPLINGS, 32, 13)
+                });
+                tr.set_couplings(couplings);
+                self.numbers = None;
+            }
+            self.reflowing = st.layers.flow_reflow;
+        }
+        if st.training && !st.paused {
+            self.train(f);
+        }
+        self.refresh(f, view);
+    }
+
+    fn paint(&self, f: &Frame, side: &Side, p: &Plot) {
+        let st = f.state;
+        if !st.layers.flow || side.index != 0 {
+            return;
+        }
+        for (c, a, b) in &self.paths {
+            let s = p.to_screen.screen_from_data(*a);
+            let e = p.to_screen.screen_from_data(*b);
+            p.painter
+                .line_segment([s, e], Stroke::new(0.8 * p.style.line, STRAIGHT));
+            let pts: Vec<egui::Pos2> = c.iter().map(|x| p.to_screen.screen_from_data(*x)).collect();
+            p.painter.add(egui::Shape::line(
+                pts,
+                Stroke::new(1.2 * p.style.line, CURVED),
+            ));
+        }
+        for x in &self.euler {
+            p.painter
+                .circle_filled(p.to_screen.screen_from_data(*x), 1.2 * p.style.dot, CURVED);
+        }
+        let (field, exact_on): (&[(Vec2, Vec2, Vec2)], bool) = if st.layers.flow_score {
+            (&self.scores, true)
+        } else {
+            (&self.arrows, st.layers.flow_exact)
+        };
+        let scale = field
+            .iter()
+            .map(|(_, l, e)| l.norm().max(e.norm()))
+            .filter(|n| n.is_finite())
+            .fold(0.0, f64::max)
+            .max(1e-12);
+        for (x, l, e) in field {
+            if exact_on {
+                arrow(p, *x, *e, scale, EXACT, 1.0);
+            }
+            arrow(p, *x, *l, scale, LEARNED, 1.4);
+        }
+    }
+
+    fn legends(&self, f: &Frame, _side: &Side, legends: &mut Vec<Legend>, _: &mut Vec<Legend>) {
+        let st = f.state;
+        if !st.layers.flow {
+            return;
+        }
+        let what = if st.layers.flow_score {
+            "score from the velocity"
+        } else {
+            "velocity"
+        };
+        let steps = self.trainer.as_ref().map_or(0, FlowTrainer::steps);
+        legends.push(Legend {
+            title: format!(
+                "flow matching{}: {what} at flow t = {:.2}, {steps} steps",
+                if self.reflowing { " (reflow)" } else { "" },
+                Self::flow_t(st)
+            ),
+            colors: [LEARNED; 20].into_iter().chain([EXACT; 20]).collect(),
+            labels: ["learned".into(), String::new(), "exact".into()],
+        });
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        let tr = self.trainer.as_ref()?;
+        Some(serde_json::json!({
+            "steps": tr.steps(),
+            "loss": self.loss,
+            "seconds": self.seconds,
+            "reflow": self.reflowing,
+            "euler_steps": EULER_STEPS,
+            "measured_at_step": self.numbers.as_ref().map(|(s, _)| *s),
+            "numbers": self.numbers.as_ref().map(|(_, n)| n),
+            "arrows": self.arrows.len(),
+            "paths": self.paths.len(),
+        }))
+    }
+}

@@ -1,0 +1,90 @@
+//! Flow matching beside score matching (issue 31) through the real widgets: the Layers panel's
+//! "flow matching" checkbox starts a velocity network training on the page's thread; within 60
+//! s its relative error against the exact marginal velocity falls below 0.1, on the default
+//! mixture and after the mixture is replaced by an off-centre one; the paths and reflow
+//! toggles draw their paths and straighten them; the settings ride in the link.
+
+use super::*;
+
+fn flow(s: &Value) -> &Value {
+    &s["views"]["flow"]
+}
+
+/// The flow view's numbers once its mean relative velocity error (over five flow times) is
+/// below 0.1, measured at or after `after` steps.
+fn converged(h: &mut App, what: &str, after: u64) -> Value {
+    let t0 = Instant::now();
+    let s = wait(h, what, 60.0, |s| {
+        let f = flow(s);
+        f["measured_at_step"].as_u64().is_some_and(|m| m >= after)
+            && f["numbers"]["mean_error"].as_f64().is_some_and(|e| e < 0.1)
+    });
+    eprintln!(
+        "{what}: {} after {:.1} s ({} steps, {:.1} s of training)",
+        flow(&s)["numbers"],
+        t0.elapsed().as_secs_f64(),
+        flow(&s)["steps"],
+        flow(&s)["seconds"].as_f64().unwrap_or(f64::NAN)
+    );
+    s
+}
+
+#[test]
+fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
+    let mut h = app();
+    click(&mut h, Role::CheckBox, "flow matching: velocity arrows");
+    let s = snap(&h);
+    assert_eq!(
+        s["state"]["layers"]["flow"], true,
+        "the checkbox sets the layer"
+    );
+    assert!(s["link"].as_str().is_some_and(|l| l.contains("#s=")));
+    let s = converged(&mut h, "default mixture", 1);
+    assert_eq!(flow(&s)["arrows"], 256, "a 16 × 16 grid of arrows");
+    let errors = floats(&flow(&s)["numbers"]["errors"]);
+    assert!(
+        errors.len() == 5 && errors.iter().all(|e| e.is_finite()),
+        "{errors:?}"
+    );
+
+    // An off-centre, anisotropic mixture (as a scene file or setScene would give it).
+    let off = r#"{"components":[{"weight":0.5,"mean":[17,-14],"cov":[[1.0,0.6],[0.6,0.5]]},{"weight":0.3,"mean":[29,-13],"cov":[[0.3,0.0],[0.0,2.0]]},{"weight":0.2,"mean":[23,-7],"cov":[[0.8,-0.3],[-0.3,0.8]]}]}"#;
+    let spec: scorelab::sim::mixture::MixtureSpec = serde_json::from_str(off).expect("spec");
+    h.state_mut()
+        .command(scorelab::state::command::Command::SetMixture {
+            spec,
+            undo_point: true,
+            refit: true,
+        });
+    frames(&mut h, 3);
+    let at = flow(&snap(&h))["steps"].as_u64().unwrap_or(0);
+    converged(&mut h, "off-centre mixture", at + 1);
+
+    // Straight vs curved paths, then one round of reflow: the paths straighten.
+    click(&mut h, Role::CheckBox, "straight vs curved paths");
+    let s = wait(&mut h, "the paths", 10.0, |s| flow(s)["paths"] == 24);
+    let before = flow(&s)["numbers"]["straightness"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    click(&mut h, Role::CheckBox, "reflow");
+    let at = flow(&snap(&h))["steps"].as_u64().unwrap_or(0);
+    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
+        flow(s)["reflow"] == true
+            && flow(s)["measured_at_step"]
+                .as_u64()
+                .is_some_and(|m| m >= at + 1200)
+    });
+    let after = flow(&s)["numbers"]["straightness"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    eprintln!(
+        "straightness {before:.3} → {after:.3} after reflow; {}",
+        flow(&s)["numbers"]
+    );
+    assert!(
+        after < 0.5 * before,
+        "reflow straightens the paths: {before} → {after}"
+    );
+    let l = &snap(&h)["state"]["layers"];
+    assert!(l["flow_paths"] == true && l["flow_reflow"] == true, "{l}");
+}
