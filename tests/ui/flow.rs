@@ -67,12 +67,14 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
         .as_f64()
         .unwrap_or(f64::NAN);
     click(&mut h, Role::CheckBox, "reflow");
-    let at = flow(&snap(&h))["steps"].as_u64().unwrap_or(0);
-    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
+    let s = wait(&mut h, "reflow to start", 60.0, |s| {
         flow(s)["reflow"] == true
-            && flow(s)["measured_at_step"]
-                .as_u64()
-                .is_some_and(|m| m >= at + 1200)
+    });
+    let at = flow(&s)["steps"].as_u64().unwrap_or(0);
+    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
+        flow(s)["measured_at_step"]
+            .as_u64()
+            .is_some_and(|m| m >= at + 1200)
     });
     let after = flow(&s)["numbers"]["straightness"]
         .as_f64()
@@ -87,4 +89,33 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
     );
     let l = &snap(&h)["state"]["layers"];
     assert!(l["flow_paths"] == true && l["flow_reflow"] == true, "{l}");
+}
+
+/// The README's Reflow link turns reflow on from the start: it waits until the first round has
+/// trained (its couplings come from a trained model), then straightens the paths.
+#[test]
+fn the_reflow_link_waits_for_the_first_round() {
+    let mut h = app_with(Some("#s=eyJzY2VuZSI6eyJ0IjowLjV9LCJsYXllcnMiOnsiZmxvdyI6dHJ1ZSwiZmxvd19wYXRocyI6dHJ1ZSwiZmxvd19yZWZsb3ciOnRydWUsImFycm93cyI6ZmFsc2V9fQ"));
+    let s = wait(&mut h, "the first round", 30.0, |s| {
+        flow(s)["steps"].as_u64().is_some_and(|n| n >= 500)
+    });
+    assert_eq!(
+        flow(&s)["reflow"],
+        false,
+        "no reflow before 1500 steps: {}",
+        flow(&s)
+    );
+    let s = wait(&mut h, "reflow", 60.0, |s| flow(s)["reflow"] == true);
+    let at = flow(&s)["steps"].as_u64().unwrap_or(0);
+    assert!(at >= 1500, "reflow started at step {at}");
+    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
+        flow(s)["measured_at_step"]
+            .as_u64()
+            .is_some_and(|m| m >= at + 1200)
+    });
+    let g = flow(&s)["numbers"]["straightness"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    eprintln!("reflow from the link: {}", flow(&s)["numbers"]);
+    assert!(g < 0.2, "straight paths after reflow: {g}");
 }

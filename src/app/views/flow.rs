@@ -22,8 +22,10 @@ use crate::sim::rng::StreamRng;
 use crate::sim::Vec2;
 use crate::state::State;
 
-/// The learned velocity's arrows.
-const LEARNED: Color32 = Color32::from_rgb(255, 160, 60);
+/// The learned velocity's arrows (white on the dark canvas, black on the projector's light
+/// one: apart from the score arrows' purple–yellow scale).
+const LEARNED: Color32 = Color32::from_rgb(245, 245, 245);
+const LEARNED_ON_LIGHT: Color32 = Color32::from_rgb(20, 20, 20);
 /// The exact velocity's arrows.
 const EXACT: Color32 = Color32::from_rgb(90, 210, 255);
 /// The straight conditional paths.
@@ -38,6 +40,9 @@ const PATHS: usize = 24;
 const EULER_N: usize = 1000;
 /// Couplings of one round of reflow.
 const COUPLINGS: usize = 4000;
+/// Reflow waits for this many steps of the first round on the current mixture: its couplings
+/// come from a trained model.
+pub const REFLOW_AFTER: u32 = 1500;
 /// Most training steps a frame, and the share of the frame's CPU budget they may take.
 const MAX_STEPS_A_FRAME: usize = 40;
 const BUDGET_SHARE: f64 = 0.5;
@@ -80,8 +85,11 @@ pub struct Flow {
     trainer: Option<FlowTrainer>,
     exact: Option<ExactVelocity>,
     revision: u64,
-    /// Reflow's couplings are in use (built when `flow_reflow` was turned on).
+    /// Reflow's couplings are in use (built when `flow_reflow` is on and the first round has
+    /// trained [`REFLOW_AFTER`] steps on this mixture).
     reflowing: bool,
+    /// The training step of the last mixture change (the first round starts there).
+    round_from: u32,
     loss: f64,
     seconds: f64,
     numbers: Option<(u32, Numbers)>,
@@ -130,6 +138,7 @@ impl Flow {
                 tr.net.path = path;
                 tr.set_couplings(None);
                 self.reflowing = false;
+                self.round_from = tr.steps();
             }
             Some(_) => {}
             None => {
@@ -285,8 +294,14 @@ impl View for Flow {
     }
 
     fn controls(&self, ui: &mut egui::Ui, st: &mut State) {
+        let was = st.layers.flow;
         ui.checkbox(&mut st.layers.flow, "flow matching: velocity arrows")
-            .on_hover_text("Train a velocity field v(x, t) by conditional flow matching, live on this page: x_t = (1 − t) x₀ + t x₁ from noise x₀ ~ N(m, d² I) to data x₁, loss |v(x_t, t) − (x₁ − x₀)|². Orange: the learned velocity at flow t = 1 − (the slider's t); cyan: the exact marginal velocity E[x₁ − x₀ | x_t], known in closed form for a Gaussian mixture.");
+            .on_hover_text("Train a velocity field v(x, t) by conditional flow matching, live on this page: x_t = (1 − t) x₀ + t x₁ from noise x₀ ~ N(m, d² I) to data x₁, loss |v(x_t, t) − (x₁ − x₀)|². White (black on the projector theme): the learned velocity at flow t = 1 − (the slider's t), replacing the score arrows; cyan: the exact marginal velocity E[x₁ − x₀ | x_t], known in closed form for a Gaussian mixture.");
+        if st.layers.flow != was {
+            // One field at a time: the velocity's arrows replace the score's (which come back
+            // when flow matching is turned off; either can be toggled on its own after).
+            st.layers.arrows = !st.layers.flow;
+        }
         if !st.layers.flow {
             return;
         }
@@ -295,9 +310,9 @@ impl View for Flow {
             ui.checkbox(&mut st.layers.flow_paths, "straight vs curved paths")
                 .on_hover_text("Grey: straight conditional paths from a noise point x₀ to a data point x₁ (what training regresses on). Pink: the marginal paths the learned ODE follows from the same x₀ (curved: it averages over every x₁), and the end points of a 4-step Euler run of the model.");
             ui.checkbox(&mut st.layers.flow_reflow, "reflow")
-                .on_hover_text("Rectified flow's second round: pair each noise point with where the model's own ODE takes it, (x₀, the x₁ its ODE reaches), and train on those pairs. The paths straighten, so few Euler steps suffice; the velocity no longer equals the marginal one.");
+                .on_hover_text("Rectified flow's second round (it starts once the first has trained 1500 steps on this mixture): pair each noise point with where the model's own ODE takes it, (x₀, the x₁ its ODE reaches), and train on those pairs. The paths straighten, so few Euler steps suffice; the velocity no longer equals the marginal one.");
             ui.checkbox(&mut st.layers.flow_score, "implied score")
-                .on_hover_text("The score the velocity implies, (t v − (x − m)) / ((1 − t) d²), orange, next to the exact score of p_t, cyan: for this path velocity and score are affine in each other.");
+                .on_hover_text("The score the velocity implies, (t v − (x − m)) / ((1 − t) d²), white, next to the exact score of p_t, cyan: for this path velocity and score are affine in each other.");
         });
         if let Some((_, n)) = &self.numbers {
             ui.label(format!(
@@ -318,15 +333,19 @@ impl View for Flow {
             return;
         }
         self.follow(&f.data.mixture, f.data.revision);
-        if st.layers.flow_reflow != self.reflowing {
-            if let Some(tr) = self.trainer.as_mut() {
-                let couplings = st.layers.flow_reflow.then(|| {
-                    flow::reflow_couplings(&tr.ema_net(), &tr.net.path, COUPLINGS, 32, 13)
-                });
-                tr.set_couplings(couplings);
+        if let Some(tr) = self.trainer.as_mut() {
+            let ready = tr.steps() >= self.round_from + REFLOW_AFTER;
+            if st.layers.flow_reflow && !self.reflowing && ready {
+                let couplings =
+                    flow::reflow_couplings(&tr.ema_net(), &tr.net.path, COUPLINGS, 32, 13);
+                tr.set_couplings(Some(couplings));
+                self.reflowing = true;
+                self.numbers = None;
+            } else if !st.layers.flow_reflow && self.reflowing {
+                tr.set_couplings(None);
+                self.reflowing = false;
                 self.numbers = None;
             }
-            self.reflowing = st.layers.flow_reflow;
         }
         if st.training && !st.paused {
             self.train(f);
@@ -365,11 +384,16 @@ impl View for Flow {
             .filter(|n| n.is_finite())
             .fold(0.0, f64::max)
             .max(1e-12);
+        let learned = if p.style.light {
+            LEARNED_ON_LIGHT
+        } else {
+            LEARNED
+        };
         for (x, l, e) in field {
             if exact_on {
                 arrow(p, *x, *e, scale, EXACT, 1.0);
             }
-            arrow(p, *x, *l, scale, LEARNED, 1.4);
+            arrow(p, *x, *l, scale, learned, 1.4);
         }
     }
 
@@ -384,13 +408,29 @@ impl View for Flow {
             "velocity"
         };
         let steps = self.trainer.as_ref().map_or(0, FlowTrainer::steps);
+        let round = if self.reflowing {
+            " (reflow)".to_string()
+        } else if st.layers.flow_reflow {
+            format!(
+                " (reflow after {} steps of the first round)",
+                (self.round_from + REFLOW_AFTER).saturating_sub(steps)
+            )
+        } else {
+            String::new()
+        };
         legends.push(Legend {
             title: format!(
-                "flow matching{}: {what} at flow t = {:.2}, {steps} steps",
-                if self.reflowing { " (reflow)" } else { "" },
+                "flow matching{round}: {what} at flow t = {:.2}, {steps} steps",
                 Self::flow_t(st)
             ),
-            colors: [LEARNED; 20].into_iter().chain([EXACT; 20]).collect(),
+            colors: [if f.state.theme == crate::state::Theme::Projector {
+                LEARNED_ON_LIGHT
+            } else {
+                LEARNED
+            }; 20]
+                .into_iter()
+                .chain([EXACT; 20])
+                .collect(),
             labels: ["learned".into(), String::new(), "exact".into()],
         });
     }
@@ -402,6 +442,7 @@ impl View for Flow {
             "loss": self.loss,
             "seconds": self.seconds,
             "reflow": self.reflowing,
+            "reflow_after": self.round_from + REFLOW_AFTER,
             "euler_steps": EULER_STEPS,
             "measured_at_step": self.numbers.as_ref().map(|(s, _)| *s),
             "numbers": self.numbers.as_ref().map(|(_, n)| n),
