@@ -19,6 +19,9 @@ const SDE_SUBVP: u32 = 2u;
 
 const SCORE_EXACT: u32 = 0u;
 const SCORE_NET: u32 = 1u;
+/// A velocity network of flow matching (sim::flow::FlowNet): the same MLP and features' layout,
+/// its own preconditioning; training and the field only.
+const SCORE_FLOW: u32 = 2u;
 
 // RNG streams (src/sim/rng.rs `stream`).
 const STREAM_DATA: u32 = 1u;

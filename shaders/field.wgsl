@@ -2,7 +2,7 @@
 // per workgroup (the cooperative network, mlp.wgsl) of a
 // grid_nx × grid_ny grid over [grid_lo, grid_hi] (cell centres); aux[5c ..] = learned score
 // (xy), exact score (xy), exact log p_t. With score_kind = exact the learned slot holds the
-// exact score too.
+// exact score too; with a velocity network (SCORE_FLOW) it holds the learned velocity.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn field(ids: TileIds) {
@@ -16,6 +16,9 @@ fn field(ids: TileIds) {
     var learned = exact.xy;
     if (P.score_kind == SCORE_NET) {
         learned = score_from_output(x, tile_net_g(ids.lid, x, S.t), precond(S.t));
+    } else if (P.score_kind == SCORE_FLOW) {
+        // A velocity network: the learned slot holds v_θ(x, t) at flow time S.t.
+        learned = flow_velocity(x, tile_net_g(ids.lid, x, S.t), S.t);
     }
     if (!slot.live) {
         return;

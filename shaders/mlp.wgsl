@@ -112,7 +112,7 @@ var<workgroup> tile_xt: array<vec4<f32>, 8>;
 /// Samples per workgroup: TILE_N with the network; with the exact score (no network) every
 /// invocation owns a sample (src/gpu/mod.rs tile_groups dispatches to match).
 fn tile_size() -> u32 {
-    return select(WORKGROUP_SIZE, TILE_N, P.score_kind == SCORE_NET);
+    return select(WORKGROUP_SIZE, TILE_N, P.score_kind != SCORE_EXACT);
 }
 
 /// The builtins of a tiled entry point.
@@ -277,10 +277,27 @@ fn tile_gemm(lid: u32, off: u32, n_red: u32, n_out: u32, so: u32, sk: u32) -> Ti
     return c;
 }
 
+/// A velocity network's row input (sim::flow::FlowNet::features): u = (x − m)/(d √q) with
+/// q = (1 − t)² + t², c = 2t − 1 (flow time: 0 noise, 1 data; m, d the frame's centre and scale).
+fn flow_row_input(x: vec2<f32>, t: f32) -> vec4<f32> {
+    let q = (1.0 - t) * (1.0 - t) + t * t;
+    return vec4<f32>((x - MIX.center) / (MIX.scale * sqrt(q)), 2.0 * t - 1.0, 0.0);
+}
+
+/// v_θ = κ(t)(x − m) + d G, κ = (2t − 1)/q (sim::flow::FlowNet::velocity_from_output).
+fn flow_velocity(x: vec2<f32>, g: vec2<f32>, t: f32) -> vec2<f32> {
+    let q = (1.0 - t) * (1.0 - t) + t * t;
+    return (2.0 * t - 1.0) / q * (x - MIX.center) + MIX.scale * g;
+}
+
 /// The network's output G at (x, t) for the tile (each invocation lid < TILE_N its own x, t).
 fn tile_net_g(lid: u32, x: vec2<f32>, t: f32) -> vec2<f32> {
     if (lid < TILE_N) {
-        tile_xt[lid] = tile_row_input(x, precond(t));
+        if (P.score_kind == SCORE_FLOW) {
+            tile_xt[lid] = flow_row_input(x, t);
+        } else {
+            tile_xt[lid] = tile_row_input(x, precond(t));
+        }
     }
     workgroupBarrier();
     tile_load_features(lid);

@@ -1,7 +1,8 @@
 // train_step.wgsl — one training step's per-sample work for a tile of TILE_N batch samples per
 // workgroup (the cooperative network, mlp.wgsl): draw (x0, t, z) from the mixture uniform with
 // the counter RNG (sim::train::draw_sample), forward, DSM loss, backward, each layer a tiled
-// GEMM. Writes the samples' layer inputs h_ℓ and output deltas δ_ℓ to `scratch` (train_grad
+// GEMM; with a velocity network (P.score_kind = SCORE_FLOW) the conditional flow-matching
+// draw and loss instead (sim::flow::FlowTrainer). Writes the samples' layer inputs h_ℓ and output deltas δ_ℓ to `scratch` (train_grad
 // reduces them into the weight gradient) and each sample's loss share to aux[i]. Scratch
 // layout: h_offset / d_offset below; hidden pre-activations wait in the δ slots until the
 // backward pass overwrites them (the invocation that wrote a unit's pre-activation is the one
@@ -35,20 +36,30 @@ fn train_step(ids: TileIds) {
     // Rows of this tile holding batch samples (the same for the whole workgroup).
     let rows = min(TILE_N, max(P.batch, tile0) - tile0);
     let step = counters[0];
+    let flow = P.score_kind == SCORE_FLOW;
     var x = vec2<f32>(0.0);
     var z = vec2<f32>(0.0);
     var t = 1.0;
+    // Flow matching's regression target x₁ − x₀ (sim::flow::FlowTrainer: x₁ the data draw,
+    // x₀ = m + d z, x_t on the straight line, t ~ U[t_eps, 1) with t_eps = 0).
+    var goal = vec2<f32>(0.0);
     if (live) {
         let b = rng_bits(step, i, STREAM_DATA);
         let x0 = mixture_sample_with(unit_closed_open(b.x), box_muller(b.z, b.w));
         t = P.t_eps + (1.0 - P.t_eps) * unit_closed_open(b.y);
         z = normal2(step, i, STREAM_NOISE);
-        let pc = precond(t);
-        x = forward_mean(x0, pc.alpha) + pc.stdev * z;
+        if (flow) {
+            let src = MIX.center + MIX.scale * z;
+            x = (1.0 - t) * src + t * x0;
+            goal = x0 - src;
+        } else {
+            let pc = precond(t);
+            x = forward_mean(x0, pc.alpha) + pc.stdev * z;
+        }
     }
     let pc = precond(t);
     if (lid < TILE_N) {
-        tile_xt[lid] = tile_row_input(x, pc);
+        tile_xt[lid] = select(tile_row_input(x, pc), flow_row_input(x, t), flow);
     }
     workgroupBarrier();
     tile_load_features(lid);
@@ -93,7 +104,18 @@ fn train_step(ids: TileIds) {
     // Loss and the output delta dL/dG (dε/dG = −σ/c), handed to the owners of units 0 and 1
     // through tile_xt.
     var delta = vec2<f32>(0.0);
-    if (live) {
+    if (live && flow) {
+        // ‖v_θ − (x₁ − x₀)‖² / d², dv/dG = d (sim::flow::FlowNet::cfm_part).
+        let g = vec2<f32>(tile_get(lid, 0u), tile_get(lid, 1u));
+        let res = flow_velocity(x, g, t) - goal;
+        let inv_b = 1.0 / f32(P.batch);
+        let inv_d2 = 1.0 / (MIX.scale * MIX.scale);
+        aux[i] = dot(res, res) * inv_d2 * inv_b;
+        delta = 2.0 * inv_b * inv_d2 * MIX.scale * res;
+        let base = i * P.scratch_stride + d_offset(P.depth);
+        scratch[base] = delta.x;
+        scratch[base + 1u] = delta.y;
+    } else if (live) {
         let g = vec2<f32>(tile_get(lid, 0u), tile_get(lid, 1u));
         let eps = -pc.stdev * score_from_output(x, g, pc);
         let res = eps - z;

@@ -7,7 +7,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError, STEP_STRIDE};
 use crate::gpu::layout::{Params, StepParams};
 use crate::gpu::sampler::GpuScore;
-use crate::gpu::{step_table, tile_groups, EvalBind, GpuNet, SCORE_NET};
+use crate::gpu::{step_table, tile_groups, EvalBind, GpuNet, SCORE_EXACT};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::Sde;
 use crate::sim::Vec2;
@@ -38,13 +38,13 @@ impl GpuField {
         hi: Vec2,
     ) -> Result<Self, GpuError> {
         let mut p = Params::with_sde(&sde);
-        let (weights, consts) = score.bind(&mut p, &sde)?;
+        let (weights, consts) = score.bind_field(&mut p, &sde)?;
         p.grid_nx = nx.max(1);
         p.grid_ny = ny.max(1);
         p.grid_lo = [lo.x as f32, lo.y as f32];
         p.grid_hi = [hi.x as f32, hi.y as f32];
         let n_cells = p.grid_nx * p.grid_ny;
-        let net = p.score_kind == SCORE_NET;
+        let net = p.score_kind != SCORE_EXACT;
         let out = ctx.storage(
             "GpuField::out",
             u64::from(n_cells) * 5 * 4,

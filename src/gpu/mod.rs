@@ -39,6 +39,9 @@ pub struct GpuNet {
     pub weights: wgpu::Buffer,
     /// Fourier frequencies.
     pub consts: wgpu::Buffer,
+    /// A velocity network of flow matching ([`GpuNet::upload_flow`]): the trainer and the
+    /// field evaluate it as one; the samplers, metrics and likelihood refuse it.
+    pub flow: bool,
 }
 
 impl GpuNet {
@@ -70,7 +73,31 @@ impl GpuNet {
             template: net.clone(),
             weights,
             consts,
+            flow: false,
         })
+    }
+
+    /// Upload a velocity network (flow matching) trained on `mixture`'s path. Its MLP and
+    /// Fourier frequencies are those of a score network on the same configuration, so it
+    /// travels as one (the `template`, with `mixture`'s frame: the path's centre and d ride in
+    /// the mixture uniform like every SDE's frame); `flow` makes the shaders read it as a
+    /// velocity (`SCORE_FLOW`).
+    pub fn upload_flow(
+        ctx: &GpuContext,
+        net: &crate::sim::flow::FlowNet,
+        mixture: &crate::sim::mixture::GaussianMixture,
+    ) -> Result<Self, GpuError> {
+        if crate::sim::flow::FlowPath::for_mixture(mixture) != net.path {
+            return Err(GpuError::Unsupported(
+                "the velocity network's path is not this mixture's frame".into(),
+            ));
+        }
+        let sde = Sde::for_mixture(crate::sim::sde::SdeKind::Vp, mixture);
+        let carrier = ScoreNet::with_params(net.config.clone(), sde, net.mlp.params.clone())
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        let mut g = Self::upload(ctx, &carrier)?;
+        g.flow = true;
+        Ok(g)
     }
 
     /// Fill the network fields of `params`.
@@ -83,7 +110,7 @@ impl GpuNet {
         p.n_x_freqs = c.n_x_freqs as u32;
         p.n_params = self.template.mlp.params.len() as u32;
         p.data_std = c.data_std as f32;
-        p.score_kind = SCORE_NET;
+        p.score_kind = if self.flow { SCORE_FLOW } else { SCORE_NET };
     }
 }
 
@@ -231,8 +258,12 @@ pub(crate) fn groups(n: u32) -> u32 {
     n.div_ceil(WORKGROUP_SIZE).max(1)
 }
 
+/// `Params::score_kind` of the exact score (`SCORE_EXACT` in `common.wgsl`).
+pub const SCORE_EXACT: u32 = 0;
 /// `Params::score_kind` of a network (`SCORE_NET` in `common.wgsl`; 0 is the exact score).
 pub const SCORE_NET: u32 = 1;
+/// `Params::score_kind` of a velocity network (`SCORE_FLOW` in `common.wgsl`).
+pub const SCORE_FLOW: u32 = 2;
 
 /// Samples per workgroup of the cooperative-network stages (`TILE_N` in `mlp.wgsl`).
 pub const TILE_N: u32 = 8;

@@ -35,6 +35,12 @@ impl<'a> GpuScore<'a> {
         match self {
             GpuScore::Exact => Ok((None, None)),
             GpuScore::Net(net) => {
+                if net.flow {
+                    return Err(GpuError::Unsupported(
+                        "a velocity network (flow matching) runs in the trainer and the field only"
+                            .into(),
+                    ));
+                }
                 // The frame and σ range travel in the mixture uniform; the family must match.
                 if !net.template.sde.same_family(sde) {
                     return Err(GpuError::Unsupported(
@@ -44,6 +50,22 @@ impl<'a> GpuScore<'a> {
                 net.fill_params(params);
                 Ok((Some(&net.weights), Some(&net.consts)))
             }
+        }
+    }
+
+    /// [`Self::bind`] for the field, which also evaluates a velocity network (its frame is
+    /// the mixture's, checked at upload).
+    pub(crate) fn bind_field(
+        self,
+        params: &mut Params,
+        sde: &Sde,
+    ) -> Result<(Option<&'a wgpu::Buffer>, Option<&'a wgpu::Buffer>), GpuError> {
+        match self {
+            GpuScore::Net(net) if net.flow => {
+                net.fill_params(params);
+                Ok((Some(&net.weights), Some(&net.consts)))
+            }
+            other => other.bind(params, sde),
         }
     }
 }

@@ -12,6 +12,7 @@ use eframe::egui_wgpu::wgpu;
 use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::layout::Params;
 use crate::gpu::{groups, mixture_uniform, step_table, tile_groups, Bindings, GpuNet};
+use crate::sim::flow::{FlowNet, FlowTrainConfig};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::ScoreNet;
 use crate::sim::sde::Sde;
@@ -67,13 +68,39 @@ impl GpuTrainer {
         mixture: &GaussianMixture,
         cfg: &TrainConfig,
     ) -> Result<Self, GpuError> {
+        Self::with_net(ctx, GpuNet::upload(ctx, net)?, mixture, cfg)
+    }
+
+    /// Conditional flow matching on the GPU (twin of `sim::flow::FlowTrainer` without reflow's
+    /// couplings): the same dispatches, `train_step` drawing and scoring as flow matching.
+    pub fn new_flow(
+        ctx: &GpuContext,
+        net: &FlowNet,
+        mixture: &GaussianMixture,
+        cfg: &FlowTrainConfig,
+    ) -> Result<Self, GpuError> {
+        let tc = TrainConfig {
+            batch: cfg.batch,
+            adam: cfg.adam,
+            seed: cfg.seed,
+            t_eps: 0.0,
+        };
+        Self::with_net(ctx, GpuNet::upload_flow(ctx, net, mixture)?, mixture, &tc)
+    }
+
+    fn with_net(
+        ctx: &GpuContext,
+        gnet: GpuNet,
+        mixture: &GaussianMixture,
+        cfg: &TrainConfig,
+    ) -> Result<Self, GpuError> {
         if cfg.batch == 0 || cfg.batch > 1 << 20 {
             return Err(GpuError::Unsupported(format!(
                 "batch {} must be in 1..=2^20",
                 cfg.batch
             )));
         }
-        let gnet = GpuNet::upload(ctx, net)?;
+        let net = &gnet.template;
         let mut p = Params::with_sde(&net.sde);
         gnet.fill_params(&mut p);
         p.batch = cfg.batch as u32;
@@ -278,6 +305,13 @@ impl GpuTrainer {
     /// First moments (= (1 − β1) · gradient after the first step; used by parity tests).
     pub fn read_first_moments(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
         ctx.read_f32(&self.adam, 0, u64::from(self.params.n_params))
+    }
+
+    /// A velocity network's EMA weights as a CPU `FlowNet` (`like` gives its configuration
+    /// and path).
+    pub fn ema_flow_net(&self, ctx: &GpuContext, like: &FlowNet) -> Result<FlowNet, GpuError> {
+        FlowNet::with_params(like.config.clone(), like.path, self.read_ema(ctx)?)
+            .map_err(|e| GpuError::Unsupported(e.to_string()))
     }
 
     /// The network with the EMA weights, as a CPU `ScoreNet`.

@@ -26,6 +26,7 @@ mod common;
 mod convergence;
 mod dragged;
 mod fewstep;
+mod flow;
 mod runtime;
 mod training;
 
@@ -599,16 +600,22 @@ fn first_step_matches(
         (gl - loss).abs() <= 1e-4 * loss.abs(),
         "{what}: loss GPU {gl} vs CPU {loss}"
     );
+    gradient_matches(ctx, &gpu, &grad, cfg.adam.beta1, what);
+    (gpu, grad)
+}
+
+/// The GPU trainer's first step's gradient (from Adam's first moment) against the CPU's:
+/// 2e-3 relative + 2e-5 of the largest (f32 sums in another order).
+fn gradient_matches(ctx: &GpuContext, gpu: &GpuTrainer, grad: &[f32], beta1: f32, what: &str) {
     let m1 = gpu.read_first_moments(ctx).unwrap();
     let gmax = grad.iter().fold(0.0f32, |a, g| a.max(g.abs()));
-    for (i, (&mg, &gc)) in m1.iter().zip(&grad).enumerate() {
-        let gg = mg / (1.0 - cfg.adam.beta1);
+    for (i, (&mg, &gc)) in m1.iter().zip(grad).enumerate() {
+        let gg = mg / (1.0 - beta1);
         assert!(
             (gg - gc).abs() <= 2e-3 * gc.abs() + 2e-5 * gmax,
             "{what}: grad[{i}] GPU {gg} vs CPU {gc}"
         );
     }
-    (gpu, grad)
 }
 
 /// The network's fixed-step RK4 log-likelihood on the GPU against its CPU twin, point by point
