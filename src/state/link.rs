@@ -392,6 +392,14 @@ mod tests {
                 "inpainting",
             ),
             (json_hash(&huge_components), "components"),
+            (
+                json_hash(r#"{"layers":{"flow":true,"flow_euler":0}}"#),
+                "Euler steps",
+            ),
+            (
+                json_hash(r#"{"layers":{"flow_euler":100000}}"#),
+                "Euler steps",
+            ),
             (json_hash(r#"{"colour":"red"}"#), "unknown field"),
             ("#s=%FF%FE%FD".into(), "UTF-8"),
             (

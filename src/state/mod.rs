@@ -122,6 +122,16 @@ pub struct Layers {
     /// The score the velocity implies, beside the exact score.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flow_score: bool,
+    /// Euler steps of the flow view's few-step run (1..=64; written only when not 4).
+    #[serde(skip_serializing_if = "is_default_flow_euler")]
+    pub flow_euler: u32,
+}
+
+/// The flow view's default Euler steps.
+pub const FLOW_EULER: u32 = 4;
+
+fn is_default_flow_euler(n: &u32) -> bool {
+    *n == FLOW_EULER
 }
 
 impl Default for Layers {
@@ -141,6 +151,7 @@ impl Default for Layers {
             flow_paths: false,
             flow_reflow: false,
             flow_score: false,
+            flow_euler: FLOW_EULER,
         }
     }
 }
@@ -407,6 +418,13 @@ impl State {
         }
         if let Some(i) = &self.inpaint {
             i.validate()?;
+        }
+        if !(1..=64).contains(&self.layers.flow_euler) {
+            return Err(format!(
+                "the flow view's Euler steps must be in 1..=64 (got {})",
+                self.layers.flow_euler
+            )
+            .into());
         }
         let (lo, hi) = UI_SCALE_RANGE;
         if !(self.ui_scale.is_finite() && (lo..=hi).contains(&self.ui_scale)) {

@@ -66,6 +66,17 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
     let before = flow(&s)["numbers"]["straightness"]
         .as_f64()
         .unwrap_or(f64::NAN);
+    // One Euler step (the slider): before reflow it sends every point toward the data's mean.
+    slider(&mut h, "Euler steps", 1.0);
+    let one = |s: &Value| flow(s)["numbers"]["euler_steps"] == 1;
+    let s = wait(&mut h, "a 1-step Euler run", 10.0, one);
+    let w_before = flow(&s)["numbers"]["euler_weight_error"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert_eq!(
+        s["state"]["layers"]["flow_euler"], 1,
+        "the slider sets the state"
+    );
     click(&mut h, Role::CheckBox, "reflow");
     let s = wait(&mut h, "reflow to start", 60.0, |s| {
         flow(s)["reflow"] == true
@@ -79,13 +90,20 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
     let after = flow(&s)["numbers"]["straightness"]
         .as_f64()
         .unwrap_or(f64::NAN);
+    let w_after = flow(&s)["numbers"]["euler_weight_error"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
     eprintln!(
-        "straightness {before:.3} → {after:.3} after reflow; {}",
+        "straightness {before:.3} → {after:.3}, 1-step Euler weights off by {w_before:.3} → {w_after:.3} after reflow; {}",
         flow(&s)["numbers"]
     );
     assert!(
         after < 0.5 * before,
         "reflow straightens the paths: {before} → {after}"
+    );
+    assert!(
+        w_after < 0.5 * w_before,
+        "after reflow one Euler step gets the weights closer: {w_before} → {w_after}"
     );
     let l = &snap(&h)["state"]["layers"];
     assert!(l["flow_paths"] == true && l["flow_reflow"] == true, "{l}");

@@ -69,6 +69,7 @@ struct Numbers {
     mean_error: f64,
     /// Euler with `euler_steps` steps on the model: largest mode-fraction and spread errors
     /// against true samples.
+    euler_steps: usize,
     euler_weight_error: f64,
     euler_spread_error: f64,
     /// How straight the model's paths are (`sim::flow::straightness_gap`).
@@ -97,18 +98,21 @@ pub struct Flow {
     scores: Vec<(Vec2, Vec2, Vec2)>,
     paths: Vec<(Vec<Vec2>, Vec2, Vec2)>,
     euler: Vec<Vec2>,
-    /// What the paths were computed for: (training step, flow t, mixture revision, reflow).
-    paths_key: Option<(u32, f64, u64, bool)>,
+    /// What the paths were computed for: (training step, flow t, mixture revision, reflow,
+    /// Euler steps).
+    paths_key: Option<(u32, f64, u64, bool, usize)>,
 }
 
-/// Euler steps of the few-step run.
-pub const EULER_STEPS: usize = 4;
+/// Euler steps of the few-step run: the state's `layers.flow_euler`, within 1..=64.
+fn euler_steps(st: &State) -> usize {
+    st.layers.flow_euler.clamp(1, 64) as usize
+}
 
-fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64) -> Numbers {
+fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64, euler: usize) -> Numbers {
     let errors = flow::relative_velocity_error(net, exact, &flow::velocity_error_times(), 400, 1);
     let error_at_t = flow::relative_velocity_error(net, exact, &[t], 400, 2)[0];
     let m = &exact.mixture;
-    let xs = flow::flow_sample(net, &exact.path, EULER_N, EULER_STEPS, FlowSolver::Euler, 5);
+    let xs = flow::flow_sample(net, &exact.path, EULER_N, euler, FlowSolver::Euler, 5);
     let truth = m.sample(4 * EULER_N, &mut StreamRng::new(6, 0));
     let (euler_weight_error, euler_spread_error) = errors_against(m, &xs, &truth);
     let mean_error = errors.iter().sum::<f64>() / errors.len() as f64;
@@ -116,6 +120,7 @@ fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64) -> Numbers {
         error_at_t,
         errors,
         mean_error,
+        euler_steps: euler,
         euler_weight_error,
         euler_spread_error,
         straightness: flow::straightness_gap(net, &exact.path, 100, 7),
@@ -225,8 +230,10 @@ impl Flow {
                 .collect();
         }
         let steps = tr.steps();
-        let fresh = self.paths_key.is_some_and(|(at, kt, rev, re)| {
-            steps < at + PATHS_EVERY && kt == t && rev == self.revision && re == self.reflowing
+        let euler = euler_steps(st);
+        let key = (t, self.revision, self.reflowing, euler);
+        let fresh = self.paths_key.is_some_and(|(at, kt, rev, re, k)| {
+            steps < at + PATHS_EVERY && (kt, rev, re, k) == key
         });
         if !st.layers.flow_paths {
             self.paths.clear();
@@ -249,22 +256,15 @@ impl Flow {
                 .zip(x0.iter().zip(&x1))
                 .map(|(c, (a, b))| (c, *a, *b))
                 .collect();
-            self.euler = flow::flow_sample(
-                &net,
-                &exact.path,
-                EULER_N,
-                EULER_STEPS,
-                FlowSolver::Euler,
-                5,
-            );
-            self.paths_key = Some((steps, t, self.revision, self.reflowing));
+            self.euler = flow::flow_sample(&net, &exact.path, EULER_N, euler, FlowSolver::Euler, 5);
+            self.paths_key = Some((steps, t, self.revision, self.reflowing, euler));
         }
         if self
             .numbers
             .as_ref()
-            .is_none_or(|(at, _)| steps >= at + MEASURE_EVERY)
+            .is_none_or(|(at, n)| steps >= at + MEASURE_EVERY || n.euler_steps != euler)
         {
-            self.numbers = Some((steps, measure(&net, exact, t)));
+            self.numbers = Some((steps, measure(&net, exact, t, euler)));
         }
     }
 }
@@ -308,18 +308,21 @@ impl View for Flow {
         ui.horizontal_wrapped(|ui| {
             ui.checkbox(&mut st.layers.flow_exact, "exact velocity");
             ui.checkbox(&mut st.layers.flow_paths, "straight vs curved paths")
-                .on_hover_text("Grey: straight conditional paths from a noise point x₀ to a data point x₁ (what training regresses on). Pink: the marginal paths the learned ODE follows from the same x₀ (curved: it averages over every x₁), and the end points of a 4-step Euler run of the model.");
+                .on_hover_text("Grey: straight conditional paths from a noise point x₀ to a data point x₁ (what training regresses on). Pink: the marginal paths the learned ODE follows from the same x₀ (curved: it averages over every x₁), and the end points of a few-step Euler run of the model (its steps below).");
             ui.checkbox(&mut st.layers.flow_reflow, "reflow")
                 .on_hover_text("Rectified flow's second round (it starts once the first has trained 1500 steps on this mixture): pair each noise point with where the model's own ODE takes it, (x₀, the x₁ its ODE reaches), and train on those pairs. The paths straighten, so few Euler steps suffice; the velocity no longer equals the marginal one.");
             ui.checkbox(&mut st.layers.flow_score, "implied score")
                 .on_hover_text("The score the velocity implies, (t v − (x − m)) / ((1 − t) d²), white, next to the exact score of p_t, cyan: for this path velocity and score are affine in each other.");
         });
+        ui.add(egui::Slider::new(&mut st.layers.flow_euler, 1..=64).logarithmic(true).text("Euler steps"))
+            .on_hover_text("Steps of the few-step Euler run of the model (its end points are the pink dots with the paths on): how few steps does the flow need, before and after reflow?");
         if let Some((_, n)) = &self.numbers {
             ui.label(format!(
-                "velocity error {:.3} (mean over t), {:.3} at flow t = {:.2} · Euler {EULER_STEPS} steps: weights off by {:.3}, spreads by {:.0}%",
+                "velocity error {:.3} (mean over t), {:.3} at flow t = {:.2} · Euler {} steps: weights off by {:.3}, spreads by {:.0}%",
                 n.mean_error,
                 n.error_at_t,
                 Self::flow_t(st),
+                n.euler_steps,
                 n.euler_weight_error,
                 100.0 * n.euler_spread_error
             ));
@@ -443,7 +446,6 @@ impl View for Flow {
             "seconds": self.seconds,
             "reflow": self.reflowing,
             "reflow_after": self.round_from + REFLOW_AFTER,
-            "euler_steps": EULER_STEPS,
             "measured_at_step": self.numbers.as_ref().map(|(s, _)| *s),
             "numbers": self.numbers.as_ref().map(|(_, n)| n),
             "arrows": self.arrows.len(),
