@@ -310,17 +310,19 @@ impl FlowNet {
 impl VelocityModel for FlowNet {
     fn velocity_batch(&self, xs: &[Vec2], t: f64, out: &mut [Vec2]) {
         let n_in = self.config.n_inputs();
+        // The score network's per-thread scratch (kept between calls).
         crate::sim::par::zip_chunks(xs, out, 512, |xc, oc| {
-            let mut ws = MlpWorkspace::default();
-            let mut input = vec![0.0f32; xc.len() * n_in];
-            for (row, x) in input.chunks_exact_mut(n_in).zip(xc) {
-                self.features(*x, t, row);
-            }
-            let g = self.mlp.forward(&input, xc.len(), &mut ws);
-            for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
-                let gv = Vec2::new(f64::from(g[2 * i]), f64::from(g[2 * i + 1]));
-                *o = self.velocity_from_output(*x, t, gv);
-            }
+            crate::sim::model::SCRATCH.with_borrow_mut(|(ws, input)| {
+                input.resize(xc.len() * n_in, 0.0);
+                for (row, x) in input.chunks_exact_mut(n_in).zip(xc) {
+                    self.features(*x, t, row);
+                }
+                let g = self.mlp.forward(input, xc.len(), ws);
+                for (i, (o, x)) in oc.iter_mut().zip(xc).enumerate() {
+                    let gv = Vec2::new(f64::from(g[2 * i]), f64::from(g[2 * i + 1]));
+                    *o = self.velocity_from_output(*x, t, gv);
+                }
+            });
         });
     }
 

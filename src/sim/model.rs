@@ -447,7 +447,7 @@ const CHUNK: usize = 512;
 thread_local! {
     /// Each thread's forward scratch for [`ScoreNet::score_batch`] (kept between calls:
     /// allocating and zeroing it per chunk cost more than the features).
-    static SCRATCH: std::cell::RefCell<(MlpWorkspace, Vec<f32>)> = Default::default();
+    pub(crate) static SCRATCH: std::cell::RefCell<(MlpWorkspace, Vec<f32>)> = Default::default();
 }
 
 impl ScoreModel for ScoreNet {

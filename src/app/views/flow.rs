@@ -421,20 +421,29 @@ impl View for Flow {
         } else {
             String::new()
         };
+        let learned = if st.theme == crate::state::Theme::Projector {
+            LEARNED_ON_LIGHT
+        } else {
+            LEARNED
+        };
+        // The exact swatch only where exact arrows are drawn.
+        let exact_shown = st.layers.flow_exact || st.layers.flow_score;
+        let colors = if exact_shown {
+            [learned; 20].into_iter().chain([EXACT; 20]).collect()
+        } else {
+            vec![learned; 40]
+        };
         legends.push(Legend {
             title: format!(
                 "flow matching{round}: {what} at flow t = {:.2}, {steps} steps",
                 Self::flow_t(st)
             ),
-            colors: [if f.state.theme == crate::state::Theme::Projector {
-                LEARNED_ON_LIGHT
-            } else {
-                LEARNED
-            }; 20]
-                .into_iter()
-                .chain([EXACT; 20])
-                .collect(),
-            labels: ["learned".into(), String::new(), "exact".into()],
+            colors,
+            labels: [
+                "learned".into(),
+                String::new(),
+                if exact_shown { "exact" } else { "" }.into(),
+            ],
         });
     }
 
