@@ -29,6 +29,19 @@ fn converged(h: &mut App, what: &str, after: u64) -> Value {
     s
 }
 
+/// Waits for reflow to start, then for its numbers measured 1200 steps into it: (the step
+/// reflow started at, the snapshot).
+fn reflowed(h: &mut App) -> (u64, Value) {
+    let s = wait(h, "reflow to start", 60.0, |s| flow(s)["reflow"] == true);
+    let at = flow(&s)["steps"].as_u64().unwrap_or(0);
+    let s = wait(h, "reflow's measurements", 60.0, |s| {
+        flow(s)["measured_at_step"]
+            .as_u64()
+            .is_some_and(|m| m >= at + 1200)
+    });
+    (at, s)
+}
+
 #[test]
 fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
     let mut h = app();
@@ -78,15 +91,7 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
         "the slider sets the state"
     );
     click(&mut h, Role::CheckBox, "reflow");
-    let s = wait(&mut h, "reflow to start", 60.0, |s| {
-        flow(s)["reflow"] == true
-    });
-    let at = flow(&s)["steps"].as_u64().unwrap_or(0);
-    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
-        flow(s)["measured_at_step"]
-            .as_u64()
-            .is_some_and(|m| m >= at + 1200)
-    });
+    let (_, s) = reflowed(&mut h);
     let after = flow(&s)["numbers"]["straightness"]
         .as_f64()
         .unwrap_or(f64::NAN);
@@ -123,14 +128,8 @@ fn the_reflow_link_waits_for_the_first_round() {
         "no reflow before 1500 steps: {}",
         flow(&s)
     );
-    let s = wait(&mut h, "reflow", 60.0, |s| flow(s)["reflow"] == true);
-    let at = flow(&s)["steps"].as_u64().unwrap_or(0);
+    let (at, s) = reflowed(&mut h);
     assert!(at >= 1500, "reflow started at step {at}");
-    let s = wait(&mut h, "reflow's measurements", 60.0, |s| {
-        flow(s)["measured_at_step"]
-            .as_u64()
-            .is_some_and(|m| m >= at + 1200)
-    });
     let g = flow(&s)["numbers"]["straightness"]
         .as_f64()
         .unwrap_or(f64::NAN);
