@@ -119,6 +119,17 @@ pub fn time_gpu_sampler(
     Ok(start.elapsed().as_secs_f64() / steps as f64)
 }
 
+/// The benchmark sampler on particles `index`/`count` of a run of `n` (a pool worker's shard,
+/// `engine::pool`), one step taken (the first step allocates).
+pub fn shard_sampler(width: usize, n: usize, index: usize, count: usize) -> (Sampler, ScoreNet) {
+    let (m, sde, net) = setup(width);
+    let part = crate::engine::Shard { index, count }.range(n);
+    let mut s = Sampler::new_shard(sampler_cfg(&m), sde, n, part)
+        .unwrap_or_else(|e| unreachable!("bench sampler config is valid: {e}"));
+    s.step(&net);
+    (s, net)
+}
+
 pub fn time_cpu_sampler(width: usize, n: usize, steps: usize) -> f64 {
     let (m, sde, net) = setup(width);
     let mut s = Sampler::new(sampler_cfg(&m), sde, n)

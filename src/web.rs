@@ -58,10 +58,36 @@ fn options_from_url() -> AppOptions {
         worker: Some(crate::engine::remote::Offload {
             start: start_worker,
             place: crate::engine::RunsOn::Worker,
+            workers: pool_size(&search),
         }),
         probe_software,
         split,
     }
+}
+
+/// The CPU engine's pool of Web Workers (`engine::pool`): `?workers=N` (1..=MAX_WORKERS),
+/// else the machine's cores less the page's own (`navigator.hardwareConcurrency` − 1), at
+/// least one and at most [`crate::engine::pool::MAX_WORKERS`].
+fn pool_size(search: &str) -> usize {
+    use crate::engine::pool::MAX_WORKERS;
+    let asked = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("workers="));
+    if let Some(a) = asked {
+        match a.parse::<usize>() {
+            Ok(n) if (1..=MAX_WORKERS).contains(&n) => return n,
+            _ => log::warn!(
+                "?workers={a} is not a worker count in 1..={MAX_WORKERS}; using the machine's cores"
+            ),
+        }
+    }
+    let cores = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &JsValue::from_str("navigator")).ok())
+        .and_then(|n| js_sys::Reflect::get(&n, &JsValue::from_str("hardwareConcurrency")).ok())
+        .and_then(|c| c.as_f64())
+        .unwrap_or(2.0);
+    (cores as usize).saturating_sub(1).clamp(1, MAX_WORKERS)
 }
 
 /// The CPU engine's Web Worker, as `engine::start` asks for it.

@@ -13,7 +13,7 @@ use eframe::egui_wgpu::wgpu;
 use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
-use crate::bench::{sampler_cfg, setup, time_cpu_sampler, time_cpu_train};
+use crate::bench::{sampler_cfg, setup, shard_sampler, time_cpu_sampler, time_cpu_train};
 use crate::gpu::context::{check_adapter, GpuContext};
 use crate::gpu::matmul::GpuMatmul;
 use crate::gpu::sampler::{GpuSampler, GpuScore};
@@ -23,6 +23,9 @@ use crate::sim::train::TrainConfig;
 
 thread_local! {
     static CTX: RefCell<Option<Rc<GpuContext>>> = const { RefCell::new(None) };
+    /// A pool worker's shard of the benchmark sampler (`web/bench-worker.js`).
+    static SHARD: RefCell<Option<(crate::sim::samplers::Sampler, crate::sim::model::ScoreNet)>> =
+        const { RefCell::new(None) };
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -164,4 +167,26 @@ pub fn bench_cpu_train(width: usize, batch: usize, steps: u32) -> f64 {
 #[wasm_bindgen]
 pub fn bench_cpu_sample(width: usize, n: usize, steps: usize) -> f64 {
     time_cpu_sampler(width, n, steps.max(1))
+}
+
+/// In a benchmark worker: build shard `index` of `count` of an `n`-particle run (one step
+/// taken), so that [`bench_shard_steps`] times only steps.
+#[wasm_bindgen]
+pub fn bench_shard_prepare(width: usize, n: usize, index: usize, count: usize) {
+    let shard = shard_sampler(width, n, index, count);
+    SHARD.with(|s| *s.borrow_mut() = Some(shard));
+}
+
+/// In a benchmark worker: `steps` steps of the prepared shard; seconds per step.
+#[wasm_bindgen]
+pub fn bench_shard_steps(steps: usize) -> Result<f64, JsValue> {
+    SHARD.with(|s| {
+        let mut s = s.borrow_mut();
+        let (sampler, net) = s.as_mut().ok_or_else(|| js_err("no shard prepared"))?;
+        let start = Instant::now();
+        for _ in 0..steps.max(1) {
+            sampler.step(net);
+        }
+        Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
+    })
 }

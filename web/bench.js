@@ -142,6 +142,33 @@ async function tfMatmul(tf, [mm, nn, kk]) {
   return (2 * mm * nn * kk) / r.s / 1e9;
 }
 
+// ---------------------------------------------------------------- the CPU pool
+// The page's CPU engine splits a live run by particle over its pool of Web Workers
+// (src/engine/pool.rs): the same split here, `k` workers (web/bench-worker.js) each stepping its
+// shard, timed from the page's post to the last worker's answer (messages included).
+function ask(w, msg) {
+  return new Promise((resolve, reject) => {
+    w.onmessage = (e) => (e.data.error ? reject(new Error(e.data.error)) : resolve(e.data));
+    w.onerror = (e) => reject(new Error(e.message || "bench worker failed"));
+    w.postMessage(msg);
+  });
+}
+
+async function poolSample(k, width, n) {
+  const workers = [...Array(k)].map(() => new Worker("./bench-worker.js", { type: "module" }));
+  try {
+    await Promise.all(workers.map((w, i) => ask(w, { prepare: [width, n, i, k] })));
+    const run = async (steps) => {
+      const t0 = performance.now();
+      await Promise.all(workers.map((w) => ask(w, { steps })));
+      return (performance.now() - t0) / 1e3 / steps;
+    };
+    return await adaptive(run, 20);
+  } finally {
+    workers.forEach((w) => w.terminate());
+  }
+}
+
 // ---------------------------------------------------------------- the run
 async function main() {
   const result = { quick: QUICK, user_agent: navigator.userAgent, config: CFG, depth: DEPTH,
@@ -185,6 +212,19 @@ async function main() {
     const r = await adaptive(async (k) => sl.bench_cpu_sample(width, n, k), 20);
     result.sample.push({ engine: "scorelab-cpu-wasm", width, particles: n, step_ms: r.s * 1e3, nfe_per_s: n / r.s, gflops: flops * n / r.s / 1e9 });
     log(`sample scorelab-cpu-wasm n=${n}: ${(r.s * 1e3).toFixed(2)} ms/step`);
+  }
+  result.hardware_concurrency = navigator.hardwareConcurrency;
+  for (const k of [1, 2]) {
+    const engine = `scorelab-cpu-pool-${k}`;
+    try {
+      for (const n of CFG.particles) {
+        const r = await poolSample(k, width, n);
+        result.sample.push({ engine, workers: k, width, particles: n, step_ms: r.s * 1e3, nfe_per_s: n / r.s, gflops: flops * n / r.s / 1e9 });
+        log(`sample ${engine} n=${n}: ${(r.s * 1e3).toFixed(2)} ms/step`);
+      }
+    } catch (e) {
+      result.errors.push(`${engine}: ${e.message || e}`);
+    }
   }
   // TensorFlow.js.
   let tf = null;

@@ -6,7 +6,8 @@
 //  2. frame budget: scorelab.state().perf (app/perf.rs) at several particle counts and
 //     widths, on the CPU engine and on the WebGPU engine (?engine=gpu);
 //  3. page training: the live page's training rate at the bench page's width and batch, with
-//     the CPU engine in its Web Worker (the default) and on the page's thread (?worker=0);
+//     the CPU engine in its Web Worker (the default), in a pool of two (?workers=2: one
+//     trains, one samples; issue 32), in one (?workers=1) and on the page's thread (?worker=0);
 //  4. the steps sweep (full run only): the page's Layers → "steps sweep" on the default
 //     preset with the CPU engine, 4 samplers × 8 budgets × 2000 particles: wall time from
 //     turning it on to its last row, its compute time and the frame rate meanwhile;
@@ -90,7 +91,7 @@ async function frameBudget(browser, query, engineLabel) {
       await page.evaluate((c) => window.scorelab.setConfig(c), { particles });
       await sleep(QUICK ? 2000 : 5000);
       const s = await state(page);
-      const row = { engine: s.engine, runs_on: s.engine_runs_on, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
+      const row = { engine: s.engine, runs_on: s.engine_runs_on, workers: s.workers, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
       rows.push(row);
       console.log(`frame ${engineLabel} width ${width} particles ${particles}: median ${row.frame_ms_median.toFixed(1)} ms, p95 ${row.frame_ms_p95.toFixed(1)} ms over ${row.frames} frames; ui ${row.ui_ms.toFixed(1)} (train ${row.train_ms.toFixed(1)}, sample ${row.sample_ms.toFixed(1)}, field ${row.field_ms.toFixed(1)}, egui ${row.egui_ms.toFixed(1)}); dispatches ${row.dispatches ?? "-"}, submits ${row.submits ?? "-"}`);
     }
@@ -115,8 +116,9 @@ async function pageTraining(browser, query) {
     query, width, batch, engine: s1.engine, runs_on: s1.engine_runs_on,
     steps_per_s: (s1.step - s0.step) / ((Date.now() - t0) / 1e3),
     frame_ms_median: s1.perf.frame_ms_median, ui_ms: s1.perf.ui_ms,
+    workers: s1.workers,
   };
-  console.log(`page training ${query || "(default)"}: ${row.steps_per_s.toFixed(1)} steps/s at width ${width}, batch ${batch} (${row.engine} on ${row.runs_on}; frame ${row.frame_ms_median.toFixed(0)} ms, ui ${row.ui_ms.toFixed(1)} ms)`);
+  console.log(`page training ${query || "(default)"}: ${row.steps_per_s.toFixed(1)} steps/s at width ${width}, batch ${batch} (${row.engine} on ${row.runs_on} ×${row.workers.length || 1}: ${row.workers.map((w) => `${w.role} ${w.load.toFixed(2)}`).join(", ")}; frame ${row.frame_ms_median.toFixed(0)} ms, ui ${row.ui_ms.toFixed(1)} ms)`);
   await page.close();
   return row;
 }
@@ -171,7 +173,9 @@ try {
     ...(await frameBudget(browser, "", "default")),
     ...(QUICK ? [] : await frameBudget(browser, "?engine=gpu", "webgpu")),
   ];
-  result.page_training = [await pageTraining(browser, ""), ...(QUICK ? [] : [await pageTraining(browser, "?worker=0")])];
+  // The pool (issue 32): one worker that trains and samples against two, one of which trains.
+  result.page_training = [await pageTraining(browser, ""), await pageTraining(browser, "?workers=2"),
+    ...(QUICK ? [] : [await pageTraining(browser, "?workers=1"), await pageTraining(browser, "?worker=0")])];
   if (!QUICK) result.page_sweep = await pageSweep(browser);
   result.bench = await benchPage(browser);
 } finally {

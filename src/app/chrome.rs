@@ -117,8 +117,10 @@ impl ScoreLabApp {
     /// The status line under the canvas.
     pub(super) fn status_line(&self) -> String {
         let engine = self.host.engine.as_ref().map_or("none".to_string(), |e| {
+            let workers = e.pool().len();
             let trains = match e.runs_on() {
                 crate::engine::RunsOn::Page => e.label().to_string(),
+                place if workers > 1 => format!("{} ({workers} {place}s)", e.label()),
                 place => format!("{} ({place})", e.label()),
             };
             match e.sampling_label() {

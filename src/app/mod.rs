@@ -574,7 +574,7 @@ impl eframe::App for ScoreLabApp {
 
 /// Open the native window.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run_native() -> Result<(), String> {
+pub fn run_native(workers: usize) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 800.0])
@@ -584,7 +584,15 @@ pub fn run_native() -> Result<(), String> {
     eframe::run_native(
         "ScoreLab",
         options,
-        Box::new(|cc| Ok(Box::new(ScoreLabApp::new(cc, None, AppOptions::default())))),
+        Box::new(move |cc| {
+            let worker = crate::engine::remote::THREAD
+                .map(|t| crate::engine::remote::Offload { workers, ..t });
+            let options = AppOptions {
+                worker,
+                ..AppOptions::default()
+            };
+            Ok(Box::new(ScoreLabApp::new(cc, None, options)))
+        }),
     )
     .map_err(|e| format!("cannot open the window: {e}"))
 }

@@ -25,6 +25,14 @@ pub fn state_json() -> String {
     }
 }
 
+/// One worker of the CPU engine's pool in the snapshot.
+#[derive(Clone, Debug, Serialize)]
+struct WorkerSnapshot {
+    role: &'static str,
+    runs_on: &'static str,
+    load: f64,
+}
+
 /// The snapshot (`window.scorelab.state()`).
 #[derive(Clone, Debug, Serialize)]
 struct StateSnapshot<'a> {
@@ -44,6 +52,10 @@ struct StateSnapshot<'a> {
     engine_runs_on: &'a str,
     /// Why the CPU engine left its worker for the UI thread, if it did.
     worker_fallback: Option<&'a str>,
+    /// The CPU engine's workers (`engine::pool`): each one's role ("trains and samples",
+    /// "trains", "samples"), where it runs and its load (busy fraction of the last second);
+    /// empty when the engine runs on the page's thread or on the GPU.
+    workers: Vec<WorkerSnapshot>,
     /// Both engines are running side by side to measure which trains faster (`engine::probe`).
     engine_probing: bool,
     /// The last probe: both engines' measured rates, the engine kept and why.
@@ -176,6 +188,16 @@ impl ScoreLabApp {
             fallback_reason: self.platform.fallback_reason.as_deref(),
             engine_runs_on: host.engine.as_ref().map_or("none", |e| e.runs_on().name()),
             worker_fallback: host.engine.as_ref().and_then(|e| e.fell_back()),
+            workers: host.engine.as_ref().map_or(Vec::new(), |e| {
+                e.pool()
+                    .into_iter()
+                    .map(|w| WorkerSnapshot {
+                        role: w.role.name(),
+                        runs_on: w.runs_on.name(),
+                        load: w.load,
+                    })
+                    .collect()
+            }),
             engine_probing: host.probing(),
             engine_probe: host.probe_result.as_ref(),
             frame: self.clock.frame,

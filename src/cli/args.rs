@@ -16,6 +16,21 @@ pub struct Cli {
     /// Run a headless command; without one, the desktop window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The window's CPU engine as a pool of N threads: one trains, the others run the live
+    /// samplers, the field and the density on shards of the particles (1: one thread does
+    /// both; either way `sim` spreads its work over every core).
+    #[arg(long, default_value_t = 1, value_parser = workers_in_range)]
+    pub workers: usize,
+}
+
+fn workers_in_range(s: &str) -> Result<usize, String> {
+    let max = crate::engine::pool::MAX_WORKERS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "the worker count must be a whole number in 1..={max}"
+        )),
+    }
 }
 
 /// Subcommands.

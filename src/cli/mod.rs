@@ -83,8 +83,9 @@ pub fn run(cmd: &Command) -> Result<serde_json::Value, CliError> {
     }
 }
 
-/// Parse arguments and run. `open_window` is called when no subcommand is given.
-pub fn main_with(open_window: impl FnOnce() -> Result<(), String>) -> ExitCode {
+/// Parse arguments and run. `open_window` is called when no subcommand is given, with the
+/// CPU engine's worker count (`--workers`).
+pub fn main_with(open_window: impl FnOnce(usize) -> Result<(), String>) -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let what = info
             .payload()
@@ -115,7 +116,7 @@ pub fn main_with(open_window: impl FnOnce() -> Result<(), String>) -> ExitCode {
         }
     };
     let result = match &cli.command {
-        None => open_window()
+        None => open_window(cli.workers)
             .map(|_| serde_json::Value::Null)
             .map_err(CliError::Msg),
         Some(cmd) => run(cmd),

@@ -7,7 +7,7 @@ use web_time::{Duration, Instant};
 use super::settings::{net_or_new, train_config};
 use super::{
     ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest, FrameOutput,
-    FrameRequest, ParticleView, SamplerStatus, SamplesOut, TrainSettings, BASE_BUDGET,
+    FrameRequest, ParticleView, SamplerStatus, SamplesOut, Shard, TrainSettings, BASE_BUDGET,
     DENSITY_EVERY, DENSITY_STEPS, FIELD_EVERY, FISHER_EVERY, FISHER_POINTS, SLOTS,
 };
 use crate::sim::field::cpu_field;
@@ -32,6 +32,9 @@ pub struct CpuEngine {
     density: Option<DensityJob>,
     last_density: Option<(Instant, FieldRequest)>,
     last_field: Option<(Instant, FieldRequest)>,
+    /// Its part of a worker pool's particles, field cells and density points
+    /// ([`super::pool`]); [`Shard::WHOLE`] alone.
+    shard: Shard,
 }
 
 /// One live sampler slot's sampler and particles (its settings are in [`Control`]).
@@ -79,7 +82,14 @@ impl CpuEngine {
             density: None,
             last_density: None,
             last_field: None,
+            shard: Shard::WHOLE,
         })
+    }
+
+    /// This engine does part `shard` of a pool's sampling work ([`super::pool`]).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     fn start_sampler(&mut self, i: usize) -> Result<(), EngineError> {
@@ -102,8 +112,14 @@ impl CpuEngine {
                 )));
             }
         }
+        let part = self.shard.particles(c.live.kind, c.live.n);
+        if part.is_empty() {
+            // Another worker of the pool runs all of this run.
+            slot.particles.clear();
+            return Ok(());
+        }
         let cfg = c.live.config(mixture, c.run);
-        let mut s = Sampler::new(cfg, self.trainer.net.sde, c.live.n)?;
+        let mut s = Sampler::new_shard(cfg, self.trainer.net.sde, c.live.n, part)?;
         if c.live.is_mala() {
             s = s.with_mala(ExactScore::new(mixture.clone(), self.trainer.net.sde));
         }
@@ -206,7 +222,7 @@ impl CpuEngine {
                 self.density = Some(DensityJob {
                     req: r,
                     net: self.trainer.ema_net(),
-                    points: r.points(),
+                    points: self.shard.part_of(r.points()),
                     out: Vec::new(),
                 });
             }
@@ -311,7 +327,7 @@ impl CpuEngine {
             }
             if let Some(req) = field {
                 let exact = ExactScore::new(self.trainer.mixture.clone(), net.sde);
-                let cells = cpu_field(&net, &exact, &req);
+                let cells = cpu_field(&net, &exact, &req, self.shard.range(req.len()));
                 out.field = Some((req, cells));
             }
         }

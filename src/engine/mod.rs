@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod cpu;
 pub mod gpu;
+pub mod pool;
 pub mod probe;
 pub mod remote;
 pub mod settings;
@@ -22,6 +23,7 @@ use web_time::{Duration, Instant};
 pub use crate::sim::field::{FieldCell, FieldRequest};
 pub use cpu::CpuEngine;
 pub use gpu::GpuEngine;
+pub use pool::{Shard, WorkerLoad};
 pub use settings::{
     Guide, LiveSampling, TrainSettings, MAX_LIVE_STEPS, MAX_PARTICLES, SLOTS, TRAIL_SLOTS,
 };
@@ -101,6 +103,14 @@ pub fn start(
 ) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match (gpu, offload) {
         (Some(ctx), _) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
+        (None, Some(offload)) if offload.workers > 1 => pool::start(
+            offload.workers,
+            || offload.link(),
+            mixture,
+            sde,
+            settings,
+            net,
+        )?,
         (None, Some(offload)) => {
             let (link, place) = offload.link();
             Box::new(remote::RemoteEngine::new(
@@ -373,6 +383,11 @@ pub trait Engine {
     /// Why an offloaded engine came back to the caller's thread, if it did.
     fn fell_back(&self) -> Option<&str> {
         None
+    }
+    /// The CPU engine's workers (Web Workers, natively threads) with their roles and loads;
+    /// empty when it runs on the caller's thread ([`pool`]).
+    fn pool(&self) -> Vec<WorkerLoad> {
+        Vec::new()
     }
 
     /// Run `k` training steps in the next frames even while paused (the Step button).

@@ -27,6 +27,8 @@ pub struct SplitEngine {
     last_sync: Option<Instant>,
     /// Networks loaded into the sampling engine so far.
     pub syncs: u64,
+    /// Both halves are workers of one CPU pool ([`super::pool`]).
+    pool: bool,
 }
 
 impl SplitEngine {
@@ -39,6 +41,15 @@ impl SplitEngine {
             sync_pending: false,
             last_sync: None,
             syncs: 0,
+            pool: false,
+        }
+    }
+
+    /// The two halves of a CPU worker pool ([`super::pool::start`]): one engine to the app.
+    pub fn pool(train: Box<dyn Engine>, sample: Box<dyn Engine>) -> Self {
+        Self {
+            pool: true,
+            ..Self::new(train, sample)
         }
     }
 
@@ -70,7 +81,13 @@ impl Engine for SplitEngine {
     }
 
     fn sampling_label(&self) -> Option<&'static str> {
-        Some(self.sample.label())
+        (!self.pool).then(|| self.sample.label())
+    }
+
+    fn pool(&self) -> Vec<super::WorkerLoad> {
+        let mut all = self.train.pool();
+        all.extend(self.sample.pool());
+        all
     }
 
     fn sampling_choice(&self) -> EngineChoice {

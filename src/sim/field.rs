@@ -2,6 +2,8 @@
 //! learned-density heatmap, `field()` of the JS API) and the CPU's evaluation of one cell.
 //! The GPU twin is `gpu::field` (`field.wgsl`), which fills the same [`FieldCell`]s.
 
+use std::ops::Range;
+
 use crate::sim::model::ScoreNet;
 use crate::sim::score::{ExactScore, ScoreModel};
 use crate::sim::Vec2;
@@ -34,6 +36,16 @@ impl FieldRequest {
         }
     }
 
+    /// Cells in the grid.
+    pub fn len(&self) -> usize {
+        self.n.0 as usize * self.n.1 as usize
+    }
+
+    /// Whether the grid has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Cell centres, row-major from `lo`.
     pub fn points(&self) -> Vec<Vec2> {
         let (nx, ny) = self.n;
@@ -61,10 +73,18 @@ pub struct FieldCell {
     pub log_p: f64,
 }
 
-/// The field on `req`'s grid on the CPU: `net`'s score beside the exact score and log p_t.
-pub fn cpu_field(net: &ScoreNet, exact: &ExactScore, req: &FieldRequest) -> Vec<FieldCell> {
+/// The field on `req`'s grid on the CPU: `net`'s score beside the exact score and log p_t,
+/// for the row-major cells `cells` (`0..req.len()`: all of them).
+pub fn cpu_field(
+    net: &ScoreNet,
+    exact: &ExactScore,
+    req: &FieldRequest,
+    cells: Range<usize>,
+) -> Vec<FieldCell> {
     let pt = exact.at(req.t);
-    let pts = req.points();
+    let mut pts = req.points();
+    pts.truncate(cells.end);
+    pts.drain(..cells.start.min(cells.end));
     let mut learned = vec![Vec2::zeros(); pts.len()];
     net.score_batch(&pts, req.t, &mut learned);
     pts.iter()

@@ -5,7 +5,8 @@
 // below the bar after a drag is checked natively, tests/ui/canvas.rs). On SwiftShader the page trains on the CPU
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
 // ?engine=gpu and checks that it trains, draws its particles and runs MALA beside plain Langevin; a third forces the split engine (?engine=split: CPU
-// trains in its worker, the WGSL engine samples with its network). Fallback run (no --enable-unsafe-webgpu): WebGL
+// trains in its worker, the WGSL engine samples with its network), a fourth a pool of three
+// workers (?workers=3) against one. Fallback run (no --enable-unsafe-webgpu): WebGL
 // renderer, CPU engine with its reason reported, training reaches the bar, MALA runs on it and
 // samples(1) reads sampler B of the split view. On both WebGPU
 // engines a 3 s clip is recorded (WebM and GIF) and played back.
@@ -263,6 +264,39 @@ async function checkParticlesAndExport(page, label) {
   await browser.close();
 }
 
+// ---------------------------------------------------------------- the worker pool
+// ?workers=3 (issue 32, engine::pool): one Web Worker trains, two run the live samplers on
+// their shards of the particles. A run from the same model file is bit for bit the run of a
+// pool of one (?workers=1): every draw is keyed by the particle's index in the whole run.
+{
+  const { browser, page, errors } = await open("pool", WEBGPU, "?workers=3");
+  const s0 = await state(page);
+  check(s0.workers.map((w) => w.role).join(",") === "trains,samples,samples" && s0.workers.every((w) => w.runs_on === "worker"),
+    `?workers=3: one worker trains, two sample (${JSON.stringify(s0.workers.map((w) => [w.role, w.runs_on]))})`);
+  const busy = await waitFor(page, (x) => x.step > 200 && x.workers[0].load > 0.5, "the training worker busy", 60_000);
+  check(busy !== null, `the training worker trains (load ${busy?.workers?.map((w) => w.load.toFixed(2)).join(", ")})`);
+  await api(page, "setConfig", { training: false });
+  const model = await api(page, "exportModel");
+  const run = async (p) => {
+    await api(p, "setConfig", { training: false });
+    await api(p, "importModel", model);
+    await api(p, "setConfig", { sampler: "reverse-sde", particles: 2000, exact_particles: false, sampler_steps: 40, speed: 10, repeat: false, restart: true });
+    const done = await waitDone(p, 0, 90_000);
+    return { done, pts: done ? await api(p, "samples", 0) : null };
+  };
+  const pool = await run(page);
+  check(errors.length === 0, `no console errors with three workers (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
+  await page.close();
+  const one = await browser.newPage({ viewport: { width: 900, height: 620 } });
+  await one.goto(url + "?workers=1");
+  await one.waitForFunction(() => document.body.dataset.scorelabReady === "1", null, { timeout: 180_000 });
+  check((await state(one)).workers.length === 1, "?workers=1: one worker");
+  const single = await run(one);
+  check(pool.pts?.length === 2000 && JSON.stringify(pool.pts) === JSON.stringify(single.pts),
+    `a run's samples are bit-identical on 3 workers and on 1 (${pool.pts?.length} and ${single.pts?.length} samples; first ${JSON.stringify(pool.pts?.[0])} and ${JSON.stringify(single.pts?.[0])})`);
+  await browser.close();
+}
+
 // ---------------------------------------------------------------- no WebGPU
 {
   const { browser, page, errors } = await open("fallback", []);
@@ -320,7 +354,13 @@ async function checkParticlesAndExport(page, label) {
 // The worker's script cannot load (blocked by the test): the CPU engine comes back to the
 // page's thread, says why, and trains there.
 {
-  const { browser, page, errors } = await open("no-worker", WEBGPU, "", (p) => p.route(/worker\.js/, (r) => r.abort()));
+  // ?workers=0 is refused with a message (the machine's count is used).
+  const warnings = [];
+  const { browser, page, errors } = await open("no-worker", WEBGPU, "?workers=0", (p) => {
+    p.on("console", (m) => { if (m.type() === "warning") warnings.push(m.text()); });
+    return p.route(/worker\.js/, (r) => r.abort());
+  });
+  check(warnings.some((w) => /workers=0 is not a worker count/.test(w)), `?workers=0 is refused with a message (${warnings.find((w) => /workers=/.test(w))})`);
   const s = await waitFor(page, (x) => x.engine_runs_on === "page" && x.step >= 50, "50 steps on the page's thread", 60_000);
   check(s !== null && s.engine === "CPU" && typeof s.worker_fallback === "string",
     `without its worker the CPU engine trains on the page's thread and says why (${s?.engine_runs_on}: ${s?.worker_fallback})`);

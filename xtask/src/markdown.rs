@@ -312,7 +312,24 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
             "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
             match row["runs_on"].as_str() {
                 Some(place) if place != "page" => {
-                    format!("{} ({place})", row["engine"].as_str().unwrap_or("?"))
+                    // The pool (issue 32): each worker's role and load (busy fraction).
+                    let loads: Vec<String> = row["workers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|w| {
+                            format!("{} {:.2}", w["role"].as_str().unwrap_or("?"), f(&w["load"]))
+                        })
+                        .collect();
+                    match loads.len() {
+                        0 => format!("{} ({place})", row["engine"].as_str().unwrap_or("?")),
+                        k => format!(
+                            "{} ({k} {place}{}: {})",
+                            row["engine"].as_str().unwrap_or("?"),
+                            if k == 1 { "" } else { "s" },
+                            loads.join(", ")
+                        ),
+                    }
                 }
                 _ => row["engine"].as_str().unwrap_or("?").to_string(),
             },
@@ -356,14 +373,20 @@ fn cpu_engine_targets(
     let mut s = String::from(
         "\n## Targets (issue 18: the CPU engine at the machine's limit), from this run\n\n| target | measured | |\n|---|---|---|\n",
     );
+    // One thread (the bench page's) and the pool's split over 1 and 2 Web Workers (issue 32).
+    let cpu_sampler = |e: &str| e == "scorelab-cpu-wasm" || e.starts_with("scorelab-cpu-pool-");
     for x in samples
         .iter()
-        .filter(|x| x["engine"] == "scorelab-cpu-wasm")
+        .filter(|x| x["engine"].as_str().is_some_and(cpu_sampler))
     {
         let ratio = peer_ms("tfjs-wasm", &x["particles"]) / f(&x["step_ms"]);
         s.push_str(&format!(
-            "| CPU sampler ≥ 1.5× TF.js wasm, {} particles | {ratio:.2}× ({:.1} ms/step) | {} |\n",
+            "| CPU sampler ≥ 1.5× TF.js wasm, {} particles ({}) | {ratio:.2}× ({:.1} ms/step) | {} |\n",
             x["particles"],
+            match x["workers"].as_u64() {
+                Some(k) => format!("pool of {k} worker{}", if k == 1 { "" } else { "s" }),
+                None => "the page's thread".into(),
+            },
             f(&x["step_ms"]),
             verdict(ratio >= 1.5)
         ));
@@ -427,28 +450,37 @@ fn cpu_engine_targets(
             verdict(t <= 60.0)
         ));
     }
-    let page = |runs_on: &str| {
-        r["page_training"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["runs_on"] == runs_on)
-            .map(|p| (f(&p["steps_per_s"]), p["width"].clone(), p["batch"].clone()))
-    };
-    match page("worker") {
-        Some((worker, width, batch)) => {
-            let on_page = page("page").map_or("–".to_string(), |(x, _, _)| {
-                format!("{x:.1} steps/s ({:.0}%)", 100.0 * x / cpu)
-            });
-            s.push_str(&format!(
-                "| page training ≥ 80% of the benchmark page's rate (width {width}, batch {batch}) | {:.0}% ({worker:.1} of {cpu:.1} steps/s, engine in its Web Worker; on the page's thread, `?worker=0`: {on_page}) | {} |\n",
-                100.0 * worker / cpu,
-                verdict(worker >= 0.8 * cpu)
-            ));
-        }
-        None => s.push_str(
+    let pages: Vec<&serde_json::Value> = r["page_training"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let on_page = pages
+        .iter()
+        .find(|p| p["runs_on"] == "page")
+        .map_or("–".to_string(), |p| {
+            let x = f(&p["steps_per_s"]);
+            format!("{x:.1} steps/s ({:.0}%)", 100.0 * x / cpu)
+        });
+    let mut any = false;
+    for p in pages.iter().filter(|p| p["runs_on"] == "worker") {
+        any = true;
+        let worker = f(&p["steps_per_s"]);
+        let workers = p["workers"].as_array().map_or(1, |w| w.len().max(1));
+        s.push_str(&format!(
+            "| page training ≥ 80% of the benchmark page's rate (width {}, batch {}), `{}`: {workers} worker{} | {:.0}% ({worker:.1} of {cpu:.1} steps/s; on the page's thread, `?worker=0`: {on_page}) | {} |\n",
+            p["width"],
+            p["batch"],
+            p["query"].as_str().filter(|q| !q.is_empty()).unwrap_or("(default)"),
+            if workers == 1 { "" } else { "s" },
+            100.0 * worker / cpu,
+            verdict(worker >= 0.8 * cpu)
+        ));
+    }
+    if !any {
+        s.push_str(
             "| page training ≥ 80% of the benchmark page's rate | not measured in this run | – |\n",
-        ),
+        );
     }
     let sweep = &r["page_sweep"];
     if sweep.is_object() {

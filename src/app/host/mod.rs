@@ -289,7 +289,8 @@ impl Host {
             (Some((device, queue, info)), true) => {
                 let gpu = GpuContext::new(device.clone(), queue.clone(), info.clone());
                 let settings = &st.settings;
-                engine::start(None, mixture, sde, settings, net.clone(), platform.offload).and_then(
+                let offload = platform.offload.map(engine::remote::Offload::single);
+                engine::start(None, mixture, sde, settings, net.clone(), offload).and_then(
                     |train| {
                         let sample = engine::start(Some(gpu), mixture, sde, settings, net, None)?;
                         Ok(Box::new(SplitEngine::new(train, sample)) as Box<dyn Engine>)

@@ -30,9 +30,16 @@ pub struct Offload {
     pub start: fn() -> Result<Box<dyn Link>, String>,
     /// Where the engine runs behind the link.
     pub place: crate::engine::RunsOn,
+    /// Workers in the pool (1: one worker trains and samples; more: [`crate::engine::pool`]).
+    pub workers: usize,
 }
 
 impl Offload {
+    /// One worker that trains and samples (the CPU half of a CPU/GPU split engine).
+    pub fn single(self) -> Self {
+        Self { workers: 1, ..self }
+    }
+
     /// The link to a new worker, or one that fails at the first frame with the reason.
     pub fn link(self) -> (Box<dyn Link>, crate::engine::RunsOn) {
         match (self.start)() {
@@ -53,6 +60,7 @@ fn spawn_thread() -> Result<Box<dyn Link>, String> {
 pub const THREAD: Option<Offload> = Some(Offload {
     start: spawn_thread,
     place: crate::engine::RunsOn::Thread,
+    workers: 1,
 });
 /// This platform's own worker: a thread natively; none in the browser, where the web shell
 /// brings its Web Worker.

@@ -20,10 +20,11 @@
 
 use web_time::{Duration, Instant};
 
+use super::pool::{LoadMeter, Role};
 use super::{
     settings::net_or_new, CpuEngine, Engine, EngineChoice, EngineError, FieldCell, FieldRequest,
     FrameOutput, FrameRequest, FrameTiming, LiveSampling, ParticleView, RunsOn, SamplerStatus,
-    SamplesOut, TrainSettings, SLOTS,
+    SamplesOut, Shard, TrainSettings, WorkerLoad, SLOTS,
 };
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::{ModelFile, ScoreNet};
@@ -86,6 +87,8 @@ pub struct StartMsg {
     settings: TrainSettings,
     /// The network to continue from (built by the page, so start-up errors are its own).
     net: ModelFile,
+    /// Its part of a pool's sampling work ([`super::pool`]).
+    shard: Shard,
 }
 
 /// What the worker reports after a tick: the [`FrameOutput`]s since the last report,
@@ -210,9 +213,12 @@ impl WorkerCore {
                 sde,
                 settings,
                 net,
+                shard,
             } = *start;
             let made = net_from(net).and_then(|net| {
-                CpuEngine::new(&mixture, sde, &settings, Some(net)).map_err(|e| e.to_string())
+                CpuEngine::new(&mixture, sde, &settings, Some(net))
+                    .map(|e| e.with_shard(shard))
+                    .map_err(|e| e.to_string())
             });
             match made {
                 Ok(e) => self.engine = Some(e),
@@ -341,6 +347,7 @@ struct Fallback {
     net: ScoreNet,
     live: [Option<LiveSampling>; SLOTS],
     paused: bool,
+    shard: Shard,
 }
 
 enum Inner {
@@ -358,18 +365,34 @@ pub struct RemoteEngine {
     fell_back: Option<String>,
     particles: [Vec<[f32; 4]>; SLOTS],
     control: super::Control,
+    role: Role,
+    load: LoadMeter,
 }
 
 impl RemoteEngine {
     /// Start the engine behind `link` (`place` names it for the status line). The network is
     /// built here, so a bad setting is refused at once, as with the local engine.
     pub fn new(
+        link: Box<dyn Link>,
+        place: RunsOn,
+        mixture: &GaussianMixture,
+        sde: Sde,
+        settings: &TrainSettings,
+        net: Option<ScoreNet>,
+    ) -> Result<Self, EngineError> {
+        let whole = (Role::Both, Shard::WHOLE);
+        Self::new_part(link, place, mixture, sde, settings, net, whole)
+    }
+
+    /// [`Self::new`] for a worker of a pool that does `role`, on `shard` of the samplers.
+    pub fn new_part(
         mut link: Box<dyn Link>,
         place: RunsOn,
         mixture: &GaussianMixture,
         sde: Sde,
         settings: &TrainSettings,
         net: Option<ScoreNet>,
+        (role, shard): (Role, Shard),
     ) -> Result<Self, EngineError> {
         settings
             .validate()
@@ -380,6 +403,7 @@ impl RemoteEngine {
             sde,
             settings: settings.clone(),
             net: net.to_file(0),
+            shard,
         }))));
         Ok(Self {
             inner: Inner::Remote(link),
@@ -391,10 +415,13 @@ impl RemoteEngine {
                 net,
                 live: Default::default(),
                 paused: false,
+                shard,
             },
             fell_back: None,
             particles: Default::default(),
             control: super::Control::default(),
+            role,
+            load: LoadMeter::default(),
         })
     }
 
@@ -408,7 +435,8 @@ impl RemoteEngine {
     fn fall_back(&mut self, why: String, out: &mut FrameOutput) {
         log::warn!("CPU engine worker: {why}");
         let f = &self.fallback;
-        let made = CpuEngine::new(&f.mixture, f.sde, &f.settings, Some(f.net.clone()));
+        let made = CpuEngine::new(&f.mixture, f.sde, &f.settings, Some(f.net.clone()))
+            .map(|e| e.with_shard(f.shard));
         match made {
             Ok(mut e) => {
                 for (i, live) in f.live.iter().enumerate() {
@@ -445,6 +473,8 @@ impl RemoteEngine {
             if let Some(m) = &model {
                 self.fallback.net = m.clone();
             }
+            let t = &r.timing;
+            self.load.add(t.train_ms + t.sample_ms + t.field_ms);
             self.particles = r.particles;
             merge(
                 out,
@@ -487,6 +517,14 @@ impl Engine for RemoteEngine {
 
     fn fell_back(&self) -> Option<&str> {
         self.fell_back.as_deref()
+    }
+
+    fn pool(&self) -> Vec<WorkerLoad> {
+        vec![WorkerLoad {
+            role: self.role,
+            runs_on: self.runs_on(),
+            load: self.load.load,
+        }]
     }
 
     fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde) {

@@ -139,6 +139,7 @@ fn training_waits_while_the_page_draws_no_frames() {
         sde,
         settings: settings(),
         net: net.to_file(0),
+        shard: Shard::WHOLE,
     }))));
     core.handle(&encode(&ToWorker::Tick {
         train: true,

@@ -82,6 +82,14 @@ impl SamplerKind {
         matches!(self, Self::Ddim | Self::EdmHeun | Self::DpmSolver)
     }
 
+    /// Whether a step of one particle depends on the others: predictor–corrector's
+    /// corrector step size takes the mean score norm over all particles, and RK45's adaptive
+    /// step size is shared. These run whole; every other sampler splits into shards
+    /// ([`super::Sampler::new_shard`]).
+    pub fn couples_particles(self) -> bool {
+        matches!(self, Self::Pc | Self::OdeRk45)
+    }
+
     /// Deterministic (probability-flow ODE) samplers.
     pub fn is_ode(self) -> bool {
         matches!(

@@ -74,6 +74,9 @@ pub struct Sampler {
     /// states' scratch is `u` and their denoised memory `k_acc`.
     few: Vec<fewstep::FewCoefs>,
     u: Vec<Vec2>,
+    /// The global index of particle 0 ([`Sampler::new_shard`]): every random draw is keyed by
+    /// the global index, so shards of a run give the whole run's particles.
+    first: u32,
 }
 
 /// Where a step split over several calls ([`Sampler::advance`]) stands: the particles
@@ -88,10 +91,19 @@ struct Cursor {
 
 impl Sampler {
     /// Particles drawn from the configured start, ready to step.
-    pub fn new(
+    pub fn new(config: SamplerConfig, sde: Sde, n_particles: usize) -> Result<Self, SamplerError> {
+        Self::new_shard(config, sde, n_particles, 0..n_particles)
+    }
+
+    /// Particles `range` of a run of `total` particles: their draws are the whole run's (by
+    /// global index), so the shards of a run, concatenated, are bit for bit the run of
+    /// [`Self::new`] — for the samplers whose particles never meet
+    /// ([`SamplerKind::couples_particles`] is false; the others are refused).
+    pub fn new_shard(
         mut config: SamplerConfig,
         sde: Sde,
-        n_particles: usize,
+        total: usize,
+        range: Range<usize>,
     ) -> Result<Self, SamplerError> {
         config.validate()?;
         if config.t_end == AUTO_T_END {
@@ -116,11 +128,23 @@ impl Sampler {
         } else {
             Vec::new()
         };
-        if n_particles == 0 || n_particles > 10_000_000 {
+        if total == 0 || total > 10_000_000 {
             return Err(SamplerError::Bad(
                 "particle count must be in 1..=10^7".into(),
             ));
         }
+        if range.is_empty() || range.end > total {
+            return Err(SamplerError::Bad(format!(
+                "particles {range:?} are not a part of a run of {total}"
+            )));
+        }
+        if range.len() < total && config.kind.couples_particles() {
+            return Err(SamplerError::Bad(format!(
+                "{} couples its particles: it runs whole, not in shards",
+                config.kind.name()
+            )));
+        }
+        let (n_particles, first) = (range.len(), range.start as u32);
         let rng = CounterRng::new(config.seed);
         // The prior at the start time (the SDE's own prior at t = 1), times the prior scale.
         let prior_std = config.prior_scale
@@ -129,7 +153,7 @@ impl Sampler {
             } else {
                 sde.marginal(config.t_start).1
             };
-        let x: Vec<Vec2> = (0..n_particles as u32)
+        let x: Vec<Vec2> = (first..first + n_particles as u32)
             .map(|i| match config.init {
                 Init::Prior => sde.center() + prior_std * rng.normal2(0, i, stream::INIT),
                 Init::Uniform { lo, hi } => {
@@ -170,6 +194,7 @@ impl Sampler {
             levels,
             u: vec![Vec2::zeros(); if few.is_empty() { 0 } else { n_particles }],
             few,
+            first,
         })
     }
 
@@ -293,13 +318,13 @@ impl Sampler {
         r: Range<usize>,
         step_fn: impl Fn(Vec2, Vec2, Vec2) -> (Vec2, Vec2),
     ) {
-        let (rng, i) = (self.rng, self.step as u32);
+        let (rng, i, first) = (self.rng, self.step as u32, self.first);
         let xs = self.x[r.clone()]
             .iter_mut()
             .zip(&mut self.x_mean[r.clone()]);
         let scores = &self.scores[r.clone()];
         for (p, ((x, m), s)) in r.zip(xs.zip(scores)) {
-            let (nx, nm) = step_fn(*x, *s, rng.normal2(i, p as u32, stream::STEP));
+            let (nx, nm) = step_fn(*x, *s, rng.normal2(i, first + p as u32, stream::STEP));
             *x = nx;
             *m = nm;
         }
@@ -405,7 +430,7 @@ impl Sampler {
                     &sde,
                     score,
                     &self.rng,
-                    (self.step as u32, r.start),
+                    (self.step as u32, self.first as usize + r.start),
                     &mut self.x[r.clone()],
                     &mut self.x_mean[r.clone()],
                     &mut self.k_acc[r.clone()],
@@ -436,7 +461,7 @@ impl Sampler {
         let target = exact.at(t);
         let (rng, i) = (self.rng, self.step as u32);
         for p in r {
-            let (z, u) = rng.normal2_uniform(i, p as u32, stream::STEP);
+            let (z, u) = rng.normal2_uniform(i, self.first + p as u32, stream::STEP);
             let cur = MalaState::at(&target, self.x[p]);
             let (next, ok) = mala_step(&target, &cur, h, z, u);
             self.x[p] = next.x;
@@ -486,7 +511,9 @@ impl Sampler {
     fn correct(&mut self, a: f64) {
         let i = self.step as u32;
         for (p, z) in self.tmp.iter_mut().enumerate() {
-            *z = self.rng.normal2(i, p as u32, stream::CORRECTOR);
+            *z = self
+                .rng
+                .normal2(i, self.first + p as u32, stream::CORRECTOR);
         }
         let noise_norm = finite_mean_norm(&self.tmp);
         let score_norm = finite_mean_norm(&self.scores);

@@ -124,3 +124,65 @@ fn every_sampler_serializes_as_its_name() {
         assert_eq!(back, kind);
     }
 }
+
+/// A run split into shards by particle ([`Sampler::new_shard`]) gives, concatenated, the
+/// whole run's particles bit for bit (the worker pool's samplers rely on it); the samplers
+/// whose particles meet refuse to split.
+#[test]
+fn shards_of_a_run_are_the_whole_run() {
+    let spec = presets::by_name("ncsn").expect("ncsn is a preset");
+    let m = GaussianMixture::from_spec(&spec).expect("valid");
+    let sde = Sde::for_mixture(SdeKind::Vp, &m);
+    let exact = ExactScore::new(m.clone(), sde);
+    let n = 301;
+    let cuts = [0, 97, 98, 250, n];
+    for kind in SamplerKind::ALL {
+        let cfg = SamplerConfig {
+            n_steps: 5,
+            n_levels: 3,
+            seed: 7,
+            ..SamplerConfig::defaults(kind, &m)
+        };
+        if kind.couples_particles() {
+            assert!(
+                Sampler::new_shard(cfg.clone(), sde, n, 0..100).is_err(),
+                "{kind:?}"
+            );
+            assert!(
+                Sampler::new_shard(cfg, sde, n, 0..n).is_ok(),
+                "{kind:?} whole"
+            );
+            continue;
+        }
+        for mala in [false, true] {
+            if mala && !matches!(kind, SamplerKind::Langevin | SamplerKind::AnnealedLangevin) {
+                continue;
+            }
+            let make = |r: std::ops::Range<usize>| {
+                let s = Sampler::new_shard(cfg.clone(), sde, n, r).expect("a shard");
+                if mala {
+                    s.with_mala(exact.clone())
+                } else {
+                    s
+                }
+            };
+            let mut whole = make(0..n);
+            whole.run(&exact);
+            let (mut x, mut means, mut acc) = (Vec::new(), Vec::new(), (0, 0));
+            for w in cuts.windows(2) {
+                let mut s = make(w[0]..w[1]);
+                s.run(&exact);
+                assert_eq!(s.nfe(), whole.nfe(), "{kind:?} NFE per particle");
+                x.extend_from_slice(&s.x);
+                means.extend_from_slice(&s.x_mean);
+                acc = (acc.0 + s.acceptance().0, acc.1 + s.acceptance().1);
+            }
+            assert_eq!(x, whole.x, "{kind:?} (MALA {mala}) particles");
+            assert_eq!(means, whole.x_mean, "{kind:?} (MALA {mala}) means");
+            assert_eq!(acc, whole.acceptance(), "{kind:?} (MALA {mala}) acceptance");
+        }
+    }
+    let cfg = SamplerConfig::defaults(SamplerKind::OdeEuler, &m);
+    assert!(Sampler::new_shard(cfg.clone(), sde, n, 300..302).is_err());
+    assert!(Sampler::new_shard(cfg, sde, n, 5..5).is_err());
+}
