@@ -338,10 +338,11 @@ impl VelocityModel for FlowNet {
 }
 
 /// How [`flow_sample`] integrates dx/dt = v.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowSolver {
     /// Euler: one evaluation a step.
+    #[default]
     Euler,
     /// Heun (explicit trapezoid): two.
     Heun,
@@ -362,6 +363,16 @@ impl FlowSolver {
             Self::Heun => "heun",
             Self::Rk4 => "rk4",
             Self::Rk45 => "rk45",
+        }
+    }
+
+    /// Its name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Euler => "Euler",
+            Self::Heun => "Heun",
+            Self::Rk4 => "RK4",
+            Self::Rk45 => "RK45",
         }
     }
 }

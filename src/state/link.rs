@@ -400,6 +400,10 @@ mod tests {
                 json_hash(r#"{"layers":{"flow_euler":100000}}"#),
                 "Euler steps",
             ),
+            (
+                json_hash(r#"{"layers":{"flow":true,"flow_solver":"rk5"}}"#),
+                "unknown variant",
+            ),
             (json_hash(r#"{"colour":"red"}"#), "unknown field"),
             ("#s=%FF%FE%FD".into(), "UTF-8"),
             (

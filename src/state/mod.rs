@@ -122,9 +122,20 @@ pub struct Layers {
     /// The score the velocity implies, beside the exact score.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flow_score: bool,
-    /// Euler steps of the flow view's few-step run (1..=64; written only when not 4).
+    /// Steps of the flow view's few-step run (1..=64; written only when not 4).
     #[serde(skip_serializing_if = "is_default_flow_euler")]
     pub flow_euler: u32,
+    /// The solver of that run ("euler", "heun", "rk4", "rk45"; RK45 is adaptive and takes no
+    /// step count; written only when not Euler).
+    #[serde(skip_serializing_if = "is_euler")]
+    pub flow_solver: crate::sim::flow::FlowSolver,
+    /// Arrows of the learned minus the exact velocity instead of both (written only when on).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flow_diff: bool,
+}
+
+fn is_euler(s: &crate::sim::flow::FlowSolver) -> bool {
+    *s == crate::sim::flow::FlowSolver::Euler
 }
 
 /// The flow view's default Euler steps.
@@ -152,6 +163,8 @@ impl Default for Layers {
             flow_reflow: false,
             flow_score: false,
             flow_euler: FLOW_EULER,
+            flow_solver: crate::sim::flow::FlowSolver::Euler,
+            flow_diff: false,
         }
     }
 }

@@ -32,12 +32,18 @@ const EXACT: Color32 = Color32::from_rgb(90, 210, 255);
 const STRAIGHT: Color32 = Color32::from_rgb(170, 170, 170);
 /// The marginal ODE paths and the Euler run's end points.
 const CURVED: Color32 = Color32::from_rgb(230, 120, 230);
+/// The learned minus the exact velocity.
+const DIFFERENCE: Color32 = Color32::from_rgb(235, 50, 50);
 /// Arrows per side.
 const GRID: usize = 16;
 /// Paths drawn.
 const PATHS: usize = 24;
 /// Particles of the few-step Euler run.
 const EULER_N: usize = 1000;
+/// True samples whose log-likelihood the flow computes (instantaneous change of variables,
+/// [`LIKELIHOOD_STEPS`] RK4 steps each, on the page's thread once a measurement).
+const LIKELIHOOD_N: usize = 64;
+const LIKELIHOOD_STEPS: usize = 16;
 /// Couplings of one round of reflow.
 const COUPLINGS: usize = 4000;
 /// Reflow waits for this many steps of the first round on the current mixture: its couplings
@@ -67,11 +73,20 @@ struct Numbers {
     /// "Fisher": what `< 0.1` means learned).
     errors: Vec<f64>,
     mean_error: f64,
-    /// Euler with `euler_steps` steps on the model: largest mode-fraction and spread errors
-    /// against true samples.
+    /// The few-step run on the model (`solver` with `euler_steps` steps; RK45 adaptive):
+    /// largest mode-fraction and spread errors against true samples, and the velocity
+    /// evaluations per particle it took. (The keys keep the name of the default solver.)
+    solver: FlowSolver,
     euler_steps: usize,
+    nfe: f64,
     euler_weight_error: f64,
     euler_spread_error: f64,
+    /// Mean negative log-likelihood of true samples: the model's by the instantaneous change
+    /// of variables, the exact velocity's the same way (the ODE solve's own error) and the
+    /// true density's.
+    nll_model: f64,
+    nll_exact_flow: f64,
+    nll_true: f64,
     /// How straight the model's paths are (`sim::flow::straightness_gap`).
     straightness: f64,
 }
@@ -99,30 +114,58 @@ pub struct Flow {
     paths: Vec<(Vec<Vec2>, Vec2, Vec2)>,
     euler: Vec<Vec2>,
     /// What the paths were computed for: (training step, flow t, mixture revision, reflow,
-    /// Euler steps).
-    paths_key: Option<(u32, f64, u64, bool, usize)>,
+    /// few-step run).
+    paths_key: Option<(u32, f64, u64, bool, Run)>,
 }
 
-/// Euler steps of the few-step run: the state's `layers.flow_euler`, within 1..=64.
-fn euler_steps(st: &State) -> usize {
-    st.layers.flow_euler.clamp(1, 64) as usize
+/// The few-step run: the state's `layers.flow_solver` with `layers.flow_euler` steps
+/// (within 1..=64; RK45 chooses its own).
+type Run = (FlowSolver, usize);
+
+fn few_step_run(st: &State) -> Run {
+    (
+        st.layers.flow_solver,
+        st.layers.flow_euler.clamp(1, 64) as usize,
+    )
 }
 
-fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64, euler: usize) -> Numbers {
+/// The few-step run's end points from the source and its evaluations per particle.
+fn run_flow(net: &FlowNet, path: &FlowPath, (solver, steps): Run) -> (Vec<Vec2>, f64) {
+    let mut xs = flow::source_points(path, EULER_N, 5);
+    let nfe = flow::flow_integrate(net, &mut xs, steps, solver);
+    (xs, nfe as f64 / EULER_N as f64)
+}
+
+/// Mean −log p(x) of `xs` by the instantaneous change of variables along `v`.
+fn nll(v: &dyn VelocityModel, path: &FlowPath, xs: &[Vec2]) -> f64 {
+    let sum: f64 = xs
+        .iter()
+        .map(|x| -flow::flow_log_likelihood(v, path, *x, LIKELIHOOD_STEPS).0)
+        .sum();
+    sum / xs.len().max(1) as f64
+}
+
+fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64, run: Run) -> Numbers {
     let errors = flow::relative_velocity_error(net, exact, &flow::velocity_error_times(), 400, 1);
     let error_at_t = flow::relative_velocity_error(net, exact, &[t], 400, 2)[0];
     let m = &exact.mixture;
-    let xs = flow::flow_sample(net, &exact.path, EULER_N, euler, FlowSolver::Euler, 5);
+    let (xs, nfe) = run_flow(net, &exact.path, run);
     let truth = m.sample(4 * EULER_N, &mut StreamRng::new(6, 0));
     let (euler_weight_error, euler_spread_error) = errors_against(m, &xs, &truth);
     let mean_error = errors.iter().sum::<f64>() / errors.len() as f64;
+    let data = m.sample(LIKELIHOOD_N, &mut StreamRng::new(8, 0));
     Numbers {
         error_at_t,
         errors,
         mean_error,
-        euler_steps: euler,
+        solver: run.0,
+        euler_steps: run.1,
+        nfe,
         euler_weight_error,
         euler_spread_error,
+        nll_model: nll(net, &exact.path, &data),
+        nll_exact_flow: nll(exact, &exact.path, &data),
+        nll_true: -data.iter().map(|x| m.log_prob(*x)).sum::<f64>() / data.len() as f64,
         straightness: flow::straightness_gap(net, &exact.path, 100, 7),
     }
 }
@@ -230,8 +273,8 @@ impl Flow {
                 .collect();
         }
         let steps = tr.steps();
-        let euler = euler_steps(st);
-        let key = (t, self.revision, self.reflowing, euler);
+        let run = few_step_run(st);
+        let key = (t, self.revision, self.reflowing, run);
         let fresh = self.paths_key.is_some_and(|(at, kt, rev, re, k)| {
             steps < at + PATHS_EVERY && (kt, rev, re, k) == key
         });
@@ -256,26 +299,30 @@ impl Flow {
                 .zip(x0.iter().zip(&x1))
                 .map(|(c, (a, b))| (c, *a, *b))
                 .collect();
-            self.euler = flow::flow_sample(&net, &exact.path, EULER_N, euler, FlowSolver::Euler, 5);
-            self.paths_key = Some((steps, t, self.revision, self.reflowing, euler));
+            self.euler = run_flow(&net, &exact.path, run).0;
+            self.paths_key = Some((steps, t, self.revision, self.reflowing, run));
         }
         if self
             .numbers
             .as_ref()
-            .is_none_or(|(at, n)| steps >= at + MEASURE_EVERY || n.euler_steps != euler)
+            .is_none_or(|(at, n)| steps >= at + MEASURE_EVERY || (n.solver, n.euler_steps) != run)
         {
-            self.numbers = Some((steps, measure(&net, exact, t, euler)));
+            self.numbers = Some((steps, measure(&net, exact, t, run)));
         }
     }
 }
 
-fn arrow(p: &Plot, at: Vec2, v: Vec2, scale: f64, color: Color32, width: f32) {
+/// An arrow of `v` on a cell of the grid: its length grows as √(|v| / scale) (the fields span
+/// orders of magnitude), or in proportion with `linear` (the difference arrows: a 1% error is
+/// 1% of the longest arrow, so a small error looks small).
+fn arrow(p: &Plot, at: Vec2, v: Vec2, (scale, linear): (f64, bool), color: Color32, width: f32) {
     let n = v.norm();
     if !(n.is_finite() && n > 0.0) {
         return;
     }
     let cell = (p.rect.width().min(p.rect.height()) / GRID as f32) * 0.9;
-    let len = cell * (n / scale).sqrt().min(1.0) as f32;
+    let r = n / scale;
+    let len = cell * if linear { r } else { r.sqrt() }.min(1.0) as f32;
     let dir = egui::vec2(v.x as f32, -v.y as f32) / n as f32;
     p.painter.arrow(
         p.to_screen.screen_from_data(at),
@@ -307,6 +354,8 @@ impl View for Flow {
         }
         ui.horizontal_wrapped(|ui| {
             ui.checkbox(&mut st.layers.flow_exact, "exact velocity");
+            ui.checkbox(&mut st.layers.flow_diff, "difference")
+                .on_hover_text("Red: the learned minus the exact velocity, on the velocity's scale (so a small error looks small), instead of both fields.");
             ui.checkbox(&mut st.layers.flow_paths, "straight vs curved paths")
                 .on_hover_text("Grey: straight conditional paths from a noise point x₀ to a data point x₁ (what training regresses on). Pink: the marginal paths the learned ODE follows from the same x₀ (curved: it averages over every x₁), and the end points of a few-step Euler run of the model (its steps below).");
             ui.checkbox(&mut st.layers.flow_reflow, "reflow")
@@ -314,18 +363,44 @@ impl View for Flow {
             ui.checkbox(&mut st.layers.flow_score, "implied score")
                 .on_hover_text("The score the velocity implies, (t v − (x − m)) / ((1 − t) d²), white, next to the exact score of p_t, cyan: for this path velocity and score are affine in each other.");
         });
-        ui.add(egui::Slider::new(&mut st.layers.flow_euler, 1..=64).logarithmic(true).text("Euler steps"))
-            .on_hover_text("Steps of the few-step Euler run of the model (its end points are the pink dots with the paths on): how few steps does the flow need, before and after reflow?");
+        {
+            egui::ComboBox::from_label("solver")
+                .selected_text(st.layers.flow_solver.label())
+                .show_ui(ui, |ui| {
+                    for s in FlowSolver::ALL {
+                        ui.selectable_value(&mut st.layers.flow_solver, s, s.label());
+                    }
+                })
+                .response
+                .on_hover_text("How the few-step run integrates the learned ODE: Euler (1 velocity evaluation a step), Heun (2), RK4 (4), or adaptive RK45 (Dormand-Prince, tolerance 1e-5: it picks its own steps).");
+            let adaptive = st.layers.flow_solver == FlowSolver::Rk45;
+            let label = format!("{} steps", st.layers.flow_solver.label());
+            ui.add_enabled(
+                !adaptive,
+                egui::Slider::new(&mut st.layers.flow_euler, 1..=64).logarithmic(true).text(label),
+            )
+            .on_hover_text("Steps of the few-step run of the model (its end points are the pink dots with the paths on): how few steps does the flow need, before and after reflow?");
+        }
         if let Some((_, n)) = &self.numbers {
-            ui.label(format!(
-                "velocity error {:.3} (mean over t), {:.3} at flow t = {:.2} · Euler {} steps: weights off by {:.3}, spreads by {:.0}%",
+            let steps = if n.solver == FlowSolver::Rk45 {
+                "adaptive".to_string()
+            } else {
+                format!("{} steps", n.euler_steps)
+            };
+            ui.add(egui::Label::new(format!(
+                "velocity error {:.3} (mean over t), {:.3} at flow t = {:.2} · {} {steps} (NFE {:.0}): weights off by {:.3}, spreads by {:.0}%",
                 n.mean_error,
                 n.error_at_t,
                 Self::flow_t(st),
-                n.euler_steps,
+                n.solver.label(),
+                n.nfe,
                 n.euler_weight_error,
                 100.0 * n.euler_spread_error
-            ));
+            )).wrap());
+            ui.add(egui::Label::new(format!(
+                "NLL of true samples: model {:.3}, exact flow {:.3}, true {:.3} (instantaneous change of variables, {LIKELIHOOD_STEPS} RK4 steps)",
+                n.nll_model, n.nll_exact_flow, n.nll_true
+            )).wrap());
         }
     }
 
@@ -393,10 +468,14 @@ impl View for Flow {
             LEARNED
         };
         for (x, l, e) in field {
-            if exact_on {
-                arrow(p, *x, *e, scale, EXACT, 1.0);
+            if st.layers.flow_diff {
+                arrow(p, *x, *l - *e, (scale, true), DIFFERENCE, 1.4);
+                continue;
             }
-            arrow(p, *x, *l, scale, learned, 1.4);
+            if exact_on {
+                arrow(p, *x, *e, (scale, false), EXACT, 1.0);
+            }
+            arrow(p, *x, *l, (scale, false), learned, 1.4);
         }
     }
 
@@ -405,10 +484,11 @@ impl View for Flow {
         if !st.layers.flow {
             return;
         }
-        let what = if st.layers.flow_score {
-            "score from the velocity"
-        } else {
-            "velocity"
+        let what = match (st.layers.flow_score, st.layers.flow_diff) {
+            (true, false) => "score from the velocity",
+            (true, true) => "score from the velocity minus the exact score",
+            (false, false) => "velocity",
+            (false, true) => "learned minus exact velocity",
         };
         let steps = self.trainer.as_ref().map_or(0, FlowTrainer::steps);
         let round = if self.reflowing {
@@ -427,8 +507,10 @@ impl View for Flow {
             LEARNED
         };
         // The exact swatch only where exact arrows are drawn.
-        let exact_shown = st.layers.flow_exact || st.layers.flow_score;
-        let colors = if exact_shown {
+        let exact_shown = (st.layers.flow_exact || st.layers.flow_score) && !st.layers.flow_diff;
+        let colors = if st.layers.flow_diff {
+            vec![DIFFERENCE; 40]
+        } else if exact_shown {
             [learned; 20].into_iter().chain([EXACT; 20]).collect()
         } else {
             vec![learned; 40]
@@ -440,7 +522,12 @@ impl View for Flow {
             ),
             colors,
             labels: [
-                "learned".into(),
+                if st.layers.flow_diff {
+                    "difference"
+                } else {
+                    "learned"
+                }
+                .into(),
                 String::new(),
                 if exact_shown { "exact" } else { "" }.into(),
             ],
@@ -458,6 +545,10 @@ impl View for Flow {
             "measured_at_step": self.numbers.as_ref().map(|(s, _)| *s),
             "numbers": self.numbers.as_ref().map(|(_, n)| n),
             "arrows": self.arrows.len(),
+            // The largest |learned − exact| over the arrows' grid, relative to the largest
+            // exact velocity there (what the difference arrows show, on that scale).
+            "max_difference": self.arrows.iter().map(|(_, l, e)| (l - e).norm()).fold(0.0, f64::max)
+                / self.arrows.iter().map(|(_, _, e)| e.norm()).fold(1e-12, f64::max),
             "paths": self.paths.len(),
         }))
     }
