@@ -372,6 +372,12 @@ impl WebLink {
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // First message: the page's own compiled module, which the worker instantiates instead
+        // of fetching and compiling the wasm again (a pool starts several workers; V8 shares
+        // the compiled code). `null` where it cannot be posted: the worker then fetches it.
+        if worker.post_message(&wasm_bindgen::module()).is_err() {
+            let _ = worker.post_message(&JsValue::NULL);
+        }
         Ok(Self {
             worker,
             inbox,

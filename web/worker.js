@@ -2,13 +2,26 @@
 // page's wasm build (?build=scorelab|scorelab_webgl), so training and the live samplers run
 // at the engine's full rate whatever the page's frame rate. Messages both ways are
 // ArrayBuffers of postcard bytes, transferred (no SharedArrayBuffer: any static host works).
+// The page's first message is its compiled WebAssembly.Module (or null): the worker
+// instantiates that instead of fetching and compiling the wasm again (a pool starts several).
 // A failed start is posted as text; the page then runs the engine on its own thread.
 const early = [];
-self.onmessage = (e) => early.push(e.data);
+let gotModule;
+const moduleArrived = new Promise((resolve) => (gotModule = resolve));
+let first = true;
+self.onmessage = (e) => {
+  if (first) {
+    first = false;
+    gotModule(e.data instanceof WebAssembly.Module ? e.data : null);
+  } else {
+    early.push(e.data);
+  }
+};
 try {
   const build = new URL(self.location.href).searchParams.get("build") === "scorelab_webgl" ? "scorelab_webgl" : "scorelab";
   const sl = await import(`./${build}.js`);
-  await sl.default({ module_or_path: `./${build}_bg.wasm` });
+  const module = await moduleArrived;
+  await sl.default({ module_or_path: module ?? `./${build}_bg.wasm` });
   // Work in chunks; between chunks the event loop delivers the page's messages. A
   // MessageChannel schedules the next chunk without setTimeout's 4 ms clamp.
   const channel = new MessageChannel();
