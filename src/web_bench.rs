@@ -169,6 +169,13 @@ pub fn bench_cpu_sample(width: usize, n: usize, steps: usize) -> f64 {
     time_cpu_sampler(width, n, steps.max(1))
 }
 
+/// This page's compiled `WebAssembly.Module`, for its benchmark workers to instantiate (as the
+/// app's pool workers do, `web/worker.js`): they share its compiled, already optimized code.
+#[wasm_bindgen]
+pub fn bench_module() -> JsValue {
+    wasm_bindgen::module()
+}
+
 /// In a benchmark worker: build shard `index` of `count` of an `n`-particle run (one step
 /// taken), so that [`bench_shard_steps`] times only steps.
 #[wasm_bindgen]

@@ -145,7 +145,8 @@ async function tfMatmul(tf, [mm, nn, kk]) {
 // ---------------------------------------------------------------- the CPU pool
 // The page's CPU engine splits a live run by particle over its pool of Web Workers
 // (src/engine/pool.rs): the same split here, `k` workers (web/bench-worker.js) each stepping its
-// shard, timed from the page's post to the last worker's answer (messages included).
+// shard, timed from the page's post to the last worker's answer (messages included). Like the
+// app's workers they instantiate the page's compiled module (V8 shares its optimized code).
 function ask(w, msg) {
   return new Promise((resolve, reject) => {
     w.onmessage = (e) => (e.data.error ? reject(new Error(e.data.error)) : resolve(e.data));
@@ -156,6 +157,8 @@ function ask(w, msg) {
 
 async function poolSample(k, width, n) {
   const workers = [...Array(k)].map(() => new Worker("./bench-worker.js", { type: "module" }));
+  // First message: this page's compiled module, as the app's pool workers get theirs.
+  for (const w of workers) w.postMessage(sl.bench_module());
   try {
     await Promise.all(workers.map((w, i) => ask(w, { prepare: [width, n, i, k] })));
     const run = async (steps) => {
