@@ -23,7 +23,7 @@ use crate::sim::train::TrainConfig;
 
 thread_local! {
     static CTX: RefCell<Option<Rc<GpuContext>>> = const { RefCell::new(None) };
-    /// A pool worker's shard of the benchmark sampler (`web/bench-worker.js`).
+    /// A pool worker's shard of the benchmark sampler (`web/worker.js?bench=1`).
     static SHARD: RefCell<Option<(crate::sim::samplers::Sampler, crate::sim::model::ScoreNet)>> =
         const { RefCell::new(None) };
 }

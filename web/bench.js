@@ -144,7 +144,7 @@ async function tfMatmul(tf, [mm, nn, kk]) {
 
 // ---------------------------------------------------------------- the CPU pool
 // The page's CPU engine splits a live run by particle over its pool of Web Workers
-// (src/engine/pool.rs): the same split here, `k` workers (web/bench-worker.js) each stepping its
+// (src/engine/pool.rs): the same split here, `k` workers (web/worker.js?bench=1) each stepping its
 // shard, timed from the page's post to the last worker's answer (messages included). Like the
 // app's workers they instantiate the page's compiled module (V8 shares its optimized code).
 function ask(w, msg) {
@@ -156,7 +156,7 @@ function ask(w, msg) {
 }
 
 async function poolSample(k, width, n) {
-  const workers = [...Array(k)].map(() => new Worker("./bench-worker.js", { type: "module" }));
+  const workers = [...Array(k)].map(() => new Worker("./worker.js?bench=1", { type: "module" }));
   // First message: this page's compiled module, as the app's pool workers get theirs.
   for (const w of workers) w.postMessage(sl.bench_module());
   try {

@@ -211,7 +211,6 @@ pub(crate) fn dist() -> Result<PathBuf> {
         ("web/bench.html", "bench.html"),
         ("web/bench.js", "bench.js"),
         ("web/worker.js", "worker.js"),
-        ("web/bench-worker.js", "bench-worker.js"),
     ] {
         std::fs::copy(root.join(from), out.join(to))
             .map_err(|e| format!("cannot copy {from}: {e}"))?;
