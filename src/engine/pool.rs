@@ -178,7 +178,6 @@ pub fn start(
 }
 
 /// A run's samples gathered from the shards.
-#[derive(Default)]
 struct Gather {
     run: u32,
     parts: Vec<Option<Vec<Vec2>>>,
@@ -187,11 +186,11 @@ struct Gather {
 
 impl Gather {
     fn put(&mut self, k: usize, s: &SamplesOut) {
-        if s.run != self.run || self.parts.is_empty() {
+        if s.run < self.run {
+            return;
+        }
+        if s.run > self.run {
             // A later run (repeat) supersedes what was gathered.
-            if s.run < self.run && !self.parts.is_empty() {
-                return;
-            }
             self.run = s.run;
             self.parts.iter_mut().for_each(|p| *p = None);
         }
@@ -370,11 +369,6 @@ impl ShardEngine {
                 points,
             });
         }
-    }
-
-    /// Each member's role and load.
-    pub fn members(&self) -> &[Box<dyn Engine>] {
-        &self.members
     }
 }
 
