@@ -365,16 +365,6 @@ impl FlowSolver {
             Self::Rk45 => "rk45",
         }
     }
-
-    /// Its name for people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Euler => "Euler",
-            Self::Heun => "Heun",
-            Self::Rk4 => "RK4",
-            Self::Rk45 => "RK45",
-        }
-    }
 }
 
 /// Source points x₀ = m + d z for particles 0..n of `seed`.

@@ -122,6 +122,16 @@ pub struct Flow {
 /// (within 1..=64; RK45 chooses its own).
 type Run = (FlowSolver, usize);
 
+/// A solver's name for people.
+fn solver_label(s: FlowSolver) -> &'static str {
+    match s {
+        FlowSolver::Euler => "Euler",
+        FlowSolver::Heun => "Heun",
+        FlowSolver::Rk4 => "RK4",
+        FlowSolver::Rk45 => "RK45",
+    }
+}
+
 fn few_step_run(st: &State) -> Run {
     (
         st.layers.flow_solver,
@@ -365,16 +375,16 @@ impl View for Flow {
         });
         {
             egui::ComboBox::from_label("solver")
-                .selected_text(st.layers.flow_solver.label())
+                .selected_text(solver_label(st.layers.flow_solver))
                 .show_ui(ui, |ui| {
                     for s in FlowSolver::ALL {
-                        ui.selectable_value(&mut st.layers.flow_solver, s, s.label());
+                        ui.selectable_value(&mut st.layers.flow_solver, s, solver_label(s));
                     }
                 })
                 .response
                 .on_hover_text("How the few-step run integrates the learned ODE: Euler (1 velocity evaluation a step), Heun (2), RK4 (4), or adaptive RK45 (Dormand-Prince, tolerance 1e-5: it picks its own steps).");
             let adaptive = st.layers.flow_solver == FlowSolver::Rk45;
-            let label = format!("{} steps", st.layers.flow_solver.label());
+            let label = format!("{} steps", solver_label(st.layers.flow_solver));
             ui.add_enabled(
                 !adaptive,
                 egui::Slider::new(&mut st.layers.flow_euler, 1..=64).logarithmic(true).text(label),
@@ -392,7 +402,7 @@ impl View for Flow {
                 n.mean_error,
                 n.error_at_t,
                 Self::flow_t(st),
-                n.solver.label(),
+                solver_label(n.solver),
                 n.nfe,
                 n.euler_weight_error,
                 100.0 * n.euler_spread_error
