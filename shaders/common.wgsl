@@ -30,6 +30,7 @@ const STREAM_INIT: u32 = 3u;
 const STREAM_STEP: u32 = 4u;
 const STREAM_CORRECTOR: u32 = 5u;
 const STREAM_EVAL: u32 = 8u;
+const STREAM_SEQUENTIAL: u32 = 9u;
 
 // Mirrors layout::Params.
 struct Params {

@@ -49,9 +49,17 @@ fn train_step(ids: TileIds) {
         t = P.t_eps + (1.0 - P.t_eps) * unit_closed_open(b.y);
         z = normal2(step, i, STREAM_NOISE);
         if (flow) {
-            let src = MIX.center + MIX.scale * z;
-            x = (1.0 - t) * src + t * x0;
-            goal = x0 - src;
+            var src = MIX.center + MIX.scale * z;
+            var dst = x0;
+            // Reflow: P.n_particles pairs (x₀, x̂₁) in `particles`, one picked per sample by
+            // the CPU trainer's draw (FlowTrainer::set_couplings).
+            if (P.n_particles > 0u) {
+                let c = particles[rng_bits(step, i, STREAM_SEQUENTIAL).x % P.n_particles];
+                src = c.xy;
+                dst = c.zw;
+            }
+            x = (1.0 - t) * src + t * dst;
+            goal = dst - src;
         } else {
             let pc = precond(t);
             x = forward_mean(x0, pc.alpha) + pc.stdev * z;

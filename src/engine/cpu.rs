@@ -4,6 +4,7 @@
 
 use web_time::{Duration, Instant};
 
+use super::flow::{FlowJob, FlowRun, FLOW_SHARE};
 use super::settings::{net_or_new, train_config};
 use super::{
     ms_since, start_if_due, Control, Engine, EngineChoice, EngineError, FieldRequest, FrameOutput,
@@ -35,6 +36,8 @@ pub struct CpuEngine {
     /// Its part of a worker pool's particles, field cells and density points
     /// ([`super::pool`]); [`Shard::WHOLE`] alone.
     shard: Shard,
+    /// Flow matching beside the score network, while the flow view asks for it.
+    flow: Option<FlowRun>,
 }
 
 /// One live sampler slot's sampler and particles (its settings are in [`Control`]).
@@ -83,6 +86,7 @@ impl CpuEngine {
             last_density: None,
             last_field: None,
             shard: Shard::WHOLE,
+            flow: None,
         })
     }
 
@@ -256,9 +260,49 @@ impl CpuEngine {
         }
     }
 
+    /// Train a velocity network beside the score network (`Some`, the flow view's request),
+    /// or drop it (`None`).
+    pub fn set_flow(&mut self, job: Option<FlowJob>) {
+        match job {
+            None => self.flow = None,
+            Some(j) => {
+                if self.flow.is_none() {
+                    match FlowRun::new(&self.trainer.mixture) {
+                        Ok(f) => self.flow = Some(f),
+                        Err(e) => log::warn!("flow matching: {e}"),
+                    }
+                }
+                if let Some(f) = self.flow.as_mut() {
+                    f.follow(j);
+                }
+            }
+        }
+    }
+
+    /// Flow matching's share of `budget` (while training is on), and its report.
+    fn train_flow(&mut self, budget: Duration, train: bool, out: &mut FrameOutput) {
+        let Some(f) = self.flow.as_mut() else {
+            return;
+        };
+        if train {
+            let start = Instant::now();
+            if let Some(w) = f.train_for(budget.mul_f64(FLOW_SHARE)) {
+                out.warning = Some(w);
+            }
+            out.timing.train_ms += ms_since(start);
+        }
+        if let Some(r) = f.report("CPU") {
+            out.flow = Some(r);
+        }
+    }
+
     /// Training for about `budget` (`train` false: only the queued steps); adds the losses,
-    /// the step count, the training time and an asked-for model to `out`.
+    /// the step count, the training time and an asked-for model to `out`. Flow matching,
+    /// when asked for, takes its share ([`FLOW_SHARE`]) first.
     pub fn train_for(&mut self, budget: Duration, train: bool, out: &mut FrameOutput) {
+        let flow_start = Instant::now();
+        self.train_flow(budget, train, out);
+        let budget = budget.saturating_sub(flow_start.elapsed());
         let start = Instant::now();
         let mut left = if train {
             u32::MAX
@@ -345,6 +389,9 @@ impl Engine for CpuEngine {
     }
 
     fn set_mixture(&mut self, mixture: &GaussianMixture, sde: &Sde) {
+        if let Some(f) = self.flow.as_mut() {
+            f.set_mixture(mixture);
+        }
         self.trainer.mixture = mixture.clone();
         self.trainer.net.sde = *sde;
         for slot in &mut self.slots {
@@ -382,6 +429,7 @@ impl Engine for CpuEngine {
 
     fn frame(&mut self, budget: Duration, train: bool, req: &FrameRequest) -> FrameOutput {
         let mut out = FrameOutput::default();
+        self.set_flow(req.flow);
         self.train_for(budget, train, &mut out);
         // What the app gives beyond the base budget (idle time between slow frames) goes to
         // the samplers as well as to training: with slices of particles, a side budget of a

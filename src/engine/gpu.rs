@@ -30,6 +30,8 @@ use crate::sim::train::lowered_lr;
 use crate::sim::Vec2;
 use eframe::egui_wgpu::wgpu;
 
+mod flow;
+
 /// Largest particle count whose finished runs are read back automatically (mode-weight bars).
 const MAX_AUTO_READBACK: usize = 200_000;
 /// GPU work to aim for per submission.
@@ -56,6 +58,8 @@ pub struct GpuEngine {
     density: Option<(FieldRequest, GpuLikelihood)>,
     last_density: Option<(Instant, FieldRequest)>,
     density_rb: Option<(FieldRequest, AsyncReadback)>,
+    /// Flow matching beside the score network, while the flow view asks for it.
+    flow: Option<flow::GpuFlow>,
 }
 
 /// One live sampler slot's GPU objects (its settings and bookkeeping are in [`Control`]).
@@ -144,6 +148,7 @@ impl GpuEngine {
             density: None,
             last_density: None,
             density_rb: None,
+            flow: None,
         })
     }
 
@@ -461,6 +466,9 @@ impl Engine for GpuEngine {
         self.sde = *sde;
         self.trainer.set_mixture(&self.ctx, mixture, sde);
         self.fisher.set_mixture(&self.ctx, mixture, sde);
+        if let Some(f) = &mut self.flow {
+            f.set_mixture(&self.ctx, mixture);
+        }
         if let Some((_, f)) = &self.field {
             f.set_mixture(&self.ctx, mixture, sde);
         }
@@ -510,6 +518,7 @@ impl Engine for GpuEngine {
         let mut out = FrameOutput::default();
         let t0 = Instant::now();
         self.poll_side(&mut out);
+        self.poll_flow(req.flow, &mut out);
         if !self.poll(&mut out) {
             out.timing.field_ms = ms_since(t0);
             return out;
@@ -530,6 +539,9 @@ impl Engine for GpuEngine {
             self.submitted += u64::from(steps);
         }
         self.trainer.encode_copy_ema(&mut enc, &self.ema);
+        if let Some(f) = &mut self.flow {
+            f.encode(&self.ctx, &mut enc, train.then_some(self.steps_per_frame));
+        }
         let t1 = Instant::now();
         self.encode_samplers(&mut enc, &mut out);
         let t2 = Instant::now();
@@ -620,6 +632,7 @@ impl Engine for GpuEngine {
         });
         self.ctx.submit(enc);
         // Map after the submit that holds the copies (map() is a no-op for older ones).
+        self.flow.iter().for_each(flow::GpuFlow::map);
         counters.map();
         losses.map();
         for (_, rb) in field.iter().chain(&self.density_rb) {

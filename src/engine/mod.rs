@@ -11,6 +11,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod batch;
 pub mod cpu;
+pub mod flow;
 pub mod gpu;
 pub mod pool;
 pub mod probe;
@@ -152,6 +153,10 @@ pub struct FrameRequest {
     pub field: Option<FieldRequest>,
     /// Learned log-density heatmap (PF-ODE likelihood at the request's t).
     pub density: Option<FieldRequest>,
+    /// Train a velocity network by flow matching beside the score network ([`flow`]);
+    /// `None` drops it.
+    #[serde(default)]
+    pub flow: Option<flow::FlowJob>,
 }
 
 /// Particles the canvas should draw.
@@ -212,6 +217,8 @@ pub struct FrameOutput {
     pub model: Option<ScoreNet>,
     /// Learned log-density on a grid (row-major from `lo`), and the request it answers.
     pub density: Option<(FieldRequest, Vec<f64>)>,
+    /// Flow matching's latest network, when it trained since the last report.
+    pub flow: Option<flow::FlowReport>,
 }
 
 pub(crate) fn ms_since(t: Instant) -> f64 {

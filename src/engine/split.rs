@@ -103,7 +103,12 @@ impl Engine for SplitEngine {
         if self.last_sync.is_none_or(|t| t.elapsed() >= SYNC_EVERY) {
             self.ask_for_model();
         }
-        let mut out = self.train.frame(budget, train, &FrameRequest::default());
+        // Flow matching trains where the score network trains.
+        let train_req = FrameRequest {
+            flow: req.flow,
+            ..FrameRequest::default()
+        };
+        let mut out = self.train.frame(budget, train, &train_req);
         if let Some(net) = out.model.take() {
             self.sync_pending = false;
             self.last_sync = Some(Instant::now());
@@ -115,7 +120,9 @@ impl Engine for SplitEngine {
                 out.model = Some(net);
             }
         }
-        let s = self.sample.frame(budget, false, req);
+        let s = self
+            .sample
+            .frame(budget, false, &FrameRequest { flow: None, ..*req });
         out.timing.sample_ms = s.timing.sample_ms;
         out.timing.field_ms += s.timing.field_ms;
         out.field = s.field;

@@ -58,6 +58,9 @@ pub struct GpuTrainer {
     params: Params,
     bind: wgpu::BindGroup,
     step_bind: wgpu::BindGroup,
+    scratch: wgpu::Buffer,
+    /// Reflow's pairs (x₀, x̂₁) as vec4s in the `particles` slot (flow matching only).
+    couplings: Option<wgpu::Buffer>,
 }
 
 impl GpuTrainer {
@@ -162,7 +165,59 @@ impl GpuTrainer {
             params: p,
             bind,
             step_bind,
+            scratch,
+            couplings: None,
         })
+    }
+
+    /// Flow matching: train on these pairs (x₀, x̂₁) instead of independent draws (reflow,
+    /// `sim::flow::FlowTrainer::set_couplings`, picked by the same draw); `None` goes back.
+    /// Refused for a score network.
+    pub fn set_couplings(
+        &mut self,
+        ctx: &GpuContext,
+        couplings: Option<&[(crate::sim::Vec2, crate::sim::Vec2)]>,
+    ) -> Result<(), GpuError> {
+        if !self.net.flow {
+            return Err(GpuError::Unsupported(
+                "couplings are for a velocity network".into(),
+            ));
+        }
+        let pairs: Vec<[f32; 4]> = couplings
+            .unwrap_or_default()
+            .iter()
+            .map(|(a, b)| [a.x as f32, a.y as f32, b.x as f32, b.y as f32])
+            .collect();
+        self.couplings = (!pairs.is_empty()).then(|| {
+            let b = ctx.storage(
+                "GpuTrainer::couplings",
+                (pairs.len() * 16) as u64,
+                wgpu::BufferUsages::empty(),
+            );
+            ctx.write_buffer(&b, 0, bytemuck::cast_slice(&pairs));
+            b
+        });
+        self.params.n_particles = pairs.len() as u32;
+        ctx.write_buffer(&self.params_buf, 0, bytemuck::bytes_of(&self.params));
+        self.bind = Bindings {
+            params: &self.params_buf,
+            mixture: &self.mixture,
+            weights: Some(&self.net.weights),
+            adam: Some(&self.adam),
+            scratch: Some(&self.scratch),
+            particles: self.couplings.as_ref(),
+            aux: &self.aux,
+            consts: Some(&self.net.consts),
+            counters: &self.counters,
+        }
+        .bind_group(ctx, "GpuTrainer::bind");
+        Ok(())
+    }
+
+    /// (buffer, byte offset, byte length) of the EMA weights, for async readbacks.
+    pub fn ema_range(&self) -> (&wgpu::Buffer, u64, u64) {
+        let n = u64::from(self.params.n_params) * 4;
+        (&self.adam, 2 * n, n)
     }
 
     /// Dispatches per training step.

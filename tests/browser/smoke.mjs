@@ -5,7 +5,8 @@
 // below the bar after a drag is checked natively, tests/ui/canvas.rs). On SwiftShader the page trains on the CPU
 // engine by default (measured faster there); a second WebGPU run forces the WGSL engine with
 // ?engine=gpu and checks that it trains, draws its particles and runs MALA beside plain Langevin; a third forces the split engine (?engine=split: CPU
-// trains in its worker, the WGSL engine samples with its network), a fourth a pool of three
+// trains in its worker, the WGSL engine samples with its network; flow matching trains where
+// the score trains, on each), a fourth a pool of three
 // workers (?workers=3) against one. Fallback run (no --enable-unsafe-webgpu): WebGL
 // renderer, CPU engine with its reason reported, training reaches the bar, MALA runs on it and
 // samples(1) reads sampler B of the split view. On both WebGPU
@@ -212,6 +213,13 @@ async function checkParticlesAndExport(page, label) {
   check(s0.engine_probing === false && s0.engine_probe === null, "a forced engine is not probed");
   const s = await waitFor(page, (x) => x.step >= 5 && x.loss !== null, "5 GPU training steps", 120_000);
   check(s !== null && Number.isFinite(s.loss) && s.warning === null, "the WGSL engine trains in WebGPU (finite loss, no warning)");
+  // Flow matching trains on the WGSL engine beside the score network (engine::gpu::flow): its
+  // EMA weights come back by an async readback; turning the view off drops it.
+  await api(page, "setConfig", { layers: { flow: true } });
+  const fl = await waitFor(page, (x) => x.views.flow?.steps >= 16, "16 flow-matching steps on the WGSL engine", 60_000);
+  check(fl?.views.flow.engine === "WebGPU" && Number.isFinite(fl?.views.flow.loss) && fl?.warning === null,
+    `flow matching trains on the WGSL engine (engine ${fl?.views.flow.engine}, ${fl?.views.flow.steps} steps, loss ${fl?.views.flow.loss})`);
+  await api(page, "setConfig", { layers: { flow: false } });
   // Particles straight from the GPU sampler's buffer (paint callback, no CPU copy). SwiftShader
   // runs WGSL slowly, so: 100 particles on the exact score, a 10 × 10 schedule, training paused.
   await api(page, "setConfig", { training: false, particles: 100, exact_particles: true, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
@@ -258,6 +266,12 @@ async function checkParticlesAndExport(page, label) {
     `?engine=split trains on the CPU engine in its worker and samples on the WGSL engine (engine ${s0.engine} on ${s0.engine_runs_on}, sampling ${s0.sampling_engine})`);
   const trained = await waitFor(page, (x) => x.fisher !== null && x.fisher < FISHER_BAR, `Fisher < ${FISHER_BAR} with the split engine`);
   check(trained !== null, `the split engine's CPU half trains: Fisher below ${FISHER_BAR}`);
+  // Flow matching trains where the score network trains: in the CPU engine's worker.
+  await api(page, "setConfig", { layers: { flow: true } });
+  const fl = await waitFor(page, (x) => x.views.flow?.numbers?.mean_error < 0.1, "the velocity learned in the worker", 60_000);
+  check(fl?.views.flow.engine === "CPU",
+    `flow matching trains in the split engine's CPU worker: velocity error ${fl?.views.flow.numbers?.mean_error?.toFixed(4)} after ${fl?.views.flow.steps} steps (engine ${fl?.views.flow.engine})`);
+  await api(page, "setConfig", { layers: { flow: false } });
   await api(page, "setConfig", { training: false, particles: 100, exact_particles: false, sampler_levels: 10, sampler_steps: 10, step: 0.5 });
   await checkParticlesAndExport(page, "split");
   check(errors.length === 0, `no console errors (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);

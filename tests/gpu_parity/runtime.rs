@@ -161,6 +161,7 @@ fn gpu_engine_frame_is_one_submit() {
     let req = FrameRequest {
         field: Some(grid),
         density: Some(FieldRequest { n: (4, 4), ..grid }),
+        flow: None,
     };
     let (mut encoded, mut steps, mut fields, mut densities, mut fishers) = (0, 0, 0, 0, 0);
     // Bounded by wall time, not frame count: with the other GPU tests sharing lavapipe's

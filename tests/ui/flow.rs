@@ -1,5 +1,6 @@
 //! Flow matching beside score matching (issue 31) through the real widgets: the Layers panel's
-//! "flow matching" checkbox starts a velocity network training on the page's thread; within 60
+//! "flow matching" checkbox starts a velocity network training in the engine, beside the score
+//! network (the CPU engine on its thread, as in the page's worker); within 60
 //! s its relative error against the exact marginal velocity falls below 0.1, on the default
 //! mixture and after the mixture is replaced by an off-centre one; the paths and reflow
 //! toggles draw their paths and straighten them; the settings ride in the link.
@@ -54,6 +55,12 @@ fn flow_matching_learns_the_velocity_live_and_reflow_straightens_it() {
     assert!(s["link"].as_str().is_some_and(|l| l.contains("#s=")));
     let s = converged(&mut h, "default mixture", 1);
     assert_eq!(flow(&s)["arrows"], 256, "a 16 × 16 grid of arrows");
+    assert_eq!(
+        flow(&s)["engine"],
+        "CPU",
+        "the engine trains it: {}",
+        flow(&s)
+    );
     let errors = floats(&flow(&s)["numbers"]["errors"]);
     assert!(
         errors.len() == 5 && errors.iter().all(|e| e.is_finite()),

@@ -230,6 +230,8 @@ pub struct Host {
     pub density: Option<(FieldRequest, Vec<f64>)>,
     /// Densities received so far (the learned-density view rebuilds its texture on a new one).
     pub density_seq: u64,
+    /// Flow matching's latest network from the engine (while the flow view asks for it).
+    pub flow: Option<engine::flow::FlowReport>,
 }
 
 impl Host {
@@ -255,6 +257,7 @@ impl Host {
             cpu_particles: [None, None],
             density: None,
             density_seq: 0,
+            flow: None,
         }
     }
 
@@ -334,6 +337,7 @@ impl Host {
         self.history = History::default();
         self.field = None;
         self.density = None;
+        self.flow = None;
         self.sampler = [None; SLOTS];
         self.runs = [None, None];
         error
@@ -402,7 +406,12 @@ impl Host {
             EngineChoice::Cpu => perf.cpu_budget(),
             EngineChoice::Gpu => Duration::from_millis(8),
         };
-        let out = engine.frame(budget, st.training, &req);
+        let mut out = engine.frame(budget, st.training, &req);
+        if req.flow.is_none() {
+            self.flow = None;
+        } else if let Some(f) = out.flow.take() {
+            self.flow = Some(f);
+        }
         if let Some(p) = self.probe.as_mut() {
             p.main.observe(Instant::now(), &out);
         }

@@ -1,6 +1,7 @@
 //! Flow matching beside score matching (issue 31): a velocity network trained live by
-//! conditional flow matching on the page's own thread (within the frame's CPU budget, beside
-//! the engine that trains the score network), its arrows against the exact marginal velocity
+//! conditional flow matching in the engine, beside the score network (`engine::flow`: the
+//! view asks for it in its frame request, the engine reports the EMA weights), its arrows
+//! against the exact marginal velocity
 //! (closed form, `sim::flow`), the straight conditional paths x₀ → x₁ beside the curved
 //! marginal paths the ODE follows, a few-step Euler run of the model, one round of reflow from
 //! the model's own couplings, and the score the velocity implies next to the exact score.
@@ -8,17 +9,15 @@
 //! noise end is the flow's source. `state().views.flow` holds its numbers.
 
 use eframe::egui::{self, Color32, Stroke};
-use web_time::Instant;
 
 use super::{Frame, Side, View};
 use crate::app::canvas::{Legend, Plot};
-use crate::sim::flow::{
-    self, ExactVelocity, FlowNet, FlowPath, FlowSolver, FlowTrainConfig, FlowTrainer, VelocityModel,
-};
+use crate::engine::flow::{FlowJob, FlowReport, REFLOW_AFTER};
+use crate::engine::FrameRequest;
+use crate::sim::flow::{self, ExactVelocity, FlowNet, FlowPath, FlowSolver, VelocityModel};
 use crate::sim::metrics::errors_against;
-use crate::sim::mixture::GaussianMixture;
-use crate::sim::model::NetConfig;
 use crate::sim::rng::StreamRng;
+use crate::sim::samplers::Rk45;
 use crate::sim::Vec2;
 use crate::state::State;
 
@@ -36,33 +35,15 @@ const CURVED: Color32 = Color32::from_rgb(230, 120, 230);
 const DIFFERENCE: Color32 = Color32::from_rgb(235, 50, 50);
 /// Arrows per side.
 const GRID: usize = 16;
-/// Paths drawn.
+/// Paths drawn, and the times each has a point at (more where RK45 steps more).
 const PATHS: usize = 24;
+const PATH_POINTS: usize = 32;
 /// Particles of the few-step Euler run.
 const EULER_N: usize = 1000;
 /// True samples whose log-likelihood the flow computes (instantaneous change of variables,
 /// [`LIKELIHOOD_STEPS`] RK4 steps each, on the page's thread once a measurement).
 const LIKELIHOOD_N: usize = 64;
 const LIKELIHOOD_STEPS: usize = 16;
-/// Couplings of one round of reflow.
-const COUPLINGS: usize = 4000;
-/// Reflow waits for this many steps of the first round on the current mixture: its couplings
-/// come from a trained model.
-pub const REFLOW_AFTER: u32 = 1500;
-/// Most training steps a frame, and the share of the frame's CPU budget they may take.
-const MAX_STEPS_A_FRAME: usize = 40;
-const BUDGET_SHARE: f64 = 0.5;
-
-/// The network the page trains: small enough to train on the page's thread.
-fn net_config(d: f64) -> NetConfig {
-    NetConfig {
-        width: 48,
-        depth: 2,
-        data_std: d,
-        seed: 2,
-        ..NetConfig::default()
-    }
-}
 
 /// Measurements, refreshed every [`MEASURE_EVERY`] training steps.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -95,19 +76,15 @@ const MEASURE_EVERY: u32 = 400;
 /// Training steps between recomputed paths and Euler runs.
 const PATHS_EVERY: u32 = 100;
 
-/// The view's trainer and caches.
+/// The engine's latest network and the view's caches.
 #[derive(Default)]
 pub struct Flow {
-    trainer: Option<FlowTrainer>,
+    /// The engine's latest report: the EMA network, its steps, whether reflow's couplings are
+    /// in use (the second round starts when `flow_reflow` is on and the first round has trained
+    /// [`REFLOW_AFTER`] steps on this mixture) and the step the first round started at.
+    report: Option<FlowReport>,
     exact: Option<ExactVelocity>,
     revision: u64,
-    /// Reflow's couplings are in use (built when `flow_reflow` is on and the first round has
-    /// trained [`REFLOW_AFTER`] steps on this mixture).
-    reflowing: bool,
-    /// The training step of the last mixture change (the first round starts there).
-    round_from: u32,
-    loss: f64,
-    seconds: f64,
     numbers: Option<(u32, Numbers)>,
     arrows: Vec<(Vec2, Vec2, Vec2)>,
     scores: Vec<(Vec2, Vec2, Vec2)>,
@@ -186,68 +163,43 @@ impl Flow {
         (1.0 - st.scene.t).clamp(0.0, 1.0)
     }
 
-    /// A trainer for `mixture` (a fresh network), or the old one moved to it (a drag keeps
-    /// the weights: the network works in the data's frame).
-    fn follow(&mut self, mixture: &GaussianMixture, revision: u64) {
-        let path = FlowPath::for_mixture(mixture);
-        match &mut self.trainer {
-            Some(tr) if self.revision != revision => {
-                tr.mixture = mixture.clone();
-                tr.net.path = path;
-                tr.set_couplings(None);
-                self.reflowing = false;
-                self.round_from = tr.steps();
-            }
-            Some(_) => {}
-            None => {
-                let Ok(net) = FlowNet::new(net_config(path.d), path) else {
-                    return;
-                };
-                let cfg = FlowTrainConfig {
-                    batch: 128,
-                    ..FlowTrainConfig::default()
-                };
-                self.trainer = Some(FlowTrainer::new(net, mixture.clone(), cfg));
-                self.seconds = 0.0;
-                self.numbers = None;
-            }
-        }
+    /// The exact velocity of `mixture` (rebuilt when it changes), and the engine's latest
+    /// network.
+    fn follow(&mut self, f: &Frame) {
+        let (mixture, revision) = (&f.data.mixture, f.data.revision);
         if self.revision != revision || self.exact.is_none() {
             self.exact = Some(ExactVelocity::new(mixture.clone()));
             self.revision = revision;
             self.numbers = None;
         }
+        match &f.host.flow {
+            None => self.report = None,
+            Some(r) if self.report.as_ref().is_none_or(|o| o.steps != r.steps) => {
+                if self
+                    .report
+                    .as_ref()
+                    .is_some_and(|o| o.reflowing != r.reflowing || r.steps < o.steps)
+                {
+                    // Another round, or a fresh network (a new engine): measure it anew.
+                    self.numbers = None;
+                }
+                self.report = Some(r.clone());
+            }
+            Some(_) => {}
+        }
     }
 
-    fn train(&mut self, f: &Frame) {
-        let Some(tr) = self.trainer.as_mut() else {
-            return;
-        };
-        let start = Instant::now();
-        let budget = f.budget.as_secs_f64() * BUDGET_SHARE;
-        for _ in 0..MAX_STEPS_A_FRAME {
-            match tr.step() {
-                Ok(l) => self.loss = l,
-                Err(_) => {
-                    // A refused step keeps the last good weights; a smaller step size next.
-                    tr.recover();
-                    break;
-                }
-            }
-            if start.elapsed().as_secs_f64() > budget {
-                break;
-            }
-        }
-        self.seconds += start.elapsed().as_secs_f64();
+    fn reflowing(&self) -> bool {
+        self.report.as_ref().is_some_and(|r| r.reflowing)
     }
 
     fn refresh(&mut self, f: &Frame, view: (Vec2, Vec2)) {
-        let (Some(tr), Some(exact)) = (self.trainer.as_ref(), self.exact.as_ref()) else {
+        let (Some(r), Some(exact)) = (self.report.as_ref(), self.exact.as_ref()) else {
             return;
         };
         let st = f.state;
         let t = Self::flow_t(st);
-        let net = tr.ema_net();
+        let net = &r.net;
         let (lo, hi) = view;
         let points: Vec<Vec2> = (0..GRID * GRID)
             .map(|i| {
@@ -282,9 +234,10 @@ impl Flow {
                 })
                 .collect();
         }
-        let steps = tr.steps();
+        let steps = r.steps;
+        let reflowing = r.reflowing;
         let run = few_step_run(st);
-        let key = (t, self.revision, self.reflowing, run);
+        let key = (t, self.revision, reflowing, run);
         let fresh = self.paths_key.is_some_and(|(at, kt, rev, re, k)| {
             steps < at + PATHS_EVERY && (kt, rev, re, k) == key
         });
@@ -295,31 +248,57 @@ impl Flow {
         } else if !fresh {
             let x0 = flow::source_points(&exact.path, PATHS, 11);
             let x1 = exact.mixture.sample(PATHS, &mut StreamRng::new(12, 0));
-            let mut xs = x0.clone();
-            let mut curves: Vec<Vec<Vec2>> = x0.iter().map(|x| vec![*x]).collect();
-            for k in 0..32 {
-                let (a, b) = (k as f64 / 32.0, (k + 1) as f64 / 32.0);
-                flow::flow_integrate_between(&net, &mut xs, a, b, 1, FlowSolver::Rk4);
-                for (c, x) in curves.iter_mut().zip(&xs) {
-                    c.push(*x);
-                }
-            }
+            let curves = x0.iter().map(|x| ode_path(net, *x));
             self.paths = curves
                 .into_iter()
                 .zip(x0.iter().zip(&x1))
                 .map(|(c, (a, b))| (c, *a, *b))
                 .collect();
-            self.euler = run_flow(&net, &exact.path, run).0;
-            self.paths_key = Some((steps, t, self.revision, self.reflowing, run));
+            self.euler = run_flow(net, &exact.path, run).0;
+            self.paths_key = Some((steps, t, self.revision, reflowing, run));
         }
         if self
             .numbers
             .as_ref()
             .is_none_or(|(at, n)| steps >= at + MEASURE_EVERY || (n.solver, n.euler_steps) != run)
         {
-            self.numbers = Some((steps, measure(&net, exact, t, run)));
+            self.numbers = Some((steps, measure(net, exact, t, run)));
         }
     }
+}
+
+/// The model's ODE path from `x0` to flow t = 1 as drawn: a point at each of [`PATH_POINTS`]
+/// times and at every step adaptive RK45 (tolerance 1e-5) takes between them, so the line is
+/// dense where the field turns it sharply (the reflowed model's field is steep between modes;
+/// fixed RK4 steps drew kinks there).
+fn ode_path(net: &FlowNet, x0: Vec2) -> Vec<Vec2> {
+    let mut f = |t: f64, y: &[f64], dy: &mut [f64]| {
+        let u = net.velocity(Vec2::new(y[0], y[1]), t);
+        dy[0] = u.x;
+        dy[1] = u.y;
+    };
+    let mut pts = vec![x0];
+    let mut x = x0;
+    for k in 0..PATH_POINTS {
+        let (a, b) = (
+            k as f64 / PATH_POINTS as f64,
+            (k + 1) as f64 / PATH_POINTS as f64,
+        );
+        let mut ode = Rk45::new(a, vec![x.x, x.y], b, 1e-5, 1e-5);
+        // (A cap: a non-finite field must not hang the frame.)
+        for _ in 0..1000 {
+            if ode.done() {
+                break;
+            }
+            let t = ode.t;
+            ode.step(&mut f);
+            if ode.t > t {
+                pts.push(Vec2::new(ode.y[0], ode.y[1]));
+            }
+        }
+        x = Vec2::new(ode.y[0], ode.y[1]);
+    }
+    pts
 }
 
 /// An arrow of `v` on a cell of the grid: its length grows as √(|v| / scale) (the fields span
@@ -353,7 +332,7 @@ impl View for Flow {
     fn controls(&self, ui: &mut egui::Ui, st: &mut State) {
         let was = st.layers.flow;
         ui.checkbox(&mut st.layers.flow, "flow matching: velocity arrows")
-            .on_hover_text("Train a velocity field v(x, t) by conditional flow matching, live on this page: x_t = (1 − t) x₀ + t x₁ from noise x₀ ~ N(m, d² I) to data x₁, loss |v(x_t, t) − (x₁ − x₀)|². White (black on the projector theme): the learned velocity at flow t = 1 − (the slider's t), replacing the score arrows; cyan: the exact marginal velocity E[x₁ − x₀ | x_t], known in closed form for a Gaussian mixture.");
+            .on_hover_text("Train a velocity field v(x, t) by conditional flow matching, live, in the engine that trains the score network (beside it): x_t = (1 − t) x₀ + t x₁ from noise x₀ ~ N(m, d² I) to data x₁, loss |v(x_t, t) − (x₁ − x₀)|². White (black on the projector theme): the learned velocity at flow t = 1 − (the slider's t), replacing the score arrows; cyan: the exact marginal velocity E[x₁ − x₀ | x_t], known in closed form for a Gaussian mixture.");
         if st.layers.flow != was {
             // One field at a time: the velocity's arrows replace the score's (which come back
             // when flow matching is turned off; either can be toggled on its own after).
@@ -414,30 +393,22 @@ impl View for Flow {
         }
     }
 
+    fn request(&self, f: &Frame, _view: (Vec2, Vec2), req: &mut FrameRequest) {
+        let l = &f.state.layers;
+        if l.flow {
+            req.flow = Some(FlowJob {
+                reflow: l.flow_reflow,
+            });
+        }
+    }
+
     fn update(&mut self, _ctx: &egui::Context, f: &Frame, view: (Vec2, Vec2)) {
         let st = f.state;
         if !st.layers.flow {
             *self = Self::default();
             return;
         }
-        self.follow(&f.data.mixture, f.data.revision);
-        if let Some(tr) = self.trainer.as_mut() {
-            let ready = tr.steps() >= self.round_from + REFLOW_AFTER;
-            if st.layers.flow_reflow && !self.reflowing && ready {
-                let couplings =
-                    flow::reflow_couplings(&tr.ema_net(), &tr.net.path, COUPLINGS, 32, 13);
-                tr.set_couplings(Some(couplings));
-                self.reflowing = true;
-                self.numbers = None;
-            } else if !st.layers.flow_reflow && self.reflowing {
-                tr.set_couplings(None);
-                self.reflowing = false;
-                self.numbers = None;
-            }
-        }
-        if st.training && !st.paused {
-            self.train(f);
-        }
+        self.follow(f);
         self.refresh(f, view);
     }
 
@@ -500,13 +471,16 @@ impl View for Flow {
             (false, false) => "velocity",
             (false, true) => "learned minus exact velocity",
         };
-        let steps = self.trainer.as_ref().map_or(0, FlowTrainer::steps);
-        let round = if self.reflowing {
+        let (steps, round_from) = self
+            .report
+            .as_ref()
+            .map_or((0, 0), |r| (r.steps, r.round_from));
+        let round = if self.reflowing() {
             " (reflow)".to_string()
         } else if st.layers.flow_reflow {
             format!(
                 " (reflow after {} steps of the first round)",
-                (self.round_from + REFLOW_AFTER).saturating_sub(steps)
+                (round_from + REFLOW_AFTER).saturating_sub(steps)
             )
         } else {
             String::new()
@@ -545,13 +519,14 @@ impl View for Flow {
     }
 
     fn snapshot(&self) -> Option<serde_json::Value> {
-        let tr = self.trainer.as_ref()?;
+        let r = self.report.as_ref()?;
         Some(serde_json::json!({
-            "steps": tr.steps(),
-            "loss": self.loss,
-            "seconds": self.seconds,
-            "reflow": self.reflowing,
-            "reflow_after": self.round_from + REFLOW_AFTER,
+            "steps": r.steps,
+            "loss": r.loss,
+            "seconds": r.seconds,
+            "engine": r.engine,
+            "reflow": r.reflowing,
+            "reflow_after": r.round_from + REFLOW_AFTER,
             "measured_at_step": self.numbers.as_ref().map(|(s, _)| *s),
             "numbers": self.numbers.as_ref().map(|(_, n)| n),
             "arrows": self.arrows.len(),

@@ -119,6 +119,7 @@ fn run(workers: usize, m: &GaussianMixture, sde: Sde, slots: &[LiveSampling]) ->
     let req = FrameRequest {
         field: Some(grid),
         density: Some(grid),
+        flow: None,
     };
     let (mut field, mut density) = (None, None);
     let t0 = Instant::now();

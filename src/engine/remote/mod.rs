@@ -105,6 +105,8 @@ pub struct Report {
     samples: Vec<SamplesOut>,
     model: Option<ModelFile>,
     density: Option<(FieldRequest, Vec<f64>)>,
+    /// Flow matching's latest network.
+    flow: Option<super::flow::FlowReportMsg>,
     /// Each slot's particles as (x, y, x_mean, y_mean).
     particles: [Vec<[f32; 4]>; SLOTS],
     /// The engine could not start or stopped (the page falls back).
@@ -137,6 +139,9 @@ pub fn merge(a: &mut FrameOutput, b: FrameOutput) {
     }
     if b.density.is_some() {
         a.density = b.density;
+    }
+    if b.flow.is_some() {
+        a.flow = b.flow;
     }
 }
 
@@ -235,6 +240,7 @@ impl WorkerCore {
             ToWorker::Tick { train, req } => {
                 self.train = train;
                 self.req = req;
+                e.set_flow(req.flow);
                 self.ticks += 1;
                 let now = Instant::now();
                 if let Some(t) = self.last_tick {
@@ -323,6 +329,7 @@ impl WorkerCore {
             samples: o.samples,
             model: o.model.map(|n| n.to_file(0)),
             density: o.density,
+            flow: o.flow.map(|f| f.to_msg()),
             particles,
             fatal: None,
         }))
@@ -489,6 +496,10 @@ impl RemoteEngine {
                     samples: r.samples,
                     model,
                     density: r.density,
+                    flow: match r.flow {
+                        Some(f) => Some(super::flow::FlowReport::from_msg(f, "CPU")?),
+                        None => None,
+                    },
                 },
             );
         }
