@@ -186,6 +186,10 @@ fn solvers_difference_arrows_and_the_flow_likelihood() {
         "Heun: two a step"
     );
     assert_eq!(s["state"]["layers"]["flow_solver"], "heun");
+    // The same run on the exact velocity: the solver's own error, apart from the model's.
+    let heun = flow(&s)["numbers"].clone();
+    eprintln!("Heun 2: {heun}");
+    assert_eq!(heun["exact_nfe"].as_f64(), Some(4.0), "{heun}");
 
     choose(&mut h, "solver", "RK45");
     let s = wait(&mut h, "an RK45 run", 10.0, |s| {
@@ -202,6 +206,17 @@ fn solvers_difference_arrows_and_the_flow_likelihood() {
         n["euler_weight_error"].as_f64().is_some_and(|w| w < 0.1),
         "the learned flow solved accurately gets the weights: {}",
         n["euler_weight_error"]
+    );
+    let f = |n: &Value, k: &str| n[k].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        f(n, "exact_weight_error") < 0.05 && f(n, "exact_spread_error") < 0.2,
+        "RK45 on the exact velocity samples the mixture: {n}"
+    );
+    assert!(
+        f(&heun, "exact_spread_error") > 2.0 * f(n, "exact_spread_error"),
+        "4 evaluations cost accuracy on the exact velocity too: Heun {} vs RK45 {}",
+        f(&heun, "exact_spread_error"),
+        f(n, "exact_spread_error")
     );
 
     click(&mut h, Role::CheckBox, "difference");

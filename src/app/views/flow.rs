@@ -62,6 +62,11 @@ struct Numbers {
     nfe: f64,
     euler_weight_error: f64,
     euler_spread_error: f64,
+    /// The same run (solver, steps, source points) on the exact velocity: what the solver
+    /// costs on its own, apart from the model's error.
+    exact_nfe: f64,
+    exact_weight_error: f64,
+    exact_spread_error: f64,
     /// Mean negative log-likelihood of true samples: the model's by the instantaneous change
     /// of variables, the exact velocity's the same way (the ODE solve's own error) and the
     /// true density's.
@@ -90,9 +95,11 @@ pub struct Flow {
     scores: Vec<(Vec2, Vec2, Vec2)>,
     paths: Vec<(Vec<Vec2>, Vec2, Vec2)>,
     euler: Vec<Vec2>,
+    /// The same run on the exact velocity (drawn with the exact arrows on).
+    euler_exact: Vec<Vec2>,
     /// What the paths were computed for: (training step, flow t, mixture revision, reflow,
-    /// few-step run).
-    paths_key: Option<(u32, f64, u64, bool, Run)>,
+    /// few-step run, with the exact velocity's run).
+    paths_key: Option<(u32, f64, u64, bool, Run, bool)>,
 }
 
 /// The few-step run: the state's `layers.flow_solver` with `layers.flow_euler` steps
@@ -117,7 +124,7 @@ fn few_step_run(st: &State) -> Run {
 }
 
 /// The few-step run's end points from the source and its evaluations per particle.
-fn run_flow(net: &FlowNet, path: &FlowPath, (solver, steps): Run) -> (Vec<Vec2>, f64) {
+fn run_flow(net: &dyn VelocityModel, path: &FlowPath, (solver, steps): Run) -> (Vec<Vec2>, f64) {
     let mut xs = flow::source_points(path, EULER_N, 5);
     let nfe = flow::flow_integrate(net, &mut xs, steps, solver);
     (xs, nfe as f64 / EULER_N as f64)
@@ -139,6 +146,8 @@ fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64, run: Run) -> Numbers {
     let (xs, nfe) = run_flow(net, &exact.path, run);
     let truth = m.sample(4 * EULER_N, &mut StreamRng::new(6, 0));
     let (euler_weight_error, euler_spread_error) = errors_against(m, &xs, &truth);
+    let (exact_xs, exact_nfe) = run_flow(exact, &exact.path, run);
+    let (exact_weight_error, exact_spread_error) = errors_against(m, &exact_xs, &truth);
     let mean_error = errors.iter().sum::<f64>() / errors.len() as f64;
     let data = m.sample(LIKELIHOOD_N, &mut StreamRng::new(8, 0));
     Numbers {
@@ -150,6 +159,9 @@ fn measure(net: &FlowNet, exact: &ExactVelocity, t: f64, run: Run) -> Numbers {
         nfe,
         euler_weight_error,
         euler_spread_error,
+        exact_nfe,
+        exact_weight_error,
+        exact_spread_error,
         nll_model: nll(net, &exact.path, &data),
         nll_exact_flow: nll(exact, &exact.path, &data),
         nll_true: -data.iter().map(|x| m.log_prob(*x)).sum::<f64>() / data.len() as f64,
@@ -237,13 +249,14 @@ impl Flow {
         let steps = r.steps;
         let reflowing = r.reflowing;
         let run = few_step_run(st);
-        let key = (t, self.revision, reflowing, run);
-        let fresh = self.paths_key.is_some_and(|(at, kt, rev, re, k)| {
-            steps < at + PATHS_EVERY && (kt, rev, re, k) == key
+        let key = (t, self.revision, reflowing, run, st.layers.flow_exact);
+        let fresh = self.paths_key.is_some_and(|(at, kt, rev, re, k, ex)| {
+            steps < at + PATHS_EVERY && (kt, rev, re, k, ex) == key
         });
         if !st.layers.flow_paths {
             self.paths.clear();
             self.euler.clear();
+            self.euler_exact.clear();
             self.paths_key = None;
         } else if !fresh {
             let x0 = flow::source_points(&exact.path, PATHS, 11);
@@ -255,7 +268,19 @@ impl Flow {
                 .map(|(c, (a, b))| (c, *a, *b))
                 .collect();
             self.euler = run_flow(net, &exact.path, run).0;
-            self.paths_key = Some((steps, t, self.revision, reflowing, run));
+            self.euler_exact = if st.layers.flow_exact {
+                run_flow(exact, &exact.path, run).0
+            } else {
+                Vec::new()
+            };
+            self.paths_key = Some((
+                steps,
+                t,
+                self.revision,
+                reflowing,
+                run,
+                st.layers.flow_exact,
+            ));
         }
         if self
             .numbers
@@ -368,7 +393,7 @@ impl View for Flow {
                 !adaptive,
                 egui::Slider::new(&mut st.layers.flow_euler, 1..=64).logarithmic(true).text(label),
             )
-            .on_hover_text("Steps of the few-step run of the model (its end points are the pink dots with the paths on): how few steps does the flow need, before and after reflow?");
+            .on_hover_text("Steps of the few-step run of the model (its end points are the pink dots with the paths on; with the exact velocity on, the cyan dots are the same run on the exact velocity): how few steps does the flow need, before and after reflow?");
         }
         if let Some((_, n)) = &self.numbers {
             let steps = if n.solver == FlowSolver::Rk45 {
@@ -385,6 +410,12 @@ impl View for Flow {
                 n.nfe,
                 n.euler_weight_error,
                 100.0 * n.euler_spread_error
+            )).wrap());
+            ui.add(egui::Label::new(format!(
+                "the same run on the exact velocity (NFE {:.0}): weights off by {:.3}, spreads by {:.0}%",
+                n.exact_nfe,
+                n.exact_weight_error,
+                100.0 * n.exact_spread_error
             )).wrap());
             ui.add(egui::Label::new(format!(
                 "NLL of true samples: model {:.3}, exact flow {:.3}, true {:.3} (instantaneous change of variables, {LIKELIHOOD_STEPS} RK4 steps)",
@@ -428,9 +459,11 @@ impl View for Flow {
                 Stroke::new(1.2 * p.style.line, CURVED),
             ));
         }
-        for x in &self.euler {
-            p.painter
-                .circle_filled(p.to_screen.screen_from_data(*x), 1.2 * p.style.dot, CURVED);
+        for (xs, color) in [(&self.euler_exact, EXACT), (&self.euler, CURVED)] {
+            for x in xs {
+                p.painter
+                    .circle_filled(p.to_screen.screen_from_data(*x), 1.2 * p.style.dot, color);
+            }
         }
         let (field, exact_on): (&[(Vec2, Vec2, Vec2)], bool) = if st.layers.flow_score {
             (&self.scores, true)
