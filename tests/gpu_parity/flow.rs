@@ -236,7 +236,14 @@ fn the_gpu_engine_trains_flow_matching_and_starts_reflow() {
     let m = common::dragged_mixture(5);
     let sde = Sde::for_mixture(SdeKind::Vp, &m);
     let ctx = GpuContext::headless().unwrap();
-    let mut e = GpuEngine::new(ctx, &m, sde, &TrainSettings::small(), None).unwrap();
+    // A small score network beside it: the test is about the flow network's steps.
+    let settings = TrainSettings {
+        width: 16,
+        depth: 1,
+        batch: 64,
+        ..TrainSettings::small()
+    };
+    let mut e = GpuEngine::new(ctx, &m, sde, &settings, None).unwrap();
     let ask = FrameRequest {
         flow: Some(FlowJob { reflow: true }),
         ..FrameRequest::default()
