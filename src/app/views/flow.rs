@@ -185,7 +185,19 @@ impl Flow {
             self.numbers = None;
         }
         match &f.host.flow {
-            None => self.report = None,
+            None => {
+                // No network (the view just turned on, or a new engine): nothing of an old
+                // one stays on screen.
+                if self.report.take().is_some() {
+                    self.numbers = None;
+                    self.arrows.clear();
+                    self.scores.clear();
+                    self.paths.clear();
+                    self.euler.clear();
+                    self.euler_exact.clear();
+                    self.paths_key = None;
+                }
+            }
             Some(r) if self.report.as_ref().is_none_or(|o| o.steps != r.steps) => {
                 if self
                     .report
