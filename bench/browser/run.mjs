@@ -77,6 +77,9 @@ async function load(browser, scene) {
   return out;
 }
 
+// The longest wait for 3 frames of a frame-budget configuration.
+const SETTLE_MAX_MS = 30_000;
+
 async function frameBudget(browser, query, engineLabel) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(url + query);
@@ -88,12 +91,23 @@ async function frameBudget(browser, query, engineLabel) {
     for (const particles of counts) {
       await page.evaluate((c) => window.scorelab.setConfig(c), { width, particles });
       await sleep(QUICK ? 2000 : 1500); // let the rebuild settle, then measure a clean window
+      // state() is the snapshot of the app's last frame: where a frame takes seconds (the WGSL
+      // engine at 10⁵ particles on SwiftShader) it can still be the previous configuration's
+      // window. So the row counts only once the app has applied this configuration and drawn 3
+      // frames after it (at least the usual window, at most SETTLE_MAX_MS); else it says so.
+      const before = (await state(page)).frame;
       await page.evaluate((c) => window.scorelab.setConfig(c), { particles });
-      await sleep(QUICK ? 2000 : 5000);
-      const s = await state(page);
-      const row = { engine: s.engine, runs_on: s.engine_runs_on, workers: s.workers, width, particles, steps_per_s: s.steps_per_s, ...s.perf };
+      const t0 = Date.now();
+      const applied = (x) => x.frame >= before + 4 && x.perf.frames >= 3
+        && x.settings.width === width && x.samplings[0].n === particles;
+      let s = await state(page);
+      while (Date.now() - t0 < SETTLE_MAX_MS && (Date.now() - t0 < (QUICK ? 2000 : 5000) || !applied(s))) {
+        await sleep(500);
+        s = await state(page);
+      }
+      const row = { engine: s.engine, runs_on: s.engine_runs_on, workers: s.workers, width, particles, steps_per_s: s.steps_per_s, settled: applied(s), ...s.perf };
       rows.push(row);
-      console.log(`frame ${engineLabel} width ${width} particles ${particles}: median ${row.frame_ms_median.toFixed(1)} ms, p95 ${row.frame_ms_p95.toFixed(1)} ms over ${row.frames} frames; ui ${row.ui_ms.toFixed(1)} (train ${row.train_ms.toFixed(1)}, sample ${row.sample_ms.toFixed(1)}, field ${row.field_ms.toFixed(1)}, egui ${row.egui_ms.toFixed(1)}); dispatches ${row.dispatches ?? "-"}, submits ${row.submits ?? "-"}`);
+      console.log(`frame ${engineLabel} width ${width} particles ${particles}: ${row.settled ? "" : `NOT MEASURED (fewer than 3 frames of this configuration in ${SETTLE_MAX_MS / 1000} s; `}median ${row.frame_ms_median.toFixed(1)} ms, p95 ${row.frame_ms_p95.toFixed(1)} ms over ${row.frames} frames; ui ${row.ui_ms.toFixed(1)} (train ${row.train_ms.toFixed(1)}, sample ${row.sample_ms.toFixed(1)}, field ${row.field_ms.toFixed(1)}, egui ${row.egui_ms.toFixed(1)}); dispatches ${row.dispatches ?? "-"}, submits ${row.submits ?? "-"}${row.settled ? "" : ")"}`);
     }
   }
   await page.close();

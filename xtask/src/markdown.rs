@@ -308,6 +308,17 @@ pub(crate) fn browser_markdown(r: &serde_json::Value) -> String {
     let opt = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.0}"));
     let opt1 = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.1}"));
     for row in r["frames"].as_array().into_iter().flatten() {
+        // A configuration whose frames were too slow to fill a window (the benchmark waited
+        // 30 s for 3 frames of it): its numbers would be the previous configuration's.
+        if row["settled"] == false {
+            s.push_str(&format!(
+                "| {} | {} | {} | – | not measured: fewer than 3 frames of this configuration within 30 s ||||||||||||\n",
+                row["engine"].as_str().unwrap_or("?"),
+                row["width"],
+                row["particles"],
+            ));
+            continue;
+        }
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} |\n",
             match row["runs_on"].as_str() {
@@ -417,10 +428,12 @@ fn cpu_engine_targets(
         100.0 * gflops / mm,
         verdict(gflops >= 0.75 * mm)
     ));
-    let frame =
-        r["frames"].as_array().into_iter().flatten().find(|row| {
-            row["engine"] == "CPU" && row["width"] == 128 && row["particles"] == 100_000
-        });
+    let frame = r["frames"].as_array().into_iter().flatten().find(|row| {
+        row["engine"] == "CPU"
+            && row["width"] == 128
+            && row["particles"] == 100_000
+            && row["settled"] != false
+    });
     if let Some(row) = frame {
         let ui = f(&row["ui_ms"]);
         s.push_str(&format!(
