@@ -16,8 +16,9 @@ use crate::sim::flow::{reflow_couplings, FlowNet, FlowPath};
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::sde::{Sde, SdeKind};
 
-/// Flow-matching steps a frame: as many as the score network's (a flow step costs about a
-/// fortieth of a default score step), within these bounds.
+/// Flow-matching steps a frame: as many as the score network's (the velocity network, width
+/// 48 × 2 at batch 128, is far smaller than the score network's defaults), within these
+/// bounds.
 const STEPS_A_FRAME: (u32, u32) = (8, 32);
 /// Shortest interval between readbacks of the EMA weights.
 const READ_EVERY: Duration = Duration::from_millis(250);
