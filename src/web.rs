@@ -59,6 +59,7 @@ fn options_from_url() -> AppOptions {
             start: start_worker,
             place: crate::engine::RunsOn::Worker,
             workers: pool_size(&search),
+            shards: pool_shards(&search),
         }),
         probe_software,
         split,
@@ -88,6 +89,24 @@ fn pool_size(search: &str) -> usize {
         .and_then(|c| c.as_f64())
         .unwrap_or(2.0);
     (cores as usize).saturating_sub(1).clamp(1, MAX_WORKERS)
+}
+
+/// Whether a pool's other workers compute their pieces of each training step
+/// (`engine::shards`): `?shards=1` or `?shards=0`, else [`crate::engine::shards::BY_DEFAULT`].
+fn pool_shards(search: &str) -> bool {
+    let asked = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("shards="));
+    match asked {
+        Some("1") => true,
+        Some("0") => false,
+        Some(a) => {
+            log::warn!("?shards={a} is neither 0 nor 1; using the default");
+            crate::engine::shards::BY_DEFAULT
+        }
+        None => crate::engine::shards::BY_DEFAULT,
+    }
 }
 
 /// The CPU engine's Web Worker, as `engine::start` asks for it.
@@ -423,6 +442,33 @@ impl crate::engine::remote::Link for WebLink {
     fn failed(&mut self) -> Option<String> {
         self.failure.borrow().clone()
     }
+
+    fn connect(
+        &mut self,
+        me: usize,
+        other: &mut dyn crate::engine::remote::Link,
+        them: usize,
+    ) -> bool {
+        let Some(o) = other.as_any().and_then(|a| a.downcast_mut::<WebLink>()) else {
+            return false;
+        };
+        let Ok(ch) = web_sys::MessageChannel::new() else {
+            return false;
+        };
+        // Each worker gets one end, with the name it knows the other by (`web/worker.js`).
+        let give = |worker: &web_sys::Worker, id: usize, port: web_sys::MessagePort| {
+            let msg = js_sys::Object::new();
+            let set = js_sys::Reflect::set(&msg, &"peer".into(), &JsValue::from(id as u32))
+                .and_then(|_| js_sys::Reflect::set(&msg, &"port".into(), &port));
+            set.and_then(|_| worker.post_message_with_transfer(&msg, &js_sys::Array::of1(&port)))
+                .is_ok()
+        };
+        give(&self.worker, them, ch.port1()) && give(&o.worker, me, ch.port2())
+    }
+
+    fn as_any(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 impl Drop for WebLink {
@@ -441,6 +487,25 @@ thread_local! {
 pub fn worker_message(data: js_sys::ArrayBuffer) {
     let bytes = js_sys::Uint8Array::new(&data).to_vec();
     CORE.with(|c| c.borrow_mut().handle(&bytes));
+}
+
+/// In the worker: a direct link to another worker of the pool, which this one knows as `id`
+/// (`engine::shards`; `web/worker.js` passes the port's messages to [`worker_peer_message`]).
+#[wasm_bindgen]
+pub fn worker_peer(id: u32, port: web_sys::MessagePort) {
+    let send = move |bytes: Vec<u8>| {
+        if let Err(e) = post_bytes(&bytes, |m, t| port.post_message_with_transferable(m, t)) {
+            log::warn!("worker: cannot post to a peer: {}", js_text(&e));
+        }
+    };
+    CORE.with(|c| c.borrow_mut().connect(id as usize, Box::new(send)));
+}
+
+/// In the worker: a message from the peer it knows as `id`.
+#[wasm_bindgen]
+pub fn worker_peer_message(id: u32, data: js_sys::ArrayBuffer) {
+    let bytes = js_sys::Uint8Array::new(&data).to_vec();
+    CORE.with(|c| c.borrow_mut().peer_message(id as usize, &bytes));
 }
 
 /// In the worker: one chunk of work (training, or a tick's samplers and report); returns

@@ -5,6 +5,7 @@
 // The page's first message is its compiled WebAssembly.Module (or null): the worker
 // instantiates that instead of fetching and compiling the wasm again (a pool starts several).
 // A failed start is posted as text; the page then runs the engine on its own thread.
+// A message {peer, port} links it directly to another worker of the pool (?shards=1).
 // With ?bench=1 it is a worker of the benchmark page's CPU pool instead (web/bench.js).
 const early = [];
 let gotModule;
@@ -58,6 +59,17 @@ try {
       if (sl.worker_pump()) schedule();
     };
     const take = (data) => {
+      if (data && data.port instanceof MessagePort) {
+        // A direct link to another worker of the pool (training over batch shards,
+        // src/engine/shards.rs): its messages go to the engine as the page's do.
+        const id = data.peer;
+        sl.worker_peer(id, data.port);
+        data.port.onmessage = (m) => {
+          sl.worker_peer_message(id, m.data);
+          schedule();
+        };
+        return;
+      }
       sl.worker_message(data);
       schedule();
     };

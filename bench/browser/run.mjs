@@ -6,8 +6,9 @@
 //  2. frame budget: scorelab.state().perf (app/perf.rs) at several particle counts and
 //     widths, on the CPU engine and on the WebGPU engine (?engine=gpu);
 //  3. page training: the live page's training rate at the bench page's width and batch, with
-//     the CPU engine in its Web Worker (the default), in a pool of two (?workers=2: one
-//     trains, one samples; issue 32), in one (?workers=1) and on the page's thread (?worker=0);
+//     the CPU engine in its Web Worker (the default), in a pool of two (?workers=2&shards=0: one
+//     trains, one samples; issue 32), in two that split each training step's pieces
+//     (?workers=2&shards=1, engine::shards), in one (?workers=1) and on the page's thread (?worker=0);
 //  4. the steps sweep (full run only): the page's Layers → "steps sweep" on the default
 //     preset with the CPU engine, 4 samplers × 8 budgets × 2000 particles: wall time from
 //     turning it on to its last row, its compute time and the frame rate meanwhile;
@@ -204,8 +205,9 @@ try {
     ...(QUICK ? [] : await frameBudget(browser, "?engine=gpu", "webgpu")),
   ];
   // The pool (issue 32): one worker that trains and samples against two, one of which trains.
-  result.page_training = [await pageTraining(browser, ""), await pageTraining(browser, "?workers=2"),
-    ...(QUICK ? [] : [await pageTraining(browser, "?workers=1"), await pageTraining(browser, "?worker=0")])];
+  result.page_training = [await pageTraining(browser, ""), await pageTraining(browser, "?workers=2&shards=0"),
+    ...(QUICK ? [] : [await pageTraining(browser, "?workers=2&shards=1"), await pageTraining(browser, "?workers=1"),
+      await pageTraining(browser, "?worker=0")])];
   if (!QUICK) result.page_sweep = await pageSweep(browser);
   result.bench = await benchPage(browser);
 } finally {

@@ -31,6 +31,8 @@ struct WorkerSnapshot {
     role: &'static str,
     runs_on: &'static str,
     load: f64,
+    /// Pieces of training steps it computed (`engine::shards`).
+    pieces: u64,
 }
 
 /// The snapshot (`window.scorelab.state()`).
@@ -195,6 +197,7 @@ impl ScoreLabApp {
                         role: w.role.name(),
                         runs_on: w.runs_on.name(),
                         load: w.load,
+                        pieces: w.pieces,
                     })
                     .collect()
             }),

@@ -300,6 +300,18 @@ impl CpuEngine {
     /// the step count, the training time and an asked-for model to `out`. Flow matching,
     /// when asked for, takes its share ([`FLOW_SHARE`]) first.
     pub fn train_for(&mut self, budget: Duration, train: bool, out: &mut FrameOutput) {
+        self.train_for_with(budget, train, out, None);
+    }
+
+    /// [`Self::train_for`], each step split over a pool's workers by `lead` when given
+    /// ([`super::shards`]); returns early while the helpers' shares are out.
+    pub fn train_for_with(
+        &mut self,
+        budget: Duration,
+        train: bool,
+        out: &mut FrameOutput,
+        mut lead: Option<&mut super::shards::Lead>,
+    ) {
         let flow_start = Instant::now();
         self.train_flow(budget, train, out);
         let budget = budget.saturating_sub(flow_start.elapsed());
@@ -310,11 +322,18 @@ impl CpuEngine {
             self.control.queued_steps
         };
         while left > 0 && start.elapsed() < budget {
+            let step = match lead.as_deref_mut() {
+                Some(l) => match l.step(&mut self.trainer) {
+                    std::task::Poll::Ready(r) => r,
+                    std::task::Poll::Pending => break,
+                },
+                None => self.trainer.step(),
+            };
             left -= 1;
             if !train {
                 self.control.queued_steps -= 1;
             }
-            match self.trainer.step() {
+            match step {
                 Ok(l) => {
                     self.steps += 1;
                     out.losses.push((self.steps, l));

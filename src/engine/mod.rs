@@ -17,6 +17,7 @@ pub mod pool;
 pub mod probe;
 pub mod remote;
 pub mod settings;
+pub mod shards;
 pub mod split;
 
 use web_time::{Duration, Instant};
@@ -105,7 +106,7 @@ pub fn start(
     Ok(match (gpu, offload) {
         (Some(ctx), _) => Box::new(GpuEngine::new(ctx, mixture, sde, settings, net)?),
         (None, Some(offload)) if offload.workers > 1 => pool::start(
-            offload.workers,
+            (offload.workers, offload.shards),
             || offload.link(),
             mixture,
             sde,

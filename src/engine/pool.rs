@@ -82,6 +82,10 @@ pub enum Role {
     Trains,
     /// Runs its shard of the samplers, the field and the density.
     Samples,
+    /// Trains, each step's pieces split over the pool ([`super::shards`]).
+    Leads,
+    /// Runs its shard of the samplers and computes its pieces of each training step.
+    Helps,
 }
 
 impl Role {
@@ -91,6 +95,8 @@ impl Role {
             Role::Both => "trains and samples",
             Role::Trains => "trains",
             Role::Samples => "samples",
+            Role::Leads => "trains, each step split over the pool",
+            Role::Helps => "samples and computes its share of each training step",
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct WorkerLoad {
     pub runs_on: RunsOn,
     /// Fraction of the last second it spent working (its own clock).
     pub load: f64,
+    /// Pieces of training steps it computed since it started ([`super::shards`]).
+    pub pieces: u64,
 }
 
 /// Busy time over wall time, renewed every second.
@@ -138,9 +146,12 @@ impl LoadMeter {
     }
 }
 
-/// Start a pool of `workers` (≥ 2) behind links from `link`: one trains, the others sample.
+/// Start a pool of `workers` (≥ 2) behind links from `link`: one trains, the others sample;
+/// with `shards`, the others also compute their pieces of each training step, over direct
+/// links to the training worker ([`super::shards`]; a link that cannot connect keeps that
+/// worker to sampling).
 pub fn start(
-    workers: usize,
+    (workers, shards): (usize, bool),
     mut link: impl FnMut() -> (Box<dyn Link>, RunsOn),
     mixture: &GaussianMixture,
     sde: Sde,
@@ -148,8 +159,19 @@ pub fn start(
     net: Option<ScoreNet>,
 ) -> Result<Box<dyn Engine>, EngineError> {
     let net = super::settings::net_or_new(net, settings, mixture, sde)?;
-    let mut member = |role, shard| {
-        let (l, place) = link();
+    let count = workers.max(2) - 1;
+    let mut lead = link();
+    let mut helpers: Vec<_> = (0..count).map(|_| link()).collect();
+    let (train_role, sample_role) = if shards {
+        // The lead knows helper k as k + 1; every helper knows the lead as 0.
+        for (k, (h, _)) in helpers.iter_mut().enumerate() {
+            lead.0.connect(0, h.as_mut(), k + 1);
+        }
+        (Role::Leads, Role::Helps)
+    } else {
+        (Role::Trains, Role::Samples)
+    };
+    let member = |(l, place): (Box<dyn Link>, RunsOn), role, shard| {
         RemoteEngine::new_part(
             l,
             place,
@@ -160,10 +182,11 @@ pub fn start(
             (role, shard),
         )
     };
-    let train = member(Role::Trains, Shard::WHOLE)?;
-    let count = workers.max(2) - 1;
-    let samplers = (0..count)
-        .map(|index| member(Role::Samples, Shard { index, count }))
+    let train = member(lead, train_role, Shard::WHOLE)?;
+    let samplers = helpers
+        .into_iter()
+        .enumerate()
+        .map(|(index, l)| member(l, sample_role, Shard { index, count }))
         .collect::<Result<Vec<_>, _>>()?;
     let sample = ShardEngine::new(
         samplers

@@ -3,6 +3,8 @@
 //! and its gradient, and applies Adam. Batch draw i of step n uses only
 //! `(seed, n, i)`, so the GPU trainer can draw the same batch in-shader.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sim::adam::{Adam, AdamConfig};
@@ -159,6 +161,111 @@ pub(crate) fn batch_step(
     total
 }
 
+/// The pieces of a batch of `batch` samples.
+pub fn piece_count(batch: usize) -> usize {
+    batch.div_ceil(PIECE).max(1)
+}
+
+/// Pieces `range` of a batch of `batch` into `pieces` (one per piece of the range, each with
+/// its gradient of length `n`), on separate cores; their losses.
+fn run_pieces(
+    pieces: &mut Vec<Piece>,
+    batch: usize,
+    range: Range<usize>,
+    n: usize,
+    loss: impl Fn(&mut Piece, f64) -> f64 + Sync,
+) -> Vec<f64> {
+    pieces.resize_with(range.len(), Piece::default);
+    for (p, k) in pieces.iter_mut().zip(range) {
+        p.start = (k * PIECE) as u32;
+        p.len = (batch - k * PIECE).min(PIECE) as u32;
+    }
+    let inv_b = 1.0 / batch as f64;
+    par::map(pieces, |p| {
+        p.grad.clear();
+        p.grad.resize(n, 0.0);
+        loss(p, inv_b)
+    })
+}
+
+/// The batch's loss and gradient from its pieces' shares, added in piece order (the one
+/// order every trainer uses, so the result does not depend on where each piece ran).
+fn add_in_order<'a>(
+    losses: impl Iterator<Item = f64>,
+    mut grads: impl Iterator<Item = &'a [f32]>,
+    grad: &mut [f32],
+) -> f64 {
+    let total: f64 = losses.sum();
+    match grads.next() {
+        Some(first) => grad.copy_from_slice(first),
+        None => grad.fill(0.0),
+    }
+    for d in grads {
+        for (g, x) in grad.iter_mut().zip(d) {
+            *g += x;
+        }
+    }
+    total
+}
+
+/// One piece's share of a training step: its loss and its gradient (both already scaled by
+/// 1 / batch). How a helper worker hands its pieces to the worker that trains
+/// (`engine::shards`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PieceGrad {
+    /// The piece's share of the batch loss.
+    pub loss: f64,
+    /// Its share of the gradient.
+    pub grad: Vec<f32>,
+}
+
+/// Pieces `range` of step `step` of DSM training of `net` on `mixture` with `config`'s batch,
+/// seed and ε_t: exactly the shares [`Trainer::step`] computes for them. `scratch` is kept
+/// between calls.
+pub(crate) fn dsm_pieces(
+    net: &ScoreNet,
+    mixture: &GaussianMixture,
+    config: &TrainConfig,
+    step: u32,
+    range: Range<usize>,
+    scratch: &mut Vec<Piece>,
+) -> Vec<PieceGrad> {
+    let rng = CounterRng::new(config.seed);
+    let n = net.mlp.params.len();
+    let losses = run_pieces(scratch, config.batch, range, n, |p, inv_b| {
+        dsm_piece(net, mixture, &rng, config.t_eps, step, p, inv_b)
+    });
+    losses
+        .into_iter()
+        .zip(scratch.iter())
+        .map(|(loss, p)| PieceGrad {
+            loss,
+            grad: p.grad.clone(),
+        })
+        .collect()
+}
+
+/// One piece of a DSM step: draw its samples, add its share of the gradient.
+fn dsm_piece(
+    net: &ScoreNet,
+    mixture: &GaussianMixture,
+    rng: &CounterRng,
+    t_eps: f64,
+    step: u32,
+    p: &mut Piece,
+    inv_b: f64,
+) -> f64 {
+    p.clear_draws();
+    for i in p.start..p.start + p.len {
+        let (x0, t, z) = draw_sample(mixture, rng, t_eps, step, i);
+        p.x0.push(x0);
+        p.t.push(t);
+        p.z.push(z);
+    }
+    let (x0, t, z, grad, ws, input, d_out) = p.parts();
+    net.dsm_part(x0, t, z, inv_b, grad, ws, input, d_out)
+}
+
 /// A CPU trainer.
 #[derive(Clone, Debug)]
 pub struct Trainer {
@@ -206,18 +313,38 @@ impl Trainer {
             &mut self.pieces,
             self.config.batch,
             &mut self.grad,
-            |p, inv_b| {
-                p.clear_draws();
-                for i in p.start..p.start + p.len {
-                    let (x0, t, z) = draw_sample(mixture, rng, t_eps, step, i);
-                    p.x0.push(x0);
-                    p.t.push(t);
-                    p.z.push(z);
-                }
-                let (x0, t, z, grad, ws, input, d_out) = p.parts();
-                net.dsm_part(x0, t, z, inv_b, grad, ws, input, d_out)
-            },
+            |p, inv_b| dsm_piece(net, mixture, rng, t_eps, step, p, inv_b),
         );
+        self.apply(loss)
+    }
+
+    /// Step [`Self::steps`] from every piece's share, computed anywhere ([`dsm_pieces`]), in
+    /// piece order: the same weights as [`Self::step`], bit for bit. `None` (nothing changed)
+    /// unless there is one share per piece of the batch.
+    pub fn step_from(&mut self, shares: &[PieceGrad]) -> Option<Result<f64, TrainError>> {
+        let n = self.grad.len();
+        if shares.len() != piece_count(self.config.batch)
+            || shares.iter().any(|s| s.grad.len() != n)
+        {
+            return None;
+        }
+        let loss = add_in_order(
+            shares.iter().map(|s| s.loss),
+            shares.iter().map(|s| s.grad.as_slice()),
+            &mut self.grad,
+        );
+        Some(self.apply(loss))
+    }
+
+    /// Pieces `range` of the next step, computed here (a worker's own share of a step split
+    /// over a pool).
+    pub fn own_pieces(&mut self, range: Range<usize>) -> Vec<PieceGrad> {
+        let (net, mixture, config) = (&self.net, &self.mixture, &self.config);
+        dsm_pieces(net, mixture, config, self.step, range, &mut self.pieces)
+    }
+
+    /// Count the step and apply Adam to the gradient in `self.grad` (refused if not finite).
+    fn apply(&mut self, loss: f64) -> Result<f64, TrainError> {
         let step = self.step;
         self.step += 1;
         if !loss.is_finite() || self.grad.iter().any(|g| !g.is_finite()) {
@@ -312,6 +439,34 @@ mod tests {
         let one = train_on(1, 5);
         assert_eq!(one, train_on(2, 5), "1 vs 2 threads");
         assert_eq!(one, train_on(5, 5), "1 vs 5 threads");
+    }
+
+    #[test]
+    fn shares_computed_apart_give_the_same_weights() {
+        // A step from its pieces' shares computed in any grouping (as workers of a pool
+        // would) is the plain step, bit for bit.
+        let b = 2 * PIECE + 77;
+        let mut plain = trainer(b);
+        let mut apart = trainer(b);
+        let mut scratch = Vec::new();
+        for step in 0..4 {
+            let want = plain.step().expect("finite");
+            let own = apart.own_pieces(0..1);
+            let (net, m, c) = (&apart.net, &apart.mixture, &apart.config);
+            let rest = dsm_pieces(net, m, c, step, 1..3, &mut scratch);
+            let shares: Vec<PieceGrad> = own.into_iter().chain(rest).collect();
+            assert!(
+                apart.step_from(&shares[..2]).is_none(),
+                "a missing piece is refused"
+            );
+            let got = apart
+                .step_from(&shares)
+                .expect("every piece")
+                .expect("finite");
+            assert_eq!(got.to_bits(), want.to_bits(), "step {step}: loss");
+            assert_eq!(apart.net.mlp.params, plain.net.mlp.params, "step {step}");
+        }
+        assert_eq!(apart.ema_net().mlp.params, plain.ema_net().mlp.params);
     }
 
     #[test]

@@ -311,6 +311,26 @@ async function checkParticlesAndExport(page, label) {
   await browser.close();
 }
 
+// ---------------------------------------------------------------- training over batch shards
+// ?workers=2&shards=1 (issue 32, engine::shards): the second worker samples and computes its
+// pieces of each training step, sent over a MessageChannel straight to the training worker.
+// With a batch of 768 (three pieces of 256) the helper computes two of every step's three.
+{
+  const { browser, page, errors } = await open("shards", WEBGPU, "?workers=2&shards=1");
+  await api(page, "setConfig", { width: 32, batch: 768 });
+  const s0 = await state(page);
+  check(s0.workers.map((w) => w.role).join(",") === "trains, each step split over the pool,samples and computes its share of each training step",
+    `?shards=1: roles (${JSON.stringify(s0.workers.map((w) => w.role))})`);
+  const shared = await waitFor(page, (x) => x.step > 100 && x.workers.length === 2 && x.workers[1].pieces > 100, "the helper computes pieces", 90_000);
+  const [lead, helper] = shared?.workers ?? [{}, {}];
+  check(shared !== null && helper.pieces >= lead.pieces,
+    `the helper computes its pieces of each step (${shared?.step} steps; pieces: training worker ${lead.pieces}, helper ${helper.pieces})`);
+  check(shared !== null && Number.isFinite(shared.loss) && shared.warning == null,
+    `training over shards: finite loss ${shared?.loss}, no warning (${shared?.warning})`);
+  check(errors.length === 0, `no console errors with shards (${errors.length}: ${errors.slice(0, 3).join(" | ")})`);
+  await browser.close();
+}
+
 // ---------------------------------------------------------------- no WebGPU
 {
   const { browser, page, errors } = await open("fallback", []);

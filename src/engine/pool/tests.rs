@@ -51,6 +51,9 @@ fn frames_until(e: &mut dyn Engine, mut done: impl FnMut(FrameOutput) -> bool) {
     panic!("the pool did not finish within 60 s");
 }
 
+/// Training steps of a run.
+const STEPS: u32 = 25;
+
 struct Run {
     weights: Vec<f32>,
     /// Per slot: answers to the mid-run request that came before the run ended.
@@ -62,15 +65,27 @@ struct Run {
 }
 
 fn run(workers: usize, m: &GaussianMixture, sde: Sde, slots: &[LiveSampling]) -> Run {
+    run_with((workers, false), &settings(), m, sde, slots)
+}
+
+/// [`run`] with `(workers, shards)` and `settings`.
+fn run_with(
+    (workers, shards): (usize, bool),
+    settings: &TrainSettings,
+    m: &GaussianMixture,
+    sde: Sde,
+    slots: &[LiveSampling],
+) -> Run {
     let offload = Offload {
         workers,
+        shards,
         ..THREAD.expect("threads natively")
     };
     let mut e =
-        super::super::start(None, m, sde, &settings(), None, Some(offload)).expect("a pool starts");
+        super::super::start(None, m, sde, settings, None, Some(offload)).expect("a pool starts");
     // Training: 25 queued steps with training paused, then the network.
-    e.queue_steps(25);
-    frames_until(e.as_mut(), |o| o.steps == Some(25));
+    e.queue_steps(STEPS);
+    frames_until(e.as_mut(), |o| o.steps == Some(STEPS as u64));
     e.request_model();
     let mut net = None;
     frames_until(e.as_mut(), |o| {
@@ -208,5 +223,36 @@ fn a_run_is_bit_identical_on_one_two_and_three_workers() {
         want.extend(std::iter::repeat_n(Role::Samples, workers - 1));
         assert_eq!(roles, want, "{workers} workers");
         assert!(r.pool.iter().all(|w| w.runs_on == RunsOn::Thread));
+    }
+}
+
+#[test]
+fn training_over_batch_shards_is_bit_identical_on_one_two_and_three_workers() {
+    // Three pieces a step: each worker of three computes one, of two the helper computes two.
+    let settings = TrainSettings {
+        batch: 3 * crate::sim::train::PIECE,
+        ..settings()
+    };
+    let m = mixture();
+    let sde = Sde::for_mixture(SdeKind::Ve, &m);
+    let slots = [live(SamplerKind::ReverseSde, 150)];
+    let one = run_with((1, false), &settings, &m, sde, &slots);
+    assert_eq!(one.pool[0].pieces, 0, "one worker: no split steps");
+    for (workers, per_worker) in [(2, [1, 2, 0]), (3, [1, 1, 1])] {
+        let r = run_with((workers, true), &settings, &m, sde, &slots);
+        assert_eq!(r.weights, one.weights, "{workers} workers: trained weights");
+        assert_eq!(r.finals, one.finals, "{workers} workers: samples");
+        assert_eq!(r.field, one.field, "{workers} workers: the field");
+        let roles: Vec<Role> = r.pool.iter().map(|w| w.role).collect();
+        let mut want = vec![Role::Leads];
+        want.extend(std::iter::repeat_n(Role::Helps, workers - 1));
+        assert_eq!(roles, want, "{workers} workers");
+        // Each worker computed its own pieces of every step (none fell back to the lead).
+        let pieces: Vec<u64> = r.pool.iter().map(|w| w.pieces).collect();
+        let want: Vec<u64> = per_worker[..workers]
+            .iter()
+            .map(|k| k * STEPS as u64)
+            .collect();
+        assert_eq!(pieces, want, "{workers} workers: pieces per worker");
     }
 }

@@ -32,6 +32,9 @@ pub struct Offload {
     pub place: crate::engine::RunsOn,
     /// Workers in the pool (1: one worker trains and samples; more: [`crate::engine::pool`]).
     pub workers: usize,
+    /// The pool's other workers compute their pieces of each training step
+    /// ([`crate::engine::shards`]) besides sampling.
+    pub shards: bool,
 }
 
 impl Offload {
@@ -61,16 +64,32 @@ pub const THREAD: Option<Offload> = Some(Offload {
     start: spawn_thread,
     place: crate::engine::RunsOn::Thread,
     workers: 1,
+    shards: false,
 });
 /// This platform's own worker: a thread natively; none in the browser, where the web shell
 /// brings its Web Worker.
 #[cfg(target_arch = "wasm32")]
 pub const THREAD: Option<Offload> = None;
 
+/// What reaches a worker thread: the page's messages, its peers' ([`WorkerCore::connect`]).
+#[cfg(not(target_arch = "wasm32"))]
+enum Inbound {
+    Page(Vec<u8>),
+    Peer(usize, Vec<u8>),
+    /// A peer known here as `id`, reached by `to`, where this worker is known as `me`.
+    Connect {
+        id: usize,
+        to: std::sync::mpsc::Sender<Inbound>,
+        me: usize,
+    },
+    /// The page let go of the worker (peers may still hold senders to it).
+    Stop,
+}
+
 /// Natively: the worker is a thread, reached over channels.
 #[cfg(not(target_arch = "wasm32"))]
 pub struct ThreadLink {
-    to: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    to: Option<std::sync::mpsc::Sender<Inbound>>,
     from: std::sync::mpsc::Receiver<Vec<u8>>,
     gone: bool,
 }
@@ -79,15 +98,36 @@ pub struct ThreadLink {
 impl ThreadLink {
     /// Start the worker thread.
     pub fn spawn() -> Result<Self, String> {
-        use std::sync::mpsc::{channel, RecvError, TryRecvError};
-        let (to, rx) = channel::<Vec<u8>>();
+        use std::sync::mpsc::{channel, TryRecvError};
+        let (to, rx) = channel::<Inbound>();
         let (tx, from) = channel::<Vec<u8>>();
         std::thread::Builder::new()
             .name("scorelab-cpu-engine".into())
             .spawn(move || {
                 let mut core = WorkerCore::new();
+                // Take one message; false when the worker is to end.
+                let take = |core: &mut WorkerCore, m: Inbound| match m {
+                    Inbound::Page(b) => {
+                        core.handle(&b);
+                        true
+                    }
+                    Inbound::Peer(id, b) => {
+                        core.peer_message(id, &b);
+                        true
+                    }
+                    Inbound::Connect { id, to, me } => {
+                        core.connect(
+                            id,
+                            Box::new(move |b| {
+                                let _ = to.send(Inbound::Peer(me, b));
+                            }),
+                        );
+                        true
+                    }
+                    Inbound::Stop => false,
+                };
                 loop {
-                    // Idle: wait for the page; busy: look at the messages between chunks.
+                    // Idle: wait for the page or a peer; busy: look between chunks.
                     let first = if core.busy() {
                         match rx.try_recv() {
                             Ok(m) => Some(m),
@@ -97,13 +137,17 @@ impl ThreadLink {
                     } else {
                         match rx.recv() {
                             Ok(m) => Some(m),
-                            Err(RecvError) => return,
+                            Err(_) => return,
                         }
                     };
                     if let Some(m) = first {
-                        core.handle(&m);
+                        if !take(&mut core, m) {
+                            return;
+                        }
                         while let Ok(m) = rx.try_recv() {
-                            core.handle(&m);
+                            if !take(&mut core, m) {
+                                return;
+                            }
                         }
                     }
                     if let Some(report) = core.pump() {
@@ -126,7 +170,7 @@ impl ThreadLink {
 impl Link for ThreadLink {
     fn send(&mut self, msg: Vec<u8>) {
         if let Some(to) = &self.to {
-            if to.send(msg).is_err() {
+            if to.send(Inbound::Page(msg)).is_err() {
                 self.gone = true;
             }
         }
@@ -151,12 +195,38 @@ impl Link for ThreadLink {
     fn failed(&mut self) -> Option<String> {
         self.gone.then(|| "the engine thread stopped".to_string())
     }
+
+    fn connect(&mut self, me: usize, other: &mut dyn Link, them: usize) -> bool {
+        let Some(o) = other.as_any().and_then(|a| a.downcast_mut::<ThreadLink>()) else {
+            return false;
+        };
+        let (Some(a), Some(b)) = (self.to.clone(), o.to.clone()) else {
+            return false;
+        };
+        let sent_a = a.send(Inbound::Connect {
+            id: them,
+            to: b.clone(),
+            me,
+        });
+        let sent_b = b.send(Inbound::Connect {
+            id: me,
+            to: a,
+            me: them,
+        });
+        sent_a.is_ok() && sent_b.is_ok()
+    }
+
+    fn as_any(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl Drop for ThreadLink {
     fn drop(&mut self) {
-        // Dropping the sender ends the thread's loop at its next look at the channel.
-        self.to = None;
+        // Its peers hold senders too: say so, and the thread ends at its next look.
+        if let Some(to) = self.to.take() {
+            let _ = to.send(Inbound::Stop);
+        }
     }
 }

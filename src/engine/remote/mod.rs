@@ -21,6 +21,7 @@
 use web_time::{Duration, Instant};
 
 use super::pool::{LoadMeter, Role};
+use super::shards::{Helper, Lead, PeerMsg, PeerSend};
 use super::{
     settings::net_or_new, CpuEngine, Engine, EngineChoice, EngineError, FieldCell, FieldRequest,
     FrameOutput, FrameRequest, FrameTiming, LiveSampling, ParticleView, RunsOn, SamplerStatus,
@@ -111,6 +112,8 @@ pub struct Report {
     particles: [Vec<[f32; 4]>; SLOTS],
     /// The engine could not start or stopped (the page falls back).
     fatal: Option<String>,
+    /// Pieces of training steps computed since the last report ([`super::shards`]).
+    pieces: u64,
 }
 
 /// Add `b` (later) to `a`: lists append, latest values win.
@@ -164,8 +167,15 @@ pub struct WorkerCore {
     /// Smoothed interval between the page's ticks (s).
     tick_interval: f64,
     acc: FrameOutput,
+    /// Pieces of training steps computed since the last report.
+    pieces: u64,
     fatal: Option<String>,
     stale_after: Duration,
+    /// Its training steps, split over its helpers if it has any ([`super::shards`]).
+    lead: Lead,
+    /// This worker helps a lead: its way there and its side.
+    to_lead: Option<PeerSend>,
+    helper: Helper,
 }
 
 impl Default for WorkerCore {
@@ -190,8 +200,12 @@ impl WorkerCore {
             last_tick: None,
             tick_interval: 0.0,
             acc: FrameOutput::default(),
+            pieces: 0,
             fatal: None,
             stale_after,
+            lead: Lead::default(),
+            to_lead: None,
+            helper: Helper::default(),
         }
     }
 
@@ -201,6 +215,36 @@ impl WorkerCore {
             && self
                 .last_tick
                 .is_some_and(|t| t.elapsed() < self.stale_after)
+    }
+
+    /// A direct way to another worker of the pool, which this one knows as `id`: 0 is the
+    /// worker that trains (this one helps it), others are helpers (this one leads them).
+    pub fn connect(&mut self, id: usize, send: PeerSend) {
+        if id == 0 {
+            self.to_lead = Some(send);
+        } else {
+            self.lead.add_peer(send);
+        }
+    }
+
+    /// A message from the worker this one knows as `id` ([`Self::connect`]).
+    pub fn peer_message(&mut self, id: usize, bytes: &[u8]) {
+        if id != 0 {
+            self.lead.take(bytes.to_vec());
+            return;
+        }
+        let start = Instant::now();
+        match postcard::from_bytes(bytes) {
+            Ok(PeerMsg::Job(job)) => {
+                if let (Some(reply), Some(send)) = (self.helper.answer(*job), self.to_lead.as_mut())
+                {
+                    send(reply);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("worker: unreadable message from the training worker: {e}"),
+        }
+        self.acc.timing.train_ms += start.elapsed().as_secs_f64() * 1e3;
     }
 
     /// Take one message from the page.
@@ -261,6 +305,7 @@ impl WorkerCore {
             ToWorker::RequestSamples(i) => e.request_samples(i),
             ToWorker::RequestModel => e.request_model(),
             ToWorker::LoadModel(f) => {
+                self.lead.cancel();
                 if let Err(why) =
                     net_from(f).and_then(|n| e.load_model(&n).map_err(|x| x.to_string()))
                 {
@@ -273,10 +318,10 @@ impl WorkerCore {
     /// Whether there is work without a new message (training, or a tick to answer).
     pub fn busy(&self) -> bool {
         self.fatal.is_none()
-            && self
-                .engine
-                .as_ref()
-                .is_some_and(|e| self.ticks > 0 || e.wants_training(self.training()))
+            && self.engine.as_ref().is_some_and(|e| {
+                let waiting = self.lead.waiting();
+                self.ticks > 0 || (e.wants_training(self.training()) && !waiting)
+            })
     }
 
     /// The samplers' time for one tick.
@@ -304,7 +349,13 @@ impl WorkerCore {
         let e = self.engine.as_mut()?;
         let mut out = FrameOutput::default();
         if e.wants_training(train) || self.ticks > 0 {
-            e.train_for(CHUNK, train, &mut out);
+            let lead = (self.lead.helpers() > 0).then_some(&mut self.lead);
+            e.train_for_with(CHUNK, train, &mut out, lead);
+        }
+        self.pieces +=
+            std::mem::take(&mut self.helper.pieces) + std::mem::take(&mut self.lead.pieces);
+        if let Some(w) = self.lead.warning.take() {
+            out.warning = Some(w);
         }
         if self.ticks == 0 {
             merge(&mut self.acc, out);
@@ -332,6 +383,7 @@ impl WorkerCore {
             flow: o.flow.map(|f| f.to_msg()),
             particles,
             fatal: None,
+            pieces: std::mem::take(&mut self.pieces),
         }))
     }
 }
@@ -344,6 +396,17 @@ pub trait Link {
     fn receive(&mut self) -> Vec<Vec<u8>>;
     /// Why the worker is gone, if it is.
     fn failed(&mut self) -> Option<String>;
+    /// Open a direct link between this worker and `other`'s, in which this one is known as
+    /// `me` and the other as `them` ([`WorkerCore::connect`]); false where this platform's
+    /// links cannot.
+    fn connect(&mut self, me: usize, other: &mut dyn Link, them: usize) -> bool {
+        let _ = (me, other, them);
+        false
+    }
+    /// This link as `Any`, for [`Self::connect`] to find its own kind (`None`: cannot connect).
+    fn as_any(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// What is needed to start again in the page's thread.
@@ -374,6 +437,8 @@ pub struct RemoteEngine {
     control: super::Control,
     role: Role,
     load: LoadMeter,
+    /// Pieces of training steps this worker computed ([`super::shards`]).
+    pieces: u64,
 }
 
 impl RemoteEngine {
@@ -429,6 +494,7 @@ impl RemoteEngine {
             control: super::Control::default(),
             role,
             load: LoadMeter::default(),
+            pieces: 0,
         })
     }
 
@@ -482,6 +548,7 @@ impl RemoteEngine {
             }
             let t = &r.timing;
             self.load.add(t.train_ms + t.sample_ms + t.field_ms);
+            self.pieces += r.pieces;
             self.particles = r.particles;
             merge(
                 out,
@@ -535,6 +602,7 @@ impl Engine for RemoteEngine {
             role: self.role,
             runs_on: self.runs_on(),
             load: self.load.load,
+            pieces: self.pieces,
         }]
     }
 
