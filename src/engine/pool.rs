@@ -5,9 +5,8 @@
 //!   the field and the learned density, each on its [`Shard`] of the particles, cells and
 //!   points, with the training worker's network loaded every [`super::split::SYNC_EVERY`]
 //!   ([`super::split::SplitEngine`] does the training/sampling half; [`ShardEngine`] the
-//!   sampling half). Training over batch shards would need a round trip through the page
-//!   or a lead worker for every step (no shared memory, by design: any static host), so
-//!   the pool trains on one worker at that worker's full rate instead of half of it.
+//!   sampling half). With `shards` ([`super::shards`]) the sampling workers also compute
+//!   their pieces of each training step for the training worker, over direct links.
 //! - Shards split runs by particle; every random draw is keyed by the particle's index in
 //!   the whole run (`sim::samplers::Sampler::new_shard`), so a run's samples are bit for
 //!   bit the same on 1, 2 or 3 workers (tested). Samplers whose particles meet

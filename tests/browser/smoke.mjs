@@ -280,13 +280,13 @@ async function checkParticlesAndExport(page, label) {
 
 // ---------------------------------------------------------------- the worker pool
 // ?workers=3 (issue 32, engine::pool): one Web Worker trains, two run the live samplers on
-// their shards of the particles. A run from the same model file is bit for bit the run of a
+// their shards of the particles (and, by default, their pieces of each training step). A run from the same model file is bit for bit the run of a
 // pool of one (?workers=1): every draw is keyed by the particle's index in the whole run.
 {
   const { browser, page, errors } = await open("pool", WEBGPU, "?workers=3");
   const s0 = await state(page);
-  check(s0.workers.map((w) => w.role).join(",") === "trains,samples,samples" && s0.workers.every((w) => w.runs_on === "worker"),
-    `?workers=3: one worker trains, two sample (${JSON.stringify(s0.workers.map((w) => [w.role, w.runs_on]))})`);
+  check(s0.workers.map((w) => w.role).join(",") === "trains, each step split over the pool,samples and computes its share of each training step,samples and computes its share of each training step" && s0.workers.every((w) => w.runs_on === "worker"),
+    `?workers=3: one worker trains, two sample and compute their pieces of its steps (${JSON.stringify(s0.workers.map((w) => [w.role, w.runs_on]))})`);
   const busy = await waitFor(page, (x) => x.step > 200 && x.workers[0].load > 0.5, "the training worker busy", 60_000);
   check(busy !== null, `the training worker trains (load ${busy?.workers?.map((w) => w.load.toFixed(2)).join(", ")})`);
   await api(page, "setConfig", { training: false });

@@ -23,9 +23,8 @@ use web_time::{Duration, Instant};
 use super::pool::{LoadMeter, Role};
 use super::shards::{Helper, Lead, PeerMsg, PeerSend};
 use super::{
-    settings::net_or_new, CpuEngine, Engine, EngineChoice, EngineError, FieldCell, FieldRequest,
-    FrameOutput, FrameRequest, FrameTiming, LiveSampling, ParticleView, RunsOn, SamplerStatus,
-    SamplesOut, Shard, TrainSettings, WorkerLoad, SLOTS,
+    settings::net_or_new, CpuEngine, Engine, EngineChoice, EngineError, FrameOutput, FrameRequest,
+    LiveSampling, ParticleView, RunsOn, Shard, TrainSettings, WorkerLoad, SLOTS,
 };
 use crate::sim::mixture::GaussianMixture;
 use crate::sim::model::{ModelFile, ScoreNet};
@@ -90,62 +89,6 @@ pub struct StartMsg {
     net: ModelFile,
     /// Its part of a pool's sampling work ([`super::pool`]).
     shard: Shard,
-}
-
-/// What the worker reports after a tick: the [`FrameOutput`]s since the last report,
-/// merged, plus the particles.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Report {
-    timing: FrameTiming,
-    steps: Option<u64>,
-    losses: Vec<(u64, f64)>,
-    fisher: Option<(u64, f64)>,
-    field: Option<(FieldRequest, Vec<FieldCell>)>,
-    warning: Option<String>,
-    sampler: [Option<SamplerStatus>; SLOTS],
-    samples: Vec<SamplesOut>,
-    model: Option<ModelFile>,
-    density: Option<(FieldRequest, Vec<f64>)>,
-    /// Flow matching's latest network.
-    flow: Option<super::flow::FlowReportMsg>,
-    /// Each slot's particles as (x, y, x_mean, y_mean).
-    particles: [Vec<[f32; 4]>; SLOTS],
-    /// The engine could not start or stopped (the page falls back).
-    fatal: Option<String>,
-    /// Pieces of training steps computed since the last report ([`super::shards`]).
-    pieces: u64,
-}
-
-/// Add `b` (later) to `a`: lists append, latest values win.
-pub fn merge(a: &mut FrameOutput, b: FrameOutput) {
-    a.timing.train_ms += b.timing.train_ms;
-    a.timing.sample_ms += b.timing.sample_ms;
-    a.timing.field_ms += b.timing.field_ms;
-    a.steps = b.steps.or(a.steps);
-    a.losses.extend(b.losses);
-    a.fisher = b.fisher.or(a.fisher);
-    if b.field.is_some() {
-        a.field = b.field;
-    }
-    a.warning = match (a.warning.take(), b.warning) {
-        (Some(x), Some(y)) if x != y => Some(format!("{x}; {y}")),
-        (x, y) => y.or(x),
-    };
-    for (s, n) in a.sampler.iter_mut().zip(b.sampler) {
-        if n.is_some() {
-            *s = n;
-        }
-    }
-    a.samples.extend(b.samples);
-    if b.model.is_some() {
-        a.model = b.model;
-    }
-    if b.density.is_some() {
-        a.density = b.density;
-    }
-    if b.flow.is_some() {
-        a.flow = b.flow;
-    }
 }
 
 fn encode<T: serde::Serialize>(x: &T) -> Vec<u8> {
@@ -722,7 +665,9 @@ impl Engine for RemoteEngine {
 }
 
 mod link;
+mod report;
 pub use link::*;
+pub use report::*;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
