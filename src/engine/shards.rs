@@ -25,8 +25,9 @@ use crate::sim::train::{
 };
 
 /// Whether a page's pool splits training steps unless its address says (`?shards=0|1`): on,
-/// as measured faster (`cargo xtask bench --browser`, 2 workers on a 2-core machine: 70.4
-/// steps/s after the first minute against 54.0 with one worker training and one sampling).
+/// as measured faster (2 workers on a 2-core machine, Chromium 156, width 128, batch 1024,
+/// two alternating pairs of 80-s runs: 68.5 and 67.0 steps/s against 51.4 and 54.0 with one
+/// worker training and one sampling; from 50 s on, 72.1 and 67.7 against 61.1 and 60.9).
 pub const BY_DEFAULT: bool = true;
 
 /// How long the lead waits for a helper's shares before computing them itself.
