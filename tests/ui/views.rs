@@ -238,3 +238,75 @@ fn the_fullscreen_button_asks_for_fullscreen() {
     }
     assert!(asked, "the window was asked to go fullscreen");
 }
+
+/// The panel does not move under the pointer when the engine's numbers arrive: every button
+/// is where it was on the first frame of a scene opened paused (step 0, no Fisher value) once
+/// "Start training" has been clicked and training and the samplers have reported (a Fisher
+/// value, a five-digit step count, a finished run); in the default theme and in the projector
+/// theme at a large UI scale, with one sampler and with two side by side (A with Metropolis).
+/// The sampler's progress bar once appeared with its first report and pushed everything below
+/// it down a line, so a click aimed a frame earlier landed above its button (CI's "Show QR"
+/// failure); Train/Pause once moved "Step" sideways.
+#[test]
+fn the_controls_stay_put_when_training_reports() {
+    use scorelab::state::{SplitMode, State, Theme};
+    for (split, projector) in [(false, false), (true, false), (false, true), (true, true)] {
+        let what = format!("split {split}, projector {projector}");
+        let mut st = State {
+            training: false,
+            ..State::default()
+        };
+        if split {
+            st.split = SplitMode::Samplers;
+            st.samplers[0].mala = true;
+        }
+        if projector {
+            st.theme = Theme::Projector;
+            st.ui_scale = 1.5;
+        }
+        let hash = scorelab::state::link::to_hash(&st, &Default::default());
+        let mut h = app_with(Some(&hash));
+        let first = buttons(&h);
+        let s0 = snap(&h);
+        assert!(
+            s0["fisher"].is_null() && s0["step"] == 0,
+            "{what}: measured before training ({} {})",
+            s0["fisher"],
+            s0["step"]
+        );
+        assert!(first.len() > 10, "{what}: {} buttons", first.len());
+        h.get_by_label("Start training").click();
+        wait(&mut h, "training's and the samplers' reports", 60.0, |s| {
+            s["fisher"].is_number()
+                && s["step"].as_u64().unwrap_or(0) >= 10_000
+                && s["runs"][0].is_object()
+                && (!split || s["runs"][1].is_object())
+        });
+        h.step();
+        let later: Vec<_> = buttons(&h)
+            .into_iter()
+            .map(|(n, r)| match n.as_str() {
+                "Pause training" => ("Start training".to_string(), r),
+                _ => (n, r),
+            })
+            .collect();
+        let names =
+            |b: &[(String, egui::Rect)]| b.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&later), names(&first), "{what}: the same buttons");
+        for ((name, rect), (_, now)) in first.iter().zip(&later) {
+            assert!(
+                (now.min - rect.min).length() < 0.5,
+                "{what}: {name} moved from {:?} to {:?}",
+                rect.min,
+                now.min
+            );
+        }
+    }
+}
+
+/// Every named button on screen with its rectangle, in the panel's order.
+fn buttons(h: &App) -> Vec<(String, egui::Rect)> {
+    h.query_all_by_role(Role::Button)
+        .filter_map(|n| Some((n.accesskit_node().label()?, n.rect())))
+        .collect()
+}

@@ -268,7 +268,11 @@ fn training_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx, cmds: &mut Vec<
         } else {
             "Start training"
         };
-        if ui.button(label).accessible_name(name).clicked() {
+        if ui
+            .add(toggle_button(ui, label, ["Train", "Pause"]))
+            .accessible_name(name)
+            .clicked()
+        {
             st.training = !st.training;
         }
         if ui
@@ -294,6 +298,29 @@ fn training_ui(ui: &mut egui::Ui, st: &mut State, cx: &PanelCtx, cmds: &mut Vec<
     setting(ui, &mut s.lr, &table::LR, None);
     let h = &cx.host.history;
     ui.label(format!("step {} · {:.0} steps/s", h.steps, h.steps_per_s));
+}
+
+/// A button whose label flips (Train / Pause, Play / Pause, Show QR / Hide QR) as wide as
+/// its widest label, so flipping it does not move its neighbours under the pointer.
+pub(crate) fn toggle_button(
+    ui: &egui::Ui,
+    shown: &str,
+    labels: [&str; 2],
+) -> egui::Button<'static> {
+    let font = egui::TextStyle::Button.resolve(ui.style());
+    let widest = labels
+        .iter()
+        .map(|l| {
+            ui.painter()
+                .layout_no_wrap(l.to_string(), font.clone(), egui::Color32::WHITE)
+                .size()
+                .x
+        })
+        .fold(0.0, f32::max);
+    egui::Button::new(shown.to_string()).min_size(egui::vec2(
+        widest + 2.0 * ui.spacing().button_padding.x,
+        0.0,
+    ))
 }
 
 /// A slider for one of the settings' rows (`engine::settings::table`): its span (or `span`),

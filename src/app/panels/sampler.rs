@@ -232,7 +232,7 @@ fn play_ui(
     ui.horizontal_wrapped(|ui| {
         let play = if paused { "Play" } else { "Pause" };
         if ui
-            .button(play)
+            .add(super::toggle_button(ui, play, ["Play", "Pause"]))
             .accessible_name(format!("{play} particles"))
             .on_hover_text("space")
             .clicked()
@@ -241,7 +241,11 @@ fn play_ui(
         }
         let frozen = paused && !training;
         if ui
-            .button(if frozen { "Unfreeze" } else { "Freeze all" })
+            .add(super::toggle_button(
+                ui,
+                if frozen { "Unfreeze" } else { "Freeze all" },
+                ["Unfreeze", "Freeze all"],
+            ))
             .on_hover_text("f: stop all motion, particles and training (or start both again)")
             .clicked()
         {
@@ -276,6 +280,9 @@ fn play_ui(
 }
 
 /// Each live sampler's progress, Metropolis acceptance and last run's weights and spreads.
+/// Every row is there from the first frame, with "—" until the engine's numbers come, and
+/// each holds one line whatever its numbers: a row that appeared (or wrapped) when a report
+/// arrived moved every control below it under the pointer.
 fn status_ui(ui: &mut egui::Ui, st: &State, cx: &PanelCtx) {
     for s in 0..SLOTS {
         if s == 1 && st.split != SplitMode::Samplers {
@@ -286,83 +293,97 @@ fn status_ui(ui: &mut egui::Ui, st: &State, cx: &PanelCtx) {
         } else {
             ""
         };
-        if let Some(status) = cx.host.sampler[s] {
-            let sde = cx.sde;
-            let frac = if status.total > 0 {
-                status.step as f32 / status.total as f32
-            } else {
-                0.0
-            };
-            ui.add(
-                egui::ProgressBar::new(if status.done { 1.0 } else { frac }).text(format!(
+        let status = cx.host.sampler[s];
+        let (frac, text) = match status {
+            Some(status) => (
+                if status.done {
+                    1.0
+                } else if status.total > 0 {
+                    status.step as f32 / status.total as f32
+                } else {
+                    0.0
+                },
+                format!(
                     "{name}t = {:.3} · σ = {:.3} · NFE {}{}",
                     status.t,
-                    sde.effective_sigma(status.t.max(1e-5)),
+                    cx.sde.effective_sigma(status.t.max(1e-5)),
                     status.nfe,
                     if status.done { " · done" } else { "" }
-                )),
-            );
-        }
-        if let Some(a) = cx.host.sampler[s].and_then(|st| st.accept) {
+                ),
+            ),
+            None => (0.0, format!("{name}waiting for the sampler…")),
+        };
+        ui.add(egui::ProgressBar::new(frac).text(text));
+        if st.samplers[s].is_mala() {
+            let accepted = status
+                .and_then(|st| st.accept)
+                .map_or("—".to_string(), |a| format!("{:.1}%", 100.0 * a));
             ui.label(format!(
-                "{name}Metropolis: {:.1}% of the moves accepted",
-                100.0 * a
+                "{name}Metropolis: {accepted} of the moves accepted"
             ));
         }
-        if let Some(r) = &cx.host.runs[s] {
-            weights_ui(ui, st.split, cx.ui.flags.panels().charts, s, r);
-        }
+        weights_ui(
+            ui,
+            st.split,
+            cx.ui.flags.panels().charts,
+            s,
+            cx.host.runs[s].as_ref(),
+        );
     }
 }
 
-fn weights_ui(ui: &mut egui::Ui, split: SplitMode, charts: bool, slot: usize, r: &RunStats) {
+/// The last run's mode weights, NLL and spreads ("—" before the first run ends), each on a
+/// line short enough not to wrap.
+fn weights_ui(
+    ui: &mut egui::Ui,
+    split: SplitMode,
+    charts: bool,
+    slot: usize,
+    r: Option<&RunStats>,
+) {
     use egui_plot::{Bar, BarChart, Plot};
     // A run with nothing left (every particle diverged) has no numbers: "—", never 0.
-    let kept = r.n > r.diverged;
-    let or_dash = |v: f64, text: String| {
-        if kept && v.is_finite() {
-            text
-        } else {
-            "—".to_string()
-        }
+    let kept = r.is_some_and(|r| r.n > r.diverged);
+    let or_dash = |v: Option<f64>, text: &dyn Fn(f64) -> String| match v {
+        Some(v) if kept && v.is_finite() => text(v),
+        _ => "—".to_string(),
+    };
+    let tag = if split == SplitMode::Samplers {
+        ["A ", "B "][slot]
+    } else {
+        ""
     };
     ui.label(format!(
-        "{}mode weights (max error {}) · NLL {} (true samples {:.2})",
-        if split == SplitMode::Samplers {
-            ["A ", "B "][slot]
-        } else {
-            ""
-        },
-        or_dash(r.max_weight_error, format!("{:.3}", r.max_weight_error)),
-        or_dash(r.nll, format!("{:.2}", r.nll)),
-        r.nll_of_true_samples
+        "{tag}mode weights: max error {}",
+        or_dash(r.map(|r| r.max_weight_error), &|v| format!("{v:.3}"))
     ));
     ui.label(format!(
-        "variance error {} (worst component eigenvalue, against true samples)",
-        or_dash(
-            r.max_variance_error,
-            format!("{:.0}%", 100.0 * r.max_variance_error)
-        )
+        "NLL {} (true samples {})",
+        or_dash(r.map(|r| r.nll), &|v| format!("{v:.2}")),
+        r.map_or("—".to_string(), |r| format!(
+            "{:.2}",
+            r.nll_of_true_samples
+        ))
+    ));
+    ui.label(format!(
+        "variance error {} (worst component)",
+        or_dash(r.map(|r| r.max_variance_error), &|v| format!("{:.0}%", 100.0 * v))
     ))
-    .on_hover_text("How far the spread of the samples in each component is from the truth: Langevin's step bias shows here (compare MALA).");
-    if let Some(m) = &r.diverged_message {
+    .on_hover_text("How far the spread of the samples in each component is from the truth (the worst component's eigenvalue, against true samples): Langevin's step bias shows here (compare MALA).");
+    if let Some(m) = r.and_then(|r| r.diverged_message.as_ref()) {
         ui.colored_label(Color32::from_rgb(255, 150, 90), m);
     }
     if !charts {
         return;
     }
-    let sampled: Vec<Bar> = r
-        .weights
-        .iter()
-        .enumerate()
-        .map(|(k, w)| Bar::new(k as f64 + 1.0 - 0.18, *w).width(0.34))
-        .collect();
-    let truth: Vec<Bar> = r
-        .true_weights
-        .iter()
-        .enumerate()
-        .map(|(k, w)| Bar::new(k as f64 + 1.0 + 0.18, *w).width(0.34))
-        .collect();
+    let bars = |w: &[f64], dx: f64| -> Vec<Bar> {
+        w.iter()
+            .enumerate()
+            .map(|(k, w)| Bar::new(k as f64 + 1.0 + dx, *w).width(0.34))
+            .collect()
+    };
+    let sampled = r.map_or(Vec::new(), |r| bars(&r.weights, -0.18));
+    let truth = r.map_or(Vec::new(), |r| bars(&r.true_weights, 0.18));
     Plot::new(("weights", slot))
         .height(70.0)
         .allow_scroll(false)

@@ -24,7 +24,7 @@ pub fn share_ui(ui: &mut egui::Ui, st: &State, cx: &mut PanelCtx, cmds: &mut Vec
         }
         let qr = if cx.ui.flags.qr { "Hide QR" } else { "Show QR" };
         if ui
-            .button(qr)
+            .add(super::toggle_button(ui, qr, ["Show QR", "Hide QR"]))
             .on_hover_text("The share link as a large QR code over the canvas, for a room to scan (also the link flag #qr)")
             .clicked()
         {
@@ -103,12 +103,12 @@ pub fn charts_ui(ui: &mut egui::Ui, host: &Host) {
     let h = &host.history;
     ui.label("DSM loss");
     chart(ui, "loss", &h.loss);
-    ui.label(format!(
-        "Fisher divergence to the exact score{}",
-        h.fisher
-            .last()
-            .map_or(String::new(), |f| format!(": {:.3}", f[1]))
-    ));
+    // The value has a line of its own, so the heading's line count never depends on it (a
+    // wrap when a number came would move every control below under the pointer).
+    ui.label("Fisher divergence to the exact score");
+    ui.label(h.fisher.last().map_or("latest: –".to_string(), |f| {
+        format!("latest: {:.3}", f[1])
+    }));
     chart(ui, "fisher", &h.fisher);
 }
 
